@@ -1,0 +1,667 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import {
+  AssignmentConflict,
+  ConcurrentModification,
+  IllegalTransition,
+  InvalidInput,
+  NoIdleVolume,
+  UnknownPool,
+  VolumeHeldElsewhere,
+  VolumeNotFound,
+} from './errors.js';
+import {
+  type AssignmentRecord,
+  allVolumeStates,
+  canTransition,
+  type PoolRecord,
+  type VolumeRecord,
+  VolumeState,
+} from './model.js';
+import { keys, tableSchema } from './table-schema.js';
+import {
+  azSchema,
+  instanceIdSchema,
+  parseOrThrow,
+  poolNameSchema,
+  snapshotIdSchema,
+  volumeIdSchema,
+} from './validate.js';
+
+/** Points in `claimVolume` where a test can inject a crash (the real code never sets it). */
+export type ClaimStep = 'afterAssignmentPut' | 'afterVolumeClaimed';
+
+export interface RepositoryOptions {
+  tableName: string;
+  /** Clock for timestamps; tests pin it. */
+  now?: () => Date;
+  /** Test hook: called after each claim step; throwing simulates a crash there. */
+  onClaimStep?: (step: ClaimStep) => void;
+}
+
+const isConditionFailure = (err: unknown): boolean =>
+  err instanceof ConditionalCheckFailedException ||
+  (err instanceof Error && err.name === 'ConditionalCheckFailedException');
+
+const volumeStateSchema = z.enum(allVolumeStates as [VolumeState, ...VolumeState[]]);
+
+/** Fields a transition may set or clear alongside the state. */
+export interface TransitionChanges {
+  holder?: string | null;
+  device?: string | null;
+  generation?: number;
+  reason?: string | null;
+  claimedAt?: string | null;
+}
+
+export interface TransitionRequest {
+  volumeId: string;
+  from: VolumeState;
+  to: VolumeState;
+  /** Version the caller read; omit to accept any version in state `from`. */
+  expectedVersion?: number;
+  /** When given, the write also requires the volume's holder to be this one. */
+  expectedHolder?: string;
+  set?: TransitionChanges;
+}
+
+/**
+ * The volume table's repository: every read and write of volume, assignment and pool items.
+ * All writes that change a volume's state are conditional on its current state (and version when
+ * given) and checked against the model's transition table first.
+ */
+export class VolumeRepository {
+  private readonly tableName: string;
+  private readonly now: () => Date;
+  private readonly onClaimStep: (step: ClaimStep) => void;
+
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    options: RepositoryOptions,
+  ) {
+    this.tableName = options.tableName;
+    this.now = options.now ?? (() => new Date());
+    this.onClaimStep = options.onClaimStep ?? (() => {});
+  }
+
+  private iso(): string {
+    return this.now().toISOString();
+  }
+
+  // ---------------------------------------------------------------- pool
+
+  /** Creates the pool record, or updates its AZs and target when it exists (generation is kept). */
+  async putPool(input: { pool: string; azs: string[]; targetIdlePerAz: number }): Promise<PoolRecord> {
+    const pool = parseOrThrow(poolNameSchema, input.pool, 'pool');
+    const azs = parseOrThrow(z.array(azSchema).min(1), input.azs, 'azs');
+    const target = parseOrThrow(z.number().int().min(0).max(1000), input.targetIdlePerAz, 'targetIdlePerAz');
+    const result = await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: keys.pool(pool),
+        UpdateExpression:
+          'SET #pool = :pool, azs = :azs, targetIdlePerAz = :t, updatedAt = :now, generation = if_not_exists(generation, :zero)',
+        ExpressionAttributeNames: { '#pool': 'pool' },
+        ExpressionAttributeValues: {
+          ':pool': pool,
+          ':azs': azs,
+          ':t': target,
+          ':now': this.iso(),
+          ':zero': 0,
+        },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return toPool(result.Attributes);
+  }
+
+  /** Reads the pool record; UnknownPool when it does not exist. */
+  async getPool(poolName: string): Promise<PoolRecord> {
+    const pool = parseOrThrow(poolNameSchema, poolName, 'pool');
+    const result = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: keys.pool(pool), ConsistentRead: true }),
+    );
+    if (!result.Item) throw new UnknownPool(`pool ${pool} does not exist`);
+    return toPool(result.Item);
+  }
+
+  /** Sets the idle target per AZ of an existing pool. */
+  async setTarget(poolName: string, targetIdlePerAz: number): Promise<PoolRecord> {
+    const pool = parseOrThrow(poolNameSchema, poolName, 'pool');
+    const target = parseOrThrow(z.number().int().min(0).max(1000), targetIdlePerAz, 'targetIdlePerAz');
+    return this.updateExistingPool(pool, 'SET targetIdlePerAz = :t, updatedAt = :now', { ':t': target });
+  }
+
+  /** Atomically increments the pool's content generation and returns the new value. */
+  async bumpGeneration(poolName: string): Promise<number> {
+    const pool = parseOrThrow(poolNameSchema, poolName, 'pool');
+    const record = await this.updateExistingPool(pool, 'SET updatedAt = :now ADD generation :one', {
+      ':one': 1,
+    });
+    return record.generation;
+  }
+
+  /** Records the newest completed snapshot, unless a newer generation is already recorded. */
+  async setLatestSnapshot(
+    poolName: string,
+    snapshot: { snapshotId: string; generation: number; createdAt: string },
+  ): Promise<PoolRecord> {
+    const pool = parseOrThrow(poolNameSchema, poolName, 'pool');
+    parseOrThrow(snapshotIdSchema, snapshot.snapshotId, 'snapshotId');
+    try {
+      return await this.updateExistingPool(
+        pool,
+        'SET latestSnapshot = :s, updatedAt = :now',
+        { ':s': snapshot, ':g': snapshot.generation },
+        'attribute_not_exists(latestSnapshot) OR latestSnapshot.generation <= :g',
+      );
+    } catch (err) {
+      if (err instanceof ConcurrentModification) return this.getPool(pool);
+      throw err;
+    }
+  }
+
+  private async updateExistingPool(
+    pool: string,
+    update: string,
+    values: Record<string, unknown>,
+    extraCondition?: string,
+  ): Promise<PoolRecord> {
+    const condition = `attribute_exists(pk)${extraCondition ? ` AND (${extraCondition})` : ''}`;
+    try {
+      const result = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.pool(pool),
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          ExpressionAttributeValues: { ...values, ':now': this.iso() },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toPool(result.Attributes);
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      await this.getPool(pool); // throws UnknownPool when that is why
+      throw new ConcurrentModification(`pool ${pool} changed concurrently`, { cause: err });
+    }
+  }
+
+  // ---------------------------------------------------------------- volumes
+
+  /**
+   * Registers a new volume of the pool (state CREATING unless given). Idempotent for the same id:
+   * registering a volume that exists returns the existing record.
+   */
+  async registerVolume(input: {
+    volumeId: string;
+    pool: string;
+    az: string;
+    state?: VolumeState;
+    holder?: string;
+    snapshotId?: string;
+    generation?: number;
+  }): Promise<VolumeRecord> {
+    const volumeId = parseOrThrow(volumeIdSchema, input.volumeId, 'volumeId');
+    const pool = await this.getPool(input.pool);
+    const az = parseOrThrow(azSchema, input.az, 'az');
+    if (!pool.azs.includes(az)) throw new InvalidInput(`AZ ${az} is not one of pool ${pool.pool}'s AZs`);
+    const state = parseOrThrow(volumeStateSchema, input.state ?? VolumeState.Creating, 'state');
+    const now = this.iso();
+    const record: VolumeRecord = {
+      volumeId,
+      pool: pool.pool,
+      az,
+      state,
+      version: 1,
+      generation: input.generation ?? 0,
+      createdAt: now,
+      updatedAt: now,
+      ...(input.holder ? { holder: parseOrThrow(instanceIdSchema, input.holder, 'holder') } : {}),
+      ...(input.snapshotId
+        ? { snapshotId: parseOrThrow(snapshotIdSchema, input.snapshotId, 'snapshotId') }
+        : {}),
+    };
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...keys.volume(volumeId), ...keys.byPool(pool.pool, az, state, volumeId), ...record },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return record;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      return this.getVolume(volumeId);
+    }
+  }
+
+  /** Reads a volume; VolumeNotFound when the table has no such volume. */
+  async getVolume(volumeId: string): Promise<VolumeRecord> {
+    const found = await this.findVolume(volumeId);
+    if (!found) throw new VolumeNotFound(`volume ${volumeId} is not in the table`);
+    return found;
+  }
+
+  /** Reads a volume, or undefined. */
+  async findVolume(volumeIdInput: string): Promise<VolumeRecord | undefined> {
+    const volumeId = parseOrThrow(volumeIdSchema, volumeIdInput, 'volumeId');
+    const result = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: keys.volume(volumeId), ConsistentRead: true }),
+    );
+    return result.Item ? toVolume(result.Item) : undefined;
+  }
+
+  /**
+   * Moves a volume from `from` to `to` with a conditional write on its state (and version and holder
+   * when given). Refuses transitions the model does not allow with IllegalTransition, and a lost race
+   * with ConcurrentModification (VolumeNotFound when the volume is gone).
+   */
+  async transition(req: TransitionRequest): Promise<VolumeRecord> {
+    const volumeId = parseOrThrow(volumeIdSchema, req.volumeId, 'volumeId');
+    const from = parseOrThrow(volumeStateSchema, req.from, 'from');
+    const to = parseOrThrow(volumeStateSchema, req.to, 'to');
+    if (!canTransition(from, to)) {
+      throw new IllegalTransition(`volume ${volumeId}: ${from} -> ${to} is not an allowed transition`);
+    }
+    const current = await this.getVolume(volumeId);
+    if (current.state !== from) {
+      throw new ConcurrentModification(`volume ${volumeId} is ${current.state}, not ${from}`);
+    }
+    const names: Record<string, string> = { '#state': 'state', '#version': 'version' };
+    const values: Record<string, unknown> = {
+      ':from': from,
+      ':to': to,
+      ':one': 1,
+      ':now': this.iso(),
+      ':gsi': keys.byPool(current.pool, current.az, to, volumeId).gsi1sk,
+    };
+    const sets = ['#state = :to', 'updatedAt = :now', 'gsi1sk = :gsi'];
+    const removes: string[] = [];
+    for (const [field, value] of Object.entries(req.set ?? {})) {
+      if (value === undefined) continue;
+      names[`#${field}`] = field;
+      if (value === null) removes.push(`#${field}`);
+      else {
+        sets.push(`#${field} = :${field}`);
+        values[`:${field}`] = value;
+      }
+    }
+    let condition = '#state = :from';
+    if (req.expectedVersion !== undefined) {
+      condition += ' AND #version = :v';
+      values[':v'] = req.expectedVersion;
+    }
+    if (req.expectedHolder !== undefined) {
+      names['#holder'] = 'holder';
+      condition += ' AND #holder = :expectedHolder';
+      values[':expectedHolder'] = req.expectedHolder;
+    }
+    const update = `SET ${sets.join(', ')} ADD #version :one${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`;
+    try {
+      const result = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.volume(volumeId),
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toVolume(result.Attributes);
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const now = await this.getVolume(volumeId);
+      throw new ConcurrentModification(
+        `volume ${volumeId} changed concurrently (now ${now.state} v${now.version}, holder ${now.holder ?? '-'})`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** Records the generation a volume holds now, without changing its state (after a sync). */
+  async setVolumeGeneration(volumeIdInput: string, generation: number): Promise<void> {
+    const volumeId = parseOrThrow(volumeIdSchema, volumeIdInput, 'volumeId');
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.volume(volumeId),
+          UpdateExpression: 'SET generation = :g, updatedAt = :now ADD #version :one',
+          ConditionExpression:
+            'attribute_exists(pk) AND (attribute_not_exists(generation) OR generation < :g)',
+          ExpressionAttributeNames: { '#version': 'version' },
+          ExpressionAttributeValues: { ':g': generation, ':now': this.iso(), ':one': 1 },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      await this.getVolume(volumeId); // VolumeNotFound if gone; otherwise it is already at least as new
+    }
+  }
+
+  /** Removes a RETIRING volume's record once EC2 has deleted it. Idempotent. */
+  async forgetVolume(volumeIdInput: string): Promise<void> {
+    const volumeId = parseOrThrow(volumeIdSchema, volumeIdInput, 'volumeId');
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: keys.volume(volumeId),
+          ConditionExpression: 'attribute_not_exists(pk) OR #state = :retiring OR #state = :error',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':retiring': VolumeState.Retiring, ':error': VolumeState.Error },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const now = await this.getVolume(volumeId);
+      throw new IllegalTransition(
+        `volume ${volumeId} is ${now.state}: only RETIRING or ERROR volumes are forgotten`,
+      );
+    }
+  }
+
+  /** Lists a pool's volumes, optionally in one AZ and one state (a Query on the byPool index). */
+  async listVolumes(filter: { pool: string; az?: string; state?: VolumeState }): Promise<VolumeRecord[]> {
+    const pool = parseOrThrow(poolNameSchema, filter.pool, 'pool');
+    const az = filter.az === undefined ? undefined : parseOrThrow(azSchema, filter.az, 'az');
+    const state =
+      filter.state === undefined ? undefined : parseOrThrow(volumeStateSchema, filter.state, 'state');
+    if (state && !az) {
+      const all = await this.listVolumes({ pool });
+      return all.filter((v) => v.state === state);
+    }
+    const prefix = az ? `${az}#${state ? `${state}#` : ''}` : '';
+    const index = tableSchema.byPoolIndex;
+    const out: VolumeRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: index.name,
+          KeyConditionExpression: prefix ? '#pk = :pk AND begins_with(#sk, :prefix)' : '#pk = :pk',
+          ExpressionAttributeNames: prefix
+            ? { '#pk': index.partitionKey, '#sk': index.sortKey }
+            : { '#pk': index.partitionKey },
+          ExpressionAttributeValues: prefix ? { ':pk': pool, ':prefix': prefix } : { ':pk': pool },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) out.push(toVolume(item));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return out;
+  }
+
+  // ---------------------------------------------------------------- assignments and claims
+
+  /** Reads an instance's assignment, or undefined. */
+  async getAssignment(instanceIdInput: string): Promise<AssignmentRecord | undefined> {
+    const instanceId = parseOrThrow(instanceIdSchema, instanceIdInput, 'instanceId');
+    const result = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: keys.assignment(instanceId), ConsistentRead: true }),
+    );
+    return result.Item ? toAssignment(result.Item) : undefined;
+  }
+
+  /**
+   * Claims an IDLE volume of the pool in the AZ for the instance. Idempotent per instance: a repeated
+   * claim returns the volume already claimed. Steps, each safe to crash after:
+   *  1. put the instance's assignment (attribute_not_exists); an existing one with a volume is the answer;
+   *  2. if a volume of the pool is already CLAIMED by this instance (a crash after step 2), take it;
+   *     otherwise claim an IDLE candidate with a conditional write on state = IDLE, next on conflict;
+   *  3. write the volume id into the assignment.
+   * A crash after 1 leaves an assignment without a volume; after 2 a CLAIMED volume whose assignment
+   * lacks its id. A retry of the same claim completes both; reconcile recognises both by their age.
+   * Throws NoIdleVolume (and removes the empty assignment) when nothing can be claimed.
+   */
+  async claimVolume(input: { pool: string; az: string; instanceId: string }): Promise<VolumeRecord> {
+    const instanceId = parseOrThrow(instanceIdSchema, input.instanceId, 'instanceId');
+    const az = parseOrThrow(azSchema, input.az, 'az');
+    const pool = await this.getPool(input.pool);
+    if (!pool.azs.includes(az)) throw new InvalidInput(`AZ ${az} is not one of pool ${pool.pool}'s AZs`);
+
+    const assignment = await this.putAssignment(pool.pool, az, instanceId);
+    this.onClaimStep('afterAssignmentPut');
+    if (assignment.volumeId) return this.getVolume(assignment.volumeId);
+
+    const claimed =
+      (await this.findClaimedBy(pool.pool, az, instanceId)) ??
+      (await this.claimIdle(pool.pool, az, instanceId));
+    if (!claimed) {
+      await this.dropEmptyAssignment(instanceId);
+      throw new NoIdleVolume(`no idle volume in pool ${pool.pool}, AZ ${az}`);
+    }
+    this.onClaimStep('afterVolumeClaimed');
+    await this.setAssignmentVolume(instanceId, claimed.volumeId);
+    return claimed;
+  }
+
+  private async putAssignment(pool: string, az: string, instanceId: string): Promise<AssignmentRecord> {
+    const record: AssignmentRecord = { instanceId, pool, az, createdAt: this.iso() };
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...keys.assignment(instanceId), ...record },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return record;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const existing = await this.getAssignment(instanceId);
+      if (!existing) return this.putAssignment(pool, az, instanceId); // dropped meanwhile: try again
+      if (existing.pool !== pool || existing.az !== az) {
+        throw new AssignmentConflict(
+          `instance ${instanceId} already has an assignment in pool ${existing.pool}, AZ ${existing.az}`,
+        );
+      }
+      return existing;
+    }
+  }
+
+  private async findClaimedBy(
+    pool: string,
+    az: string,
+    instanceId: string,
+  ): Promise<VolumeRecord | undefined> {
+    const claimed = await this.listVolumes({ pool, az, state: VolumeState.Claimed });
+    return claimed.find((v) => v.holder === instanceId);
+  }
+
+  private async claimIdle(pool: string, az: string, instanceId: string): Promise<VolumeRecord | undefined> {
+    // Each round reads the idle volumes afresh and tries a few of them, starting at an offset derived
+    // from the instance id so that concurrent claimers spread over the candidates. Re-reading after a
+    // few conflicts keeps a lost race cheap: a loser never walks a long list of volumes already taken.
+    for (let round = 0; round < 50; round++) {
+      const candidates = await this.listVolumes({ pool, az, state: VolumeState.Idle });
+      if (candidates.length === 0) return undefined;
+      const offset = (hash(instanceId) + round) % candidates.length;
+      for (let i = 0; i < Math.min(3, candidates.length); i++) {
+        const candidate = candidates[(offset + i) % candidates.length];
+        if (!candidate) continue;
+        const claimed = await this.tryClaim(candidate, instanceId);
+        if (claimed) return claimed;
+      }
+    }
+    throw new ConcurrentModification(`claim for ${instanceId} kept losing races in pool ${pool}, AZ ${az}`);
+  }
+
+  /** One conditional write IDLE -> CLAIMED on a volume read from the index; undefined when it lost. */
+  private async tryClaim(candidate: VolumeRecord, instanceId: string): Promise<VolumeRecord | undefined> {
+    if (!canTransition(VolumeState.Idle, VolumeState.Claimed)) {
+      throw new IllegalTransition('the model does not allow IDLE -> CLAIMED');
+    }
+    try {
+      const result = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.volume(candidate.volumeId),
+          UpdateExpression:
+            'SET #state = :claimed, holder = :holder, claimedAt = :now, updatedAt = :now, gsi1sk = :gsi ADD #version :one',
+          ConditionExpression: '#state = :idle',
+          ExpressionAttributeNames: { '#state': 'state', '#version': 'version' },
+          ExpressionAttributeValues: {
+            ':claimed': VolumeState.Claimed,
+            ':idle': VolumeState.Idle,
+            ':holder': instanceId,
+            ':now': this.iso(),
+            ':one': 1,
+            ':gsi': keys.byPool(candidate.pool, candidate.az, VolumeState.Claimed, candidate.volumeId).gsi1sk,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toVolume(result.Attributes);
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async setAssignmentVolume(instanceId: string, volumeId: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.assignment(instanceId),
+          UpdateExpression: 'SET volumeId = :v',
+          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(volumeId) OR volumeId = :v)',
+          ExpressionAttributeValues: { ':v': volumeId },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      throw new AssignmentConflict(
+        `instance ${instanceId}'s assignment names another volume, or was dropped`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+
+  private async dropEmptyAssignment(instanceId: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: keys.assignment(instanceId),
+          ConditionExpression: 'attribute_not_exists(volumeId)',
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  /**
+   * Drops the instance's assignment. With `volumeId`, only if it names that volume (a release must not
+   * drop an assignment a newer claim wrote). Idempotent.
+   */
+  async dropAssignment(instanceIdInput: string, volumeId?: string): Promise<void> {
+    const instanceId = parseOrThrow(instanceIdSchema, instanceIdInput, 'instanceId');
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: keys.assignment(instanceId),
+          ...(volumeId
+            ? {
+                ConditionExpression: 'attribute_not_exists(volumeId) OR volumeId = :v',
+                ExpressionAttributeValues: { ':v': volumeId },
+              }
+            : {}),
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      throw new VolumeHeldElsewhere(
+        `instance ${instanceId}'s assignment names another volume than ${volumeId}`,
+      );
+    }
+  }
+}
+
+function hash(text: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619) >>> 0;
+  return h;
+}
+
+function str(item: Record<string, unknown>, field: string): string | undefined {
+  const value = item[field];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function num(item: Record<string, unknown>, field: string): number {
+  const value = item[field];
+  return typeof value === 'number' ? value : 0;
+}
+
+function toVolume(item: Record<string, unknown> | undefined): VolumeRecord {
+  if (!item) throw new VolumeNotFound('volume item missing');
+  const state = volumeStateSchema.parse(item.state);
+  const record: VolumeRecord = {
+    volumeId: str(item, 'volumeId') ?? '',
+    pool: str(item, 'pool') ?? '',
+    az: str(item, 'az') ?? '',
+    state,
+    version: num(item, 'version'),
+    generation: num(item, 'generation'),
+    createdAt: str(item, 'createdAt') ?? '',
+    updatedAt: str(item, 'updatedAt') ?? '',
+  };
+  for (const field of ['holder', 'device', 'snapshotId', 'reason', 'claimedAt'] as const) {
+    const value = str(item, field);
+    if (value !== undefined) record[field] = value;
+  }
+  return record;
+}
+
+function toAssignment(item: Record<string, unknown>): AssignmentRecord {
+  const record: AssignmentRecord = {
+    instanceId: str(item, 'instanceId') ?? '',
+    pool: str(item, 'pool') ?? '',
+    az: str(item, 'az') ?? '',
+    createdAt: str(item, 'createdAt') ?? '',
+  };
+  const volumeId = str(item, 'volumeId');
+  if (volumeId) record.volumeId = volumeId;
+  return record;
+}
+
+function toPool(item: Record<string, unknown> | undefined): PoolRecord {
+  if (!item) throw new UnknownPool('pool item missing');
+  const record: PoolRecord = {
+    pool: str(item, 'pool') ?? '',
+    azs: Array.isArray(item.azs) ? item.azs.filter((a): a is string => typeof a === 'string') : [],
+    targetIdlePerAz: num(item, 'targetIdlePerAz'),
+    generation: num(item, 'generation'),
+    updatedAt: str(item, 'updatedAt') ?? '',
+  };
+  const snap = item.latestSnapshot;
+  if (snap && typeof snap === 'object') {
+    const s = snap as Record<string, unknown>;
+    record.latestSnapshot = {
+      snapshotId: str(s, 'snapshotId') ?? '',
+      generation: num(s, 'generation'),
+      createdAt: str(s, 'createdAt') ?? '',
+    };
+  }
+  return record;
+}
