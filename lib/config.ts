@@ -1,0 +1,208 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { InstanceType } from 'aws-cdk-lib/aws-ec2';
+import type { Node } from 'constructs';
+import { z } from 'zod';
+import type { VolsdStackProps } from './volsd-stack.js';
+
+/**
+ * Configuration of the standalone app (`bin/volsd.ts`) from CDK context: the `context` block of
+ * `cdk.json`, or `-c key=value` on the command line (values from the command line arrive as strings
+ * and are converted). Every key starts with `volsd:`; an unknown `volsd:` key is an error, so a typo
+ * never silently falls back to a default. Ranges are checked by `VolsdPool` (see `lib/pool-settings.ts`).
+ *
+ * | key | type | default | meaning |
+ * | --- | --- | --- | --- |
+ * | `volsd:poolName` | string | (required) | pool name, `^[a-z][a-z0-9-]{0,31}$` |
+ * | `volsd:stackName` | string | `Volsd-<poolName>` | CloudFormation stack name |
+ * | `volsd:account` / `volsd:region` | string | environment-agnostic | pin the stack's environment |
+ * | `volsd:autoScalingGroupNames` | string[] or `a,b` | `[]` | groups served (lifecycle hooks are added to them; tag them `volsd:pool=<pool>`) |
+ * | `volsd:idlePerAz` | integer | 2 | idle volumes per AZ (0..27) |
+ * | `volsd:volumeSizeGiB` | integer | 20 | volume size (1..16384) |
+ * | `volsd:volumeIops` | integer | 3000 | gp3 IOPS (3000..80000) |
+ * | `volsd:volumeThroughputMiBps` | integer | 125 | gp3 throughput (125..2000) |
+ * | `volsd:volumeKmsKeyArn` | string | aws/ebs | customer managed key of volumes and snapshots |
+ * | `volsd:mountPath` | string | `/srv/volsd` | mount point on served hosts |
+ * | `volsd:mountOptions` | string | `noatime` | mount options |
+ * | `volsd:releasePolicy` | `delete`, `recycle` | `delete` | fate of a released volume |
+ * | `volsd:acquireFailureResult` | `ABANDON`, `CONTINUE` | `ABANDON` | launch hook result on failure |
+ * | `volsd:heartbeatTimeoutSeconds` | integer | 600 | lifecycle hook heartbeat timeout (30..7200) |
+ * | `volsd:replenishRateMinutes` | integer | 5 | replenish schedule |
+ * | `volsd:snapshotRateMinutes` | integer | 360 | snapshot schedule |
+ * | `volsd:reconcileRateMinutes` | integer | 15 | reconcile schedule |
+ * | `volsd:snapshotRetention` | integer | 3 | snapshots kept |
+ * | `volsd:fastSnapshotRestore` | boolean | false | FSR on the latest snapshot (about $540/month per AZ) |
+ * | `volsd:fanOutMaxConcurrency` | string | `25%` | SSM MaxConcurrency of a push |
+ * | `volsd:fanOutMaxErrors` | string | `25%` | SSM MaxErrors of a push |
+ * | `volsd:workerInstanceType` | string | `t4g.small` | sync worker instance type (arm64) |
+ * | `volsd:maxAzs` | integer | 2 | AZs of the new VPC |
+ * | `volsd:vpcId`, `volsd:availabilityZones`, `volsd:subnetIds` | string, string[], string[] | new VPC | use an existing VPC (all three together; one subnet per AZ, same order) |
+ * | `volsd:alarmTopicArn` | string | new topic | existing alarm topic |
+ * | `volsd:alarmEmail` | string | none | e-mail subscribed to the alarm topic |
+ * | `volsd:retainData` | boolean | true | keep the table and the push bucket when the stack is deleted |
+ *
+ * Example (`cdk.json`):
+ * ```json
+ * "context": {
+ *   "volsd:poolName": "web",
+ *   "volsd:autoScalingGroupNames": ["web-asg"],
+ *   "volsd:idlePerAz": 2,
+ *   "volsd:volumeSizeGiB": 20,
+ *   "volsd:mountPath": "/srv/www",
+ *   "volsd:alarmEmail": "ops@example.com"
+ * }
+ * ```
+ */
+export interface AppConfig {
+  /** Stack name. */
+  readonly stackName: string;
+  /** Props of the app's {@link VolsdStack}. */
+  readonly stackProps: VolsdStackProps;
+}
+
+const integer = z.coerce.number().int();
+const text = z.string().min(1);
+const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
+const list = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : v,
+  z.array(text),
+);
+
+/** The `volsd:` context keys and their types. */
+export const contextSchema = z
+  .object({
+    'volsd:poolName': text,
+    'volsd:stackName': text.optional(),
+    'volsd:account': z.coerce
+      .string()
+      .regex(/^\d{12}$/, 'must be a 12-digit account id')
+      .optional(),
+    'volsd:region': text.optional(),
+    'volsd:autoScalingGroupNames': list.optional(),
+    'volsd:idlePerAz': integer.optional(),
+    'volsd:volumeSizeGiB': integer.optional(),
+    'volsd:volumeIops': integer.optional(),
+    'volsd:volumeThroughputMiBps': integer.optional(),
+    'volsd:volumeKmsKeyArn': text.optional(),
+    'volsd:mountPath': text.optional(),
+    'volsd:mountOptions': text.optional(),
+    'volsd:releasePolicy': z.enum(['delete', 'recycle']).optional(),
+    'volsd:acquireFailureResult': z.enum(['ABANDON', 'CONTINUE']).optional(),
+    'volsd:heartbeatTimeoutSeconds': integer.optional(),
+    'volsd:replenishRateMinutes': integer.optional(),
+    'volsd:snapshotRateMinutes': integer.optional(),
+    'volsd:reconcileRateMinutes': integer.optional(),
+    'volsd:snapshotRetention': integer.optional(),
+    'volsd:fastSnapshotRestore': bool.optional(),
+    'volsd:fanOutMaxConcurrency': z.coerce.string().optional(),
+    'volsd:fanOutMaxErrors': z.coerce.string().optional(),
+    'volsd:workerInstanceType': text.optional(),
+    'volsd:maxAzs': integer.optional(),
+    'volsd:vpcId': text.optional(),
+    'volsd:availabilityZones': list.optional(),
+    'volsd:subnetIds': list.optional(),
+    'volsd:alarmTopicArn': text.optional(),
+    'volsd:alarmEmail': z.string().email().optional(),
+    'volsd:retainData': bool.optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const vpcKeys = [c['volsd:vpcId'], c['volsd:availabilityZones'], c['volsd:subnetIds']];
+    const given = vpcKeys.filter((v) => v !== undefined).length;
+    if (given !== 0 && given !== 3) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: 'volsd:vpcId, volsd:availabilityZones and volsd:subnetIds go together',
+      });
+    }
+    if (
+      c['volsd:availabilityZones'] &&
+      c['volsd:subnetIds'] &&
+      c['volsd:availabilityZones'].length !== c['volsd:subnetIds'].length
+    ) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: 'volsd:availabilityZones and volsd:subnetIds must have the same length (one subnet per AZ)',
+      });
+    }
+  });
+
+/** Every `volsd:` key of the context, with its value. */
+function volsdContext(node: Node): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(node.getAllContext()).filter(([key]) => key.startsWith('volsd:')));
+}
+
+/**
+ * Reads and type-checks the `volsd:` context keys of `node` (the App's) and turns them into the
+ * stack's props.
+ * @throws Error naming every bad or unknown key
+ */
+export function readAppConfig(node: Node): AppConfig {
+  const parsed = contextSchema.safeParse(volsdContext(node));
+  if (!parsed.success) {
+    const detail = parsed.error.issues
+      .map((i) =>
+        i.code === 'unrecognized_keys'
+          ? `unknown context keys: ${i.keys.join(', ')}`
+          : `${i.path.join('.') || 'context'}: ${i.message}`,
+      )
+      .join('\n  - ');
+    throw new Error(`Invalid Volsd context (cdk.json or -c):\n  - ${detail}`);
+  }
+  const c = parsed.data;
+  const minutes = (value: number | undefined) => (value === undefined ? undefined : Duration.minutes(value));
+  const poolName = c['volsd:poolName'];
+  const vpcId = c['volsd:vpcId'];
+  const azs = c['volsd:availabilityZones'];
+  const subnetIds = c['volsd:subnetIds'];
+  const account = c['volsd:account'];
+  const region = c['volsd:region'];
+  const retain = c['volsd:retainData'] ?? true;
+  return {
+    stackName: c['volsd:stackName'] ?? `Volsd-${poolName}`,
+    stackProps: {
+      ...(account || region ? { env: { account, region } } : {}),
+      description: `Volsd pool ${poolName}: idle, in-sync EBS volumes for Auto Scaling launches`,
+      maxAzs: c['volsd:maxAzs'],
+      ...(vpcId && azs && subnetIds ? { existingVpc: { vpcId, availabilityZones: azs, subnetIds } } : {}),
+      volumeKeyArn: c['volsd:volumeKmsKeyArn'],
+      alarmTopicArn: c['volsd:alarmTopicArn'],
+      alarmEmail: c['volsd:alarmEmail'],
+      pool: {
+        poolName,
+        autoScalingGroups: c['volsd:autoScalingGroupNames'],
+        idlePerAz: c['volsd:idlePerAz'],
+        volume: {
+          sizeGiB: c['volsd:volumeSizeGiB'],
+          iops: c['volsd:volumeIops'],
+          throughputMiBps: c['volsd:volumeThroughputMiBps'],
+        },
+        mountPath: c['volsd:mountPath'],
+        mountOptions: c['volsd:mountOptions'],
+        releasePolicy: c['volsd:releasePolicy'],
+        acquireFailureResult: c['volsd:acquireFailureResult'],
+        heartbeatTimeout:
+          c['volsd:heartbeatTimeoutSeconds'] === undefined
+            ? undefined
+            : Duration.seconds(c['volsd:heartbeatTimeoutSeconds']),
+        schedules: {
+          replenish: minutes(c['volsd:replenishRateMinutes']),
+          snapshot: minutes(c['volsd:snapshotRateMinutes']),
+          reconcile: minutes(c['volsd:reconcileRateMinutes']),
+        },
+        snapshotRetention: c['volsd:snapshotRetention'],
+        fastSnapshotRestore: c['volsd:fastSnapshotRestore'],
+        fanOut: { maxConcurrency: c['volsd:fanOutMaxConcurrency'], maxErrors: c['volsd:fanOutMaxErrors'] },
+        workerInstanceType: c['volsd:workerInstanceType']
+          ? new InstanceType(c['volsd:workerInstanceType'])
+          : undefined,
+        removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      },
+    },
+  };
+}

@@ -1,0 +1,310 @@
+import { Duration, Names } from 'aws-cdk-lib';
+import type { IAutoScalingGroup } from 'aws-cdk-lib/aws-autoscaling';
+import {
+  Alarm,
+  AlarmStatusWidget,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type HorizontalAnnotation,
+  type IMetric,
+  type IWidget,
+  MathExpression,
+  Metric,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+
+/** CloudWatch namespace of Volsd's custom metrics (Powertools `POWERTOOLS_METRICS_NAMESPACE`). */
+export const metricsNamespace = 'Volsd';
+
+/**
+ * Custom metrics the alarms watch. Handlers must emit them in `metricsNamespace` with exactly the
+ * dimensions listed (CloudWatch matches the full dimension set): `Pool`, plus `Az` where stated.
+ */
+export const volsdMetrics = {
+  /** Idle volumes in one AZ (dimensions Pool, Az), emitted by replenish at least once per run. */
+  idleVolumes: 'IdleVolumes',
+  /** Acquires that ended without a volume (dimension Pool). */
+  acquireFailures: 'AcquireFailures',
+  /** Pushes some instance failed to apply (dimension Pool). */
+  pushPartial: 'PushPartial',
+} as const;
+
+/** Dimension names of Volsd's custom metrics. */
+export const metricDimensions = { pool: 'Pool', az: 'Az' } as const;
+
+/** Props of {@link Monitoring}. */
+export interface MonitoringProps {
+  /** The pool's name (metric dimension, descriptions). */
+  readonly poolName: string;
+  /** The pool's AZs (one IdleVolumes alarm each). */
+  readonly availabilityZones: readonly string[];
+  /** Idle volumes wanted per AZ: the IdleVolumes alarm threshold. No idle alarm when 0. */
+  readonly idlePerAz: number;
+  /**
+   * Topic receiving every alarm and OK transition.
+   * @default a new topic encrypted with a new customer managed key (CloudWatch cannot publish to a
+   * topic encrypted with the AWS managed aws/sns key)
+   */
+  readonly alarmTopic?: ITopic;
+  /**
+   * How long idle volumes may stay below the target before the alarm fires.
+   * @default Duration.minutes(15)
+   */
+  readonly idleBelowTargetFor?: Duration;
+  /**
+   * Period of the IdleVolumes metric: replenish emits it once per run, so use its schedule rate.
+   * @default Duration.minutes(5)
+   */
+  readonly idleMetricPeriod?: Duration;
+}
+
+/** Options of {@link Monitoring.alarmOnMetric}. */
+export interface MetricAlarmOptions {
+  /** The value compared with the metric. */
+  readonly threshold: number;
+  /**
+   * How the metric is compared with the threshold.
+   * @default ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+   */
+  readonly comparisonOperator?: ComparisonOperator;
+  /**
+   * Periods evaluated.
+   * @default 1
+   */
+  readonly evaluationPeriods?: number;
+  /**
+   * What missing data means.
+   * @default TreatMissingData.NOT_BREACHING
+   */
+  readonly treatMissingData?: TreatMissingData;
+  /** What the alarm means and what to do. */
+  readonly description: string;
+}
+
+/**
+ * Monitoring of the pool: an alarm topic (encrypted, TLS-only) unless one is given, a CloudWatch
+ * dashboard, and alarms that all notify the topic: idle volumes below target per AZ, acquire
+ * failures, partial pushes, and (through the `alarmOnX()` methods) DLQs, failed executions, function
+ * errors, missing sync workers and any other metric.
+ */
+export class Monitoring extends Construct {
+  /** The topic every alarm notifies. */
+  public readonly alarmTopic: ITopic;
+  /** The pool's dashboard. */
+  public readonly dashboard: Dashboard;
+  /** Every alarm created so far. */
+  public readonly alarms: Alarm[] = [];
+  private readonly poolName: string;
+  private readonly action: SnsAction;
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    this.poolName = props.poolName;
+    this.alarmTopic = props.alarmTopic ?? this.createTopic();
+    this.action = new SnsAction(this.alarmTopic);
+    this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(6) });
+
+    const idlePeriod = props.idleMetricPeriod ?? Duration.minutes(5);
+    const belowFor = props.idleBelowTargetFor ?? Duration.minutes(15);
+    const idleMetrics = props.availabilityZones.map((az) =>
+      this.metric(volsdMetrics.idleVolumes, { az, statistic: 'Minimum', period: idlePeriod }),
+    );
+    if (props.idlePerAz > 0) {
+      props.availabilityZones.forEach((az, index) => {
+        const metric = idleMetrics[index];
+        if (!metric) return;
+        this.alarmOnMetric(`IdleBelowTarget${index}`, metric, {
+          threshold: props.idlePerAz,
+          comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
+          evaluationPeriods: Math.max(1, Math.ceil(belowFor.toSeconds() / idlePeriod.toSeconds())),
+          // Replenish reports every run: silence means it is not running, which is just as bad.
+          treatMissingData: TreatMissingData.BREACHING,
+          description: `Volsd ${props.poolName}: idle volumes in ${az} below ${props.idlePerAz} for ${belowFor.toHumanString()}. Launches there take the slow path; check replenish and the AZ's sync worker.`,
+        });
+      });
+    }
+    const acquireFailures = this.metric(volsdMetrics.acquireFailures, { statistic: 'Sum' });
+    this.alarmOnMetric('AcquireFailures', acquireFailures, {
+      threshold: 1,
+      description: `Volsd ${props.poolName}: an acquire ended without a volume (the instance was abandoned or continued without it). See the acquire executions.`,
+    });
+    const pushPartial = this.metric(volsdMetrics.pushPartial, { statistic: 'Sum' });
+    this.alarmOnMetric('PushPartial', pushPartial, {
+      threshold: 1,
+      description: `Volsd ${props.poolName}: a push did not reach every instance. volsd-client pushes names the failed ones.`,
+    });
+
+    this.dashboard.addWidgets(
+      new TextWidget({ markdown: `# Volsd pool ${props.poolName}`, width: 24, height: 1 }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Idle volumes per AZ',
+        left: idleMetrics,
+        leftAnnotations: [{ value: props.idlePerAz, label: 'target' } satisfies HorizontalAnnotation],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: 'Acquire failures and partial pushes',
+        left: [acquireFailures, pushPartial],
+        width: 12,
+      }),
+    );
+    // The widget reads `this.alarms` when the dashboard is rendered, so later alarms appear too.
+    this.dashboard.addWidgets(
+      new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 4 }),
+    );
+  }
+
+  /** A Volsd custom metric of this pool, per AZ when `az` is given. */
+  public metric(
+    metricName: string,
+    options: { az?: string; statistic?: string; period?: Duration } = {},
+  ): Metric {
+    return new Metric({
+      namespace: metricsNamespace,
+      metricName,
+      dimensionsMap: {
+        [metricDimensions.pool]: this.poolName,
+        ...(options.az === undefined ? {} : { [metricDimensions.az]: options.az }),
+      },
+      statistic: options.statistic ?? 'Sum',
+      period: options.period ?? Duration.minutes(5),
+      ...(options.az === undefined ? {} : { label: options.az }),
+    });
+  }
+
+  /** Creates an alarm on any metric, notifying the alarm topic on ALARM and OK. */
+  public alarmOnMetric(id: string, metric: IMetric, options: MetricAlarmOptions): Alarm {
+    const alarm = new Alarm(this, id, {
+      metric,
+      threshold: options.threshold,
+      comparisonOperator: options.comparisonOperator ?? ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: options.evaluationPeriods ?? 1,
+      treatMissingData: options.treatMissingData ?? TreatMissingData.NOT_BREACHING,
+      alarmDescription: options.description,
+    });
+    alarm.addAlarmAction(this.action);
+    alarm.addOkAction(this.action);
+    this.alarms.push(alarm);
+    return alarm;
+  }
+
+  /** Alarm when `queue` (a DLQ) holds any message: something failed past its retries. */
+  public alarmOnDeadLetterQueue(queue: IQueue, label = Names.nodeUniqueId(queue.node)): Alarm {
+    return this.alarmOnMetric(
+      `DlqNotEmpty${label}`,
+      queue.metricApproximateNumberOfMessagesVisible({
+        statistic: 'Maximum',
+        period: Duration.minutes(1),
+      }),
+      {
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        description: `Volsd ${this.poolName}: dead-letter queue ${label} is not empty. Inspect the messages, fix the cause, redrive.`,
+      },
+    );
+  }
+
+  /** Alarm when an execution of `stateMachine` fails, times out or is aborted. */
+  public alarmOnFailedExecutions(
+    stateMachine: IStateMachine,
+    label = Names.nodeUniqueId(stateMachine.node),
+  ): Alarm {
+    const period = Duration.minutes(5);
+    const metric = new MathExpression({
+      expression: 'FILL(failed, 0) + FILL(timedOut, 0) + FILL(aborted, 0)',
+      usingMetrics: {
+        failed: stateMachine.metricFailed({ period }),
+        timedOut: stateMachine.metricTimedOut({ period }),
+        aborted: stateMachine.metricAborted({ period }),
+      },
+      label: 'failed executions',
+      period,
+    });
+    return this.alarmOnMetric(`ExecutionsFailed${label}`, metric, {
+      threshold: 1,
+      description: `Volsd ${this.poolName}: an execution of ${label} failed, timed out or was aborted.`,
+    });
+  }
+
+  /** Alarm when `fn` reports an error (after its own retries). */
+  public alarmOnFunctionErrors(fn: IFunction, label = Names.nodeUniqueId(fn.node)): Alarm {
+    return this.alarmOnMetric(`FunctionErrors${label}`, fn.metricErrors({ period: Duration.minutes(5) }), {
+      threshold: 1,
+      description: `Volsd ${this.poolName}: function ${label} reported errors.`,
+    });
+  }
+
+  /** Alarm when a sync worker group has had no InService instance for 15 minutes. */
+  public alarmOnMissingWorker(group: IAutoScalingGroup, label: string): Alarm {
+    const metric = new Metric({
+      namespace: 'AWS/AutoScaling',
+      metricName: 'GroupInServiceInstances',
+      dimensionsMap: { AutoScalingGroupName: group.autoScalingGroupName },
+      statistic: 'Minimum',
+      period: Duration.minutes(5),
+    });
+    return this.alarmOnMetric(`WorkerMissing${label}`, metric, {
+      threshold: 1,
+      comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 3,
+      treatMissingData: TreatMissingData.BREACHING,
+      description: `Volsd ${this.poolName}: sync worker ${label} has not been InService for 15 minutes; idle volumes of its AZ are unavailable.`,
+    });
+  }
+
+  /** Adds a row of queue-depth graphs: the work queue and its DLQ. */
+  public addQueueWidgets(title: string, queue: IQueue, deadLetterQueue: IQueue): void {
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: `${title}: visible and oldest message`,
+        left: [queue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum' })],
+        right: [queue.metricApproximateAgeOfOldestMessage({ statistic: 'Maximum' })],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: `${title}: dead letters`,
+        left: [deadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum' })],
+        width: 12,
+      }),
+    );
+  }
+
+  /** Adds widgets to the dashboard (one row). */
+  public addWidgets(...widgets: IWidget[]): void {
+    this.dashboard.addWidgets(...widgets);
+  }
+
+  private createTopic(): Topic {
+    const key = new Key(this, 'AlarmTopicKey', {
+      enableKeyRotation: true,
+      description: `Volsd ${this.poolName}: alarm topic encryption`,
+    });
+    // CloudWatch publishes alarms to an encrypted topic only when the key policy lets it.
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'AllowCloudWatchAlarms',
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+      }),
+    );
+    return new Topic(this, 'AlarmTopic', {
+      displayName: `Volsd ${this.poolName} alarms`,
+      masterKey: key,
+      enforceSSL: true,
+    });
+  }
+}

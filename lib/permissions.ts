@@ -1,0 +1,544 @@
+import { Arn, ArnFormat, Stack } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct, type IConstruct } from 'constructs';
+import { poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
+import { acknowledgeWildcards } from './nag.js';
+
+/*
+ * IAM statements for what the Volsd workflows do, least privilege by construction:
+ * - every mutating EC2 action is allowed only on resources tagged with the pool (`aws:ResourceTag`),
+ *   or, for creations, only when the request tags the new resource with the pool (`aws:RequestTag`);
+ *   volumes must also carry `volsd:role=volume`, so a root volume that somehow got the pool tag can
+ *   still never be detached or deleted by Volsd;
+ * - an action touching several resources (AttachVolume: volume AND instance) needs every one of them
+ *   allowed, so each resource type has its own statement with its own tag condition;
+ * - Describe, List and Get calls of EC2, Auto Scaling and SSM support no resource-level permissions:
+ *   AWS accepts only Resource "*" for them, so they get "*" and nothing that mutates.
+ */
+
+/** Which pool and Region the statements are for. */
+export interface PermissionScope {
+  /** Any construct of the stack the statements will live in (for partition, Region and account). */
+  readonly scope: IConstruct;
+  /** The pool's name: the value required of the `volsd:pool` tag. */
+  readonly poolName: string;
+}
+
+/** The EC2 actions that change something; the infra tests require a tag condition on each. */
+export const mutatingEc2Actions = [
+  'ec2:AttachVolume',
+  'ec2:DetachVolume',
+  'ec2:CreateVolume',
+  'ec2:DeleteVolume',
+  'ec2:CreateSnapshot',
+  'ec2:DeleteSnapshot',
+  'ec2:CreateTags',
+  'ec2:ModifyInstanceAttribute',
+  'ec2:EnableFastSnapshotRestores',
+  'ec2:DisableFastSnapshotRestores',
+] as const;
+
+function ec2Arn(scope: IConstruct, resource: 'volume' | 'instance' | 'snapshot'): string {
+  // Snapshot ARNs carry no account: arn:aws:ec2:<region>::snapshot/<id>.
+  return Stack.of(scope).formatArn({
+    service: 'ec2',
+    resource,
+    resourceName: '*',
+    ...(resource === 'snapshot' ? { account: '' } : {}),
+  });
+}
+
+const poolResource = (poolName: string) => ({ [`aws:ResourceTag/${poolTag}`]: poolName });
+const poolVolume = (poolName: string) => ({
+  [`aws:ResourceTag/${poolTag}`]: poolName,
+  [`aws:ResourceTag/${roleTag}`]: Role.Volume,
+});
+
+/** Read-only EC2, Auto Scaling and SSM calls. Resource "*" because AWS allows nothing narrower for them. */
+export function describeStatements(): PolicyStatement[] {
+  return [
+    new PolicyStatement({
+      sid: 'DescribeOnly',
+      actions: [
+        'ec2:DescribeVolumes',
+        'ec2:DescribeVolumeStatus',
+        'ec2:DescribeInstances',
+        'ec2:DescribeInstanceTypes',
+        'ec2:DescribeSnapshots',
+        'ec2:DescribeFastSnapshotRestores',
+        'autoscaling:DescribeAutoScalingInstances',
+        'ssm:DescribeInstanceInformation',
+      ],
+      resources: ['*'],
+    }),
+  ];
+}
+
+/** Reading SSM command results (GetCommandInvocation and friends accept only Resource "*"). */
+export function commandStatusStatements(): PolicyStatement[] {
+  return [
+    new PolicyStatement({
+      sid: 'ReadCommandStatus',
+      actions: ['ssm:GetCommandInvocation', 'ssm:ListCommandInvocations', 'ssm:ListCommands'],
+      resources: ['*'],
+    }),
+  ];
+}
+
+/** AttachVolume and DetachVolume: the volume AND the instance must both be tagged with the pool. */
+export function attachDetachStatements({ scope, poolName }: PermissionScope): PolicyStatement[] {
+  const actions = ['ec2:AttachVolume', 'ec2:DetachVolume'];
+  return [
+    new PolicyStatement({
+      sid: 'AttachDetachPoolVolumes',
+      actions,
+      resources: [ec2Arn(scope, 'volume')],
+      conditions: { StringEquals: poolVolume(poolName) },
+    }),
+    new PolicyStatement({
+      sid: 'AttachDetachOnPoolInstances',
+      actions,
+      resources: [ec2Arn(scope, 'instance')],
+      conditions: { StringEquals: poolResource(poolName) },
+    }),
+  ];
+}
+
+/**
+ * CreateVolume only when the request tags the volume with the pool and `volsd:role=volume`, from a
+ * snapshot of the pool (or from none); CreateTags only as part of that creation.
+ */
+export function createVolumeStatements({ scope, poolName }: PermissionScope): PolicyStatement[] {
+  return [
+    new PolicyStatement({
+      sid: 'CreatePoolVolumes',
+      actions: ['ec2:CreateVolume'],
+      resources: [ec2Arn(scope, 'volume')],
+      conditions: {
+        StringEquals: { [`aws:RequestTag/${poolTag}`]: poolName, [`aws:RequestTag/${roleTag}`]: Role.Volume },
+      },
+    }),
+    new PolicyStatement({
+      sid: 'CreateVolumesFromPoolSnapshots',
+      actions: ['ec2:CreateVolume'],
+      resources: [ec2Arn(scope, 'snapshot')],
+      conditions: { StringEquals: poolResource(poolName) },
+    }),
+    tagOnCreateStatement(scope, poolName, 'TagNewPoolVolumes', 'volume', 'CreateVolume'),
+  ];
+}
+
+/** DeleteVolume on pool volumes only. */
+export function deleteVolumeStatements({ scope, poolName }: PermissionScope): PolicyStatement[] {
+  return [
+    new PolicyStatement({
+      sid: 'DeletePoolVolumes',
+      actions: ['ec2:DeleteVolume'],
+      resources: [ec2Arn(scope, 'volume')],
+      conditions: { StringEquals: poolVolume(poolName) },
+    }),
+  ];
+}
+
+/**
+ * ModifyInstanceAttribute (DeleteOnTermination of an attached pool volume, a safety net) on
+ * pool-tagged instances only. IAM cannot narrow it to the block device mapping attribute.
+ */
+export function modifyInstanceStatements({ scope, poolName }: PermissionScope): PolicyStatement[] {
+  return [
+    new PolicyStatement({
+      sid: 'ModifyPoolInstances',
+      actions: ['ec2:ModifyInstanceAttribute'],
+      resources: [ec2Arn(scope, 'instance')],
+      conditions: { StringEquals: poolResource(poolName) },
+    }),
+  ];
+}
+
+/** Options of {@link snapshotStatements}. */
+export interface SnapshotPermissionOptions {
+  /** Also allow enabling and disabling fast snapshot restore on pool snapshots. */
+  readonly fastSnapshotRestore?: boolean;
+}
+
+/**
+ * CreateSnapshot of a pool volume into a snapshot tagged with the pool; DeleteSnapshot of pool
+ * snapshots; CreateTags only as part of the creation; optionally fast snapshot restore on pool
+ * snapshots.
+ */
+export function snapshotStatements(
+  { scope, poolName }: PermissionScope,
+  options: SnapshotPermissionOptions = {},
+): PolicyStatement[] {
+  const statements = [
+    new PolicyStatement({
+      sid: 'SnapshotPoolVolumes',
+      actions: ['ec2:CreateSnapshot'],
+      resources: [ec2Arn(scope, 'volume')],
+      conditions: { StringEquals: poolVolume(poolName) },
+    }),
+    new PolicyStatement({
+      sid: 'CreatePoolSnapshots',
+      actions: ['ec2:CreateSnapshot'],
+      resources: [ec2Arn(scope, 'snapshot')],
+      conditions: { StringEquals: { [`aws:RequestTag/${poolTag}`]: poolName } },
+    }),
+    tagOnCreateStatement(scope, poolName, 'TagNewPoolSnapshots', 'snapshot', 'CreateSnapshot'),
+    new PolicyStatement({
+      sid: 'DeletePoolSnapshots',
+      actions: ['ec2:DeleteSnapshot'],
+      resources: [ec2Arn(scope, 'snapshot')],
+      conditions: { StringEquals: poolResource(poolName) },
+    }),
+  ];
+  if (options.fastSnapshotRestore) {
+    statements.push(
+      new PolicyStatement({
+        sid: 'FastRestorePoolSnapshots',
+        actions: ['ec2:EnableFastSnapshotRestores', 'ec2:DisableFastSnapshotRestores'],
+        resources: [ec2Arn(scope, 'snapshot')],
+        conditions: { StringEquals: poolResource(poolName) },
+      }),
+    );
+  }
+  return statements;
+}
+
+function tagOnCreateStatement(
+  scope: IConstruct,
+  poolName: string,
+  sid: string,
+  resource: 'volume' | 'snapshot',
+  createAction: 'CreateVolume' | 'CreateSnapshot',
+): PolicyStatement {
+  return new PolicyStatement({
+    sid,
+    actions: ['ec2:CreateTags'],
+    resources: [ec2Arn(scope, resource)],
+    conditions: {
+      StringEquals: { 'ec2:CreateAction': createAction, [`aws:RequestTag/${poolTag}`]: poolName },
+    },
+  });
+}
+
+/**
+ * Use of a customer managed EBS key, only through EC2 in this Region: the data key operations EBS
+ * needs, and CreateGrant only for grants EC2 makes on the caller's behalf. Not needed with the AWS
+ * managed `aws/ebs` key, whose key policy already allows it.
+ */
+export function volumeKeyStatements(scope: IConstruct, key: IKey): PolicyStatement[] {
+  const viaEc2 = { 'kms:ViaService': `ec2.${Stack.of(scope).region}.amazonaws.com` };
+  return [
+    new PolicyStatement({
+      sid: 'UseVolumeKeyThroughEc2',
+      actions: [
+        'kms:Encrypt',
+        'kms:Decrypt',
+        'kms:ReEncryptFrom',
+        'kms:ReEncryptTo',
+        'kms:GenerateDataKeyWithoutPlaintext',
+        'kms:DescribeKey',
+      ],
+      resources: [key.keyArn],
+      conditions: { StringEquals: viaEc2 },
+    }),
+    new PolicyStatement({
+      sid: 'GrantVolumeKeyToEc2',
+      actions: ['kms:CreateGrant'],
+      resources: [key.keyArn],
+      conditions: { StringEquals: viaEc2, Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+    }),
+  ];
+}
+
+/**
+ * SendCommand only with the pool's documents and only on instances tagged with the pool (workers and
+ * clients). Two statements because the tag condition applies to instances, not to documents.
+ */
+export function sendCommandStatements(
+  { scope, poolName }: PermissionScope,
+  documentNames: readonly string[],
+): PolicyStatement[] {
+  if (documentNames.length === 0) return [];
+  const stack = Stack.of(scope);
+  return [
+    new PolicyStatement({
+      sid: 'SendPoolDocuments',
+      actions: ['ssm:SendCommand'],
+      resources: documentNames.map((name) =>
+        stack.formatArn({ service: 'ssm', resource: 'document', resourceName: name }),
+      ),
+    }),
+    new PolicyStatement({
+      sid: 'SendToPoolInstances',
+      actions: ['ssm:SendCommand'],
+      resources: [ec2Arn(scope, 'instance')],
+      conditions: { StringEquals: { [`ssm:resourceTag/${poolTag}`]: poolName } },
+    }),
+  ];
+}
+
+/** CompleteLifecycleAction and RecordLifecycleActionHeartbeat on the served groups only. */
+export function lifecycleActionStatements(
+  scope: IConstruct,
+  groupNames: readonly string[],
+): PolicyStatement[] {
+  if (groupNames.length === 0) return [];
+  const stack = Stack.of(scope);
+  return [
+    new PolicyStatement({
+      sid: 'CompleteServedLifecycleActions',
+      actions: ['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat'],
+      resources: groupNames.map((name) =>
+        stack.formatArn({
+          service: 'autoscaling',
+          resource: 'autoScalingGroup',
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          resourceName: `*:autoScalingGroupName/${name}`,
+        }),
+      ),
+    }),
+  ];
+}
+
+/** Everything the pool's workflows may need, bound to one pool; `forX()` composes per workflow. */
+export interface WorkflowPermissionsProps extends PermissionScope {
+  /** Names of the pool's SSM documents. */
+  readonly documentNames: readonly string[];
+  /** Names of the served Auto Scaling groups. */
+  readonly groupNames: readonly string[];
+  /** Customer managed key of the pool's volumes, if any. */
+  readonly volumeKey?: IKey;
+  /** Whether the pool uses fast snapshot restore. */
+  readonly fastSnapshotRestore?: boolean;
+}
+
+/**
+ * The pool's workflow permissions, composed per workflow so each function gets only what its steps
+ * do. Attach with `volsdFunction.addToRolePolicy(...permissions.forAcquire())`.
+ */
+export class WorkflowPermissions {
+  constructor(private readonly props: WorkflowPermissionsProps) {}
+
+  private key(): PolicyStatement[] {
+    return this.props.volumeKey ? volumeKeyStatements(this.props.scope, this.props.volumeKey) : [];
+  }
+
+  private commands(): PolicyStatement[] {
+    return [...sendCommandStatements(this.props, this.props.documentNames), ...commandStatusStatements()];
+  }
+
+  /** Acquire: claim, unmount on the worker, detach, attach to the instance, mount, DeleteOnTermination, complete. */
+  public forAcquire(): PolicyStatement[] {
+    return [
+      ...describeStatements(),
+      ...attachDetachStatements(this.props),
+      ...modifyInstanceStatements(this.props),
+      ...this.commands(),
+      ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
+      ...this.key(),
+    ];
+  }
+
+  /** Release: unmount, detach, delete (or recycle to the worker), complete. */
+  public forRelease(): PolicyStatement[] {
+    return [
+      ...describeStatements(),
+      ...attachDetachStatements(this.props),
+      ...deleteVolumeStatements(this.props),
+      ...this.commands(),
+      ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
+      ...this.key(),
+    ];
+  }
+
+  /** Replenish: create (from a pool snapshot), attach to the worker, mount, sync; retire extras. */
+  public forReplenish(): PolicyStatement[] {
+    return [
+      ...describeStatements(),
+      ...createVolumeStatements(this.props),
+      ...attachDetachStatements(this.props),
+      ...deleteVolumeStatements(this.props),
+      ...this.commands(),
+      ...this.key(),
+    ];
+  }
+
+  /** Snapshot: freeze through SSM, snapshot, prune; fast snapshot restore when enabled. */
+  public forSnapshot(): PolicyStatement[] {
+    return [
+      ...describeStatements(),
+      ...snapshotStatements(this.props, { fastSnapshotRestore: this.props.fastSnapshotRestore }),
+      ...this.commands(),
+      ...this.key(),
+    ];
+  }
+
+  /** Reconcile: detach and delete strays, complete forgotten lifecycle actions. */
+  public forReconcile(): PolicyStatement[] {
+    return [
+      ...describeStatements(),
+      ...attachDetachStatements(this.props),
+      ...deleteVolumeStatements(this.props),
+      ...this.commands(),
+      ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
+    ];
+  }
+
+  /** Push fan-out: Volsd-Sync on every pool instance. */
+  public forFanOut(): PolicyStatement[] {
+    return this.commands();
+  }
+
+  /** The union of all of the above (for tests and for a single all-purpose role). */
+  public all(): PolicyStatement[] {
+    return [
+      ...describeStatements(),
+      ...attachDetachStatements(this.props),
+      ...createVolumeStatements(this.props),
+      ...deleteVolumeStatements(this.props),
+      ...modifyInstanceStatements(this.props),
+      ...snapshotStatements(this.props, { fastSnapshotRestore: this.props.fastSnapshotRestore }),
+      ...this.commands(),
+      ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
+      ...this.key(),
+    ];
+  }
+}
+
+/** Props of {@link ClientPolicies}. */
+export interface ClientPoliciesProps {
+  /** The pool's name (descriptions). */
+  readonly poolName: string;
+  /** The volume table. */
+  readonly table: ITable;
+  /** ARN pattern of the pool's configuration parameters (`.../parameter/volsd/<pool>/*`). */
+  readonly parametersArn: string;
+  /** ARN of the parameter path itself (`.../parameter/volsd/<pool>`), for GetParametersByPath. */
+  readonly parameterPathArn: string;
+}
+
+/**
+ * Customer managed policies for people and hosts using volsd-client:
+ * - `hostPolicy` for hosts that acquire and release by hand: read the pool's configuration
+ *   parameters, read their own assignment from the table, start the acquire/release workflows and
+ *   follow their executions (added with `allowHostWorkflows`). Such a host must also carry the tag
+ *   `volsd:pool=<pool>`, or the workflows may not attach to it.
+ * - `adminPolicy` for operators: read the table and its index, read the parameters, start the pool's
+ *   workflows and follow them (added with `allowAdminWorkflows`).
+ */
+export class ClientPolicies extends Construct {
+  /** Policy for hosts running volsd-client acquire/release/status. */
+  public readonly hostPolicy: ManagedPolicy;
+  /** Policy for admins running volsd-client volumes/pool/pushes/replenish/snapshot/sync. */
+  public readonly adminPolicy: ManagedPolicy;
+
+  constructor(scope: Construct, id: string, props: ClientPoliciesProps) {
+    super(scope, id);
+    const readParameters = new PolicyStatement({
+      sid: 'ReadPoolConfiguration',
+      actions: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath'],
+      resources: [props.parameterPathArn, props.parametersArn],
+    });
+    this.hostPolicy = new ManagedPolicy(this, 'HostPolicy', {
+      description: `Volsd ${props.poolName}: hosts running volsd-client acquire/release`,
+      statements: [
+        readParameters,
+        new PolicyStatement({
+          sid: 'ReadOwnAssignment',
+          actions: ['dynamodb:GetItem'],
+          resources: [props.table.tableArn],
+        }),
+      ],
+    });
+    this.adminPolicy = new ManagedPolicy(this, 'AdminPolicy', {
+      description: `Volsd ${props.poolName}: operators of the pool (volsd-client admin commands)`,
+      statements: [
+        readParameters,
+        new PolicyStatement({
+          sid: 'ReadVolumeTable',
+          actions: [
+            'dynamodb:GetItem',
+            'dynamodb:BatchGetItem',
+            'dynamodb:Query',
+            'dynamodb:Scan',
+            'dynamodb:DescribeTable',
+          ],
+          resources: [props.table.tableArn, `${props.table.tableArn}/index/*`],
+        }),
+      ],
+    });
+    if (props.table.encryptionKey) {
+      for (const policy of [this.hostPolicy, this.adminPolicy]) {
+        policy.addStatements(
+          new PolicyStatement({
+            sid: 'DecryptTable',
+            actions: ['kms:Decrypt', 'kms:DescribeKey'],
+            resources: [props.table.encryptionKey.keyArn],
+            conditions: { StringLike: { 'kms:ViaService': 'dynamodb.*.amazonaws.com' } },
+          }),
+        );
+      }
+    }
+    acknowledgeWildcards(this, [
+      {
+        finding: new RegExp(
+          `^Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/volsd/${props.poolName}/\\*$`,
+        ),
+        reason:
+          "The pool's own configuration parameters, /volsd/<pool>/*, all of them meant for its clients.",
+      },
+      {
+        finding: /^Resource::<[A-Za-z0-9]+\.Arn>\/index\/\*$/,
+        reason: 'The indexes of the volume table (read only).',
+      },
+      {
+        finding: /^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:.+:\*$/,
+        reason: "Executions of the pool's own state machines: their names are only known at run time.",
+      },
+    ]);
+  }
+
+  /** Lets hosts start `stateMachines` (acquire, release) and follow their executions. */
+  public allowHostWorkflows(...stateMachines: IStateMachine[]): this {
+    this.allowWorkflows(this.hostPolicy, stateMachines, ['states:DescribeExecution']);
+    return this;
+  }
+
+  /** Lets admins start `stateMachines` (all of the pool's), list and follow their executions. */
+  public allowAdminWorkflows(...stateMachines: IStateMachine[]): this {
+    this.allowWorkflows(this.adminPolicy, stateMachines, [
+      'states:DescribeExecution',
+      'states:GetExecutionHistory',
+    ]);
+    return this;
+  }
+
+  private allowWorkflows(
+    policy: ManagedPolicy,
+    stateMachines: IStateMachine[],
+    executionActions: string[],
+  ): void {
+    if (stateMachines.length === 0) return;
+    const stack = Stack.of(this);
+    const executionArns = stateMachines.map((sm) => {
+      const name = Arn.split(sm.stateMachineArn, ArnFormat.COLON_RESOURCE_NAME).resourceName ?? '';
+      return stack.formatArn({
+        service: 'states',
+        resource: 'execution',
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        resourceName: `${name}:*`,
+      });
+    });
+    policy.addStatements(
+      new PolicyStatement({
+        actions: ['states:StartExecution', 'states:ListExecutions'],
+        resources: stateMachines.map((sm) => sm.stateMachineArn),
+      }),
+      new PolicyStatement({ actions: executionActions, resources: executionArns }),
+    );
+  }
+}

@@ -1,0 +1,356 @@
+import { Duration, Token } from 'aws-cdk-lib';
+import { InstanceArchitecture, InstanceType } from 'aws-cdk-lib/aws-ec2';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { poolNameSchema } from '../lambdas/shared/validate.js';
+import { defaultWorkerInstanceType } from './sync-workers.js';
+
+/** What happens to a volume its instance gives back. */
+export type ReleasePolicy = 'delete' | 'recycle';
+/** Lifecycle result when acquire fails or times out. */
+export type AcquireFailureResult = 'ABANDON' | 'CONTINUE';
+
+/** The EBS volumes of the pool. */
+export interface VolumeSpec {
+  /**
+   * Size in GiB (1..16384). Must hold the whole content tree with room to grow.
+   * @default 20
+   */
+  readonly sizeGiB?: number;
+  /**
+   * EBS volume type. gp3 only: baseline performance independent of size, cheapest per GiB.
+   * @default 'gp3'
+   */
+  readonly type?: 'gp3';
+  /**
+   * Provisioned IOPS (3000..80000; above 3000 at most 500 per GiB). 3000 are included in the price.
+   * @default 3000
+   */
+  readonly iops?: number;
+  /**
+   * Provisioned throughput in MiB/s (125..2000; above 125 at most 0.25 per provisioned IOPS).
+   * 125 are included in the price.
+   * @default 125
+   */
+  readonly throughputMiBps?: number;
+  /**
+   * Customer managed KMS key of the volumes and snapshots. The workflow permissions then include
+   * its use through EC2 only.
+   * @default the account's default EBS key (aws/ebs)
+   */
+  readonly kmsKey?: IKey;
+}
+
+/** How often the maintenance workflows run. */
+export interface PoolSchedules {
+  /**
+   * Replenish: bring idle volumes per AZ back to the target (1 minute..1 day).
+   * @default Duration.minutes(5)
+   */
+  readonly replenish?: Duration;
+  /**
+   * Snapshot: snapshot a current idle volume, prune beyond retention (1 hour..30 days).
+   * @default Duration.hours(6)
+   */
+  readonly snapshot?: Duration;
+  /**
+   * Reconcile: compare EC2 with the table and repair drift (5 minutes..1 day).
+   * @default Duration.minutes(15)
+   */
+  readonly reconcile?: Duration;
+}
+
+/** Rate control of the push fan-out's SSM SendCommand. */
+export interface FanOutSettings {
+  /**
+   * Instances running Volsd-Sync at once: a count (e.g. 10) or a percentage (e.g. '25%').
+   * @default '25%'
+   */
+  readonly maxConcurrency?: number | string;
+  /**
+   * Failures after which SSM stops sending the push to more instances: a count or a percentage.
+   * @default '25%'
+   */
+  readonly maxErrors?: number | string;
+}
+
+/** The settings of a pool that are plain values (no constructs): what the context file can carry. */
+export interface PoolSettingsProps {
+  /** Pool name: tags, SSM parameter path, hook and document names. `^[a-z][a-z0-9-]{0,31}$`. */
+  readonly poolName: string;
+  /**
+   * Idle volumes kept ready in each AZ (0..27: one sync worker holds them all, and a Nitro instance
+   * has at most 27 EBS attachments besides its network interface).
+   * @default 2
+   */
+  readonly idlePerAz?: number;
+  /**
+   * The pool's volumes.
+   * @default 20 GiB gp3, 3000 IOPS, 125 MiB/s, encrypted with the account's default EBS key
+   */
+  readonly volume?: VolumeSpec;
+  /**
+   * Where the volume is mounted on a served instance: an absolute path outside system directories.
+   * @default '/srv/volsd'
+   */
+  readonly mountPath?: string;
+  /**
+   * Mount options (comma separated, [a-z0-9_=.,-]).
+   * @default 'noatime'
+   */
+  readonly mountOptions?: string;
+  /**
+   * What happens to a released volume: 'delete' (a new one comes from the latest snapshot) or
+   * 'recycle' (back to the sync worker for a full resync; saves a creation, costs a resync).
+   * @default 'delete'
+   */
+  readonly releasePolicy?: ReleasePolicy;
+  /**
+   * Launch lifecycle result when acquire fails or times out: ABANDON (replace the instance) or
+   * CONTINUE (serve without a volume).
+   * @default 'ABANDON'
+   */
+  readonly acquireFailureResult?: AcquireFailureResult;
+  /**
+   * Lifecycle hook heartbeat timeout (30 s..2 h). Acquire sends heartbeats if it needs longer.
+   * @default Duration.minutes(10)
+   */
+  readonly heartbeatTimeout?: Duration;
+  /**
+   * How often the maintenance workflows run.
+   * @default replenish 5 min, snapshot 6 h, reconcile 15 min
+   */
+  readonly schedules?: PoolSchedules;
+  /**
+   * Completed snapshots kept (1..100); older ones are deleted unless a creating volume uses them.
+   * @default 3
+   */
+  readonly snapshotRetention?: number;
+  /**
+   * Fast snapshot restore of the latest snapshot in the pool's AZs, so new volumes are fully
+   * initialised at creation instead of lazily loaded from S3. Costs $0.75 per snapshot-AZ hour
+   * (about $540 a month per AZ), so it is off by default.
+   * @default false
+   */
+  readonly fastSnapshotRestore?: boolean;
+  /**
+   * Rate control of the push fan-out.
+   * @default maxConcurrency '25%', maxErrors '25%'
+   */
+  readonly fanOut?: FanOutSettings;
+  /**
+   * Instance type of the sync workers; must be arm64 (Graviton).
+   * @default t4g.small
+   */
+  readonly workerInstanceType?: InstanceType;
+}
+
+/** {@link PoolSettingsProps} with every default applied: what the workflows are configured with. */
+export interface PoolSettings {
+  readonly poolName: string;
+  readonly idlePerAz: number;
+  readonly volume: Required<Omit<VolumeSpec, 'kmsKey'>> & { readonly kmsKey?: IKey };
+  readonly mountPath: string;
+  readonly mountOptions: string;
+  readonly releasePolicy: ReleasePolicy;
+  readonly acquireFailureResult: AcquireFailureResult;
+  readonly heartbeatTimeout: Duration;
+  readonly schedules: Required<PoolSchedules>;
+  readonly snapshotRetention: number;
+  readonly fastSnapshotRestore: boolean;
+  readonly fanOut: { readonly maxConcurrency: string; readonly maxErrors: string };
+  readonly workerInstanceType: InstanceType;
+}
+
+/** Invalid pool configuration: every problem found, one per line. */
+export class VolsdConfigError extends Error {
+  override name = 'VolsdConfigError';
+  constructor(
+    poolName: string,
+    public readonly problems: readonly string[],
+  ) {
+    super(`Invalid Volsd pool "${poolName}":\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Directories a pool volume must never be mounted over (or under). */
+const systemDirectories = [
+  '/bin',
+  '/boot',
+  '/dev',
+  '/etc',
+  '/lib',
+  '/lib64',
+  '/proc',
+  '/root',
+  '/run',
+  '/sbin',
+  '/sys',
+  '/usr',
+  '/var/lib',
+  '/tmp',
+];
+const mountPathPattern = /^(?:\/[A-Za-z0-9._-]+)+$/;
+const mountOptionsPattern = /^[a-z0-9_=.-]+(?:,[a-z0-9_=.-]+)*$/;
+const ratePattern = /^(?:\d+|\d+%)$/;
+
+const isSet = (value: number): boolean => !Token.isUnresolved(value);
+
+function checkInteger(
+  problems: string[],
+  name: string,
+  value: number,
+  min: number,
+  max: number,
+  why = '',
+): void {
+  if (!isSet(value)) return;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    problems.push(`${name} must be an integer in ${min}..${max}${why}, got ${value}`);
+  }
+}
+
+function checkDuration(
+  problems: string[],
+  name: string,
+  value: Duration,
+  min: Duration,
+  max: Duration,
+): void {
+  if (value.isUnresolved()) return;
+  const seconds = value.toSeconds();
+  if (seconds < min.toSeconds() || seconds > max.toSeconds()) {
+    problems.push(
+      `${name} must be between ${min.toHumanString()} and ${max.toHumanString()}, got ${value.toHumanString()}`,
+    );
+  }
+}
+
+function checkRate(problems: string[], name: string, value: string, allowZero: boolean): void {
+  const number = Number.parseInt(value, 10);
+  const isPercent = value.endsWith('%');
+  const min = allowZero ? 0 : 1;
+  if (!ratePattern.test(value) || number < min || (isPercent && number > 100)) {
+    problems.push(`${name} must be a count >= ${min} or a percentage ${min}%..100%, got "${value}"`);
+  }
+}
+
+/**
+ * Applies the defaults to `props` and validates every value, so a bad configuration fails at synth
+ * with all its problems listed instead of at deploy or, worse, at the first scale-out.
+ * @throws VolsdConfigError listing every problem
+ */
+export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
+  const settings: PoolSettings = {
+    poolName: props.poolName,
+    idlePerAz: props.idlePerAz ?? 2,
+    volume: {
+      sizeGiB: props.volume?.sizeGiB ?? 20,
+      type: props.volume?.type ?? 'gp3',
+      iops: props.volume?.iops ?? 3000,
+      throughputMiBps: props.volume?.throughputMiBps ?? 125,
+      kmsKey: props.volume?.kmsKey,
+    },
+    mountPath: props.mountPath ?? '/srv/volsd',
+    mountOptions: props.mountOptions ?? 'noatime',
+    releasePolicy: props.releasePolicy ?? 'delete',
+    acquireFailureResult: props.acquireFailureResult ?? 'ABANDON',
+    heartbeatTimeout: props.heartbeatTimeout ?? Duration.minutes(10),
+    schedules: {
+      replenish: props.schedules?.replenish ?? Duration.minutes(5),
+      snapshot: props.schedules?.snapshot ?? Duration.hours(6),
+      reconcile: props.schedules?.reconcile ?? Duration.minutes(15),
+    },
+    snapshotRetention: props.snapshotRetention ?? 3,
+    fastSnapshotRestore: props.fastSnapshotRestore ?? false,
+    fanOut: {
+      maxConcurrency: String(props.fanOut?.maxConcurrency ?? '25%'),
+      maxErrors: String(props.fanOut?.maxErrors ?? '25%'),
+    },
+    workerInstanceType: props.workerInstanceType ?? new InstanceType(defaultWorkerInstanceType),
+  };
+
+  const problems: string[] = [];
+  if (!poolNameSchema.safeParse(settings.poolName).success) {
+    problems.push(
+      `poolName must match ^[a-z][a-z0-9-]{0,31}$ (it names tags, parameters and documents), got "${settings.poolName}"`,
+    );
+  }
+  checkInteger(
+    problems,
+    'idlePerAz',
+    settings.idlePerAz,
+    0,
+    27,
+    ' (EBS attachments left on one sync worker)',
+  );
+
+  const { sizeGiB, type, iops, throughputMiBps } = settings.volume;
+  if (type !== 'gp3') problems.push(`volume.type must be 'gp3', got "${type}"`);
+  checkInteger(problems, 'volume.sizeGiB', sizeGiB, 1, 16384);
+  checkInteger(problems, 'volume.iops', iops, 3000, 80000, ' (gp3)');
+  checkInteger(problems, 'volume.throughputMiBps', throughputMiBps, 125, 2000, ' (gp3)');
+  if (isSet(iops) && isSet(sizeGiB) && iops > 3000 && iops > 500 * sizeGiB) {
+    problems.push(
+      `volume.iops above 3000 may be at most 500 per GiB (${500 * sizeGiB} for ${sizeGiB} GiB), got ${iops}`,
+    );
+  }
+  if (isSet(iops) && isSet(throughputMiBps) && throughputMiBps > 125 && throughputMiBps > iops / 4) {
+    problems.push(
+      `volume.throughputMiBps above 125 may be at most 0.25 per IOPS (${iops / 4} for ${iops} IOPS), got ${throughputMiBps}`,
+    );
+  }
+
+  const { mountPath, mountOptions } = settings;
+  if (!mountPathPattern.test(mountPath) || mountPath.split('/').some((s) => s === '.' || s === '..')) {
+    problems.push(
+      `mountPath must be an absolute path of [A-Za-z0-9._-] segments without . or .., got "${mountPath}"`,
+    );
+  } else if (systemDirectories.some((dir) => mountPath === dir || mountPath.startsWith(`${dir}/`))) {
+    problems.push(
+      `mountPath must not be in a system directory (${systemDirectories.join(' ')}), got "${mountPath}"`,
+    );
+  }
+  if (!mountOptionsPattern.test(mountOptions)) {
+    problems.push(`mountOptions must be comma-separated options of [a-z0-9_=.-], got "${mountOptions}"`);
+  }
+  if (settings.releasePolicy !== 'delete' && settings.releasePolicy !== 'recycle') {
+    problems.push(`releasePolicy must be 'delete' or 'recycle', got "${settings.releasePolicy}"`);
+  }
+  if (settings.acquireFailureResult !== 'ABANDON' && settings.acquireFailureResult !== 'CONTINUE') {
+    problems.push(
+      `acquireFailureResult must be 'ABANDON' or 'CONTINUE', got "${settings.acquireFailureResult}"`,
+    );
+  }
+  checkDuration(
+    problems,
+    'heartbeatTimeout',
+    settings.heartbeatTimeout,
+    Duration.seconds(30),
+    Duration.seconds(7200),
+  );
+  if (!settings.heartbeatTimeout.isUnresolved() && settings.heartbeatTimeout.toSeconds() % 1 !== 0) {
+    problems.push('heartbeatTimeout must be whole seconds');
+  }
+  const { replenish, snapshot, reconcile } = settings.schedules;
+  checkDuration(problems, 'schedules.replenish', replenish, Duration.minutes(1), Duration.days(1));
+  checkDuration(problems, 'schedules.snapshot', snapshot, Duration.hours(1), Duration.days(30));
+  checkDuration(problems, 'schedules.reconcile', reconcile, Duration.minutes(5), Duration.days(1));
+  for (const [name, rate] of Object.entries(settings.schedules)) {
+    if (!rate.isUnresolved() && rate.toSeconds() % 60 !== 0) {
+      problems.push(
+        `schedules.${name} must be whole minutes (an EventBridge rate), got ${rate.toHumanString()}`,
+      );
+    }
+  }
+  checkInteger(problems, 'snapshotRetention', settings.snapshotRetention, 1, 100);
+  checkRate(problems, 'fanOut.maxConcurrency', settings.fanOut.maxConcurrency, false);
+  checkRate(problems, 'fanOut.maxErrors', settings.fanOut.maxErrors, true);
+  if (settings.workerInstanceType.architecture !== InstanceArchitecture.ARM_64) {
+    problems.push(
+      `workerInstanceType must be arm64 (Graviton, e.g. t4g.small), got ${settings.workerInstanceType}`,
+    );
+  }
+
+  if (problems.length > 0) throw new VolsdConfigError(settings.poolName, problems);
+  return settings;
+}

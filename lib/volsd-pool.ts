@@ -1,0 +1,194 @@
+import { RemovalPolicy, Token } from 'aws-cdk-lib';
+import type { ISubnet, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import { ConfigParameters, configParameterNames } from './config-parameters.js';
+import { LifecycleIntake, type ServedGroup } from './lifecycle-intake.js';
+import { Monitoring } from './monitoring.js';
+import { ClientPolicies, WorkflowPermissions } from './permissions.js';
+import {
+  type PoolSettings,
+  type PoolSettingsProps,
+  resolvePoolSettings,
+  VolsdConfigError,
+} from './pool-settings.js';
+import { PushBucket } from './push-bucket.js';
+import { type DocumentDefinition, SsmDocuments } from './ssm-documents.js';
+import { SyncWorkers } from './sync-workers.js';
+import { VolumeTable } from './volume-table.js';
+
+/** The pool's SSM documents and how to build their content (the catalogue of `lambdas/shared/documents.ts`). */
+export interface PoolDocuments<D extends DocumentDefinition = DocumentDefinition> {
+  /** The document definitions. */
+  readonly documents: readonly D[];
+  /** Builds the SSM content of a document around its script text. */
+  readonly content: (doc: D, scriptText: string) => unknown;
+}
+
+/** Props of {@link VolsdPool}. Every value is validated at synth; see {@link PoolSettingsProps} for the rest. */
+export interface VolsdPoolProps extends PoolSettingsProps {
+  /** VPC of the sync workers. Any VPC in the served groups' AZs; the workers need a route to SSM and S3. */
+  readonly vpc: IVpc;
+  /**
+   * Subnets of the sync workers: one per AZ of the pool (each AZ gets one worker and its idle volumes).
+   * @default one subnet per AZ of the VPC's default selection (private, else isolated, else public)
+   */
+  readonly subnets?: SubnetSelection;
+  /**
+   * Auto Scaling groups the pool serves: names, or groups of the same app (which then get the pool
+   * tags). Their instances must carry `volsd:pool=<poolName>` (propagated from the group).
+   * @default none (volsd-client can still acquire by hand)
+   */
+  readonly autoScalingGroups?: readonly ServedGroup[];
+  /**
+   * Topic every alarm notifies.
+   * @default a new KMS-encrypted, TLS-only topic
+   */
+  readonly alarmTopic?: ITopic;
+  /**
+   * Customer managed key for the table and the push bucket.
+   * @default AWS managed encryption (aws/dynamodb, SSE-S3)
+   */
+  readonly dataKey?: IKey;
+  /**
+   * What happens to the table and the push bucket when the pool leaves the stack.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * The pool's SSM documents.
+   * @default none
+   */
+  readonly documents?: PoolDocuments;
+}
+
+/**
+ * A Volsd pool: per AZ, idle EBS volumes that already hold the current content tree, handed to
+ * instances of the served Auto Scaling groups at launch. Built from one construct per concern, each
+ * exposed read-only: the volume table, the push bucket and its queue, the lifecycle intake, the sync
+ * workers, the SSM documents, the configuration parameters, the monitoring, the client policies,
+ * and the workflows' permissions (to attach to the functions wired later).
+ */
+export class VolsdPool extends Construct {
+  /** The validated settings with every default applied (what the workflows are configured with). */
+  public readonly settings: PoolSettings;
+  /** The pool's AZs (tokens in an environment-agnostic stack), one per worker subnet. */
+  public readonly availabilityZones: readonly string[];
+  /** The worker subnets, one per AZ. */
+  public readonly subnets: readonly ISubnet[];
+  /** Volume table. */
+  public readonly table: VolumeTable;
+  /** Push bucket and push queue. */
+  public readonly push: PushBucket;
+  /** Lifecycle hooks, rule and intake queue. */
+  public readonly intake: LifecycleIntake;
+  /** Sync workers, one per AZ. */
+  public readonly workers: SyncWorkers;
+  /** SSM documents. */
+  public readonly documents: SsmDocuments;
+  /** Configuration published under `/volsd/<pool>/`. */
+  public readonly config: ConfigParameters;
+  /** Alarms, alarm topic, dashboard. */
+  public readonly monitoring: Monitoring;
+  /** Managed policies for client hosts and admins. */
+  public readonly clientPolicies: ClientPolicies;
+  /** Least-privilege statements for the workflows, per workflow. */
+  public readonly permissions: WorkflowPermissions;
+
+  constructor(scope: Construct, id: string, props: VolsdPoolProps) {
+    super(scope, id);
+    this.settings = resolvePoolSettings(props);
+    const { poolName } = this.settings;
+
+    this.subnets = props.vpc.selectSubnets(props.subnets ?? { onePerAz: true }).subnets;
+    this.availabilityZones = this.subnets.map((s) => s.availabilityZone);
+    validatePlacement(poolName, this.availabilityZones, props.autoScalingGroups ?? []);
+
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    this.table = new VolumeTable(this, 'VolumeTable', { encryptionKey: props.dataKey, removalPolicy });
+    this.push = new PushBucket(this, 'Push', { encryptionKey: props.dataKey, removalPolicy });
+    this.intake = new LifecycleIntake(this, 'LifecycleIntake', {
+      poolName,
+      autoScalingGroups: props.autoScalingGroups,
+      heartbeatTimeout: this.settings.heartbeatTimeout,
+      acquireFailureResult: this.settings.acquireFailureResult,
+    });
+    this.workers = new SyncWorkers(this, 'SyncWorkers', {
+      poolName,
+      vpc: props.vpc,
+      subnets: this.subnets,
+      pushBucket: this.push.bucket,
+      pushBucketKey: props.dataKey,
+      instanceType: this.settings.workerInstanceType,
+      rootVolumeKey: this.settings.volume.kmsKey,
+    });
+    this.documents = new SsmDocuments(this, 'Documents', {
+      poolName,
+      documents: props.documents?.documents ?? [],
+      content: props.documents?.content ?? (() => ({})),
+    });
+
+    this.config = new ConfigParameters(this, 'Config', { poolName });
+    this.config.add(configParameterNames.tableName, this.table.table.tableName, 'Volsd: the volume table');
+    this.config.add(
+      configParameterNames.pushBucketName,
+      this.push.bucket.bucketName,
+      'Volsd: the push bucket',
+    );
+    this.config.add(
+      configParameterNames.mountPath,
+      this.settings.mountPath,
+      'Volsd: mount path on served hosts',
+    );
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      poolName,
+      availabilityZones: this.availabilityZones,
+      idlePerAz: this.settings.idlePerAz,
+      idleMetricPeriod: this.settings.schedules.replenish,
+      alarmTopic: props.alarmTopic,
+    });
+    this.monitoring.alarmOnDeadLetterQueue(this.intake.deadLetterQueue, 'Intake');
+    this.monitoring.alarmOnDeadLetterQueue(this.push.deadLetterQueue, 'Push');
+    this.monitoring.addQueueWidgets('Lifecycle intake', this.intake.queue, this.intake.deadLetterQueue);
+    this.monitoring.addQueueWidgets('Push', this.push.queue, this.push.deadLetterQueue);
+    this.workers.workers.forEach((worker, index) => {
+      this.monitoring.alarmOnMissingWorker(worker.group, String(index));
+    });
+
+    this.clientPolicies = new ClientPolicies(this, 'ClientPolicies', {
+      poolName,
+      table: this.table.table,
+      parametersArn: this.config.parametersArn,
+      parameterPathArn: this.config.pathArn,
+    });
+    this.permissions = new WorkflowPermissions({
+      scope: this,
+      poolName,
+      documentNames: [...this.documents.documentNames.values()],
+      groupNames: this.intake.groupNames,
+      volumeKey: this.settings.volume.kmsKey,
+      fastSnapshotRestore: this.settings.fastSnapshotRestore,
+    });
+  }
+}
+
+/** Checks what only the construct can see: one subnet per AZ, sane group names. */
+function validatePlacement(poolName: string, azs: readonly string[], groups: readonly ServedGroup[]): void {
+  const problems: string[] = [];
+  if (azs.length === 0) problems.push('subnets must select at least one subnet');
+  const resolvedAzs = azs.filter((az) => !Token.isUnresolved(az));
+  const duplicateAz = resolvedAzs.find((az, i) => resolvedAzs.indexOf(az) !== i);
+  if (duplicateAz) problems.push(`subnets must be one per AZ: ${duplicateAz} has more than one`);
+  const names = groups.filter((g): g is string => typeof g === 'string' && !Token.isUnresolved(g));
+  for (const name of names) {
+    // A wildcard in a group name would widen the lifecycle-action permissions to other groups.
+    if (name.length < 1 || name.length > 255 || /[*?:]/.test(name)) {
+      problems.push(`autoScalingGroups: "${name}" is not a valid group name (1-255 characters, no * ? :)`);
+    }
+  }
+  const duplicateGroup = names.find((n, i) => names.indexOf(n) !== i);
+  if (duplicateGroup) problems.push(`autoScalingGroups: "${duplicateGroup}" is listed twice`);
+  if (problems.length > 0) throw new VolsdConfigError(poolName, problems);
+}
