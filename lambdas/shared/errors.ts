@@ -43,6 +43,8 @@ export class InstanceGone extends named('InstanceGone') {}
 export class CommandFailed extends named('CommandFailed') {}
 /** An SSM command is still running: poll again. */
 export class CommandPending extends named('CommandPending') {}
+/** The instance is not reachable by SSM yet (still booting, agent not registered): try again. */
+export class InstanceNotReady extends named('InstanceNotReady') {}
 /** The instance has no free device name or attachment slot. */
 export class NoFreeDevice extends named('NoFreeDevice') {}
 
@@ -61,6 +63,7 @@ export const namedErrors = {
   InstanceGone,
   CommandFailed,
   CommandPending,
+  InstanceNotReady,
   NoFreeDevice,
 } as const;
 

@@ -1,0 +1,422 @@
+import { sendDocument } from '../shared/commands.js';
+import {
+  attachmentOf,
+  attachVolume,
+  describeVolume,
+  detachVolume,
+  freeDevice,
+  requireLiveInstance,
+  requireVolume,
+  setDeleteOnTermination,
+} from '../shared/ec2-ops.js';
+import {
+  AttachStuck,
+  ConcurrentModification,
+  InstanceGone,
+  InvalidInput,
+  NoIdleVolume,
+  VolumeHeldElsewhere,
+  VolumeNotReady,
+} from '../shared/errors.js';
+import { completeLifecycleAction } from '../shared/lifecycle.js';
+import { logger, metrics } from '../shared/logger.js';
+import { VolumeState } from '../shared/model.js';
+import { requestReplenish } from '../shared/replenish-request.js';
+import {
+  maybeHeartbeat,
+  resultNumber,
+  type Step,
+  type StepDeps,
+  type WorkflowCtx,
+  waitCommand,
+} from '../shared/steps.js';
+import { nowMs } from '../shared/time.js';
+
+/** How long an attach may stay `attaching` before it is aborted and retried (the EBS CSI driver's bound). */
+export const attachTimeoutMs = 90_000;
+/** How many attaches are tried before the acquire gives up. */
+export const maxAttachAttempts = 3;
+/** How many sync rounds bring a volume current before giving up (a push per round would be needed to lose). */
+export const maxSyncRounds = 5;
+
+function need<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new InvalidInput(`acquire step needs ${what}`);
+  return value;
+}
+
+/** Finds the instance's AZ; an instance that is gone ends the acquire. */
+const resolve: Step = async (ctx, { ec2, repo }) => {
+  const instance = await requireLiveInstance(ec2, ctx.instanceId);
+  const az = instance.Placement?.AvailabilityZone;
+  if (!az) throw new InstanceGone(`instance ${ctx.instanceId} has no placement`);
+  const pool = await repo.getPool(ctx.pool);
+  if (!pool.azs.includes(az))
+    throw new InvalidInput(`instance ${ctx.instanceId} is in ${az}, outside pool ${ctx.pool}`);
+  return { ...ctx, az, startedAt: ctx.startedAt ?? nowMs() };
+};
+
+/** Claims an idle volume (idempotent per instance). Nothing idle: asks for a replenish, then fails to be retried. */
+const claim: Step = async (ctx, deps) => {
+  const az = need(ctx.az, 'az');
+  try {
+    const volume = await deps.repo.claimVolume({ pool: ctx.pool, az, instanceId: ctx.instanceId });
+    return { ...ctx, volumeId: volume.volumeId, generation: volume.generation };
+  } catch (err) {
+    if (!(err instanceof NoIdleVolume)) throw err;
+    await requestReplenish(deps.sfn, deps.config.REPLENISH_STATE_MACHINE_ARN, {
+      pool: ctx.pool,
+      az,
+      reason: 'no-idle',
+    });
+    await maybeHeartbeat(ctx, deps);
+    throw err;
+  }
+};
+
+/** Unmounts the claimed volume on the worker that holds it (skipped when it is attached nowhere else). */
+const unmountOnWorker: Step = async (ctx, { ec2, ssm, config }) => {
+  const volumeId = need(ctx.volumeId, 'volumeId');
+  const attachment = attachmentOf(await requireVolume(ec2, volumeId));
+  if (!attachment?.InstanceId || attachment.InstanceId === ctx.instanceId) return ctx;
+  const commandId = await sendDocument(ssm, {
+    documentName: config.UNMOUNT_DOCUMENT,
+    instanceId: attachment.InstanceId,
+    parameters: { VolumeId: volumeId },
+    comment: `volsd unmount ${volumeId} for ${ctx.instanceId}`,
+  });
+  return {
+    ...ctx,
+    workerId: attachment.InstanceId,
+    command: { commandId, instanceId: attachment.InstanceId, document: config.UNMOUNT_DOCUMENT },
+  };
+};
+
+/** Marks the volume DETACHING and detaches it from the worker. Re-runnable. */
+const detachFromWorker: Step = async (ctx, { ec2, repo }) => {
+  const volumeId = need(ctx.volumeId, 'volumeId');
+  const record = await repo.getVolume(volumeId);
+  if (record.holder !== ctx.instanceId)
+    throw new VolumeHeldElsewhere(`volume ${volumeId} is held by ${record.holder}`);
+  if (record.state === VolumeState.Claimed) {
+    await repo.transition({
+      volumeId,
+      from: VolumeState.Claimed,
+      to: VolumeState.Detaching,
+      expectedHolder: ctx.instanceId,
+    });
+  }
+  const volume = await requireVolume(ec2, volumeId);
+  const attachment = attachmentOf(volume);
+  if (attachment && attachment.InstanceId !== ctx.instanceId) await detachVolume(ec2, volume);
+  return ctx;
+};
+
+/** Polled until the volume is available (or already on its way to this instance). */
+const waitDetached: Step = async (ctx, { ec2 }) => {
+  const volumeId = need(ctx.volumeId, 'volumeId');
+  const volume = await requireVolume(ec2, volumeId);
+  const attachment = attachmentOf(volume);
+  if (volume.State === 'available' || attachment?.InstanceId === ctx.instanceId) return ctx;
+  throw new VolumeNotReady(`volume ${volumeId} is ${volume.State}/${attachment?.State ?? '-'}`);
+};
+
+/** Chooses a free device on the instance and attaches the volume. Re-runnable. */
+const attach: Step = async (ctx, { ec2, repo }) => {
+  const volumeId = need(ctx.volumeId, 'volumeId');
+  const volume = await requireVolume(ec2, volumeId);
+  const attachment = attachmentOf(volume);
+  if (attachment?.InstanceId === ctx.instanceId && attachment.Device) {
+    return { ...ctx, device: attachment.Device, attachRequestedAt: ctx.attachRequestedAt ?? nowMs() };
+  }
+  const attempts = (ctx.attachAttempts ?? 0) + 1;
+  if (attempts > maxAttachAttempts)
+    throw new AttachStuck(`volume ${volumeId}: ${maxAttachAttempts} attaches did not complete`);
+  const instance = await requireLiveInstance(ec2, ctx.instanceId);
+  const device = freeDevice(instance);
+  const record = await repo.getVolume(volumeId);
+  if (record.state === VolumeState.Detaching) {
+    await repo.transition({
+      volumeId,
+      from: VolumeState.Detaching,
+      to: VolumeState.Attaching,
+      expectedHolder: ctx.instanceId,
+      set: { device },
+    });
+  } else if (record.state !== VolumeState.Attaching || record.holder !== ctx.instanceId) {
+    throw new ConcurrentModification(
+      `volume ${volumeId} is ${record.state}, held by ${record.holder ?? '-'}`,
+    );
+  }
+  await attachVolume(ec2, volumeId, ctx.instanceId, device);
+  return { ...ctx, device, attachAttempts: attempts, attachRequestedAt: nowMs() };
+};
+
+/** Polled until attached; an attach stuck past its bound is AttachStuck (aborted, then retried). */
+const waitAttached: Step = async (ctx, deps) => {
+  const volumeId = need(ctx.volumeId, 'volumeId');
+  const next = await maybeHeartbeat(ctx, deps);
+  const volume = await requireVolume(deps.ec2, volumeId);
+  const attachment = attachmentOf(volume);
+  if (attachment?.InstanceId === ctx.instanceId && attachment.State === 'attached') return next;
+  if (attachment?.InstanceId !== ctx.instanceId) {
+    await requireLiveInstance(deps.ec2, ctx.instanceId); // InstanceGone explains a vanished attachment
+    throw new VolumeNotReady(`volume ${volumeId} is not attaching to ${ctx.instanceId}`);
+  }
+  if (nowMs() - (ctx.attachRequestedAt ?? nowMs()) > attachTimeoutMs) {
+    throw new AttachStuck(`volume ${volumeId} still ${attachment.State} on ${ctx.instanceId}`);
+  }
+  throw new VolumeNotReady(`volume ${volumeId} is ${attachment.State}`);
+};
+
+/** Aborts a stuck attach: force-detaches so the next attach starts clean. */
+const abortAttach: Step = async (ctx, { ec2, repo }) => {
+  const volumeId = need(ctx.volumeId, 'volumeId');
+  const volume = await requireVolume(ec2, volumeId);
+  await detachVolume(ec2, volume, { force: true });
+  const record = await repo.getVolume(volumeId);
+  if (record.state === VolumeState.Attaching) {
+    await repo.transition({
+      volumeId,
+      from: VolumeState.Attaching,
+      to: VolumeState.Detaching,
+      expectedHolder: ctx.instanceId,
+    });
+  }
+  metrics.addMetric('AttachAborted', 'Count', 1);
+  const { error: _e, ...rest } = ctx;
+  return rest;
+};
+
+/** Mounts the volume on the instance (Volsd-Mount finds the device by the volume id in its NVMe serial). */
+const mount: Step = async (ctx, { ssm, config }) => {
+  const volumeId = need(ctx.volumeId, 'volumeId');
+  const mountPath = ctx.mountPath ?? config.MOUNT_PATH;
+  const commandId = await sendDocument(ssm, {
+    documentName: config.MOUNT_DOCUMENT,
+    instanceId: ctx.instanceId,
+    parameters: { VolumeId: volumeId, MountPath: mountPath, MountOptions: config.MOUNT_OPTIONS },
+    comment: `volsd mount ${volumeId}`,
+  });
+  return { ...ctx, command: { commandId, instanceId: ctx.instanceId, document: config.MOUNT_DOCUMENT } };
+};
+
+/**
+ * Brings the mounted volume to the pool's current generation. Sets `current` when it already is;
+ * otherwise starts Volsd-Sync for this volume and the state machine waits and comes back here, so a
+ * push that lands meanwhile is caught by the next round.
+ */
+const bringCurrent: Step = async (ctx, { repo, ssm, config }) => {
+  const volumeId = need(ctx.volumeId, 'volumeId');
+  const reported = resultNumber(ctx, volumeId, 'generation');
+  const generation = Math.max(
+    reported ?? 0,
+    ctx.syncingTo && ctx.lastResults ? ctx.syncingTo : 0,
+    ctx.generation ?? 0,
+  );
+  const pool = await repo.getPool(ctx.pool);
+  if (generation >= pool.generation) return { ...ctx, generation, current: true, lastResults: [] };
+  const rounds = (ctx.syncRounds ?? 0) + 1;
+  if (rounds > maxSyncRounds)
+    throw new VolumeNotReady(`volume ${volumeId} still behind after ${maxSyncRounds} syncs`);
+  const commandId = await sendDocument(ssm, {
+    documentName: config.SYNC_DOCUMENT,
+    instanceId: ctx.instanceId,
+    parameters: {
+      VolumeId: volumeId,
+      Bucket: config.PUSH_BUCKET,
+      Prefix: config.PUSH_PREFIX,
+      Generation: String(pool.generation),
+    },
+    timeoutSeconds: 600,
+    comment: `volsd sync ${volumeId} to ${pool.generation}`,
+  });
+  return {
+    ...ctx,
+    generation,
+    current: false,
+    syncRounds: rounds,
+    syncingTo: pool.generation,
+    lastResults: [],
+    command: { commandId, instanceId: ctx.instanceId, document: config.SYNC_DOCUMENT },
+  };
+};
+
+/** Safety net, IN_USE, and the lifecycle action completed with CONTINUE. Re-runnable. */
+const finish: Step = async (ctx, deps) => {
+  const volumeId = need(ctx.volumeId, 'volumeId');
+  const device = need(ctx.device, 'device');
+  const az = need(ctx.az, 'az');
+  await setDeleteOnTermination(deps.ec2, ctx.instanceId, device);
+  const record = await deps.repo.getVolume(volumeId);
+  if (record.state === VolumeState.Attaching) {
+    await deps.repo.transition({
+      volumeId,
+      from: VolumeState.Attaching,
+      to: VolumeState.InUse,
+      expectedHolder: ctx.instanceId,
+      set: { device, generation: ctx.generation ?? record.generation },
+    });
+  } else if (record.state !== VolumeState.InUse || record.holder !== ctx.instanceId) {
+    throw new ConcurrentModification(
+      `volume ${volumeId} is ${record.state}, held by ${record.holder ?? '-'}`,
+    );
+  }
+  if (ctx.lifecycle)
+    await completeLifecycleAction(deps.autoScaling, ctx.lifecycle, ctx.instanceId, 'CONTINUE');
+  await requestReplenish(deps.sfn, deps.config.REPLENISH_STATE_MACHINE_ARN, {
+    pool: ctx.pool,
+    az,
+    reason: 'acquired',
+  });
+  metrics.addMetric('AcquireSucceeded', 'Count', 1);
+  if (ctx.startedAt) metrics.addMetric('AcquireDuration', 'Milliseconds', nowMs() - ctx.startedAt);
+  logger.info('volume acquired', {
+    instanceId: ctx.instanceId,
+    volumeId,
+    device,
+    generation: ctx.generation,
+  });
+  return { ...ctx, outcome: 'acquired' };
+};
+
+/**
+ * After a failure: gives the volume back according to where it really is (EC2, not the table), then
+ * drops the assignment. Still on the worker: remounted there (the volume goes back to IDLE once that
+ * command succeeds). Detached or on the instance: detached (forced) and handed to the pool as SYNCING,
+ * for the replenish workflow to re-attach and resync. Unknown: ERROR, for reconcile.
+ */
+const compensate: Step = async (ctx, deps) => {
+  const { repo, ec2, ssm, config } = deps;
+  const reason = `${ctx.error?.Error ?? 'failed'}: ${String(ctx.error?.Cause ?? '').slice(0, 300)}`;
+  logger.warn('acquire failed, compensating', { instanceId: ctx.instanceId, volumeId: ctx.volumeId, reason });
+  const assignment = await repo.getAssignment(ctx.instanceId);
+  const volumeId = ctx.volumeId ?? assignment?.volumeId;
+  if (!volumeId) {
+    await repo.dropAssignment(ctx.instanceId);
+    return { ...ctx, compensation: 'nothing-claimed' };
+  }
+  const record = await repo.findVolume(volumeId);
+  if (!record || record.holder !== ctx.instanceId) {
+    await repo.dropAssignment(ctx.instanceId, volumeId).catch(() => undefined);
+    return { ...ctx, compensation: 'not-held' };
+  }
+  const volume = await describeVolume(ec2, volumeId);
+  const attachment = volume ? attachmentOf(volume) : undefined;
+  const onWorker = attachment?.InstanceId !== undefined && attachment.InstanceId !== ctx.instanceId;
+  let compensation: string;
+  let command: WorkflowCtx['command'];
+  if (!volume) {
+    await repo.transition({
+      volumeId,
+      from: record.state,
+      to: VolumeState.Error,
+      set: { reason, holder: null },
+    });
+    compensation = 'volume-gone';
+  } else if (
+    onWorker &&
+    attachment?.InstanceId &&
+    (record.state === VolumeState.Claimed || record.state === VolumeState.Detaching)
+  ) {
+    const workerId = attachment.InstanceId;
+    const commandId = await sendDocument(ssm, {
+      documentName: config.MOUNT_DOCUMENT,
+      instanceId: workerId,
+      parameters: {
+        VolumeId: volumeId,
+        MountPath: `${config.WORKER_MOUNT_ROOT}/${volumeId}`,
+        MountOptions: config.MOUNT_OPTIONS,
+      },
+      comment: `volsd remount ${volumeId} after failed acquire`,
+    }).catch(() => undefined);
+    if (commandId) {
+      command = { commandId, instanceId: workerId, document: config.MOUNT_DOCUMENT };
+      compensation = 'remount-on-worker';
+    } else {
+      await toPool(deps, volumeId, record.state, reason);
+      compensation = 'to-pool';
+    }
+  } else {
+    if (attachment) await detachVolume(ec2, volume, { force: true });
+    await toPool(deps, volumeId, record.state, reason);
+    compensation = 'to-pool';
+  }
+  if (compensation !== 'remount-on-worker')
+    await repo.dropAssignment(ctx.instanceId, volumeId).catch(() => undefined);
+  metrics.addMetric('AcquireFailed', 'Count', 1);
+  return { ...ctx, compensation, ...(command ? { command } : {}) };
+};
+
+/** Hands a volume to the pool for re-attachment and resync (SYNCING, no holder). */
+async function toPool(deps: StepDeps, volumeId: string, from: VolumeState, reason: string) {
+  const to = from === VolumeState.Claimed ? VolumeState.Error : VolumeState.Syncing;
+  // CLAIMED cannot go to SYNCING directly: its real place is unknown to the model, reconcile decides.
+  await deps.repo.transition({
+    volumeId,
+    from,
+    to,
+    set: { holder: null, device: null, claimedAt: null, reason },
+  });
+}
+
+/** After the worker remounted the volume: back to IDLE (CLAIMED) or via SYNCING (DETACHING). */
+const compensateDone: Step = async (ctx, { repo }) => {
+  const volumeId = ctx.volumeId;
+  if (ctx.compensation !== 'remount-on-worker' || !volumeId) return ctx;
+  const record = await repo.getVolume(volumeId);
+  const clear = { holder: null, device: null, claimedAt: null };
+  if (ctx.compensationError && record.holder === ctx.instanceId) {
+    // The worker did not take the volume back: its real state is unknown, reconcile resolves ERROR.
+    const reason = `remount on worker failed: ${String(ctx.compensationError.Cause ?? '').slice(0, 300)}`;
+    await repo.transition({ volumeId, from: record.state, to: VolumeState.Error, set: { ...clear, reason } });
+    await repo.dropAssignment(ctx.instanceId, volumeId).catch(() => undefined);
+    return { ...ctx, compensation: 'error' };
+  }
+  if (record.holder === ctx.instanceId && record.state === VolumeState.Claimed) {
+    await repo.transition({ volumeId, from: VolumeState.Claimed, to: VolumeState.Idle, set: clear });
+  } else if (record.holder === ctx.instanceId && record.state === VolumeState.Detaching) {
+    await repo.transition({ volumeId, from: VolumeState.Detaching, to: VolumeState.Syncing, set: clear });
+    await repo.transition({ volumeId, from: VolumeState.Syncing, to: VolumeState.Idle });
+  }
+  await repo.dropAssignment(ctx.instanceId, volumeId).catch(() => undefined);
+  return { ...ctx, compensation: 'returned-to-worker' };
+};
+
+/** Completes the lifecycle action with the configured failure result (ABANDON by default). */
+const abandon: Step = async (ctx, deps) => {
+  if (ctx.lifecycle) {
+    await completeLifecycleAction(
+      deps.autoScaling,
+      ctx.lifecycle,
+      ctx.instanceId,
+      deps.config.ACQUIRE_FAILURE_RESULT,
+    );
+  }
+  if (ctx.az) {
+    await requestReplenish(deps.sfn, deps.config.REPLENISH_STATE_MACHINE_ARN, {
+      pool: ctx.pool,
+      az: ctx.az,
+      reason: 'no-idle',
+    });
+  }
+  return { ...ctx, outcome: `failed: ${ctx.error?.Error ?? 'unknown'}` };
+};
+
+/** The acquire workflow's steps, by the name the state machine passes in `step`. */
+export const acquireSteps: Record<string, Step> = {
+  resolve,
+  claim,
+  unmountOnWorker,
+  waitCommand,
+  detachFromWorker,
+  waitDetached,
+  attach,
+  waitAttached,
+  abortAttach,
+  mount,
+  bringCurrent,
+  finish,
+  compensate,
+  compensateDone,
+  abandon,
+};

@@ -1,0 +1,100 @@
+import {
+  GetCommandInvocationCommand,
+  type GetCommandInvocationCommandOutput,
+  SendCommandCommand,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
+import { CommandFailed, CommandPending, InstanceNotReady } from './errors.js';
+
+const errorName = (err: unknown) => (err instanceof Error ? err.name : '');
+
+/** Sends an SSM document to one instance and returns the command id. */
+export async function sendDocument(
+  ssm: SSMClient,
+  input: {
+    documentName: string;
+    instanceId: string;
+    parameters: Record<string, string>;
+    timeoutSeconds?: number;
+    comment?: string;
+  },
+): Promise<string> {
+  try {
+    const out = await ssm.send(
+      new SendCommandCommand({
+        DocumentName: input.documentName,
+        InstanceIds: [input.instanceId],
+        Parameters: Object.fromEntries(Object.entries(input.parameters).map(([k, v]) => [k, [v]])),
+        TimeoutSeconds: input.timeoutSeconds ?? 60,
+        Comment: input.comment?.slice(0, 100),
+      }),
+    );
+    const id = out.Command?.CommandId;
+    if (!id) throw new CommandFailed(`SendCommand ${input.documentName} returned no command id`);
+    return id;
+  } catch (err) {
+    // An instance whose agent has not registered yet (booting) is not a managed instance yet.
+    if (errorName(err) === 'InvalidInstanceId') {
+      throw new InstanceNotReady(`instance ${input.instanceId} is not reachable by SSM yet`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+/** One `VOLSD_RESULT {json}` line printed by a Volsd script. */
+export type ScriptResult = Record<string, unknown>;
+
+/** The outcome of a finished command on one instance. */
+export interface CommandOutcome {
+  status: 'Success';
+  results: ScriptResult[];
+  stdoutTail: string;
+}
+
+const pending = new Set(['Pending', 'InProgress', 'Delayed']);
+
+/**
+ * Reads a command's invocation on an instance. Still running: CommandPending (the workflow polls again).
+ * Finished without success: CommandFailed naming the status and the end of its error output.
+ */
+export async function commandOutcome(
+  ssm: SSMClient,
+  commandId: string,
+  instanceId: string,
+): Promise<CommandOutcome> {
+  let out: GetCommandInvocationCommandOutput;
+  try {
+    out = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId }));
+  } catch (err) {
+    // Right after SendCommand the invocation may not exist yet.
+    if (errorName(err) === 'InvocationDoesNotExist')
+      throw new CommandPending(`command ${commandId} not visible yet`);
+    throw err;
+  }
+  const status = out.Status ?? 'Pending';
+  if (pending.has(status)) throw new CommandPending(`command ${commandId} on ${instanceId} is ${status}`);
+  const stdout = out.StandardOutputContent ?? '';
+  if (status !== 'Success') {
+    const stderr = (out.StandardErrorContent ?? '').trim().split('\n').slice(-3).join(' | ');
+    throw new CommandFailed(
+      `command ${commandId} on ${instanceId} ended ${status} (exit ${out.ResponseCode ?? '?'}): ${stderr || stdout.slice(-300)}`,
+    );
+  }
+  return { status: 'Success', results: parseResults(stdout), stdoutTail: stdout.slice(-500) };
+}
+
+/** Extracts the `VOLSD_RESULT {json}` lines of a script's output. */
+export function parseResults(stdout: string): ScriptResult[] {
+  const results: ScriptResult[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^VOLSD_RESULT (\{.*\})\s*$/.exec(line);
+    if (!m?.[1]) continue;
+    try {
+      const parsed: unknown = JSON.parse(m[1]);
+      if (parsed && typeof parsed === 'object') results.push(parsed as ScriptResult);
+    } catch {
+      // A malformed result line is ignored; the command's status still tells success.
+    }
+  }
+  return results;
+}

@@ -1,0 +1,16 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { Tracer } from '@aws-lambda-powertools/tracer';
+
+/**
+ * Powertools logger, metrics and tracer shared by every handler. Structured JSON logs; the handlers
+ * append `instanceId`, `volumeId` and the execution name as persistent keys so one acquire can be
+ * followed across its steps. `POWERTOOLS_SERVICE_NAME` and `POWERTOOLS_METRICS_NAMESPACE` come from the
+ * function's environment (set by the CDK construct).
+ */
+export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'volsd' });
+export const metrics = new Metrics({
+  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Volsd',
+  serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'volsd',
+});
+export const tracer = new Tracer({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'volsd' });

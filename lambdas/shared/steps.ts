@@ -1,0 +1,114 @@
+import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { commandOutcome, type ScriptResult } from './commands.js';
+import { InvalidInput } from './errors.js';
+import { recordHeartbeat } from './lifecycle.js';
+import type { VolumeRepository } from './repository.js';
+import { nowMs } from './time.js';
+import type { WorkflowConfig } from './workflow-config.js';
+import type { WorkflowInput } from './workflow-input.js';
+
+/** What every workflow step gets injected: the table, the AWS clients and the configuration. */
+export interface StepDeps {
+  repo: VolumeRepository;
+  ec2: EC2Client;
+  ssm: SSMClient;
+  autoScaling: AutoScalingClient;
+  sfn: SFNClient;
+  config: WorkflowConfig;
+}
+
+/** An SSM command a later `waitCommand` step polls. */
+export interface PendingCommand {
+  commandId: string;
+  instanceId: string;
+  document: string;
+}
+
+/**
+ * The state an acquire or release execution carries from step to step (the whole state machine data;
+ * each Task returns it updated). Small by design: ids and a few facts, never listings.
+ */
+export interface WorkflowCtx extends WorkflowInput {
+  az?: string;
+  volumeId?: string;
+  /** Instance that held the volume before (the AZ's sync worker). */
+  workerId?: string;
+  device?: string;
+  command?: PendingCommand;
+  /** Results of the last finished command (its VOLSD_RESULT lines). */
+  lastResults?: ScriptResult[];
+  /** Content generation the volume holds, as the last mount or sync reported it. */
+  generation?: number;
+  /** Generation a running sync brings the volume to. */
+  syncingTo?: number;
+  current?: boolean;
+  syncRounds?: number;
+  attachRequestedAt?: number;
+  attachAttempts?: number;
+  heartbeatAt?: number;
+  startedAt?: number;
+  force?: boolean;
+  /** How the workflow ended, for the record and the metrics. */
+  outcome?: string;
+  /** Set by a Catch: the error that sent the execution to compensation. */
+  error?: { Error?: string; Cause?: string };
+  compensation?: string;
+  /** Set by a Catch when the compensation's own command failed. */
+  compensationError?: { Error?: string; Cause?: string };
+  found?: boolean;
+}
+
+/** A step: takes the execution's data, returns it updated. */
+export type Step = (ctx: WorkflowCtx, deps: StepDeps) => Promise<WorkflowCtx>;
+
+/** Runs the named step of a step table; an unknown step is a programming error. */
+export async function runStep(
+  steps: Record<string, Step>,
+  event: { step?: unknown; ctx?: unknown },
+  deps: StepDeps,
+): Promise<WorkflowCtx> {
+  const name = typeof event.step === 'string' ? event.step : '';
+  const step = steps[name];
+  if (!step) throw new InvalidInput(`unknown step "${name}"`);
+  if (!event.ctx || typeof event.ctx !== 'object') throw new InvalidInput(`step ${name} got no ctx`);
+  return step(event.ctx as WorkflowCtx, deps);
+}
+
+/**
+ * Polls the pending command (CommandPending while it runs: the state machine retries this step) and
+ * records its results. Sends a lifecycle heartbeat when due, since a long sync is where a wait could
+ * outlast the hook's timeout.
+ */
+export const waitCommand: Step = async (ctx, deps) => {
+  const command = ctx.command;
+  if (!command) return ctx;
+  const next = await maybeHeartbeat(ctx, deps);
+  const outcome = await commandOutcome(deps.ssm, command.commandId, command.instanceId);
+  const { command: _done, ...rest } = next;
+  return { ...rest, lastResults: outcome.results };
+};
+
+/**
+ * Records a lifecycle heartbeat when a third of the heartbeat timeout has passed since the start or the
+ * last heartbeat, so no wait of Volsd's can run the action into its timeout.
+ */
+export async function maybeHeartbeat(ctx: WorkflowCtx, deps: StepDeps): Promise<WorkflowCtx> {
+  if (!ctx.lifecycle) return ctx;
+  const now = nowMs();
+  const last = ctx.heartbeatAt ?? ctx.startedAt ?? now;
+  if (now - last < (deps.config.HEARTBEAT_TIMEOUT * 1000) / 3) return { ...ctx, heartbeatAt: last };
+  await recordHeartbeat(deps.autoScaling, ctx.lifecycle, ctx.instanceId);
+  return { ...ctx, heartbeatAt: now };
+}
+
+/** The value of `field` in the last results that names `volumeId`, as a number. */
+export function resultNumber(ctx: WorkflowCtx, volumeId: string, field: string): number | undefined {
+  const result = ctx.lastResults?.find((r) => r.volumeId === volumeId) ?? ctx.lastResults?.[0];
+  const value = result?.[field];
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string' && /^\d+$/.test(value)) return Number(value);
+  return undefined;
+}

@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { env, loadConfig } from './config.js';
+
+/**
+ * Configuration shared by the acquire and release workflow functions, from their environment (set by
+ * the CDK construct). Read once at cold start.
+ */
+export const workflowConfigShape = {
+  TABLE_NAME: env.tableName,
+  POOL_NAME: env.poolName,
+  /** Where the pool's volume is mounted on a web instance. */
+  MOUNT_PATH: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._/-]{0,200}$/)
+    .default('/srv/www'),
+  MOUNT_OPTIONS: z
+    .string()
+    .regex(/^[a-z0-9=,_-]{1,200}$/)
+    .default('noatime'),
+  /** Root under which the sync worker mounts idle volumes, one folder per volume id. */
+  WORKER_MOUNT_ROOT: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._/-]{0,200}$/)
+    .default('/var/lib/volsd/pool'),
+  PUSH_BUCKET: z.string().min(3),
+  PUSH_PREFIX: z.string().default('live/'),
+  ACQUIRE_FAILURE_RESULT: z.enum(['ABANDON', 'CONTINUE']).default('ABANDON'),
+  RELEASE_POLICY: z.enum(['delete', 'recycle']).default('delete'),
+  HEARTBEAT_TIMEOUT: env.seconds(3600),
+  REPLENISH_STATE_MACHINE_ARN: env.optionalArn,
+  MOUNT_DOCUMENT: z.string().default('Volsd-Mount'),
+  UNMOUNT_DOCUMENT: z.string().default('Volsd-Unmount'),
+  SYNC_DOCUMENT: z.string().default('Volsd-Sync'),
+};
+
+export type WorkflowConfig = z.infer<z.ZodObject<typeof workflowConfigShape>>;
+
+/** Reads the workflow configuration from the environment. */
+export const loadWorkflowConfig = (source?: Record<string, string | undefined>) =>
+  loadConfig(workflowConfigShape, source);

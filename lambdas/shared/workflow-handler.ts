@@ -1,0 +1,42 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import { autoScaling, dynamoDoc, ec2, sfn, ssm } from './clients.js';
+import { once } from './config.js';
+import { logger, metrics } from './logger.js';
+import { VolumeRepository } from './repository.js';
+import { runStep, type Step, type StepDeps, type WorkflowCtx } from './steps.js';
+import { loadWorkflowConfig } from './workflow-config.js';
+
+/** Dependencies of the workflow functions, built once per container from the environment. */
+export const workflowDeps = once((): StepDeps => {
+  const config = loadWorkflowConfig();
+  return {
+    config,
+    repo: new VolumeRepository(dynamoDoc, { tableName: config.TABLE_NAME }),
+    ec2,
+    ssm,
+    autoScaling,
+    sfn,
+  };
+});
+
+/** The event a workflow Task sends: which step to run and the execution's data. */
+export interface StepEvent {
+  step: string;
+  ctx: WorkflowCtx;
+}
+
+/**
+ * A workflow Lambda handler over a step table: the state machine names the step, the handler runs it
+ * with the container's dependencies. Logs carry the instance and volume of the execution.
+ */
+export function workflowHandler(steps: Record<string, Step>) {
+  const run = async (event: StepEvent): Promise<WorkflowCtx> => {
+    logger.appendKeys({ step: event.step, instanceId: event.ctx?.instanceId, volumeId: event.ctx?.volumeId });
+    return runStep(steps, event, workflowDeps());
+  };
+  return middy(run)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics));
+}
