@@ -68,3 +68,15 @@ export const namedErrors = {
 } as const;
 
 export type VolsdErrorName = keyof typeof namedErrors;
+
+/**
+ * AWS error names (SDK exception `name`s) that the state machines match directly: throttling that
+ * outlived the SDK's own retries, and EC2's "device name in use" on attach.
+ */
+export const awsErrorNames: readonly string[] = [
+  'RequestLimitExceeded',
+  'ThrottlingException',
+  'TooManyUpdates',
+  'ProvisionedThroughputExceededException',
+  'InvalidParameterValue',
+];
