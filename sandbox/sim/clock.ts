@@ -1,0 +1,106 @@
+/** Raised by pending `sleep()`s when the clock is closed, so nothing waits on a dead simulator. */
+export class SimClockClosed extends Error {
+  override name = 'SimClockClosed';
+  constructor() {
+    super('the simulator clock was closed');
+  }
+}
+
+interface PendingTimer {
+  handle: NodeJS.Timeout;
+  reject?: (error: Error) => void;
+}
+
+/**
+ * The simulator's modelled clock. Modelled time runs `1 / timeScale` times faster than wall time:
+ * with `timeScale = 0.01`, one modelled second lasts 10 ms of wall time. Every timer the simulator
+ * starts goes through here, so `close()` can cancel all of them and leave nothing alive.
+ *
+ * Timers are not unref'd on purpose: a script that awaits `sleep()` at top level must not exit
+ * early. `close()` is what releases them.
+ */
+export class SimClock {
+  /** Wall milliseconds per modelled second. */
+  private readonly msPerSecond: number;
+  private readonly startWall = performance.now();
+  private readonly startEpochMs = Date.now();
+  private readonly timers = new Set<PendingTimer>();
+  private closed = false;
+
+  /** @param timeScale wall seconds per modelled second, > 0 (1 = real time, 0.001 = 1000x faster). */
+  constructor(readonly timeScale: number) {
+    if (!(timeScale > 0) || !Number.isFinite(timeScale)) {
+      throw new RangeError(`timeScale must be a positive number, got ${timeScale}`);
+    }
+    this.msPerSecond = 1000 * timeScale;
+  }
+
+  /** Modelled seconds since the clock started. */
+  now(): number {
+    return (performance.now() - this.startWall) / this.msPerSecond;
+  }
+
+  /** The modelled instant as a Date (the clock starts at the wall time of its creation). */
+  date(atSeconds: number = this.now()): Date {
+    return new Date(this.startEpochMs + atSeconds * 1000);
+  }
+
+  /** Wall milliseconds that `modelSeconds` of modelled time last. */
+  toWallMs(modelSeconds: number): number {
+    return Math.max(0, modelSeconds) * this.msPerSecond;
+  }
+
+  /** True once `close()` ran. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Resolves after `modelSeconds` of modelled time; rejects with SimClockClosed if the clock closes first. */
+  sleep(modelSeconds: number): Promise<void> {
+    if (this.closed) return Promise.reject(new SimClockClosed());
+    return new Promise<void>((resolve, reject) => {
+      const timer: PendingTimer = {
+        handle: setTimeout(() => {
+          this.timers.delete(timer);
+          resolve();
+        }, this.toWallMs(modelSeconds)),
+        reject,
+      };
+      this.timers.add(timer);
+    });
+  }
+
+  /**
+   * Runs `fn` after `modelSeconds` of modelled time. Returns a function that cancels it (harmless
+   * after it ran). After `close()` nothing is scheduled.
+   */
+  setTimer(modelSeconds: number, fn: () => void): () => void {
+    if (this.closed) return () => {};
+    const timer: PendingTimer = {
+      handle: setTimeout(() => {
+        this.timers.delete(timer);
+        fn();
+      }, this.toWallMs(modelSeconds)),
+    };
+    this.timers.add(timer);
+    return () => {
+      clearTimeout(timer.handle);
+      this.timers.delete(timer);
+    };
+  }
+
+  /** Number of timers and sleeps still pending (0 after `close()`). */
+  get pendingTimers(): number {
+    return this.timers.size;
+  }
+
+  /** Cancels every timer and rejects every pending sleep. Idempotent. */
+  close(): void {
+    this.closed = true;
+    for (const timer of this.timers) {
+      clearTimeout(timer.handle);
+      timer.reject?.(new SimClockClosed());
+    }
+    this.timers.clear();
+  }
+}

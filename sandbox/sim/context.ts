@@ -1,0 +1,94 @@
+import type { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import type { Accounting } from './accounting.js';
+import type { SimClock } from './clock.js';
+import type { Faults } from './faults.js';
+import { draw, type LatencyModel, type Range } from './latency.js';
+import type { Rng } from './rng.js';
+
+/** What the EC2, Auto Scaling and SSM models share. Built by `Cloud`; internal to the simulator. */
+export class SimContext {
+  private readonly background = new Set<Promise<unknown>>();
+  private readonly changeListeners = new Set<() => void>();
+
+  constructor(
+    readonly clock: SimClock,
+    readonly seed: number,
+    /** Resource ids and tokens. */
+    readonly ids: Rng,
+    /** Latency jitter. */
+    readonly jitter: Rng,
+    readonly latency: LatencyModel,
+    readonly faults: Faults,
+    readonly events: EventEmitter,
+    readonly accounting: Accounting | undefined,
+    readonly rootDir: string,
+    readonly region: string,
+    readonly accountId: string,
+    readonly azs: readonly string[],
+    readonly attachmentLimit: number,
+  ) {}
+
+  /** A modelled duration drawn from `range`. */
+  delay(range: Range): number {
+    return draw(this.jitter, range);
+  }
+
+  /** `${rootDir}/hosts/<instanceId>`. */
+  hostRoot(instanceId: string): string {
+    return join(this.rootDir, 'hosts', instanceId);
+  }
+
+  /** `${rootDir}/volumes/<volumeId>`. */
+  volumeDataDir(volumeId: string): string {
+    return join(this.rootDir, 'volumes', volumeId);
+  }
+
+  /** `${rootDir}/snapshots/<snapshotId>`. */
+  snapshotDataDir(snapshotId: string): string {
+    return join(this.rootDir, 'snapshots', snapshotId);
+  }
+
+  /** Keeps a background promise (file copies, runner processes) so `settle()` can wait for it. */
+  track<T>(promise: Promise<T>): Promise<T> {
+    const kept = promise.catch(() => undefined).finally(() => this.background.delete(kept));
+    this.background.add(kept);
+    return promise;
+  }
+
+  /** Resolves once every tracked background promise has settled. */
+  async settle(): Promise<void> {
+    while (this.background.size > 0) await Promise.all([...this.background]);
+  }
+
+  /** Tells waiters that some state changed. */
+  notify(): void {
+    for (const listener of [...this.changeListeners]) listener();
+  }
+
+  /** Calls `listener` after every state change; returns the unsubscribe function. */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /** An EventBridge envelope for `detail`, as AWS services send it. */
+  envelope(source: string, detailType: string, resources: string[], detail: Record<string, unknown>) {
+    return {
+      version: '0',
+      id: this.ids.uuid(),
+      'detail-type': detailType,
+      source,
+      account: this.accountId,
+      time: this.clock.date().toISOString(),
+      region: this.region,
+      resources,
+      detail,
+    };
+  }
+
+  /** Emits an EventBridge event on `events` ('event'). */
+  emit(envelope: ReturnType<SimContext['envelope']>): void {
+    this.events.emit('event', envelope);
+  }
+}

@@ -1,0 +1,943 @@
+import type {
+  Command,
+  CommandInvocation,
+  CommandInvocationStatus,
+  CommandPluginStatus,
+  CommandStatus,
+  DeleteParameterRequest,
+  DescribeInstanceInformationRequest,
+  GetCommandInvocationRequest,
+  GetCommandInvocationResult,
+  GetParameterRequest,
+  GetParametersByPathRequest,
+  GetParametersRequest,
+  InstanceInformation,
+  ListCommandInvocationsRequest,
+  ListCommandsRequest,
+  Parameter,
+  PutParameterRequest,
+  SendCommandRequest,
+} from '@aws-sdk/client-ssm';
+import type { SimContext } from './context.js';
+import type { DeviceView } from './devices.js';
+import type { Ec2Sim, InstanceEvent } from './ec2.js';
+import { fail } from './errors.js';
+import { paginate } from './util.js';
+
+/** What a document runner gets: the instance, its file tree, the command's parameters and the devices. */
+export interface RunnerContext {
+  instanceId: string;
+  /** `${rootDir}/hosts/<instanceId>`: the instance's own file tree. */
+  hostRoot: string;
+  /** The simulator's root directory. */
+  rootDir: string;
+  /** SendCommand Parameters as given. */
+  parameters: Record<string, string[]>;
+  /** Data volumes the instance sees now (materialised under hostRoot/dev before the run). */
+  devices: DeviceView[];
+  commandId: string;
+  documentName: string;
+  /** Aborted when the execution times out or the instance goes away: kill child processes then. */
+  signal: AbortSignal;
+}
+
+/** What a run produced. `modelledSeconds`, when given, is the run's modelled duration (at least the real one). */
+export interface RunnerResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  modelledSeconds?: number;
+}
+
+/** Executes one SSM document on one instance. */
+export type DocumentRunner = (ctx: RunnerContext) => Promise<RunnerResult>;
+
+/** Invocation StatusDetails values (API spelling). */
+type InvocationDetails =
+  | 'Pending'
+  | 'InProgress'
+  | 'Delayed'
+  | 'Success'
+  | 'Failed'
+  | 'DeliveryTimedOut'
+  | 'ExecutionTimedOut'
+  | 'Undeliverable'
+  | 'Terminated'
+  | 'Cancelled';
+
+const statusOfDetails: Record<InvocationDetails, CommandInvocationStatus> = {
+  Pending: 'Pending',
+  InProgress: 'InProgress',
+  Delayed: 'Delayed',
+  Success: 'Success',
+  Failed: 'Failed',
+  DeliveryTimedOut: 'TimedOut',
+  ExecutionTimedOut: 'TimedOut',
+  Undeliverable: 'Failed',
+  Terminated: 'Cancelled',
+  Cancelled: 'Cancelled',
+};
+
+const terminal = new Set<InvocationDetails>([
+  'Success',
+  'Failed',
+  'DeliveryTimedOut',
+  'ExecutionTimedOut',
+  'Undeliverable',
+  'Terminated',
+  'Cancelled',
+]);
+
+interface Invocation {
+  commandId: string;
+  instanceId: string;
+  details: InvocationDetails;
+  dispatched: boolean;
+  startedAt?: Date;
+  startedAtModel?: number;
+  endedAt?: Date;
+  responseCode: number;
+  stdout: string;
+  stderr: string;
+  abort?: AbortController;
+  timers: (() => void)[];
+}
+
+interface SimCommand {
+  id: string;
+  documentName: string;
+  comment: string;
+  parameters: Record<string, string[]>;
+  instanceIds: string[];
+  targets: { Key: string; Values: string[] }[];
+  requestedAt: Date;
+  /** Modelled second the invocations become visible. */
+  visibleAt: number;
+  maxConcurrencyText: string;
+  maxErrorsText: string;
+  maxConcurrency: number;
+  maxErrors: number;
+  timeoutSeconds: number;
+  executionTimeout: number;
+  invocations: Invocation[];
+  status: CommandStatus;
+  details: string;
+}
+
+interface StoredParameter {
+  name: string;
+  type: 'String' | 'StringList' | 'SecureString';
+  value: string;
+  version: number;
+  lastModified: Date;
+  description?: string;
+}
+
+/** A plain view of a command and its invocations. */
+export interface CommandView {
+  commandId: string;
+  documentName: string;
+  status: CommandStatus;
+  statusDetails: string;
+  invocations: {
+    instanceId: string;
+    status: CommandInvocationStatus;
+    statusDetails: string;
+    responseCode: number;
+  }[];
+}
+
+const maxStdout = 24000;
+const maxStderr = 8000;
+const maxPluginOutput = 2500;
+
+function validation(message: string): never {
+  return fail('ValidationException', message);
+}
+
+/** Parses a MaxConcurrency/MaxErrors value: "10" or "25%" against `targets`. */
+function parseRate(
+  text: string,
+  targets: number,
+  name: string,
+  round: (n: number) => number,
+  min: number,
+): number {
+  const m = /^(\d+)(%?)$/.exec(text);
+  if (!m)
+    validation(
+      `1 validation error detected: Value '${text}' at '${name}' failed to satisfy constraint: Member must satisfy regular expression pattern: ^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$`,
+    );
+  const n = Number(m[1]);
+  return m[2] ? Math.max(min, round((n / 100) * targets)) : n;
+}
+
+function iso(d: Date | undefined): string {
+  return d ? d.toISOString() : '';
+}
+
+function elapsed(from: Date | undefined, to: Date | undefined): string {
+  if (!from || !to) return '';
+  return `PT${((to.getTime() - from.getTime()) / 1000).toFixed(3)}S`;
+}
+
+/**
+ * The SSM model: Run Command (rate-controlled invocations executed by pluggable document runners on
+ * per-instance directory trees, with AWS's statuses, output truncation and MaxErrors) and a Parameter
+ * Store. An instance's agent answers only once the instance is running and registered.
+ */
+export class SsmSim {
+  private readonly runners = new Map<string, DocumentRunner>();
+  private readonly commandsById = new Map<string, SimCommand>();
+  private readonly parameters = new Map<string, StoredParameter>();
+
+  constructor(
+    private readonly ctx: SimContext,
+    private readonly ec2: Ec2Sim,
+  ) {
+    ec2.onInstance((id, event) => this.onInstance(id, event));
+  }
+
+  /** The SSM commands the simulator answers, by operation name. */
+  readonly commands: Record<string, (input: never) => object> = {
+    SendCommand: (i: SendCommandRequest) => this.sendCommand(i),
+    GetCommandInvocation: (i: GetCommandInvocationRequest) => this.getCommandInvocation(i),
+    ListCommandInvocations: (i: ListCommandInvocationsRequest) => this.listCommandInvocations(i),
+    ListCommands: (i: ListCommandsRequest) => this.listCommands(i),
+    DescribeInstanceInformation: (i: DescribeInstanceInformationRequest) =>
+      this.describeInstanceInformation(i),
+    PutParameter: (i: PutParameterRequest) => this.putParameter(i),
+    GetParameter: (i: GetParameterRequest) => this.getParameter(i),
+    GetParameters: (i: GetParametersRequest) => this.getParameters(i),
+    GetParametersByPath: (i: GetParametersByPathRequest) => this.getParametersByPath(i),
+    DeleteParameter: (i: DeleteParameterRequest) => this.deleteParameter(i),
+  };
+
+  /** Registers (or replaces) the runner that executes document `name`. */
+  registerDocument(name: string, runner: DocumentRunner): void {
+    this.runners.set(name, runner);
+  }
+
+  /** Plain views of every command. */
+  view(): CommandView[] {
+    return [...this.commandsById.values()].map((c) => ({
+      commandId: c.id,
+      documentName: c.documentName,
+      status: c.status,
+      statusDetails: c.details,
+      invocations: c.invocations.map((i) => ({
+        instanceId: i.instanceId,
+        status: statusOfDetails[i.details],
+        statusDetails: i.details,
+        responseCode: i.responseCode,
+      })),
+    }));
+  }
+
+  /** Aborts running documents and cancels timers. */
+  close(): void {
+    for (const c of this.commandsById.values()) {
+      for (const inv of c.invocations) {
+        for (const cancel of inv.timers.splice(0)) cancel();
+        inv.abort?.abort();
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- Run Command
+
+  private sendCommand(input: SendCommandRequest): { Command: Command } {
+    const documentName = input.DocumentName;
+    if (!documentName)
+      validation(
+        "1 validation error detected: Value null at 'documentName' failed to satisfy constraint: Member must not be null",
+      );
+    if (!this.runners.has(documentName))
+      fail('InvalidDocument', `Document with name ${documentName} does not exist.`);
+    const ids = input.InstanceIds ?? [];
+    const targets = input.Targets ?? [];
+    if (ids.length > 50) {
+      validation(
+        `1 validation error detected: Value '[${ids.join(', ')}]' at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to 50`,
+      );
+    }
+    if (targets.length > 5) {
+      validation(
+        "1 validation error detected: Value at 'targets' failed to satisfy constraint: Member must have length less than or equal to 5",
+      );
+    }
+    if (ids.length > 0 && targets.length > 0)
+      fail('InvalidParameters', 'Specify either InstanceIds or Targets, not both.');
+    if (ids.length === 0 && targets.length === 0)
+      fail('InvalidParameters', 'Specify InstanceIds or Targets.');
+    if (new Set(ids).size !== ids.length) fail('DuplicateInstanceId', 'Instance IDs must be unique.');
+    const timeoutSeconds = input.TimeoutSeconds ?? 3600;
+    if (timeoutSeconds < 30 || timeoutSeconds > 2592000) {
+      validation(
+        `1 validation error detected: Value '${timeoutSeconds}' at 'timeoutSeconds' failed to satisfy constraint: Member must have value between 30 and 2592000`,
+      );
+    }
+
+    let instanceIds: string[];
+    if (ids.length > 0) {
+      const invalid = ids.filter((id) => !this.ec2.agentOnline(id));
+      if (invalid.length) {
+        fail(
+          'InvalidInstanceId',
+          `Instances [[${invalid.join(', ')}]] not in a valid state for account ${this.ctx.accountId}`,
+        );
+      }
+      instanceIds = [...ids];
+    } else {
+      instanceIds = this.resolveTargets(targets.map((t) => ({ Key: t.Key ?? '', Values: t.Values ?? [] })));
+    }
+
+    const parameters = input.Parameters ?? {};
+    const executionTimeout = Number(parameters.executionTimeout?.[0] ?? 3600);
+    const now = this.ctx.clock.now();
+    const command: SimCommand = {
+      id: this.ctx.ids.uuid(),
+      documentName,
+      comment: input.Comment ?? '',
+      parameters,
+      instanceIds: [...ids],
+      targets: targets.map((t) => ({ Key: t.Key ?? '', Values: [...(t.Values ?? [])] })),
+      requestedAt: this.ctx.clock.date(now),
+      visibleAt: now + this.ctx.delay(this.ctx.latency.ssmInvocationVisible),
+      maxConcurrencyText: input.MaxConcurrency ?? '50',
+      maxErrorsText: input.MaxErrors ?? '0',
+      maxConcurrency: parseRate(
+        input.MaxConcurrency ?? '50',
+        instanceIds.length,
+        'maxConcurrency',
+        Math.ceil,
+        1,
+      ),
+      maxErrors: parseRate(input.MaxErrors ?? '0', instanceIds.length, 'maxErrors', Math.floor, 0),
+      timeoutSeconds,
+      executionTimeout: Number.isFinite(executionTimeout) && executionTimeout > 0 ? executionTimeout : 3600,
+      invocations: instanceIds.map((instanceId) => ({
+        commandId: '',
+        instanceId,
+        details: 'Pending',
+        dispatched: false,
+        responseCode: -1,
+        stdout: '',
+        stderr: '',
+        timers: [],
+      })),
+      status: 'Pending',
+      details: 'Pending',
+    };
+    for (const inv of command.invocations) inv.commandId = command.id;
+    if (command.maxConcurrency < 1) validation('MaxConcurrency must be at least 1');
+    this.commandsById.set(command.id, command);
+    if (command.invocations.length === 0) {
+      command.status = 'Success';
+      command.details = 'NoInstancesInTag';
+    } else {
+      const start = this.ctx.clock.setTimer(command.visibleAt - now, () => this.pump(command));
+      command.invocations[0]?.timers.push(start);
+      for (const inv of command.invocations) {
+        inv.timers.push(
+          this.ctx.clock.setTimer(timeoutSeconds, () => {
+            if (inv.details === 'Pending' || inv.details === 'Delayed')
+              this.finish(command, inv, 'DeliveryTimedOut', -1);
+          }),
+        );
+      }
+    }
+    this.emitCommand(command);
+    this.ctx.notify();
+    return { Command: this.commandOutput(command) };
+  }
+
+  /** Tag targets (ANDed across entries, values ORed) reach the registered, online instances that match. */
+  private resolveTargets(targets: { Key: string; Values: string[] }[]): string[] {
+    for (const t of targets) {
+      if (!t.Key.startsWith('tag:') && t.Key !== 'tag-key' && t.Key !== 'InstanceIds') {
+        fail(
+          'InvalidTarget',
+          `Target key ${t.Key} is not supported by the simulator (tag:<key>, tag-key, InstanceIds).`,
+        );
+      }
+    }
+    return this.ec2
+      .instanceIds((tags, state) => {
+        if (state !== 'running') return false;
+        return targets.every((t) => {
+          if (t.Key === 'tag-key') return t.Values.some((v) => tags.has(v));
+          if (t.Key === 'InstanceIds') return false;
+          const value = tags.get(t.Key.slice(4));
+          return value !== undefined && t.Values.includes(value);
+        });
+      })
+      .concat(
+        targets.some((t) => t.Key === 'InstanceIds')
+          ? (targets.find((t) => t.Key === 'InstanceIds')?.Values ?? [])
+          : [],
+      )
+      .filter((id) => this.ec2.agentOnline(id));
+  }
+
+  private errorCount(command: SimCommand): number {
+    return command.invocations.filter((i) => i.details === 'Failed' || i.details === 'ExecutionTimedOut')
+      .length;
+  }
+
+  /** Starts invocations up to MaxConcurrency, stops the rest once MaxErrors is exceeded, updates the command. */
+  private pump(command: SimCommand): void {
+    if (this.errorCount(command) > command.maxErrors) {
+      for (const inv of command.invocations) {
+        if (!inv.dispatched && !terminal.has(inv.details)) this.finish(command, inv, 'Terminated', -1, false);
+      }
+    } else {
+      let running = command.invocations.filter((i) => i.dispatched && !terminal.has(i.details)).length;
+      for (const inv of command.invocations) {
+        if (running >= command.maxConcurrency) break;
+        if (inv.dispatched || terminal.has(inv.details)) continue;
+        inv.dispatched = true;
+        running++;
+        this.deliver(command, inv);
+      }
+    }
+    this.aggregate(command);
+  }
+
+  private deliver(command: SimCommand, inv: Invocation): void {
+    const state = this.ec2.instanceState(inv.instanceId);
+    const site = { action: 'SendCommand', instanceId: inv.instanceId, documentName: command.documentName };
+    if (
+      state === undefined ||
+      state === 'shutting-down' ||
+      state === 'terminated' ||
+      this.ctx.faults.strike('ssmUndeliverable', site)
+    ) {
+      this.finish(command, inv, 'Undeliverable', -1);
+      return;
+    }
+    if (!this.ec2.agentOnline(inv.instanceId)) {
+      // The agent is away (rebooting, not yet registered): AWS retries delivery until the delivery timeout.
+      if (inv.details !== 'Delayed') this.setDetails(command, inv, 'Delayed');
+      inv.timers.push(
+        this.ctx.clock.setTimer(2, () => inv.details === 'Delayed' && this.deliver(command, inv)),
+      );
+      return;
+    }
+    inv.timers.push(
+      this.ctx.clock.setTimer(this.ctx.delay(this.ctx.latency.ssmDelivery), () => {
+        if (terminal.has(inv.details)) return;
+        if (!this.ec2.agentOnline(inv.instanceId)) {
+          this.deliver(command, inv);
+          return;
+        }
+        this.execute(command, inv, site);
+      }),
+    );
+  }
+
+  private execute(
+    command: SimCommand,
+    inv: Invocation,
+    site: { action: string; instanceId: string; documentName: string },
+  ): void {
+    inv.startedAtModel = this.ctx.clock.now();
+    inv.startedAt = this.ctx.clock.date(inv.startedAtModel);
+    this.setDetails(command, inv, 'InProgress');
+    inv.timers.push(
+      this.ctx.clock.setTimer(command.executionTimeout, () => {
+        if (inv.details !== 'InProgress') return;
+        inv.abort?.abort();
+        this.finish(command, inv, 'ExecutionTimedOut', -1);
+      }),
+    );
+    if (this.ctx.faults.strike('ssmFailure', site)) {
+      const at = this.ctx.delay(this.ctx.latency.ssmExecution);
+      inv.timers.push(
+        this.ctx.clock.setTimer(at, () => {
+          inv.stderr = 'injected fault: the command failed on the instance';
+          this.finish(command, inv, 'Failed', 1);
+        }),
+      );
+      return;
+    }
+    // ssmTimeout: the document hangs; the execution-timeout timer above ends it.
+    if (this.ctx.faults.strike('ssmTimeout', site)) return;
+    const runner = this.runners.get(command.documentName);
+    if (!runner) {
+      inv.stderr = `no runner registered for ${command.documentName}`;
+      this.finish(command, inv, 'Failed', 1);
+      return;
+    }
+    this.ec2.materialize(inv.instanceId);
+    const abort = new AbortController();
+    inv.abort = abort;
+    const minimum = this.ctx.delay(this.ctx.latency.ssmExecution);
+    const started = inv.startedAtModel;
+    const done = (result: RunnerResult) => {
+      if (inv.details !== 'InProgress') return;
+      const modelled = Math.max(minimum, result.modelledSeconds ?? 0);
+      const remaining = started + modelled - this.ctx.clock.now();
+      const complete = () => {
+        if (inv.details !== 'InProgress') return;
+        inv.stdout = result.stdout;
+        inv.stderr = result.stderr;
+        this.finish(command, inv, result.exitCode === 0 ? 'Success' : 'Failed', result.exitCode);
+      };
+      if (remaining > 0) inv.timers.push(this.ctx.clock.setTimer(remaining, complete));
+      else complete();
+    };
+    this.ctx.track(
+      Promise.resolve()
+        .then(() =>
+          runner({
+            instanceId: inv.instanceId,
+            hostRoot: this.ctx.hostRoot(inv.instanceId),
+            rootDir: this.ctx.rootDir,
+            parameters: command.parameters,
+            devices: this.ec2.devicesOf(inv.instanceId).map(({ dataDir: _dataDir, ...view }) => view),
+            commandId: command.id,
+            documentName: command.documentName,
+            signal: abort.signal,
+          }),
+        )
+        .then(done, (error: unknown) =>
+          done({
+            exitCode: 1,
+            stdout: '',
+            stderr: `runner failed: ${error instanceof Error ? error.message : String(error)}`,
+          }),
+        ),
+    );
+  }
+
+  private setDetails(command: SimCommand, inv: Invocation, details: InvocationDetails): void {
+    inv.details = details;
+    this.emitInvocation(command, inv);
+    this.aggregate(command);
+  }
+
+  private finish(
+    command: SimCommand,
+    inv: Invocation,
+    details: InvocationDetails,
+    code: number,
+    pump = true,
+  ): void {
+    if (terminal.has(inv.details)) return;
+    for (const cancel of inv.timers.splice(0)) cancel();
+    inv.details = details;
+    inv.responseCode = code;
+    if (inv.startedAt) inv.endedAt = this.ctx.clock.date();
+    this.emitInvocation(command, inv);
+    if (pump) this.pump(command);
+    else this.aggregate(command);
+  }
+
+  /** Command status from its invocations (FACTS §5, SDK docs); see README for the n.c. parts. */
+  private aggregate(command: SimCommand): void {
+    const before = `${command.status}/${command.details}`;
+    const invs = command.invocations;
+    const done = invs.filter((i) => terminal.has(i.details));
+    if (done.length < invs.length) {
+      const started = invs.some((i) => i.details !== 'Pending');
+      command.status = started ? 'InProgress' : 'Pending';
+      command.details = started ? 'InProgress' : 'Pending';
+    } else {
+      const count = (d: InvocationDetails) => invs.filter((i) => i.details === d).length;
+      const failed = count('Failed');
+      const execTimedOut = count('ExecutionTimedOut');
+      const deliveryTimedOut = count('DeliveryTimedOut');
+      const undeliverable = count('Undeliverable');
+      const delivered = invs.length - undeliverable;
+      if (delivered === 0) [command.status, command.details] = ['Failed', 'Undeliverable'];
+      else if (failed + execTimedOut > command.maxErrors) {
+        [command.status, command.details] =
+          execTimedOut > failed ? ['TimedOut', 'ExecutionTimedOut'] : ['Failed', 'Failed'];
+      } else if (deliveryTimedOut > command.maxErrors)
+        [command.status, command.details] = ['TimedOut', 'DeliveryTimedOut'];
+      else if (count('Success') === delivered) [command.status, command.details] = ['Success', 'Success'];
+      else [command.status, command.details] = ['Failed', 'Incomplete'];
+    }
+    if (before !== `${command.status}/${command.details}`) this.emitCommand(command);
+    this.ctx.notify();
+  }
+
+  private onInstance(instanceId: string, event: InstanceEvent): void {
+    if (event !== 'shutting-down' && event !== 'terminated') return;
+    for (const command of this.commandsById.values()) {
+      for (const inv of command.invocations) {
+        if (inv.instanceId !== instanceId || terminal.has(inv.details)) continue;
+        if (inv.details === 'InProgress') {
+          inv.abort?.abort();
+          inv.stderr = 'the instance went away during the execution';
+          this.finish(command, inv, 'Failed', -1);
+        } else if (inv.dispatched) {
+          this.finish(command, inv, 'Undeliverable', -1);
+        }
+      }
+    }
+  }
+
+  private commandOutput(c: SimCommand): Command {
+    const done = c.invocations.filter((i) => terminal.has(i.details));
+    return {
+      CommandId: c.id,
+      DocumentName: c.documentName,
+      DocumentVersion: '$DEFAULT',
+      Comment: c.comment,
+      ExpiresAfter: new Date(c.requestedAt.getTime() + c.timeoutSeconds * 1000),
+      Parameters: c.parameters,
+      InstanceIds: c.instanceIds,
+      Targets: c.targets,
+      RequestedDateTime: c.requestedAt,
+      Status: c.status,
+      StatusDetails: c.details,
+      OutputS3Region: this.ctx.region,
+      OutputS3BucketName: '',
+      OutputS3KeyPrefix: '',
+      MaxConcurrency: c.maxConcurrencyText,
+      MaxErrors: c.maxErrorsText,
+      TargetCount: c.invocations.length,
+      CompletedCount: done.length,
+      ErrorCount: this.errorCount(c),
+      DeliveryTimedOutCount: c.invocations.filter((i) => i.details === 'DeliveryTimedOut').length,
+      ServiceRole: '',
+      NotificationConfig: { NotificationArn: '', NotificationEvents: [], NotificationType: 'Command' },
+      CloudWatchOutputConfig: { CloudWatchLogGroupName: '', CloudWatchOutputEnabled: false },
+      TimeoutSeconds: c.timeoutSeconds,
+    };
+  }
+
+  private visibleInvocation(
+    commandId: string,
+    instanceId: string,
+  ): { command: SimCommand; inv: Invocation } | undefined {
+    const command = this.commandsById.get(commandId);
+    if (!command || this.ctx.clock.now() < command.visibleAt) return undefined;
+    const inv = command.invocations.find((i) => i.instanceId === instanceId);
+    return inv ? { command, inv } : undefined;
+  }
+
+  private getCommandInvocation(input: GetCommandInvocationRequest): GetCommandInvocationResult {
+    const found = this.visibleInvocation(input.CommandId ?? '', input.InstanceId ?? '');
+    if (!found) fail('InvocationDoesNotExist', '');
+    const { command, inv } = found;
+    const finished = terminal.has(inv.details);
+    return {
+      CommandId: command.id,
+      InstanceId: inv.instanceId,
+      Comment: command.comment,
+      DocumentName: command.documentName,
+      DocumentVersion: '$DEFAULT',
+      PluginName: input.PluginName ?? 'aws:runShellScript',
+      ResponseCode: inv.responseCode,
+      ExecutionStartDateTime: iso(inv.startedAt),
+      ExecutionElapsedTime: elapsed(inv.startedAt, inv.endedAt),
+      ExecutionEndDateTime: iso(inv.endedAt),
+      Status: statusOfDetails[inv.details],
+      StatusDetails: inv.details,
+      // Output shows once the invocation finished, truncated as the API truncates it (FACTS §5).
+      StandardOutputContent: finished ? inv.stdout.slice(0, maxStdout) : '',
+      StandardOutputUrl: '',
+      StandardErrorContent: finished ? inv.stderr.slice(0, maxStderr) : '',
+      StandardErrorUrl: '',
+      CloudWatchOutputConfig: { CloudWatchLogGroupName: '', CloudWatchOutputEnabled: false },
+    };
+  }
+
+  private listCommandInvocations(input: ListCommandInvocationsRequest): {
+    CommandInvocations: CommandInvocation[];
+    NextToken?: string;
+  } {
+    const now = this.ctx.clock.now();
+    const rows: { command: SimCommand; inv: Invocation }[] = [];
+    for (const command of this.commandsById.values()) {
+      if (input.CommandId && command.id !== input.CommandId) continue;
+      if (now < command.visibleAt) continue;
+      for (const inv of command.invocations) {
+        if (input.InstanceId && inv.instanceId !== input.InstanceId) continue;
+        rows.push({ command, inv });
+      }
+    }
+    const filtered = rows.filter(({ command, inv }) =>
+      (input.Filters ?? []).every((f) => {
+        if (f.key === 'Status') return statusOfDetails[inv.details] === f.value;
+        if (f.key === 'DocumentName') return command.documentName === f.value;
+        if (f.key === 'InvokedAfter') return command.requestedAt >= new Date(f.value ?? '');
+        if (f.key === 'InvokedBefore') return command.requestedAt <= new Date(f.value ?? '');
+        return fail('InvalidFilterKey', `The filter key ${f.key} is not supported by the simulator.`);
+      }),
+    );
+    const { page, nextToken } = paginate(filtered, {
+      maxResults: input.MaxResults,
+      nextToken: input.NextToken,
+      defaultSize: 50,
+      min: 1,
+      max: 50,
+      badTokenCode: 'InvalidNextToken',
+      badSizeCode: 'ValidationException',
+    });
+    return {
+      CommandInvocations: page.map(({ command, inv }) => {
+        const finished = terminal.has(inv.details);
+        return {
+          CommandId: command.id,
+          InstanceId: inv.instanceId,
+          InstanceName: '',
+          Comment: command.comment,
+          DocumentName: command.documentName,
+          DocumentVersion: '$DEFAULT',
+          RequestedDateTime: command.requestedAt,
+          Status: statusOfDetails[inv.details],
+          StatusDetails: inv.details,
+          TraceOutput: '',
+          StandardOutputUrl: '',
+          StandardErrorUrl: '',
+          ...(input.Details
+            ? {
+                CommandPlugins: [
+                  {
+                    Name: 'aws:runShellScript',
+                    // Plugins have no Delayed status: a delayed invocation's plugin is still pending.
+                    Status:
+                      inv.details === 'Delayed'
+                        ? 'Pending'
+                        : (statusOfDetails[inv.details] as CommandPluginStatus),
+                    StatusDetails: inv.details,
+                    ResponseCode: inv.responseCode,
+                    ...(inv.startedAt ? { ResponseStartDateTime: inv.startedAt } : {}),
+                    ...(inv.endedAt ? { ResponseFinishDateTime: inv.endedAt } : {}),
+                    Output: finished
+                      ? `${inv.stdout}${inv.stderr ? `\n----------ERROR-------\n${inv.stderr}` : ''}`.slice(
+                          0,
+                          maxPluginOutput,
+                        )
+                      : '',
+                    StandardOutputUrl: '',
+                    StandardErrorUrl: '',
+                  },
+                ],
+              }
+            : {}),
+          ServiceRole: '',
+          NotificationConfig: { NotificationArn: '', NotificationEvents: [], NotificationType: 'Command' },
+          CloudWatchOutputConfig: { CloudWatchLogGroupName: '', CloudWatchOutputEnabled: false },
+        } satisfies CommandInvocation;
+      }),
+      ...(nextToken ? { NextToken: nextToken } : {}),
+    };
+  }
+
+  private listCommands(input: ListCommandsRequest): { Commands: Command[]; NextToken?: string } {
+    let commands = [...this.commandsById.values()].reverse();
+    if (input.CommandId) {
+      commands = commands.filter((c) => c.id === input.CommandId);
+      if (commands.length === 0) fail('InvalidCommandId', '');
+    }
+    if (input.InstanceId)
+      commands = commands.filter((c) => c.invocations.some((i) => i.instanceId === input.InstanceId));
+    commands = commands.filter((c) =>
+      (input.Filters ?? []).every((f) => {
+        if (f.key === 'Status') return c.status === f.value;
+        if (f.key === 'DocumentName') return c.documentName === f.value;
+        if (f.key === 'InvokedAfter') return c.requestedAt >= new Date(f.value ?? '');
+        if (f.key === 'InvokedBefore') return c.requestedAt <= new Date(f.value ?? '');
+        return fail('InvalidFilterKey', `The filter key ${f.key} is not supported by the simulator.`);
+      }),
+    );
+    const { page, nextToken } = paginate(commands, {
+      maxResults: input.MaxResults,
+      nextToken: input.NextToken,
+      defaultSize: 50,
+      min: 1,
+      max: 50,
+      badTokenCode: 'InvalidNextToken',
+      badSizeCode: 'ValidationException',
+    });
+    return {
+      Commands: page.map((c) => this.commandOutput(c)),
+      ...(nextToken ? { NextToken: nextToken } : {}),
+    };
+  }
+
+  private describeInstanceInformation(input: DescribeInstanceInformationRequest): {
+    InstanceInformationList: InstanceInformation[];
+    NextToken?: string;
+  } {
+    let ids = this.ec2.instanceIds(() => true).filter((id) => this.ec2.agentOnline(id));
+    const wanted = [
+      ...(input.InstanceInformationFilterList ?? [])
+        .filter((f) => f.key === 'InstanceIds')
+        .flatMap((f) => f.valueSet ?? []),
+      ...(input.Filters ?? []).filter((f) => f.Key === 'InstanceIds').flatMap((f) => f.Values ?? []),
+    ];
+    if (wanted.length) ids = ids.filter((id) => wanted.includes(id));
+    for (const f of input.Filters ?? []) {
+      if (f.Key?.startsWith('tag:')) {
+        const key = f.Key.slice(4);
+        ids = ids.filter((id) => (f.Values ?? []).includes(this.ec2.instanceTags(id).get(key) ?? '\u0000'));
+      }
+    }
+    const { page, nextToken } = paginate(ids, {
+      maxResults: input.MaxResults,
+      nextToken: input.NextToken,
+      defaultSize: 50,
+      min: 5,
+      max: 50,
+      badTokenCode: 'InvalidNextToken',
+      badSizeCode: 'ValidationException',
+    });
+    return {
+      InstanceInformationList: page.map((id) => ({
+        InstanceId: id,
+        PingStatus: 'Online',
+        LastPingDateTime: this.ctx.clock.date(),
+        AgentVersion: '3.3.0.0',
+        IsLatestVersion: true,
+        PlatformType: 'Linux',
+        PlatformName: 'Amazon Linux',
+        PlatformVersion: '2023',
+        ResourceType: 'EC2Instance',
+        ComputerName: `ip-${id}.ec2.internal`,
+      })),
+      ...(nextToken ? { NextToken: nextToken } : {}),
+    };
+  }
+
+  private emitInvocation(command: SimCommand, inv: Invocation): void {
+    this.ctx.emit(
+      this.ctx.envelope(
+        'aws.ssm',
+        'EC2 Command Invocation Status-change Notification',
+        [`arn:aws:ec2:${this.ctx.region}:${this.ctx.accountId}:instance/${inv.instanceId}`],
+        {
+          'command-id': command.id,
+          'document-name': command.documentName,
+          'instance-id': inv.instanceId,
+          'requested-date-time': command.requestedAt.toISOString(),
+          status: statusOfDetails[inv.details],
+        },
+      ),
+    );
+  }
+
+  private emitCommand(command: SimCommand): void {
+    this.ctx.emit(
+      this.ctx.envelope(
+        'aws.ssm',
+        'EC2 Command Status-change Notification',
+        command.invocations.map(
+          (i) => `arn:aws:ec2:${this.ctx.region}:${this.ctx.accountId}:instance/${i.instanceId}`,
+        ),
+        {
+          'command-id': command.id,
+          'document-name': command.documentName,
+          'expire-after': new Date(
+            command.requestedAt.getTime() + command.timeoutSeconds * 1000,
+          ).toISOString(),
+          parameters: command.parameters,
+          'requested-date-time': command.requestedAt.toISOString(),
+          status: command.status,
+        },
+      ),
+    );
+  }
+
+  // ---------------------------------------------------------------- Parameter Store
+
+  private parameterOutput(p: StoredParameter): Parameter {
+    return {
+      Name: p.name,
+      Type: p.type,
+      Value: p.value,
+      Version: p.version,
+      LastModifiedDate: p.lastModified,
+      ARN: `arn:aws:ssm:${this.ctx.region}:${this.ctx.accountId}:parameter/${p.name.replace(/^\//, '')}`,
+      DataType: 'text',
+    };
+  }
+
+  private putParameter(input: PutParameterRequest): { Version: number; Tier: 'Standard' } {
+    const name = input.Name;
+    if (!name)
+      validation(
+        "1 validation error detected: Value null at 'name' failed to satisfy constraint: Member must not be null",
+      );
+    if (input.Value === undefined)
+      validation(
+        "1 validation error detected: Value null at 'value' failed to satisfy constraint: Member must not be null",
+      );
+    const existing = this.parameters.get(name);
+    if (existing && !input.Overwrite) {
+      fail(
+        'ParameterAlreadyExists',
+        'The parameter already exists. To overwrite this value, set the overwrite option in the request to true.',
+      );
+    }
+    const type = input.Type ?? existing?.type ?? 'String';
+    const stored: StoredParameter = {
+      name,
+      type,
+      value: input.Value,
+      version: (existing?.version ?? 0) + 1,
+      lastModified: this.ctx.clock.date(),
+      ...(input.Description !== undefined ? { description: input.Description } : {}),
+    };
+    this.parameters.set(name, stored);
+    return { Version: stored.version, Tier: 'Standard' };
+  }
+
+  private getParameter(input: GetParameterRequest): { Parameter: Parameter } {
+    const p = this.parameters.get(input.Name ?? '');
+    if (!p) fail('ParameterNotFound', `Parameter ${input.Name} not found.`);
+    return { Parameter: this.parameterOutput(p) };
+  }
+
+  private getParameters(input: GetParametersRequest): {
+    Parameters: Parameter[];
+    InvalidParameters: string[];
+  } {
+    const names = input.Names ?? [];
+    return {
+      Parameters: names.flatMap((n) => {
+        const p = this.parameters.get(n);
+        return p ? [this.parameterOutput(p)] : [];
+      }),
+      InvalidParameters: names.filter((n) => !this.parameters.has(n)),
+    };
+  }
+
+  private getParametersByPath(input: GetParametersByPathRequest): {
+    Parameters: Parameter[];
+    NextToken?: string;
+  } {
+    const path = input.Path ?? '';
+    if (!path.startsWith('/')) validation(`The parameter path ${path} must begin with a forward slash (/)`);
+    const prefix = path.endsWith('/') ? path : `${path}/`;
+    const matching = [...this.parameters.values()]
+      .filter(
+        (p) => p.name.startsWith(prefix) && (input.Recursive || !p.name.slice(prefix.length).includes('/')),
+      )
+      .sort((a, b) => a.name.localeCompare(b.name));
+    const { page, nextToken } = paginate(matching, {
+      maxResults: input.MaxResults,
+      nextToken: input.NextToken,
+      defaultSize: 10,
+      min: 1,
+      max: 10,
+      badTokenCode: 'InvalidNextToken',
+      badSizeCode: 'ValidationException',
+    });
+    return {
+      Parameters: page.map((p) => this.parameterOutput(p)),
+      ...(nextToken ? { NextToken: nextToken } : {}),
+    };
+  }
+
+  private deleteParameter(input: DeleteParameterRequest): object {
+    if (!this.parameters.delete(input.Name ?? ''))
+      fail('ParameterNotFound', `Parameter ${input.Name} not found.`);
+    return {};
+  }
+}
