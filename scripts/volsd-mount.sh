@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Volsd-Mount: mounts an attached EBS volume at a path, found by its NVMe serial.
+#
+# Environment:
+#   VOLSD_VOLUME_ID             the volume (vol-...)                                   required
+#   VOLSD_MOUNT_PATH            where to mount it (absolute, plain characters)          required
+#   VOLSD_MOUNT_OPTIONS         mount options                                          default noatime
+#   VOLSD_DEVICE_WAIT_SECONDS   how long to wait for the device to appear after attach (0-300) default 60
+#   VOLSD_ROOT                  prefix of every host path (empty on a real host)
+#
+# Waits (bounded) for the device whose by-id name or NVMe serial names the volume, checks its serial,
+# mounts it (XFS gets `nouuid`, see volsd-lib.sh) and records it in /etc/volsd/mounts.d/<volumeId> so
+# Volsd-Sync finds it. Idempotent: the volume already mounted at the path is a success. Refuses a path
+# that holds another device and a volume that is mounted elsewhere (exit 5). An unformatted volume
+# fails to mount (exit 6): Volsd-Format is the script for empty volumes.
+# Last line: VOLSD_RESULT {"op":"mount","volumeId","device","mountPath","generation","status"}
+# with status mounted | already-mounted, generation from <mount>/.volsd/generation (0 if absent).
+# Exit codes: see volsd-lib.sh.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=volsd-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/volsd-lib.sh" # volsd:include
+
+volsd_init mount
+volume=${VOLSD_VOLUME_ID:-}
+mount_path=${VOLSD_MOUNT_PATH:-}
+options=${VOLSD_MOUNT_OPTIONS-noatime}
+wait_seconds=${VOLSD_DEVICE_WAIT_SECONDS:-60}
+volsd_check_volume_id "$volume"
+volsd_check_mount_path "$mount_path"
+volsd_check VOLSD_MOUNT_OPTIONS "$options" "$VOLSD_RE_MOUNT_OPTIONS"
+volsd_check VOLSD_DEVICE_WAIT_SECONDS "$wait_seconds" "$VOLSD_RE_SECONDS"
+volsd_require_tools mount lsblk blkid flock awk readlink
+
+volsd_lock "$volume" 120
+volsd_device_or_fail "$volume" "$wait_seconds"
+device=$VOLSD_DEVICE
+volsd_mount_volume "$volume" "$device" "$mount_path" "$options"
+generation=$(volsd_read_generation "$mount_path")
+volsd_log "$device $VOLSD_MOUNT_STATE at $mount_path (generation $generation)"
+volsd_result op '"mount"' volumeId "$(volsd_json_str "$volume")" device "$(volsd_json_str "$device")" \
+  mountPath "$(volsd_json_str "$mount_path")" generation "$generation" status "$(volsd_json_str "$VOLSD_MOUNT_STATE")"

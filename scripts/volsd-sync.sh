@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# Volsd-Sync: brings every Volsd volume mounted on this host to the content of s3://BUCKET/PREFIX.
+#
+# Environment:
+#   VOLSD_BUCKET             the push bucket                                             required
+#   VOLSD_PREFIX             the content tree's prefix                                   default live/
+#   VOLSD_GENERATION         the content generation this sync makes current             required
+#   VOLSD_VOLUME_ID          sync only this volume (it must be mounted here)             default: all
+#   VOLSD_S3_ENDPOINT        an S3-compatible or VPC endpoint URL                        optional
+#   VOLSD_REGION             the bucket's region                                         optional
+#   VOLSD_SYNC_CONCURRENCY   volumes synced at once                                      default 4
+#   VOLSD_ROOT               prefix of every host path (empty on a real host)
+#
+# The volumes are the ones Volsd-Mount recorded in /etc/volsd/mounts.d and that are still mounted
+# there (a stale record is reported as skipped). Per volume, `aws s3 sync --delete` moves only what
+# changed and deletes what was deleted, then <mount>/.volsd/generation is raised to VOLSD_GENERATION
+# (never lowered: the tree just synced is at least as new as any generation recorded before).
+#
+# Path guard. A key must never write outside the mount root, so before any transfer the prefix is
+# listed once (s3api list-objects-v2) and every key is classified; these are refused, reported and
+# excluded from the sync (an excluded key is neither downloaded nor deleted locally):
+#   parent-segment (..), dot-segment (.), empty-segment (//), absolute (/ after the prefix),
+#   backslash, control-character, too-long (key over 1024 bytes or a name over 255),
+#   reserved (a first segment starting with .volsd: the namespace of Volsd's own markers).
+# Directory markers (keys ending in /) are skipped silently: the AWS CLI cannot download them. The
+# valid keys of the same listing are synced. A sync is refused for a volume whose tree holds a
+# symlink that resolves outside the mount root (a download through it would land outside). After
+# the sync, a tripwire checks again for escaping symlinks, for regular files changed beside the
+# mount root (in each of its parent directories) and at the resolved target of every refused `..`
+# key; anything found fails the volume with exit 9. The AWS CLI's own parent-directory check covers
+# keys added between the listing and the sync.
+#
+# Output, stdout: one VOLSD_RESULT {"op":"sync","volumeId","mountPath","status","generation",
+# "filesChanged","bytesChanged","rejectedKeys",...} per volume (status ok | failed | skipped), at most
+# 20 VOLSD_REJECTED {"key","reason"} lines, and a last VOLSD_RESULT {"op":"sync-summary",...}.
+# Exit codes: 0 every volume ok (or nothing to sync); 8 a volume failed; 9 a path escape was found;
+# 14 VOLSD_VOLUME_ID is not mounted here; others in volsd-lib.sh.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=volsd-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/volsd-lib.sh" # volsd:include
+
+volsd_init sync
+bucket=${VOLSD_BUCKET:-}
+prefix=${VOLSD_PREFIX-live/}
+generation=${VOLSD_GENERATION:-}
+only=${VOLSD_VOLUME_ID:-}
+endpoint=${VOLSD_S3_ENDPOINT:-}
+region=${VOLSD_REGION:-}
+concurrency=${VOLSD_SYNC_CONCURRENCY:-4}
+volsd_check VOLSD_BUCKET "$bucket" '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'
+volsd_check VOLSD_PREFIX "$prefix" '^([A-Za-z0-9_][A-Za-z0-9._=+-]*/){0,16}$'
+volsd_check VOLSD_GENERATION "$generation" '^[0-9]{1,15}$'
+[[ -z $only ]] || volsd_check_volume_id "$only"
+[[ -z $endpoint ]] || volsd_check VOLSD_S3_ENDPOINT "$endpoint" '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$'
+[[ -z $region ]] || volsd_check VOLSD_REGION "$region" '^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$'
+volsd_check VOLSD_SYNC_CONCURRENCY "$concurrency" '^[1-9][0-9]?$'
+generation=$((10#$generation))
+volsd_require_tools aws find realpath flock awk readlink lsblk mktemp
+
+aws_args=()
+[[ -z $endpoint ]] || aws_args+=(--endpoint-url "$endpoint")
+[[ -z $region ]] || aws_args+=(--region "$region")
+
+mkdir -p "$R/tmp"
+work=$(mktemp -d "$R/tmp/volsd-sync.XXXXXX")
+trap 'rm -rf -- "$work"' EXIT
+
+# --- The volumes to sync: "volumeId mountPath" pairs, still mounted with their own device. --------
+volumes=()
+skipped_results=()
+if [[ -n $only ]]; then
+  device=$(volsd_find_device "$only") || device=''
+  [[ -n $device ]] || volsd_fail "$VOLSD_EXIT_NOT_MOUNTED" not-mounted "$only is not attached to this host"
+  mount_path=$(volsd_mounts_of "$device" | awk 'NR == 1')
+  [[ -n $mount_path ]] || volsd_fail "$VOLSD_EXIT_NOT_MOUNTED" not-mounted "$only is not mounted on this host"
+  volumes+=("$only $mount_path")
+else
+  for record in "$R"/etc/volsd/mounts.d/vol-*; do
+    [[ -f $record ]] || continue
+    volume=${record##*/}
+    mount_path=''
+    read -r mount_path <"$record" || true
+    reason=''
+    if [[ ! $volume =~ $VOLSD_RE_VOLUME_ID || ! $mount_path =~ $VOLSD_RE_MOUNT_PATH ]]; then
+      reason='malformed record'
+    elif ! device=$(volsd_find_device "$volume"); then
+      reason='not attached'
+    elif [[ $(volsd_source_at "$mount_path") != "$device" ]]; then
+      reason="not mounted at $mount_path"
+    fi
+    if [[ -n $reason ]]; then
+      volsd_log "skipping $volume: $reason"
+      skipped_results+=("$(volsd_json op '"sync"' volumeId "$(volsd_json_str "$volume")" status '"skipped"' \
+        reason "$(volsd_json_str "$reason")")")
+      continue
+    fi
+    volumes+=("$volume $mount_path")
+  done
+fi
+
+# --- One listing, classified: the keys to refuse become exclusions of every volume's sync. ---------
+# The classifier reads the JSON array the AWS CLI prints (one key a line, JSON-escaped) byte-wise.
+# Per refused or skipped key it prints: reason, the key still JSON-escaped (for the report), an
+# exclusion pattern for the AWS CLI (fnmatch: * ? [ bracketed, control characters as ?, a leading /
+# as [/] so os.path.join keeps the root), and for `..` keys the relative path (for the tripwire).
+read -r -d '' classifier <<'AWK' || true
+function hexval(h,    i, v) {
+  v = 0
+  for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", tolower(substr(h, i, 1))) - 1
+  return v
+}
+function pattern(rel,    i, ch, out) {
+  out = ""
+  for (i = 1; i <= length(rel); i++) {
+    ch = substr(rel, i, 1)
+    if (ch == "*" || ch == "?" || ch == "[") out = out "[" ch "]"
+    else if (ch ~ /[\001-\037\177]/) out = out "?"
+    else if (i == 1 && ch == "/") out = out "[/]"
+    else out = out ch
+  }
+  return out
+}
+BEGIN { sep = "\037"; total = 0; plen = length(prefix) }
+{
+  line = $0
+  sub(/^[ \t]+/, "", line)
+  sub(/,$/, "", line)
+  if (line !~ /^".*"$/) next
+  json = substr(line, 2, length(line) - 2)
+  total++
+  s = json; dec = ""; ctl = 0; bs = 0; odd = 0
+  while ((i = index(s, "\\")) > 0) {
+    dec = dec substr(s, 1, i - 1)
+    c = substr(s, i + 1, 1)
+    if (c == "u") {
+      code = hexval(substr(s, i + 2, 4))
+      if (code < 32 || code == 127) ctl = 1; else odd = 1
+      dec = dec "\001"
+      s = substr(s, i + 6)
+      continue
+    }
+    if (c == "\"") dec = dec "\""
+    else if (c == "/") dec = dec "/"
+    else if (c == "\\") { dec = dec "\\"; bs = 1 }
+    else { dec = dec "\001"; ctl = 1 }
+    s = substr(s, i + 2)
+  }
+  dec = dec s
+  if (dec ~ /[\001-\037\177]/) ctl = 1
+  if (substr(dec, 1, plen) != prefix) next
+  rel = substr(dec, plen + 1)
+  body = rel
+  marker = (rel == "" || rel ~ /\/$/)
+  if (marker) sub(/\/$/, "", body)
+  reason = ""; parent = 0
+  if (ctl) reason = "control-character"
+  else if (odd) reason = "unsupported-character"
+  else if (bs) reason = "backslash"
+  else if (substr(body, 1, 1) == "/") reason = "absolute"
+  else if (length(dec) > 1024) reason = "too-long"
+  if (body != "") {
+    n = split(body, seg, "/")
+    for (k = 1; k <= n; k++) {
+      if (seg[k] == "..") { parent = 1; if (reason == "" || reason == "absolute") reason = "parent-segment" }
+      else if (reason != "") continue
+      else if (seg[k] == ".") reason = "dot-segment"
+      else if (seg[k] == "") reason = "empty-segment"
+      else if (length(seg[k]) > 255) reason = "too-long"
+    }
+    if (reason == "" && seg[1] ~ /^\.volsd/) reason = "reserved"
+  }
+  if (reason == "" && marker) reason = "directory-marker"
+  if (reason == "") next
+  print reason sep json sep pattern(rel) sep ((parent && !ctl && !odd) ? rel : "")
+}
+END { print "total" sep total }
+AWK
+
+listing=$work/listing.json
+if ! aws "${aws_args[@]}" s3api list-objects-v2 --bucket "$bucket" --prefix "$prefix" \
+  --query 'Contents[].Key' --output json >"$listing" 2>"$work/listing.err"; then
+  volsd_log "listing s3://$bucket/$prefix failed: $(tail -c 2000 "$work/listing.err")"
+  failed_listing=true
+else
+  failed_listing=false
+fi
+
+total_keys=0
+markers=0
+rejected=()
+excludes=(--exclude '.volsd*')
+parent_rels=()
+if ! $failed_listing; then
+  while IFS=$'\037' read -r reason json glob rel; do
+    if [[ $reason == total ]]; then
+      total_keys=$json
+      continue
+    fi
+    if [[ $reason == directory-marker ]]; then
+      markers=$((markers + 1))
+    else
+      rejected+=("$(volsd_json key "\"$json\"" reason "\"$reason\"")")
+    fi
+    excludes+=(--exclude "$glob")
+    [[ -z $rel ]] || parent_rels+=("$rel")
+  done < <(LC_ALL=C awk -v prefix="$prefix" "$classifier" "$listing")
+fi
+# Each refused key costs one --exclude; past this many the command line is no place for them.
+readonly max_excludes=2000
+too_many_refused=false
+((${#excludes[@]} / 2 <= max_excludes)) || too_many_refused=true
+for ((i = 0; i < ${#rejected[@]} && i < 20; i++)); do
+  printf 'VOLSD_REJECTED %s\n' "${rejected[i]}"
+done
+((${#rejected[@]} == 0)) || volsd_log "refused ${#rejected[@]} unsafe key(s) under s3://$bucket/$prefix"
+
+# --- The per-volume sync. ----------------------------------------------------------------------------
+
+# escaping_symlinks ROOT REALROOT: the symlinks under ROOT that resolve outside REALROOT.
+escaping_symlinks() {
+  local link target
+  while IFS= read -r -d '' link; do
+    target=$(realpath -m -- "$link")
+    [[ $target == "$2" || $target == "$2"/* ]] || printf '%s\n' "${link#"$1"/}"
+  done < <(find "$1/" -type l -print0)
+}
+
+# files_beside ROOT REALROOT STAMP: regular files changed after STAMP directly in a parent directory
+# of the mount root, where a `../name` key would land.
+files_beside() {
+  local dir=${1%/*} real_parent=${2%/*}
+  while [[ -n $dir && $dir != "$R" ]]; do
+    find "$dir" -mindepth 1 -maxdepth 1 -type f -cnewer "$3" -print 2>/dev/null || true
+    dir=${dir%/*}
+  done
+  find "${dir:-/}" -mindepth 1 -maxdepth 1 -type f -cnewer "$3" -print 2>/dev/null || true
+  if [[ $real_parent != "${1%/*}" ]]; then
+    find "${real_parent:-/}" -mindepth 1 -maxdepth 1 -type f -cnewer "$3" -print 2>/dev/null || true
+  fi
+}
+
+# sync_volume VOLUME MOUNT_PATH: prints the volume's result JSON; exits 0, 8 (failed) or 9 (escape).
+sync_volume() {
+  local volume=$1 mnt=$2 device root realroot stamp rc out escapes files bytes target before after rel
+  VOLSD_VOLUME=$volume
+  volsd_lock "$volume" 600
+  root=$R$mnt
+  fail() { # EXIT CODE MESSAGE
+    volsd_log "error: $3"
+    volsd_json op '"sync"' volumeId "$(volsd_json_str "$volume")" mountPath "$(volsd_json_str "$mnt")" \
+      status '"failed"' code "$(volsd_json_str "$2")" exitCode "$1" error "$(volsd_json_str "$3")" \
+      generation "$(volsd_read_generation "$mnt")" rejectedKeys "${#rejected[@]}"
+    echo
+    exit "$1"
+  }
+  # The lock may have waited for an unmount: look again.
+  device=$(volsd_find_device "$volume") || device=''
+  if [[ -z $device || $(volsd_source_at "$mnt") != "$device" ]]; then
+    fail "$VOLSD_EXIT_SYNC_FAILED" not-mounted "$volume is no longer mounted at $mnt"
+  fi
+  if $failed_listing; then
+    fail "$VOLSD_EXIT_SYNC_FAILED" listing-failed "cannot list s3://$bucket/$prefix"
+  fi
+  if $too_many_refused; then
+    fail "$VOLSD_EXIT_SYNC_FAILED" too-many-unsafe-keys \
+      "more than $max_excludes unsafe keys under s3://$bucket/$prefix: remove them from the bucket"
+  fi
+  realroot=$(realpath -e -- "$root")
+  escapes=$(escaping_symlinks "$root" "$realroot")
+  [[ -z $escapes ]] || fail "$VOLSD_EXIT_PATH_ESCAPE" path-escape \
+    "refusing to sync: symlinks lead outside the mount root: $(head -c 500 <<<"$escapes")"
+  before=$(volsd_read_generation "$mnt")
+  stamp=$work/stamp.$volume
+  : >"$stamp"
+  rc=0
+  aws "${aws_args[@]}" s3 sync "s3://$bucket/$prefix" "$root/" --delete --only-show-errors --no-progress \
+    "${excludes[@]}" >"$work/sync.$volume.log" 2>&1 || rc=$?
+  out=$(tail -c 1500 "$work/sync.$volume.log")
+  [[ -z $out ]] || volsd_log "aws s3 sync: $out"
+  # The tripwire, whatever the sync's outcome.
+  escapes=$(
+    escaping_symlinks "$root" "$realroot"
+    files_beside "$root" "$realroot" "$stamp"
+  )
+  for rel in "${parent_rels[@]}"; do
+    target=$(realpath -m -- "$root/$rel")
+    if [[ $target != "$realroot"/* && -e $target && -n $(find "$target" -maxdepth 0 -cnewer "$stamp" 2>/dev/null) ]]; then
+      escapes+=$'\n'$target
+    fi
+  done
+  [[ -z $escapes ]] || fail "$VOLSD_EXIT_PATH_ESCAPE" path-escape \
+    "written or linked outside the mount root: $(head -c 500 <<<"$escapes")"
+  ((rc == 0)) || fail "$VOLSD_EXIT_SYNC_FAILED" sync-failed "aws s3 sync exited $rc: ${out:0:500}"
+  read -r files bytes < <(find "$root/" -path "$root/.volsd*" -prune -o -type f -cnewer "$stamp" -printf '%s\n' |
+    awk '{ n++; b += $1 } END { printf "%d %d\n", n, b }')
+  after=$((generation > before ? generation : before))
+  mkdir -p "$root/.volsd"
+  printf '%s\n' "$after" >"$root/.volsd/generation.tmp"
+  mv -f -- "$root/.volsd/generation.tmp" "$root/.volsd/generation"
+  volsd_log "synced $mnt to generation $after ($files file(s), $bytes byte(s) changed)"
+  volsd_json op '"sync"' volumeId "$(volsd_json_str "$volume")" mountPath "$(volsd_json_str "$mnt")" \
+    status '"ok"' generation "$after" previousGeneration "$before" filesChanged "$files" bytesChanged "$bytes" \
+    rejectedKeys "${#rejected[@]}"
+  echo
+}
+
+for i in "${!volumes[@]}"; do
+  while (($(jobs -rp | wc -l) >= concurrency)); do
+    wait -n || true
+  done
+  read -r volume mount_path <<<"${volumes[i]}"
+  (
+    trap 'echo $? >"$work/rc.$i"' EXIT
+    sync_volume "$volume" "$mount_path" >"$work/result.$i"
+  ) &
+done
+wait || true
+
+ok=0
+failed=0
+status=0
+for i in "${!volumes[@]}"; do
+  read -r volume mount_path <<<"${volumes[i]}"
+  rc=$(cat "$work/rc.$i" 2>/dev/null || echo 1)
+  result=$(cat "$work/result.$i" 2>/dev/null || true)
+  # A failure inside volsd-lib.sh (a lock timeout) prints its own VOLSD_RESULT line.
+  result=${result#VOLSD_RESULT }
+  if [[ -z $result ]]; then
+    result=$(volsd_json op '"sync"' volumeId "$(volsd_json_str "$volume")" mountPath "$(volsd_json_str "$mount_path")" \
+      status '"failed"' code '"unexpected"' exitCode "$rc" error '"unexpected failure, see stderr"')
+    ((rc != 0)) || rc=$VOLSD_EXIT_SYNC_FAILED
+  fi
+  printf 'VOLSD_RESULT %s\n' "$result"
+  if ((rc == 0)); then
+    ok=$((ok + 1))
+  else
+    failed=$((failed + 1))
+    if ((rc == VOLSD_EXIT_PATH_ESCAPE)); then
+      status=$VOLSD_EXIT_PATH_ESCAPE
+    elif ((status == 0)); then
+      status=$VOLSD_EXIT_SYNC_FAILED
+    fi
+  fi
+done
+for result in "${skipped_results[@]}"; do
+  printf 'VOLSD_RESULT %s\n' "$result"
+done
+if $failed_listing && ((${#volumes[@]} == 0)); then
+  status=$VOLSD_EXIT_SYNC_FAILED
+fi
+VOLSD_VOLUME=''
+volsd_result op '"sync-summary"' generation "$generation" volumes "${#volumes[@]}" ok "$ok" failed "$failed" \
+  skipped "${#skipped_results[@]}" keys "$total_keys" directoryMarkers "$markers" rejectedKeys "${#rejected[@]}" \
+  listingFailed "$failed_listing" status "$( ((status == 0)) && echo '"ok"' || echo '"failed"')"
+exit "$status"
