@@ -126,7 +126,8 @@ export const documents: Readonly<Record<DocumentName, VolsdDocument>> = {
         type: 'String',
         default: '5',
         allowedPattern: secondsPattern,
-        description: 'Seconds to retry a busy filesystem before failing (0-300); it is never force-unmounted.',
+        description:
+          'Seconds to retry a busy filesystem before failing (0-300); it is never force-unmounted.',
       },
     ],
   },
