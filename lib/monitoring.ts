@@ -150,7 +150,8 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(
       new GraphWidget({
         title: 'Idle volumes per AZ',
-        left: idleMetrics,
+        // A label on the alarm's metric would turn the alarm into metric math; label the graph only.
+        left: idleMetrics.map((metric, index) => metric.with({ label: props.availabilityZones[index] })),
         leftAnnotations: [{ value: props.idlePerAz, label: 'target' } satisfies HorizontalAnnotation],
         width: 12,
       }),
@@ -180,7 +181,6 @@ export class Monitoring extends Construct {
       },
       statistic: options.statistic ?? 'Sum',
       period: options.period ?? Duration.minutes(5),
-      ...(options.az === undefined ? {} : { label: options.az }),
     });
   }
 

@@ -104,6 +104,17 @@ export function acknowledgeWildcards(
   Aspects.of(scope).add(new WildcardAcknowledger(acknowledgements));
 }
 
+/**
+ * A regular expression matching the flattened ARN of `service` whose resource part matches
+ * `resource` (a regex source), whatever the partition, Region and account: literal values of a stack
+ * with an environment, or `<AWS::Partition>`, `<AWS::Region>`, `<AWS::AccountId>` of an agnostic one.
+ */
+export function findingArn(service: string, resource: string): RegExp {
+  return new RegExp(
+    `^Resource::arn:(?:<AWS::Partition>|aws[a-z-]*):${service}:(?:<AWS::Region>|[a-z0-9-]*):(?:<AWS::AccountId>|\\d{12}|):${resource}$`,
+  );
+}
+
 const readOnlyAction =
   /^(?:[a-z0-9-]+:(?:Describe|List|Get)[A-Za-z]*|xray:PutTraceSegments|xray:PutTelemetryRecords)$/;
 
@@ -134,15 +145,13 @@ export const volsdWildcardAcknowledgements: readonly WildcardAcknowledgement[] =
     check: isReadOnlyStatement,
   },
   {
-    finding:
-      /^Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:(?:<AWS::AccountId>)?:(?:volume|instance|snapshot)\/\*$/,
+    finding: findingArn('ec2', '(?:volume|instance|snapshot)/\\*'),
     reason:
       'Any volume, instance or snapshot, but only those tagged volsd:pool=<pool> (IAM tag condition on every statement).',
     check: isPoolTagScoped,
   },
   {
-    finding:
-      /^Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup:\*:autoScalingGroupName\/[^*]+$/,
+    finding: findingArn('autoscaling', 'autoScalingGroup:\\*:autoScalingGroupName/[^*]+'),
     reason: 'A served group by name; the * is the group id, which changes when the group is recreated.',
   },
 ];

@@ -5,7 +5,7 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, type IConstruct } from 'constructs';
 import { poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
-import { acknowledgeWildcards } from './nag.js';
+import { acknowledgeWildcards, findingArn } from './nag.js';
 
 /*
  * IAM statements for what the Volsd workflows do, least privilege by construction:
@@ -485,9 +485,7 @@ export class ClientPolicies extends Construct {
     }
     acknowledgeWildcards(this, [
       {
-        finding: new RegExp(
-          `^Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/volsd/${props.poolName}/\\*$`,
-        ),
+        finding: findingArn('ssm', `parameter/volsd/${props.poolName}/\\*`),
         reason:
           "The pool's own configuration parameters, /volsd/<pool>/*, all of them meant for its clients.",
       },
@@ -496,7 +494,7 @@ export class ClientPolicies extends Construct {
         reason: 'The indexes of the volume table (read only).',
       },
       {
-        finding: /^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:.+:\*$/,
+        finding: findingArn('states', 'execution:.+:\\*'),
         reason: "Executions of the pool's own state machines: their names are only known at run time.",
       },
     ]);

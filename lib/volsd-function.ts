@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { type IGrantable, type PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
@@ -143,6 +143,8 @@ export class VolsdFunction extends Construct {
       environment: {
         POWERTOOLS_SERVICE_NAME: props.serviceName ?? id,
         POWERTOOLS_METRICS_NAMESPACE: metricsNamespace,
+        // Stack traces point into the TypeScript sources.
+        NODE_OPTIONS: '--enable-source-maps',
       },
       bundling: {
         format: OutputFormat.ESM,
@@ -162,6 +164,11 @@ export class VolsdFunction extends Construct {
     for (const [name, value] of Object.entries(props.environment ?? {})) this.setEnvironment(name, value);
 
     acknowledgeWildcards(this.role, volsdWildcardAcknowledgements);
+    Validations.of(this.function).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        'Node.js 22 is the runtime the project targets and tests (DESIGN.md); moving to 24 is a deliberate upgrade.',
+    });
   }
 
   /** The function's principal, for grants made elsewhere. */

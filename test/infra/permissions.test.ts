@@ -1,0 +1,276 @@
+import { Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AttributeType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import {
+  type PolicyStatement,
+  Role,
+  ServicePrincipal,
+  PolicyStatement as Statement,
+} from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { DefinitionBody, Pass, StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ConfigParameters } from '../../lib/config-parameters.js';
+import {
+  acknowledgeWildcards,
+  flattenReference,
+  type ResolvedStatement,
+  volsdWildcardAcknowledgements,
+} from '../../lib/nag.js';
+import { ClientPolicies, WorkflowPermissions } from '../../lib/permissions.js';
+import { actionsOf, allStatements, nagFindings, testApp, unscopedEc2Mutations } from './helpers.js';
+
+const env = { account: '123456789012', region: 'eu-west-1' };
+const arn = (service: string, rest: string) => `arn:<AWS::Partition>:${service}:eu-west-1:${rest}`;
+
+let stack: Stack;
+let permissions: WorkflowPermissions;
+
+/** `statements` as CloudFormation would hold them, with references flattened (`<AWS::Partition>`). */
+function resolved(statements: PolicyStatement[]): Array<ResolvedStatement & { Resource: string[] }> {
+  return statements.map((s) => {
+    const json = stack.resolve(s.toStatementJson()) as ResolvedStatement;
+    return { ...json, Resource: [json.Resource].flat().map(flattenReference) };
+  });
+}
+
+/** The statements allowing `action`, from `statements`. */
+const allowing = (statements: ReturnType<typeof resolved>, action: string) =>
+  statements.filter((s) => actionsOf(s).includes(action));
+
+beforeAll(() => {
+  stack = new Stack(testApp(), 'Permissions', { env });
+  permissions = new WorkflowPermissions({
+    scope: stack,
+    poolName: 'web',
+    documentNames: ['Volsd-Mount-web', 'Volsd-Sync-web'],
+    groupNames: ['web-a'],
+    volumeKey: new Key(stack, 'VolumeKey', { enableKeyRotation: true }),
+    fastSnapshotRestore: true,
+  });
+});
+
+describe('workflow permissions', () => {
+  it('attach and detach need the volume AND the instance tagged with the pool', () => {
+    const statements = allowing(resolved(permissions.forAcquire()), 'ec2:AttachVolume');
+    expect(statements).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          Resource: [arn('ec2', '123456789012:volume/*')],
+          Condition: {
+            StringEquals: { 'aws:ResourceTag/volsd:pool': 'web', 'aws:ResourceTag/volsd:role': 'volume' },
+          },
+        }),
+        expect.objectContaining({
+          Resource: [arn('ec2', '123456789012:instance/*')],
+          Condition: { StringEquals: { 'aws:ResourceTag/volsd:pool': 'web' } },
+        }),
+      ]),
+    );
+    expect(statements).toHaveLength(2);
+  });
+
+  it('create volumes only tagged with the pool and role in the request, from pool snapshots', () => {
+    const statements = allowing(resolved(permissions.forReplenish()), 'ec2:CreateVolume');
+    expect(statements).toEqual([
+      expect.objectContaining({
+        Resource: [arn('ec2', '123456789012:volume/*')],
+        Condition: {
+          StringEquals: { 'aws:RequestTag/volsd:pool': 'web', 'aws:RequestTag/volsd:role': 'volume' },
+        },
+      }),
+      expect.objectContaining({
+        Resource: [arn('ec2', ':snapshot/*')],
+        Condition: { StringEquals: { 'aws:ResourceTag/volsd:pool': 'web' } },
+      }),
+    ]);
+  });
+
+  it('snapshot only pool volumes into snapshots tagged with the pool', () => {
+    const statements = allowing(resolved(permissions.forSnapshot()), 'ec2:CreateSnapshot');
+    expect(statements.map((s) => [s.Resource, s.Condition])).toEqual([
+      [
+        [arn('ec2', '123456789012:volume/*')],
+        { StringEquals: { 'aws:ResourceTag/volsd:pool': 'web', 'aws:ResourceTag/volsd:role': 'volume' } },
+      ],
+      [[arn('ec2', ':snapshot/*')], { StringEquals: { 'aws:RequestTag/volsd:pool': 'web' } }],
+    ]);
+  });
+
+  it('tag only while creating a volume or a snapshot', () => {
+    const statements = allowing(resolved(permissions.all()), 'ec2:CreateTags');
+    expect(statements.map((s) => s.Condition?.StringEquals?.['ec2:CreateAction']).sort()).toEqual([
+      'CreateSnapshot',
+      'CreateVolume',
+    ]);
+  });
+
+  it('use the volume key only through EC2, and grant it only to AWS resources', () => {
+    const [grant] = allowing(resolved(permissions.forReplenish()), 'kms:CreateGrant');
+    expect(grant?.Condition).toEqual({
+      StringEquals: { 'kms:ViaService': 'ec2.eu-west-1.amazonaws.com' },
+      Bool: { 'kms:GrantIsForAWSResource': 'true' },
+    });
+    for (const statement of resolved(permissions.forReplenish()).filter((s) =>
+      actionsOf(s).some((a) => a.startsWith('kms:')),
+    )) {
+      expect(statement.Condition?.StringEquals?.['kms:ViaService']).toBe('ec2.eu-west-1.amazonaws.com');
+    }
+  });
+
+  it('send commands only with the pool documents to pool-tagged instances', () => {
+    const statements = allowing(resolved(permissions.forFanOut()), 'ssm:SendCommand');
+    expect(statements).toEqual([
+      expect.objectContaining({
+        Resource: [
+          arn('ssm', '123456789012:document/Volsd-Mount-web'),
+          arn('ssm', '123456789012:document/Volsd-Sync-web'),
+        ],
+      }),
+      expect.objectContaining({
+        Resource: [arn('ec2', '123456789012:instance/*')],
+        Condition: { StringEquals: { 'ssm:resourceTag/volsd:pool': 'web' } },
+      }),
+    ]);
+    expect(statements[0]?.Condition).toBeUndefined();
+  });
+
+  it('complete lifecycle actions only of the served groups', () => {
+    const [statement] = allowing(resolved(permissions.forAcquire()), 'autoscaling:CompleteLifecycleAction');
+    expect(statement?.Resource).toEqual([
+      arn('autoscaling', '123456789012:autoScalingGroup:*:autoScalingGroupName/web-a'),
+    ]);
+    expect(actionsOf(statement ?? {})).toEqual([
+      'autoscaling:CompleteLifecycleAction',
+      'autoscaling:RecordLifecycleActionHeartbeat',
+    ]);
+  });
+
+  it('give fast snapshot restore only on pool snapshots when enabled', () => {
+    const [statement] = allowing(resolved(permissions.forSnapshot()), 'ec2:EnableFastSnapshotRestores');
+    expect(statement?.Condition).toEqual({ StringEquals: { 'aws:ResourceTag/volsd:pool': 'web' } });
+  });
+
+  it('give each workflow only what its steps do', () => {
+    const actions = (statements: PolicyStatement[]) => new Set(resolved(statements).flatMap(actionsOf));
+    expect(actions(permissions.forAcquire()).has('ec2:DeleteVolume')).toBe(false);
+    expect(actions(permissions.forAcquire()).has('ec2:CreateVolume')).toBe(false);
+    expect(actions(permissions.forRelease()).has('ec2:ModifyInstanceAttribute')).toBe(false);
+    expect([...actions(permissions.forFanOut())].filter((a) => a.startsWith('ec2:'))).toEqual([]);
+    expect(actions(permissions.forReconcile()).has('ec2:CreateVolume')).toBe(false);
+  });
+
+  it('grant nothing for lifecycle actions when the pool serves no group', () => {
+    const none = new WorkflowPermissions({
+      scope: stack,
+      poolName: 'web',
+      documentNames: [],
+      groupNames: [],
+    });
+    const actions = resolved(none.all()).flatMap(actionsOf);
+    expect(actions).not.toContain('autoscaling:CompleteLifecycleAction');
+    expect(actions).not.toContain('ssm:SendCommand');
+  });
+});
+
+describe('least-privilege checks', () => {
+  // A stack holding the workflow statements and one rogue statement, to prove the checks catch it.
+  let template: Template;
+  let rogueFindings: string[];
+
+  beforeAll(() => {
+    const rogueStack = new Stack(testApp(), 'Rogue', { env });
+    const rogue = new WorkflowPermissions({
+      scope: rogueStack,
+      poolName: 'web',
+      documentNames: [],
+      groupNames: [],
+    });
+    const role = new Role(rogueStack, 'Role', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    for (const s of rogue.forRelease()) role.addToPrincipalPolicy(s);
+    role.addToPrincipalPolicy(
+      new Statement({
+        sid: 'Rogue',
+        actions: ['ec2:DeleteVolume'],
+        resources: [`arn:aws:ec2:eu-west-1:123456789012:volume/*`],
+      }),
+    );
+    acknowledgeWildcards(role, volsdWildcardAcknowledgements);
+    rogueFindings = nagFindings(rogueStack).map((f) => f.rule);
+    template = Template.fromStack(rogueStack);
+  });
+
+  it('the template check finds a mutating EC2 statement without a pool tag condition', () => {
+    const found = unscopedEc2Mutations(template).map(({ statement }) => (statement as { Sid?: string }).Sid);
+    expect(found).toEqual(['Rogue']);
+  });
+
+  it('cdk-nag reports its wildcard: the acknowledgement demands a pool tag condition', () => {
+    expect(rogueFindings).toContain(
+      'AwsSolutions-IAM5[Resource::arn:aws:ec2:eu-west-1:123456789012:volume/*]',
+    );
+  });
+});
+
+describe('client policies', () => {
+  let template: Template;
+  let findings: string[];
+
+  beforeAll(() => {
+    const clientStack = new Stack(testApp(), 'Clients', { env });
+    const table = new Table(clientStack, 'Table', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+    });
+    const config = new ConfigParameters(clientStack, 'Config', { poolName: 'web' });
+    config.add('table-name', table.tableName);
+    const policies = new ClientPolicies(clientStack, 'ClientPolicies', {
+      poolName: 'web',
+      table,
+      parametersArn: config.parametersArn,
+      parameterPathArn: config.pathArn,
+    });
+    const sm = (id: string) =>
+      new StateMachine(clientStack, id, {
+        definitionBody: DefinitionBody.fromChainable(new Pass(clientStack, `${id}Pass`)),
+      });
+    const acquire = sm('Acquire');
+    policies.allowHostWorkflows(acquire);
+    policies.allowAdminWorkflows(acquire, sm('Replenish'));
+    template = Template.fromStack(clientStack);
+    findings = nagFindings(clientStack)
+      .filter((f) => f.path.includes('ClientPolicies'))
+      .map((f) => f.rule);
+  });
+
+  const policyStatements = (pattern: RegExp) =>
+    allStatements(template)
+      .filter(({ owner }) => pattern.test(owner))
+      .map(({ statement }) => statement);
+
+  it('let hosts read the pool configuration and their assignment, nothing more from the table', () => {
+    const host = policyStatements(/HostPolicy/);
+    const actions = host.flatMap(actionsOf);
+    expect(actions).toEqual(
+      expect.arrayContaining(['ssm:GetParametersByPath', 'dynamodb:GetItem', 'states:StartExecution']),
+    );
+    expect(actions.filter((a) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:GetItem']);
+    const parameters = host.find((s) => actionsOf(s).includes('ssm:GetParameter'));
+    expect(JSON.stringify(parameters?.Resource)).toContain(':parameter/volsd/web/*');
+  });
+
+  it('let hosts start only the workflows given to them', () => {
+    const start = policyStatements(/HostPolicy/).find((s) => actionsOf(s).includes('states:StartExecution'));
+    expect(JSON.stringify(start?.Resource)).toMatch(/Acquire/);
+    expect(JSON.stringify(start?.Resource)).not.toMatch(/Replenish/);
+  });
+
+  it('let admins query the table and its index', () => {
+    const read = policyStatements(/AdminPolicy/).find((s) => actionsOf(s).includes('dynamodb:Query'));
+    expect(JSON.stringify(read?.Resource)).toContain('/index/*');
+    expect(actionsOf(read ?? {}).some((a) => /Put|Update|Delete/.test(a))).toBe(false);
+  });
+
+  it('leave cdk-nag nothing to report', () => {
+    expect(findings).toEqual([]);
+  });
+});
