@@ -12,8 +12,10 @@
 #   VOLSD_ROOT               prefix of every host path (empty on a real host)
 #
 # The volumes are the ones Volsd-Mount recorded in /etc/volsd/mounts.d and that are still mounted
-# there (a stale record is reported as skipped). Per volume, `aws s3 sync --delete` moves only what
-# changed and deletes what was deleted, then <mount>/.volsd/generation is raised to VOLSD_GENERATION
+# there (a stale record is reported as skipped). Per volume, `aws s3 sync --delete --exact-timestamps`
+# moves only what changed (size or LastModified, which S3 keeps to the second: two same-size versions
+# written within one second, with a sync between them, look alike) and deletes what was deleted, then
+# <mount>/.volsd/generation is raised to VOLSD_GENERATION
 # (never lowered: the tree just synced is at least as new as any generation recorded before).
 #
 # Path guard. A key must never write outside the mount root, so before any transfer the prefix is
@@ -274,8 +276,11 @@ sync_volume() {
   stamp=$work/stamp.$volume
   : >"$stamp"
   rc=0
-  aws "${aws_args[@]}" s3 sync "s3://$bucket/$prefix" "$root/" --delete --only-show-errors --no-progress \
-    "${excludes[@]}" >"$work/sync.$volume.log" 2>&1 || rc=$?
+  # --exact-timestamps: by default the CLI skips a same-size object unless the local copy is newer,
+  # so an edit that keeps the size would never arrive. Downloads take the object's LastModified as
+  # their mtime, so any new version differs.
+  aws "${aws_args[@]}" s3 sync "s3://$bucket/$prefix" "$root/" --delete --exact-timestamps --only-show-errors \
+    --no-progress "${excludes[@]}" >"$work/sync.$volume.log" 2>&1 || rc=$?
   out=$(tail -c 1500 "$work/sync.$volume.log")
   [[ -z $out ]] || volsd_log "aws s3 sync: $out"
   # The tripwire, whatever the sync's outcome.

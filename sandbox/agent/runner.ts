@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  allDocuments,
   type DocumentName,
   documentContent,
   getDocument,
@@ -41,11 +42,13 @@ export interface RunnerContext {
   /** SendCommand's Parameters. */
   parameters: Record<string, string[]>;
   devices: HostDevice[];
+  /** Aborted by the simulator (execution timeout, instance gone): the script is killed then. */
+  signal?: AbortSignal;
 }
 
 /** The outcome of one invocation. */
 export interface RunnerResult {
-  /** The script's exit code; 124 when the runner's timeout killed it. */
+  /** The script's exit code; 124 when the runner's timeout (or the simulator's abort) killed it. */
   exitCode: number;
   stdout: string;
   stderr: string;
@@ -220,11 +223,28 @@ export function scriptRunner(
       command = tools.bash;
       args = ['-c', scriptText, doc.name];
     }
-    return run(command, args, env, ctx.hostRoot, options.timeoutMs ?? doc.timeoutSeconds * 1000);
+    return run(command, args, env, ctx.hostRoot, options.timeoutMs ?? doc.timeoutSeconds * 1000, ctx.signal);
   };
 }
 
-function run(command: string, args: string[], env: Record<string, string>, cwd: string, timeoutMs: number) {
+/** Something that runs documents by name: the simulator's SSM (`cloud.ssm`). */
+export interface DocumentHost {
+  registerDocument(name: string, runner: ScriptRunner): void;
+}
+
+/** Registers a runner for every Volsd document (Volsd-Mount, -Unmount, -Format, -Sync, -Freeze). */
+export function registerVolsdDocuments(host: DocumentHost, options: ScriptRunnerOptions = {}): void {
+  for (const doc of allDocuments) host.registerDocument(doc.name, scriptRunner(doc, options));
+}
+
+function run(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+) {
   return new Promise<RunnerResult>((resolve, reject) => {
     // Its own process group, so a timeout kills the script and everything it started (but not the
     // freeze watchdog, which leaves the group on purpose).
@@ -238,20 +258,27 @@ function run(command: string, args: string[], env: Record<string, string>, cwd: 
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       if (stderr.length < maxOutput) stderr += chunk;
     });
-    const timer = setTimeout(() => {
+    const kill = () => {
       timedOut = true;
       try {
         if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
       } catch {
         // already gone
       }
-    }, timeoutMs);
-    child.on('error', (err) => {
+    };
+    const timer = setTimeout(kill, timeoutMs);
+    if (signal?.aborted) kill();
+    signal?.addEventListener('abort', kill, { once: true });
+    const settle = () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', kill);
+    };
+    child.on('error', (err) => {
+      settle();
       reject(err);
     });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
+    child.on('close', (code, killedBy) => {
+      settle();
       if (timedOut) {
         resolve({
           exitCode: 124,
@@ -260,7 +287,7 @@ function run(command: string, args: string[], env: Record<string, string>, cwd: 
           timedOut,
         });
       } else {
-        resolve({ exitCode: code ?? (signal ? 128 : 1), stdout, stderr });
+        resolve({ exitCode: code ?? (killedBy ? 128 : 1), stdout, stderr });
       }
     });
   });

@@ -1,0 +1,365 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import S3rver from 's3rver';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DocumentName,
+  ExitCode,
+  parseRejectedKeys,
+  type RejectedKey,
+  type ScriptResult,
+} from '../../lambdas/shared/documents.js';
+import { makeS3rverFaithful, putObjectVerbatim } from '../../sandbox/agent/s3-fidelity.js';
+import { volumeId } from '../helpers/ids.js';
+import { createHost, type RunOutcome, type TestHost, walk } from './host.js';
+
+const bucket = 'volsd-push';
+const volA = volumeId(0xa);
+const volB = volumeId(0xb);
+const workerPath = `/var/lib/volsd/${volA}`;
+const webPath = '/srv/www';
+
+const validKeys: Record<string, string> = {
+  'live/index.html': '<h1>hello</h1>',
+  'live/css/site.css': 'body { color: black }',
+  'live/change.txt': 'version 1',
+  'live/old.txt': 'to be deleted',
+  'live/odd name [1] *x*.txt': 'glob characters are plain names',
+};
+
+/** Keys that must never be written where they point, with the reason Volsd-Sync gives. */
+const hostileKeys: Record<string, string> = {
+  'live/../escape-parent.txt': 'parent-segment',
+  'live/a/../../../escape-deep.txt': 'parent-segment',
+  'live//etc/escape-absolute.txt': 'absolute',
+  'live/escape\u0001control.txt': 'control-character',
+  'live/escape\nnewline.txt': 'control-character',
+  'live/escape\\backslash.txt': 'backslash',
+  'live/.volsd/generation': 'reserved',
+};
+
+let server: S3rver;
+let s3Dir: string;
+let endpoint: string;
+let s3: S3Client;
+let host: TestHost;
+
+const put = (key: string, body: string) =>
+  s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+
+const sync = (generation: number, extra: Record<string, string> = {}) =>
+  host.run(
+    DocumentName.Sync,
+    { Bucket: bucket, Generation: String(generation), ...extra },
+    { s3Endpoint: endpoint },
+  );
+
+const content = (volume: string, path: string) => readFileSync(join(host.volumeDir(volume), path), 'utf8');
+
+const volumeResult = (out: RunOutcome, volume: string) =>
+  out.results.find((r: ScriptResult) => r.op === 'sync' && r.volumeId === volume);
+
+beforeAll(async () => {
+  s3Dir = await mkdtemp(join(tmpdir(), 'volsd-scripts-s3-'));
+  server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: s3Dir,
+    configureBuckets: [{ name: bucket }],
+  });
+  makeS3rverFaithful(server);
+  const { port } = await server.run();
+  endpoint = `http://127.0.0.1:${port}`;
+  s3 = new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
+  for (const [key, body] of Object.entries(validKeys)) await put(key, body);
+  for (const key of Object.keys(hostileKeys)) {
+    // s3rver's router cannot address an empty segment; S3 stores such keys all the same.
+    if (key.includes('//')) await putObjectVerbatim(server, bucket, key, 'pwned');
+    else await put(key, 'pwned');
+  }
+  await put('live/dir/', '');
+});
+
+afterAll(async () => {
+  s3.destroy();
+  await server.close();
+  await rm(s3Dir, { recursive: true, force: true });
+});
+
+describe('Volsd-Sync against S3', () => {
+  let first: RunOutcome;
+  let before: string[];
+
+  beforeAll(async () => {
+    host = await createHost();
+    await host.createVolume(volA, { formatted: true, files: { 'stale.txt': 'not in the bucket' } });
+    await host.createVolume(volB, { formatted: true });
+    await host.attach(volA, 1);
+    await host.attach(volB, 2);
+    await host.run(DocumentName.Mount, { VolumeId: volA, MountPath: workerPath });
+    await host.run(DocumentName.Mount, { VolumeId: volB, MountPath: webPath });
+    before = walk(host.rootDir);
+    first = await sync(5);
+  });
+
+  afterAll(async () => {
+    await host.cleanup();
+  });
+
+  it('syncs every Volsd volume mounted on the host and exits 0', () => {
+    // Assess
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(volumeResult(first, volA)).toMatchObject({ status: 'ok', mountPath: workerPath, generation: 5 });
+    expect(volumeResult(first, volB)).toMatchObject({ status: 'ok', mountPath: webPath, generation: 5 });
+  });
+
+  it('brings the valid keys to every volume', () => {
+    // Assess
+    for (const volume of [volA, volB]) {
+      expect(content(volume, 'index.html')).toBe(validKeys['live/index.html']);
+      expect(content(volume, 'css/site.css')).toBe(validKeys['live/css/site.css']);
+      expect(content(volume, 'odd name [1] *x*.txt')).toBe(validKeys['live/odd name [1] *x*.txt']);
+    }
+  });
+
+  it('shows the content at the mount path', () => {
+    // Assess
+    expect(readFileSync(join(host.hostRoot, webPath, 'index.html'), 'utf8')).toBe(
+      validKeys['live/index.html'],
+    );
+  });
+
+  it('writes the generation marker on each volume', () => {
+    // Assess
+    expect(content(volA, '.volsd/generation')).toBe('5\n');
+    expect(content(volB, '.volsd/generation')).toBe('5\n');
+  });
+
+  it('deletes files that are not in the bucket', () => {
+    // Assess
+    expect(existsSync(join(host.volumeDir(volA), 'stale.txt'))).toBe(false);
+  });
+
+  it("keeps the Volsd namespace (the shims' filesystem marker) out of the sync", () => {
+    // Assess
+    expect(existsSync(join(host.volumeDir(volA), '.volsd-fs'))).toBe(true);
+  });
+
+  it('refuses and reports every hostile key with its reason', () => {
+    // Act
+    const rejected = parseRejectedKeys(first.stdout);
+
+    // Assess
+    const expected: RejectedKey[] = Object.entries(hostileKeys).map(([key, reason]) => ({ key, reason }));
+    expect(rejected).toEqual(expect.arrayContaining(expected));
+    expect(rejected).toHaveLength(expected.length);
+  });
+
+  it('writes nothing outside the mount roots', () => {
+    // Prepare
+    const roots = [`volumes/${volA}/`, `volumes/${volB}/`];
+    const bookkeeping = /^hosts\/[^/]+\/(run\/volsd(\/.*)?|tmp)$/;
+
+    // Act
+    const added = walk(host.rootDir).filter((p) => !before.includes(p));
+
+    // Assess
+    const outside = added.filter((p) => !roots.some((r) => p.startsWith(r)) && !bookkeeping.test(p));
+    expect(outside).toEqual([]);
+    expect(walk(host.rootDir).filter((p) => p.includes('escape'))).toEqual([]);
+  });
+
+  it('skips directory markers without reporting them', () => {
+    // Assess
+    expect(first.result).toMatchObject({
+      op: 'sync-summary',
+      directoryMarkers: 1,
+      rejectedKeys: 7,
+      ok: 2,
+      failed: 0,
+    });
+  });
+
+  describe('after a push', () => {
+    let second: RunOutcome;
+
+    beforeAll(async () => {
+      await put('live/change.txt', 'version 2');
+      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'live/old.txt' }));
+      second = await sync(6, { VolumeId: volB });
+    });
+
+    it('updates a changed file', () => {
+      // Assess
+      expect(second.exitCode, second.stderr).toBe(0);
+      expect(content(volB, 'change.txt')).toBe('version 2');
+    });
+
+    it('deletes a deleted key', () => {
+      // Assess
+      expect(existsSync(join(host.volumeDir(volB), 'old.txt'))).toBe(false);
+    });
+
+    it('moves only the changed file', () => {
+      // Assess
+      expect(volumeResult(second, volB)).toMatchObject({ filesChanged: 1, bytesChanged: 'version 2'.length });
+    });
+
+    it('raises the generation marker of the volume it synced', () => {
+      // Assess
+      expect(content(volB, '.volsd/generation')).toBe('6\n');
+    });
+
+    it('leaves the other volumes alone when VolumeId names one', () => {
+      // Assess
+      expect(content(volA, 'change.txt')).toBe('version 1');
+      expect(content(volA, '.volsd/generation')).toBe('5\n');
+    });
+  });
+});
+
+describe('Volsd-Sync guards (with a scripted AWS CLI)', () => {
+  let fakeDir: string;
+  let fakeAws: string;
+  let log: string;
+
+  /** An `aws` that lists `listing` and, on `s3 sync`, does what FAKE_SYNC says. */
+  const fakeCli = `#!/usr/bin/env bash
+printf '%s\\n' "$*" >>"$FAKE_AWS_LOG"
+while [[ $1 == --* ]]; do shift 2; done
+case "$1 $2" in
+  "s3api list-objects-v2")
+    if [[ -n \${FAKE_LISTING_FAILS:-} ]]; then echo "An error occurred (AccessDenied)" >&2; exit 254; fi
+    printf '[\\n    "live/index.html"\\n]\\n' ;;
+  "s3 sync")
+    dst=\${4%/}
+    case \${FAKE_SYNC:-} in
+      escape) echo pwned >"$dst/../escaped.txt" ;;
+      *) echo hello >"$dst/index.html" ;;
+    esac ;;
+esac
+`;
+
+  const run = (env: Record<string, string> = {}, extra: Record<string, string> = {}) =>
+    host.run(
+      DocumentName.Sync,
+      { Bucket: bucket, Generation: '9', ...extra },
+      { awsCli: fakeAws, extraEnv: { FAKE_AWS_LOG: log, ...env } },
+    );
+  const syncCalls = () =>
+    (existsSync(log) ? readFileSync(log, 'utf8') : '').split('\n').filter((l) => l.includes(' sync '));
+
+  beforeAll(async () => {
+    fakeDir = await mkdtemp(join(tmpdir(), 'volsd-fake-aws-'));
+    fakeAws = join(fakeDir, 'aws');
+    await writeFile(fakeAws, fakeCli);
+    await chmod(fakeAws, 0o755);
+  });
+
+  afterAll(async () => {
+    await rm(fakeDir, { recursive: true, force: true });
+  });
+
+  describe('on a host with one mounted volume', () => {
+    beforeAll(async () => {
+      host = await createHost();
+      log = join(host.rootDir, 'aws.log');
+      await host.createVolume(volA, { formatted: true });
+      await host.attach(volA, 1);
+      await host.run(DocumentName.Mount, { VolumeId: volA, MountPath: webPath });
+    });
+
+    afterAll(async () => {
+      await host.cleanup();
+    });
+
+    it('catches a write beside the mount root, fails with exit 9 and writes no marker', async () => {
+      // Act
+      const out = await run({ FAKE_SYNC: 'escape' });
+
+      // Assess
+      expect(out.exitCode).toBe(ExitCode.PathEscape);
+      expect(volumeResult(out, volA)).toMatchObject({ status: 'failed', code: 'path-escape' });
+      expect(existsSync(join(host.volumeDir(volA), '.volsd/generation'))).toBe(false);
+    });
+
+    it('refuses to sync a volume holding a symlink that leads outside it', async () => {
+      // Prepare
+      await mkdir(join(host.volumeDir(volA), 'sub'), { recursive: true });
+      await symlink('/etc', join(host.volumeDir(volA), 'sub', 'etc'));
+      const callsBefore = syncCalls().length;
+
+      // Act
+      const out = await run();
+
+      // Assess
+      expect(out.exitCode).toBe(ExitCode.PathEscape);
+      expect(String(volumeResult(out, volA)?.status)).toBe('failed');
+      expect(syncCalls()).toHaveLength(callsBefore);
+      await rm(join(host.volumeDir(volA), 'sub'), { recursive: true });
+    });
+
+    it('fails every volume with exit 8 when the listing fails', async () => {
+      // Act
+      const out = await run({ FAKE_LISTING_FAILS: '1' });
+
+      // Assess
+      expect(out.exitCode).toBe(ExitCode.SyncFailed);
+      expect(volumeResult(out, volA)).toMatchObject({ status: 'failed', code: 'listing-failed' });
+    });
+
+    it('passes the endpoint and region to the AWS CLI', async () => {
+      // Act
+      await run(
+        {},
+        { S3Endpoint: 'https://bucket.vpce-0a1b2c3d.s3.us-east-1.vpce.amazonaws.com', Region: 'eu-west-1' },
+      );
+
+      // Assess
+      const last = readFileSync(log, 'utf8').trim().split('\n').at(-1) ?? '';
+      expect(last).toMatch(
+        /^--endpoint-url https:\/\/bucket\.vpce-0a1b2c3d\.s3\.us-east-1\.vpce\.amazonaws\.com --region eu-west-1 s3 sync /,
+      );
+    });
+
+    it('fails with not-mounted when VolumeId names a volume not mounted here', async () => {
+      // Act
+      const out = await run({}, { VolumeId: volB });
+
+      // Assess
+      expect(out.exitCode).toBe(ExitCode.NotMounted);
+    });
+  });
+
+  describe('on a host with a stale mounts.d record', () => {
+    beforeAll(async () => {
+      host = await createHost();
+      log = join(host.rootDir, 'aws.log');
+      await mkdir(join(host.hostRoot, 'etc/volsd/mounts.d'), { recursive: true });
+      await writeFile(join(host.hostRoot, 'etc/volsd/mounts.d', volA), `${webPath}\n`);
+    });
+
+    afterAll(async () => {
+      await host.cleanup();
+    });
+
+    it('skips the volume that is no longer there and succeeds', async () => {
+      // Act
+      const out = await run();
+
+      // Assess
+      expect(out.exitCode).toBe(0);
+      expect(volumeResult(out, volA)).toMatchObject({ status: 'skipped', reason: 'not attached' });
+      expect(out.result).toMatchObject({ op: 'sync-summary', volumes: 0, skipped: 1 });
+    });
+  });
+});
