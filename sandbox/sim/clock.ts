@@ -7,7 +7,7 @@ export class SimClockClosed extends Error {
 }
 
 interface PendingTimer {
-  handle: NodeJS.Timeout;
+  handle?: NodeJS.Timeout;
   reject?: (error: Error) => void;
 }
 
@@ -59,14 +59,7 @@ export class SimClock {
   sleep(modelSeconds: number): Promise<void> {
     if (this.closed) return Promise.reject(new SimClockClosed());
     return new Promise<void>((resolve, reject) => {
-      const timer: PendingTimer = {
-        handle: setTimeout(() => {
-          this.timers.delete(timer);
-          resolve();
-        }, this.toWallMs(modelSeconds)),
-        reject,
-      };
-      this.timers.add(timer);
+      this.schedule(modelSeconds, resolve, reject);
     });
   }
 
@@ -76,17 +69,33 @@ export class SimClock {
    */
   setTimer(modelSeconds: number, fn: () => void): () => void {
     if (this.closed) return () => {};
-    const timer: PendingTimer = {
-      handle: setTimeout(() => {
-        this.timers.delete(timer);
-        fn();
-      }, this.toWallMs(modelSeconds)),
-    };
-    this.timers.add(timer);
+    const timer = this.schedule(modelSeconds, fn);
     return () => {
       clearTimeout(timer.handle);
       this.timers.delete(timer);
     };
+  }
+
+  /**
+   * Node may fire a timer a little early against performance.now() (the event loop's cached time
+   * lags), which at high compression is whole modelled seconds. A timer that fires early re-arms
+   * for the rest, so nothing ever happens before its modelled time.
+   */
+  private schedule(modelSeconds: number, fn: () => void, reject?: (error: Error) => void): PendingTimer {
+    const due = this.now() + Math.max(0, modelSeconds);
+    const timer: PendingTimer = reject ? { reject } : {};
+    const fire = () => {
+      const remaining = due - this.now();
+      if (remaining > 0) {
+        timer.handle = setTimeout(fire, Math.max(1, this.toWallMs(remaining)));
+        return;
+      }
+      this.timers.delete(timer);
+      fn();
+    };
+    timer.handle = setTimeout(fire, this.toWallMs(modelSeconds));
+    this.timers.add(timer);
+    return timer;
   }
 
   /** Number of timers and sleeps still pending (0 after `close()`). */

@@ -9,6 +9,7 @@ import type { Rng } from './rng.js';
 /** What the EC2, Auto Scaling and SSM models share. Built by `Cloud`; internal to the simulator. */
 export class SimContext {
   private readonly background = new Set<Promise<unknown>>();
+  private readonly runners = new Set<Promise<unknown>>();
   private readonly changeListeners = new Set<() => void>();
 
   constructor(
@@ -49,15 +50,37 @@ export class SimContext {
     return join(this.rootDir, 'snapshots', snapshotId);
   }
 
-  /** Keeps a background promise (file copies, runner processes) so `settle()` can wait for it. */
+  /** Keeps a background file operation (copy, deletion) so `settle()` can wait for it. */
   track<T>(promise: Promise<T>): Promise<T> {
-    const kept = promise.catch(() => undefined).finally(() => this.background.delete(kept));
-    this.background.add(kept);
+    return this.keep(this.background, promise);
+  }
+
+  /** Keeps a running document so `settle()` can wait (a bounded time) for it to stop. */
+  trackRunner<T>(promise: Promise<T>): Promise<T> {
+    return this.keep(this.runners, promise);
+  }
+
+  private keep<T>(set: Set<Promise<unknown>>, promise: Promise<T>): Promise<T> {
+    const kept = promise.catch(() => undefined).finally(() => set.delete(kept));
+    set.add(kept);
     return promise;
   }
 
-  /** Resolves once every tracked background promise has settled. */
-  async settle(): Promise<void> {
+  /**
+   * Resolves once every background file operation has settled and the aborted runners have
+   * stopped, or after `runnerGraceMs` for runners that ignore their abort signal.
+   */
+  async settle(runnerGraceMs = 5000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((done) => {
+      timer = setTimeout(done, runnerGraceMs);
+      timer.unref();
+    });
+    const runners = (async () => {
+      while (this.runners.size > 0) await Promise.all([...this.runners]);
+    })();
+    await Promise.race([runners, grace]);
+    clearTimeout(timer);
     while (this.background.size > 0) await Promise.all([...this.background]);
   }
 

@@ -487,19 +487,23 @@ export class SsmSim {
       if (remaining > 0) inv.timers.push(this.ctx.clock.setTimer(remaining, complete));
       else complete();
     };
-    this.ctx.track(
+    const aborted: RunnerResult = { exitCode: 143, stdout: '', stderr: 'aborted before it started' };
+    this.ctx.trackRunner(
       Promise.resolve()
         .then(() =>
-          runner({
-            instanceId: inv.instanceId,
-            hostRoot: this.ctx.hostRoot(inv.instanceId),
-            rootDir: this.ctx.rootDir,
-            parameters: command.parameters,
-            devices: this.ec2.devicesOf(inv.instanceId).map(({ dataDir: _dataDir, ...view }) => view),
-            commandId: command.id,
-            documentName: command.documentName,
-            signal: abort.signal,
-          }),
+          // The invocation may have ended (instance gone, timeout) before this microtask ran.
+          abort.signal.aborted
+            ? aborted
+            : runner({
+                instanceId: inv.instanceId,
+                hostRoot: this.ctx.hostRoot(inv.instanceId),
+                rootDir: this.ctx.rootDir,
+                parameters: command.parameters,
+                devices: this.ec2.devicesOf(inv.instanceId).map(({ dataDir: _dataDir, ...view }) => view),
+                commandId: command.id,
+                documentName: command.documentName,
+                signal: abort.signal,
+              }),
         )
         .then(done, (error: unknown) =>
           done({
