@@ -1,77 +1,74 @@
-import { readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Stack } from 'aws-cdk-lib';
 import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import {
+  allDocuments,
+  type DocumentName,
+  documentContent,
+  readScript,
+  type VolsdDocument,
+} from '../lambdas/shared/documents.js';
 
 const projectRoot = fileURLToPath(new URL('..', import.meta.url));
 
-/** A parameter of a Volsd SSM document (the shape of the catalogue in `lambdas/shared/documents.ts`). */
-export interface DocumentParameterDefinition {
-  readonly name: string;
-  readonly allowedPattern?: string;
-  readonly [key: string]: unknown;
-}
+/** SSM's limit on the content of a Command document, in bytes. */
+export const maxDocumentBytes = 64 * 1024;
 
-/** One Volsd SSM document: its logical name, the script it runs, its parameters. */
-export interface DocumentDefinition {
-  /** Logical name, e.g. `Volsd-Mount`. */
-  readonly name: string;
-  /** Path of the shell script, relative to the project root (e.g. `scripts/mount.sh`). */
-  readonly scriptPath: string;
-  readonly parameters: readonly DocumentParameterDefinition[];
+/** The deployed name of a Volsd document in a pool: `<name>-<pool>`, e.g. `Volsd-Mount-web`. */
+export function deployedDocumentName(name: DocumentName, poolName: string): string {
+  return `${name}-${poolName}`;
 }
 
 /** Props of {@link SsmDocuments}. */
-export interface SsmDocumentsProps<D extends DocumentDefinition = DocumentDefinition> {
+export interface SsmDocumentsProps {
   /** The pool's name: each document is deployed as `<name>-<pool>`. */
   readonly poolName: string;
-  /** The documents to deploy. */
-  readonly documents: readonly D[];
-  /** Builds the SSM document content (schema 2.2) of `doc` around its script text. */
-  readonly content: (doc: D, scriptText: string) => unknown;
   /**
-   * Directory script paths are relative to.
+   * The documents to deploy.
+   * @default every document of the catalogue (`lambdas/shared/documents.ts`)
+   */
+  readonly documents?: readonly VolsdDocument[];
+  /**
+   * Directory the scripts are read from.
    * @default the repository root
    */
   readonly projectRoot?: string;
 }
 
 /**
- * The pool's SSM Command documents (Volsd-Mount, Volsd-Unmount, Volsd-Sync, ...), one
- * `AWS::SSM::Document` each, named `<name>-<pool>` so pools do not collide and operators can run
- * them by hand. The scripts are read at synth time from the repository, so the deployed documents
- * are exactly the shellchecked scripts the sandbox runs. Updates create a new document version in place.
+ * The pool's SSM Command documents (Volsd-Mount, Volsd-Unmount, Volsd-Format, Volsd-Sync,
+ * Volsd-Freeze), one `AWS::SSM::Document` each, built by the catalogue's `documentContent()` around
+ * the repository's script (library inlined by `readScript()`), so the deployed documents are exactly
+ * the shellchecked scripts the sandbox runs. Named `<name>-<pool>` so pools in one account and
+ * Region do not collide; updates create a new document version in place.
  */
-export class SsmDocuments<D extends DocumentDefinition = DocumentDefinition> extends Construct {
-  /** The CloudFormation documents, by logical name. */
-  public readonly documents: ReadonlyMap<string, CfnDocument>;
-  /** Deployed document names, by logical name. */
-  public readonly documentNames: ReadonlyMap<string, string>;
+export class SsmDocuments extends Construct {
+  /** The CloudFormation documents, by catalogue name. */
+  public readonly documents: ReadonlyMap<DocumentName, CfnDocument>;
+  /** Deployed document names, by catalogue name (what SendCommand's DocumentName takes). */
+  public readonly documentNames: ReadonlyMap<DocumentName, string>;
 
-  constructor(scope: Construct, id: string, props: SsmDocumentsProps<D>) {
+  constructor(scope: Construct, id: string, props: SsmDocumentsProps) {
     super(scope, id);
     const root = props.projectRoot ?? projectRoot;
-    const documents = new Map<string, CfnDocument>();
-    const names = new Map<string, string>();
-    for (const doc of props.documents) {
-      if (names.has(doc.name)) throw new Error(`SsmDocuments: document ${doc.name} is defined twice`);
-      const scriptFile = isAbsolute(doc.scriptPath) ? doc.scriptPath : join(root, doc.scriptPath);
-      let scriptText: string;
-      try {
-        scriptText = readFileSync(scriptFile, 'utf8');
-      } catch (cause) {
-        throw new Error(`SsmDocuments: cannot read the script of ${doc.name} at ${scriptFile}`, { cause });
+    const documents = new Map<DocumentName, CfnDocument>();
+    const names = new Map<DocumentName, string>();
+    for (const doc of props.documents ?? allDocuments) {
+      if (names.has(doc.name)) throw new Error(`SsmDocuments: document ${doc.name} is listed twice`);
+      const content = documentContent(doc, readScript(doc, root));
+      const bytes = Buffer.byteLength(JSON.stringify(content));
+      if (bytes > maxDocumentBytes) {
+        throw new Error(`SsmDocuments: ${doc.name} is ${bytes} bytes, over SSM's ${maxDocumentBytes}`);
       }
-      const name = `${doc.name}-${props.poolName}`;
+      const name = deployedDocumentName(doc.name, props.poolName);
       documents.set(
         doc.name,
         new CfnDocument(this, doc.name, {
           name,
           documentType: 'Command',
           documentFormat: 'JSON',
-          content: props.content(doc, scriptText),
+          content,
           updateMethod: 'NewVersion',
           targetType: '/AWS::EC2::Instance',
         }),
@@ -80,6 +77,13 @@ export class SsmDocuments<D extends DocumentDefinition = DocumentDefinition> ext
     }
     this.documents = documents;
     this.documentNames = names;
+  }
+
+  /** The deployed name of `name`; throws if the pool does not deploy it. */
+  public nameOf(name: DocumentName): string {
+    const deployed = this.documentNames.get(name);
+    if (!deployed) throw new Error(`SsmDocuments: ${name} is not deployed in this pool`);
+    return deployed;
   }
 
   /** ARNs of the deployed documents (for SendCommand permissions). */

@@ -3,6 +3,7 @@ import type { ISubnet, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import type { VolsdDocument } from '../lambdas/shared/documents.js';
 import { ConfigParameters, configParameterNames } from './config-parameters.js';
 import { LifecycleIntake, type ServedGroup } from './lifecycle-intake.js';
 import { Monitoring } from './monitoring.js';
@@ -14,17 +15,9 @@ import {
   VolsdConfigError,
 } from './pool-settings.js';
 import { PushBucket } from './push-bucket.js';
-import { type DocumentDefinition, SsmDocuments } from './ssm-documents.js';
+import { SsmDocuments } from './ssm-documents.js';
 import { SyncWorkers } from './sync-workers.js';
 import { VolumeTable } from './volume-table.js';
-
-/** The pool's SSM documents and how to build their content (the catalogue of `lambdas/shared/documents.ts`). */
-export interface PoolDocuments<D extends DocumentDefinition = DocumentDefinition> {
-  /** The document definitions. */
-  readonly documents: readonly D[];
-  /** Builds the SSM content of a document around its script text. */
-  readonly content: (doc: D, scriptText: string) => unknown;
-}
 
 /** Props of {@link VolsdPool}. Every value is validated at synth; see {@link PoolSettingsProps} for the rest. */
 export interface VolsdPoolProps extends PoolSettingsProps {
@@ -58,9 +51,9 @@ export interface VolsdPoolProps extends PoolSettingsProps {
   readonly removalPolicy?: RemovalPolicy;
   /**
    * The pool's SSM documents.
-   * @default none
+   * @default every document of the catalogue in `lambdas/shared/documents.ts`
    */
-  readonly documents?: PoolDocuments;
+  readonly documents?: readonly VolsdDocument[];
 }
 
 /**
@@ -123,11 +116,7 @@ export class VolsdPool extends Construct {
       instanceType: this.settings.workerInstanceType,
       rootVolumeKey: this.settings.volume.kmsKey,
     });
-    this.documents = new SsmDocuments(this, 'Documents', {
-      poolName,
-      documents: props.documents?.documents ?? [],
-      content: props.documents?.content ?? (() => ({})),
-    });
+    this.documents = new SsmDocuments(this, 'Documents', { poolName, documents: props.documents });
 
     this.config = new ConfigParameters(this, 'Config', { poolName });
     this.config.add(configParameterNames.tableName, this.table.table.tableName, 'Volsd: the volume table');

@@ -1,12 +1,13 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { allDocuments, documentContent, readScript } from '../../lambdas/shared/documents.js';
 import { tableSchema } from '../../lambdas/shared/table-schema.js';
 import { poolTag, roleTag } from '../../lambdas/shared/tags.js';
 import { readAppConfig } from '../../lib/config.js';
 import { lifecycleDetailTypes } from '../../lib/lifecycle-intake.js';
 import { metricsNamespace, volsdMetrics } from '../../lib/monitoring.js';
-import { acknowledgeWildcards, volsdWildcardAcknowledgements } from '../../lib/nag.js';
+import { acknowledgeWildcards, flattenReference, volsdWildcardAcknowledgements } from '../../lib/nag.js';
 import { mutatingEc2Actions } from '../../lib/permissions.js';
 import { VolsdStack } from '../../lib/volsd-stack.js';
 import {
@@ -447,6 +448,30 @@ describe('observability', () => {
 
   it('has a dashboard', () => {
     template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+});
+
+describe('SSM documents', () => {
+  it('deploys every catalogue document as <name>-<pool>, built from its script', () => {
+    for (const doc of allDocuments) {
+      template.hasResourceProperties('AWS::SSM::Document', {
+        Name: `${doc.name}-web`,
+        DocumentType: 'Command',
+        UpdateMethod: 'NewVersion',
+        Content: documentContent(doc, readScript(doc)),
+      });
+    }
+    template.resourceCountIs('AWS::SSM::Document', allDocuments.length);
+  });
+
+  it('lets the workflows send exactly these documents', () => {
+    const documentResources = allStatements(template)
+      .filter(({ statement }) => actionsOf(statement).includes('ssm:SendCommand'))
+      .flatMap(({ statement }) => [statement.Resource].flat().map(flattenReference))
+      .filter((arn) => arn.includes(':document/'))
+      .map((arn) => arn.replace(/^.*:document\//, ''))
+      .sort();
+    expect(documentResources).toEqual(allDocuments.map((d) => `${d.name}-web`).sort());
   });
 });
 
