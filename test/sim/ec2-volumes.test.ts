@@ -409,6 +409,21 @@ describe('DetachVolume', () => {
     expect(volumeState(volumeId)?.attachment).toBeUndefined();
   });
 
+  it('sticks in detaching on a stuckDetach fault until forced', async () => {
+    const instanceId = await runningInstance(h.cloud);
+    const volumeId = await availableVolume();
+    await attached(volumeId, instanceId);
+    h.cloud.faults.once('stuckDetach', { volumeId });
+    await h.ec2.send(new DetachVolumeCommand({ VolumeId: volumeId }));
+    await h.cloud.clock.sleep(30);
+    const stuck = volumeState(volumeId)?.attachment?.state;
+
+    await h.ec2.send(new DetachVolumeCommand({ VolumeId: volumeId, Force: true }));
+    await h.cloud.waitFor(() => volumeState(volumeId)?.state === 'available', 120);
+
+    expect(stuck).toBe('detaching');
+  });
+
   it('fails once with IncorrectState on an incorrectState fault, then works', async () => {
     const instanceId = await runningInstance(h.cloud);
     const volumeId = await availableVolume();

@@ -329,6 +329,20 @@ describe('execution', () => {
     expect(h.cloud.faults.counts().ssmFailure).toBe(1);
   });
 
+  it('marks an invocation Undeliverable on an ssmUndeliverable fault, which MaxErrors does not count', async () => {
+    const a = await runningInstance(h.cloud);
+    const b = await runningInstance(h.cloud);
+    h.cloud.faults.once('ssmUndeliverable', { instanceId: a });
+
+    const commandId = await send({ DocumentName: 'Echo', InstanceIds: [a, b] });
+    await finished(commandId);
+
+    expect(command(commandId)?.invocations.find((i) => i.instanceId === a)?.statusDetails).toBe(
+      'Undeliverable',
+    );
+    expect(command(commandId)).toMatchObject({ status: 'Success', statusDetails: 'Success' });
+  });
+
   it('fails an invocation whose instance terminates during the run', async () => {
     h.cloud.ssm.registerDocument(
       'Wait',
