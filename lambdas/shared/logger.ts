@@ -9,8 +9,10 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
  * function's environment (set by the CDK construct).
  */
 export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'volsd' });
+// Metrics' own warnings (e.g. an invocation that recorded no metric) go through the structured logger.
 export const metrics = new Metrics({
   namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Volsd',
   serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'volsd',
+  logger,
 });
 export const tracer = new Tracer({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'volsd' });

@@ -330,6 +330,27 @@ export class VolumeRepository {
     }
   }
 
+  /** Sets who holds a volume without changing its state (a worker adopting a volume in SYNCING). */
+  async setHolder(volumeIdInput: string, state: VolumeState, holder: string): Promise<void> {
+    const volumeId = parseOrThrow(volumeIdSchema, volumeIdInput, 'volumeId');
+    parseOrThrow(instanceIdSchema, holder, 'holder');
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.volume(volumeId),
+          UpdateExpression: 'SET holder = :h, updatedAt = :now ADD #version :one',
+          ConditionExpression: '#state = :s',
+          ExpressionAttributeNames: { '#state': 'state', '#version': 'version' },
+          ExpressionAttributeValues: { ':h': holder, ':s': state, ':now': this.iso(), ':one': 1 },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      throw new ConcurrentModification(`volume ${volumeId} is no longer ${state}`, { cause: err });
+    }
+  }
+
   /** Records the generation a volume holds now, without changing its state (after a sync). */
   async setVolumeGeneration(volumeIdInput: string, generation: number): Promise<void> {
     const volumeId = parseOrThrow(volumeIdSchema, volumeIdInput, 'volumeId');
@@ -593,6 +614,49 @@ export class VolumeRepository {
       throw new VolumeHeldElsewhere(
         `instance ${instanceId}'s assignment names another volume than ${volumeId}`,
       );
+    }
+  }
+
+  // ---------------------------------------------------------------- leases
+
+  /**
+   * Takes a named lease for `owner` until `ttlSeconds` from now: the lease is free, expired, or already
+   * the owner's (a retried step). Returns false when someone else holds it. This is how one pool and AZ
+   * never gets two replenishes at once; an owner that crashed loses the lease when it expires.
+   */
+  async acquireLease(name: string, owner: string, ttlSeconds: number): Promise<boolean> {
+    const now = this.now().getTime();
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...keys.lease(name), owner, expiresAt: now + ttlSeconds * 1000 },
+          ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now OR #owner = :owner',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ExpressionAttributeValues: { ':now': now, ':owner': owner },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Gives a lease back if `owner` holds it. Idempotent. */
+  async releaseLease(name: string, owner: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: keys.lease(name),
+          ConditionExpression: 'attribute_not_exists(pk) OR #owner = :owner',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ExpressionAttributeValues: { ':owner': owner },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
     }
   }
 }

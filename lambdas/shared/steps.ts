@@ -62,19 +62,19 @@ export interface WorkflowCtx extends WorkflowInput {
 }
 
 /** A step: takes the execution's data, returns it updated. */
-export type Step = (ctx: WorkflowCtx, deps: StepDeps) => Promise<WorkflowCtx>;
+export type Step<C = WorkflowCtx> = (ctx: C, deps: StepDeps) => Promise<C>;
 
 /** Runs the named step of a step table; an unknown step is a programming error. */
-export async function runStep(
-  steps: Record<string, Step>,
+export async function runStep<C>(
+  steps: Record<string, Step<C>>,
   event: { step?: unknown; ctx?: unknown },
   deps: StepDeps,
-): Promise<WorkflowCtx> {
+): Promise<C> {
   const name = typeof event.step === 'string' ? event.step : '';
   const step = steps[name];
   if (!step) throw new InvalidInput(`unknown step "${name}"`);
   if (!event.ctx || typeof event.ctx !== 'object') throw new InvalidInput(`step ${name} got no ctx`);
-  return step(event.ctx as WorkflowCtx, deps);
+  return step(event.ctx as C, deps);
 }
 
 /**

@@ -8,6 +8,7 @@
  * | assignment | INSTANCE#<instance>  | ASSIGNMENT    |        |                         |
  * | pool       | POOL#<pool>          | POOL          |        |                         |
  * | push       | POOL#<pool>          | PUSH#<gen>    |        |                         |
+ * | lease      | LEASE#<name>         | LEASE         |        |                         |
  * The one GSI answers "volumes of a pool", "... in an AZ" and "... in an AZ and state" with a key
  * condition (`begins_with`), so finding an idle volume is a Query, never a Scan.
  */
@@ -54,6 +55,7 @@ export const keys = {
     pk: `POOL#${pool}`,
     sk: `PUSH#${String(generation).padStart(12, '0')}`,
   }),
+  lease: (name: string) => ({ pk: `LEASE#${name}`, sk: 'LEASE' }),
   byPool: (pool: string, az: string, state: string, volumeId: string) => ({
     gsi1pk: pool,
     gsi1sk: `${az}#${state}#${volumeId}`,

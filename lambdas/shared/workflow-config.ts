@@ -31,6 +31,18 @@ export const workflowConfigShape = {
   MOUNT_DOCUMENT: z.string().default('Volsd-Mount'),
   UNMOUNT_DOCUMENT: z.string().default('Volsd-Unmount'),
   SYNC_DOCUMENT: z.string().default('Volsd-Sync'),
+  FORMAT_DOCUMENT: z.string().default('Volsd-Format'),
+  FREEZE_DOCUMENT: z.string().default('Volsd-Freeze'),
+  /** Spec of the pool's volumes. */
+  VOLUME_SIZE_GIB: z.coerce.number().int().min(1).max(65536).default(20),
+  VOLUME_TYPE: z.enum(['gp3', 'gp2', 'io1', 'io2']).default('gp3'),
+  VOLUME_IOPS: z.coerce.number().int().positive().optional(),
+  VOLUME_THROUGHPUT: z.coerce.number().int().positive().optional(),
+  KMS_KEY_ID: z.string().optional(),
+  /** EBS attachments a sync worker may hold (root included); unset: from DescribeInstanceTypes. */
+  WORKER_ATTACHMENT_LIMIT: z.coerce.number().int().min(2).max(128).optional(),
+  /** Snapshots kept by the snapshot workflow. */
+  SNAPSHOT_RETENTION: z.coerce.number().int().min(1).max(100).default(3),
 };
 
 export type WorkflowConfig = z.infer<z.ZodObject<typeof workflowConfigShape>>;

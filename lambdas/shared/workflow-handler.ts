@@ -22,18 +22,19 @@ export const workflowDeps = once((): StepDeps => {
 });
 
 /** The event a workflow Task sends: which step to run and the execution's data. */
-export interface StepEvent {
+export interface StepEvent<C = WorkflowCtx> {
   step: string;
-  ctx: WorkflowCtx;
+  ctx: C;
 }
 
 /**
  * A workflow Lambda handler over a step table: the state machine names the step, the handler runs it
  * with the container's dependencies. Logs carry the instance and volume of the execution.
  */
-export function workflowHandler(steps: Record<string, Step>) {
-  const run = async (event: StepEvent): Promise<WorkflowCtx> => {
-    logger.appendKeys({ step: event.step, instanceId: event.ctx?.instanceId, volumeId: event.ctx?.volumeId });
+export function workflowHandler<C extends object = WorkflowCtx>(steps: Record<string, Step<C>>) {
+  const run = async (event: StepEvent<C>): Promise<C> => {
+    const ctx = (event.ctx ?? {}) as Record<string, unknown>;
+    logger.appendKeys({ step: event.step, instanceId: ctx.instanceId, volumeId: ctx.volumeId, az: ctx.az });
     return runStep(steps, event, workflowDeps());
   };
   return middy(run)

@@ -1,0 +1,369 @@
+import { CreateVolumeCommand, type VolumeType } from '@aws-sdk/client-ec2';
+import { commandOutcome, sendDocument } from '../shared/commands.js';
+import {
+  attachmentOf,
+  attachVolume,
+  deleteVolume,
+  describeVolume,
+  detachVolume,
+  freeDevice,
+  requireLiveInstance,
+} from '../shared/ec2-ops.js';
+import { CommandPending, InvalidInput, VolumeNotReady } from '../shared/errors.js';
+import { logger, metrics } from '../shared/logger.js';
+import { VolumeState } from '../shared/model.js';
+import type { PendingCommand, Step } from '../shared/steps.js';
+import { poolTag, Role, roleTag } from '../shared/tags.js';
+import { attachmentLimit, findWorker } from '../shared/workers.js';
+
+/** A volume the replenish run is bringing into the pool. */
+export interface NewVolume {
+  volumeId: string;
+  /** Created empty: needs a filesystem (Volsd-Format) before it can be mounted. */
+  empty: boolean;
+}
+
+/**
+ * The data of a replenish execution for one pool and AZ. `volumes` are the volumes it brings in
+ * (created now, or adopted: pool volumes waiting unattached in SYNCING); `retire` the idle extras.
+ */
+export interface ReplenishCtx {
+  pool: string;
+  az: string;
+  reason?: string;
+  /** The execution's name: owner of the AZ's lease and the CreateVolume client tokens. */
+  runId?: string;
+  leased?: boolean;
+  workerId?: string;
+  volumes?: NewVolume[];
+  retire?: string[];
+  commands?: PendingCommand[];
+  generation?: number;
+  round?: number;
+  created?: number;
+  retired?: number;
+  /** True when another round is worth it (the target was not reached for capacity or a race). */
+  again?: boolean;
+  error?: { Error?: string; Cause?: string };
+}
+
+/** Seconds the AZ's lease lasts: longer than a replenish takes, short enough that a crash heals. */
+export const leaseSeconds = 900;
+/** At most this many volumes are created in one round (CreateVolume's own bucket refills at 5/s). */
+export const maxCreatePerRound = 20;
+
+const leaseName = (ctx: ReplenishCtx) => `replenish#${ctx.pool}#${ctx.az}`;
+
+function workerMount(root: string, volumeId: string) {
+  return `${root}/${volumeId}`;
+}
+
+/**
+ * Takes the AZ's lease, finds the worker, and decides: how many volumes to create, which waiting
+ * volumes to adopt, which idle extras to retire. Idle + in-flight (CREATING, SYNCING) is what counts
+ * against the target, so a burst of requests never overshoots.
+ */
+const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, config }) => {
+  if (!ctx.runId) throw new InvalidInput('replenish needs runId (the execution name)');
+  const leased = await repo.acquireLease(leaseName(ctx), ctx.runId, leaseSeconds);
+  if (!leased) {
+    logger.info('another replenish holds the AZ; this one ends', { pool: ctx.pool, az: ctx.az });
+    return { ...ctx, leased: false, volumes: [], retire: [], again: false };
+  }
+  const pool = await repo.getPool(ctx.pool);
+  if (!pool.azs.includes(ctx.az)) throw new InvalidInput(`AZ ${ctx.az} is not one of pool ${ctx.pool}'s AZs`);
+  const worker = await findWorker(ec2, ctx.pool, ctx.az);
+  const workerId = worker.InstanceId ?? '';
+  const volumes = await repo.listVolumes({ pool: ctx.pool, az: ctx.az });
+  const idle = volumes.filter((v) => v.state === VolumeState.Idle);
+  const inFlight = volumes.filter((v) => v.state === VolumeState.Creating || v.state === VolumeState.Syncing);
+  // SYNCING without a holder: handed back by a failed acquire or a recycling release; the worker adopts them.
+  const adopt = inFlight.filter((v) => v.state === VolumeState.Syncing && !v.holder).map((v) => v.volumeId);
+  const deficit = pool.targetIdlePerAz - idle.length - inFlight.length;
+  const limit = config.WORKER_ATTACHMENT_LIMIT ?? (await attachmentLimit(ec2, worker.InstanceType));
+  const attached = (worker.BlockDeviceMappings ?? []).length; // root included
+  const room = Math.max(0, limit - attached - adopt.length);
+  const toCreate = Math.max(0, Math.min(deficit, room, maxCreatePerRound));
+  if (deficit > room)
+    logger.warn('worker attachment limit caps the pool', { az: ctx.az, deficit, room, limit });
+  const retire = deficit < 0 ? idle.slice(0, -deficit).map((v) => v.volumeId) : [];
+  const created = await createVolumes(ctx, toCreate, pool.latestSnapshot, { repo, ec2, config });
+  return {
+    ...ctx,
+    leased: true,
+    workerId,
+    generation: pool.generation,
+    volumes: [...created, ...adopt.map((volumeId) => ({ volumeId, empty: false }))],
+    retire,
+    round: (ctx.round ?? 0) + 1,
+    created: (ctx.created ?? 0) + created.length,
+    again: deficit > toCreate + adopt.length && room > toCreate,
+  };
+};
+
+async function createVolumes(
+  ctx: ReplenishCtx,
+  count: number,
+  snapshot: { snapshotId: string; generation: number } | undefined,
+  { repo, ec2, config }: Pick<Parameters<Step>[1], 'repo' | 'ec2' | 'config'>,
+): Promise<NewVolume[]> {
+  const out: NewVolume[] = [];
+  for (let i = 0; i < count; i++) {
+    // The client token makes a retried step return the volume it already created, not a second one.
+    const token = `${ctx.runId}-${ctx.round ?? 0}-${i}`.slice(-64);
+    const created = await ec2.send(
+      new CreateVolumeCommand({
+        AvailabilityZone: ctx.az,
+        Size: snapshot ? undefined : config.VOLUME_SIZE_GIB,
+        SnapshotId: snapshot?.snapshotId,
+        VolumeType: config.VOLUME_TYPE as VolumeType,
+        Iops: config.VOLUME_IOPS,
+        Throughput: config.VOLUME_THROUGHPUT,
+        Encrypted: true,
+        KmsKeyId: config.KMS_KEY_ID,
+        ClientToken: token,
+        TagSpecifications: [
+          {
+            ResourceType: 'volume',
+            Tags: [
+              { Key: poolTag, Value: ctx.pool },
+              { Key: roleTag, Value: Role.Volume },
+              { Key: 'Name', Value: `volsd-${ctx.pool}` },
+            ],
+          },
+        ],
+      }),
+    );
+    const volumeId = created.VolumeId;
+    if (!volumeId) throw new VolumeNotReady('CreateVolume returned no volume id');
+    await repo.registerVolume({
+      volumeId,
+      pool: ctx.pool,
+      az: ctx.az,
+      state: VolumeState.Creating,
+      generation: snapshot?.generation ?? 0,
+      ...(snapshot ? { snapshotId: snapshot.snapshotId } : {}),
+    });
+    out.push({ volumeId, empty: !snapshot });
+  }
+  if (out.length) metrics.addMetric('VolumesCreated', 'Count', out.length);
+  return out;
+}
+
+/** Polled until every new volume is available (or already attached to the worker). */
+const waitAvailable: Step<ReplenishCtx> = async (ctx, { ec2 }) => {
+  for (const v of ctx.volumes ?? []) {
+    const volume = await describeVolume(ec2, v.volumeId);
+    if (!volume) throw new VolumeNotReady(`volume ${v.volumeId} is not visible yet`);
+    if (volume.State !== 'available' && attachmentOf(volume)?.InstanceId !== ctx.workerId) {
+      throw new VolumeNotReady(`volume ${v.volumeId} is ${volume.State}`);
+    }
+  }
+  return ctx;
+};
+
+/** Attaches every new volume to the worker (SYNCING, held by the worker). Re-runnable. */
+const attachToWorker: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
+  const workerId = ctx.workerId ?? '';
+  for (const v of ctx.volumes ?? []) {
+    const record = await repo.getVolume(v.volumeId);
+    if (record.state === VolumeState.Creating) {
+      await repo.transition({
+        volumeId: v.volumeId,
+        from: VolumeState.Creating,
+        to: VolumeState.Syncing,
+        set: { holder: workerId },
+      });
+    } else if (record.state === VolumeState.Syncing && record.holder !== workerId) {
+      await repo.setHolder(v.volumeId, VolumeState.Syncing, workerId);
+    }
+    const volume = await describeVolume(ec2, v.volumeId);
+    if (!volume || attachmentOf(volume)) continue;
+    const worker = await requireLiveInstance(ec2, workerId);
+    await attachVolume(ec2, v.volumeId, workerId, freeDevice(worker));
+  }
+  return ctx;
+};
+
+/** Polled until every new volume is attached to the worker. */
+const waitAttached: Step<ReplenishCtx> = async (ctx, { ec2 }) => {
+  for (const v of ctx.volumes ?? []) {
+    const attachment = attachmentOf((await describeVolume(ec2, v.volumeId)) ?? {});
+    if (!attachment || attachment.InstanceId !== ctx.workerId || attachment.State !== 'attached') {
+      throw new VolumeNotReady(`volume ${v.volumeId} is ${attachment?.State ?? 'not attached'}`);
+    }
+  }
+  return ctx;
+};
+
+/** Formats empty volumes and mounts the others on the worker, one command per volume. */
+const prepare: Step<ReplenishCtx> = async (ctx, { ssm, config }) => {
+  const workerId = ctx.workerId ?? '';
+  const commands: PendingCommand[] = [];
+  for (const v of ctx.volumes ?? []) {
+    const document = v.empty ? config.FORMAT_DOCUMENT : config.MOUNT_DOCUMENT;
+    const commandId = await sendDocument(ssm, {
+      documentName: document,
+      instanceId: workerId,
+      parameters: {
+        VolumeId: v.volumeId,
+        MountPath: workerMount(config.WORKER_MOUNT_ROOT, v.volumeId),
+        MountOptions: config.MOUNT_OPTIONS,
+      },
+      comment: `volsd prepare ${v.volumeId}`,
+    });
+    commands.push({ commandId, instanceId: workerId, document });
+  }
+  return { ...ctx, commands };
+};
+
+/** Polls every pending command; CommandPending while any runs. A failed one fails the step. */
+const waitCommands: Step<ReplenishCtx> = async (ctx, { ssm }) => {
+  const left: PendingCommand[] = [];
+  let pending = false;
+  for (const c of ctx.commands ?? []) {
+    try {
+      await commandOutcome(ssm, c.commandId, c.instanceId);
+    } catch (err) {
+      if (!(err instanceof CommandPending)) throw err;
+      pending = true;
+      left.push(c);
+    }
+  }
+  if (pending) throw new CommandPending(`${left.length} command(s) still running`);
+  return { ...ctx, commands: [] };
+};
+
+/** Syncs the new volumes to the pool's current generation (one Volsd-Sync per volume). */
+const sync: Step<ReplenishCtx> = async (ctx, { ssm, repo, config }) => {
+  const workerId = ctx.workerId ?? '';
+  const pool = await repo.getPool(ctx.pool);
+  const commands: PendingCommand[] = [];
+  for (const v of ctx.volumes ?? []) {
+    const commandId = await sendDocument(ssm, {
+      documentName: config.SYNC_DOCUMENT,
+      instanceId: workerId,
+      parameters: {
+        VolumeId: v.volumeId,
+        Bucket: config.PUSH_BUCKET,
+        Prefix: config.PUSH_PREFIX,
+        Generation: String(pool.generation),
+      },
+      timeoutSeconds: 600,
+      comment: `volsd initial sync ${v.volumeId}`,
+    });
+    commands.push({ commandId, instanceId: workerId, document: config.SYNC_DOCUMENT });
+  }
+  return { ...ctx, commands, generation: pool.generation };
+};
+
+/** Marks the synced volumes IDLE at the generation they were synced to. */
+const markIdle: Step<ReplenishCtx> = async (ctx, { repo }) => {
+  for (const v of ctx.volumes ?? []) {
+    const record = await repo.getVolume(v.volumeId);
+    if (record.state !== VolumeState.Syncing) continue;
+    await repo.transition({
+      volumeId: v.volumeId,
+      from: VolumeState.Syncing,
+      to: VolumeState.Idle,
+      set: { generation: Math.max(record.generation, ctx.generation ?? 0), reason: null },
+    });
+  }
+  return { ...ctx, volumes: [] };
+};
+
+/** Retires idle extras: RETIRING (skipped if claimed meanwhile), then unmount on the worker. */
+const retireUnmount: Step<ReplenishCtx> = async (ctx, { repo, ssm, config }) => {
+  const retiring: string[] = [];
+  const commands: PendingCommand[] = [];
+  for (const volumeId of ctx.retire ?? []) {
+    const record = await repo.findVolume(volumeId);
+    if (!record) continue;
+    if (record.state === VolumeState.Idle) {
+      try {
+        await repo.transition({
+          volumeId,
+          from: VolumeState.Idle,
+          to: VolumeState.Retiring,
+          expectedVersion: record.version,
+        });
+      } catch {
+        continue; // claimed meanwhile: it is not an extra any more
+      }
+    } else if (record.state !== VolumeState.Retiring) continue;
+    retiring.push(volumeId);
+    if (record.holder) {
+      const commandId = await sendDocument(ssm, {
+        documentName: config.UNMOUNT_DOCUMENT,
+        instanceId: record.holder,
+        parameters: { VolumeId: volumeId },
+        comment: `volsd retire ${volumeId}`,
+      });
+      commands.push({ commandId, instanceId: record.holder, document: config.UNMOUNT_DOCUMENT });
+    }
+  }
+  return { ...ctx, retire: retiring, commands };
+};
+
+/** Detaches the retiring volumes. */
+const retireDetach: Step<ReplenishCtx> = async (ctx, { ec2 }) => {
+  for (const volumeId of ctx.retire ?? []) {
+    const volume = await describeVolume(ec2, volumeId);
+    if (volume) await detachVolume(ec2, volume);
+  }
+  return ctx;
+};
+
+/** Polled until the retiring volumes are detached, then deletes and forgets them. */
+const retireDelete: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
+  for (const volumeId of ctx.retire ?? []) {
+    const volume = await describeVolume(ec2, volumeId);
+    if (volume && volume.State !== 'available')
+      throw new VolumeNotReady(`volume ${volumeId} is ${volume.State}`);
+  }
+  for (const volumeId of ctx.retire ?? []) {
+    await deleteVolume(ec2, volumeId);
+    await repo.forgetVolume(volumeId);
+  }
+  if (ctx.retire?.length) metrics.addMetric('VolumesRetired', 'Count', ctx.retire.length);
+  return { ...ctx, retired: (ctx.retired ?? 0) + (ctx.retire?.length ?? 0), retire: [] };
+};
+
+/** Gives the AZ's lease back. */
+const done: Step<ReplenishCtx> = async (ctx, { repo }) => {
+  if (ctx.leased && ctx.runId) await repo.releaseLease(leaseName(ctx), ctx.runId);
+  logger.info('replenish round done', {
+    pool: ctx.pool,
+    az: ctx.az,
+    created: ctx.created,
+    retired: ctx.retired,
+  });
+  return { ...ctx, leased: false };
+};
+
+/**
+ * After a failure: the volumes of this run that are still CREATING or SYNCING stay in the table (the
+ * next run adopts them or reconcile resolves them); the lease is given back so the next run can start.
+ */
+const failed: Step<ReplenishCtx> = async (ctx, deps) => {
+  logger.error('replenish failed', { pool: ctx.pool, az: ctx.az, error: ctx.error });
+  metrics.addMetric('ReplenishFailed', 'Count', 1);
+  return done(ctx, deps);
+};
+
+/** The replenish workflow's steps, by the name the state machine passes in `step`. */
+export const replenishSteps: Record<string, Step<ReplenishCtx>> = {
+  plan,
+  waitAvailable,
+  attachToWorker,
+  waitAttached,
+  prepare,
+  waitCommands,
+  sync,
+  markIdle,
+  retireUnmount,
+  retireDetach,
+  retireDelete,
+  done,
+  failed,
+};

@@ -1,0 +1,349 @@
+import './polyfills.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { VolumeRepository } from '../lambdas/shared/repository.js';
+import { poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
+import { registerVolsdDocuments } from './agent/runner.js';
+import { LocalQueue } from './queue.js';
+import { type LocalDynamo, type LocalS3, localCredentials, startDynamo, startS3 } from './servers.js';
+import { Accounting, countingMiddleware } from './sim/accounting.js';
+import { Cloud } from './sim/cloud.js';
+import { attachSimulator, modelledRetryStrategy } from './sim/middleware.js';
+import { type LocalLambda, LocalStepFunctions } from './stepfunctions.js';
+
+const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
+
+/** Options of a sandbox: one pool, its AZs, one Auto Scaling group served by it. */
+export interface SandboxOptions {
+  pool?: string;
+  /** AZ count (us-east-1a, -b, ...) or names. @default 1 */
+  azs?: number | string[];
+  idlePerAz?: number;
+  /** Wall seconds per modelled second. @default 0.02 (50x faster than real time) */
+  timeScale?: number;
+  seed?: number;
+  releasePolicy?: 'delete' | 'recycle';
+  heartbeatTimeout?: number;
+  /** Seconds of modelled boot of the web instances. */
+  bootSeconds?: number;
+  /** Chance that a Lambda invocation's result is lost after it ran (the runtime dying). */
+  lambdaCrashRate?: number;
+  /** Real EC2 token-bucket throttling in the simulator. @default true */
+  throttling?: boolean;
+  /** Keep the sandbox directory after stop (for inspection). */
+  keepFiles?: boolean;
+}
+
+/** Names and ARNs the sandbox wires, as the CDK construct would. */
+export interface SandboxWiring {
+  tableName: string;
+  bucket: string;
+  groupName: string;
+  hookName: string;
+  terminateHookName: string;
+  stateMachines: Record<'acquire' | 'release' | 'replenish', string>;
+}
+
+let active = false;
+
+/**
+ * The local cloud, wired as the CDK construct wires the real one: dynalite and s3rver on 127.0.0.1,
+ * the EC2/Auto Scaling/SSM simulator behind the handlers' own SDK clients, the real state machines in
+ * aws-local-stepfunctions with the real Lambda handlers, EventBridge lifecycle events into a local
+ * intake queue consumed by the real dispatcher. One per process: the handlers' clients are module
+ * singletons, as in a Lambda container.
+ */
+export class Sandbox {
+  readonly accounting = new Accounting();
+  private stopped = false;
+  private constructor(
+    readonly options: Required<Omit<SandboxOptions, 'azs'>> & { azs: string[] },
+    readonly rootDir: string,
+    readonly cloud: Cloud,
+    readonly dynamo: LocalDynamo,
+    readonly s3: LocalS3,
+    readonly sfn: LocalStepFunctions,
+    readonly repo: VolumeRepository,
+    readonly intake: LocalQueue,
+    readonly wiring: SandboxWiring,
+    readonly workers: Record<string, string>,
+  ) {}
+
+  /** Starts every server and the simulator, creates the pool, its workers and the group (empty). */
+  static async start(o: SandboxOptions = {}): Promise<Sandbox> {
+    if (active) throw new Error('one sandbox per process: stop the running one first');
+    active = true;
+    try {
+      return await Sandbox.create(o);
+    } catch (err) {
+      active = false;
+      throw err;
+    }
+  }
+
+  private static async create(o: SandboxOptions): Promise<Sandbox> {
+    const region = 'us-east-1';
+    const accountId = '123456789012';
+    const azs = Array.isArray(o.azs)
+      ? o.azs
+      : Array.from({ length: o.azs ?? 1 }, (_, i) => `${region}${'abcdef'[i] ?? 'a'}`);
+    const options = {
+      pool: o.pool ?? 'web',
+      azs,
+      idlePerAz: o.idlePerAz ?? 2,
+      timeScale: o.timeScale ?? 0.02,
+      seed: o.seed ?? 1,
+      releasePolicy: o.releasePolicy ?? 'delete',
+      heartbeatTimeout: o.heartbeatTimeout ?? 600,
+      bootSeconds: o.bootSeconds ?? 30,
+      lambdaCrashRate: o.lambdaCrashRate ?? 0,
+      throttling: o.throttling ?? true,
+      keepFiles: o.keepFiles ?? false,
+    };
+    const rootDir = await mkdtemp(join(tmpdir(), 'volsd-sandbox-'));
+    const wiring: SandboxWiring = {
+      tableName: `volsd-${options.pool}`,
+      bucket: `volsd-${options.pool}-push`,
+      groupName: `${options.pool}-web`,
+      hookName: 'volsd-launch',
+      terminateHookName: 'volsd-terminate',
+      stateMachines: {
+        acquire: `arn:aws:states:${region}:${accountId}:stateMachine:acquire`,
+        release: `arn:aws:states:${region}:${accountId}:stateMachine:release`,
+        replenish: `arn:aws:states:${region}:${accountId}:stateMachine:replenish`,
+      },
+    };
+    const dynamo = await startDynamo();
+    const s3 = await startS3([wiring.bucket]);
+    await dynamo.createVolumeTable(wiring.tableName);
+
+    const accounting = new Accounting();
+    const cloud = new Cloud({
+      rootDir,
+      timeScale: options.timeScale,
+      seed: options.seed,
+      azs,
+      accounting,
+      region,
+      accountId,
+      throttling: options.throttling,
+    });
+    registerVolsdDocuments(cloud.ssm, { s3Endpoint: s3.endpoint });
+
+    // The environment the CDK construct gives the functions; the SDK reads AWS_ENDPOINT_URL_DYNAMODB.
+    Object.assign(process.env, {
+      AWS_REGION: region,
+      AWS_ACCESS_KEY_ID: localCredentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: localCredentials.secretAccessKey,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      POWERTOOLS_LOG_LEVEL: process.env.VOLSD_SANDBOX_LOG_LEVEL ?? 'SILENT',
+      POWERTOOLS_METRICS_DISABLED: 'true',
+      POWERTOOLS_TRACE_ENABLED: 'false',
+      TABLE_NAME: wiring.tableName,
+      POOL_NAME: options.pool,
+      PUSH_BUCKET: wiring.bucket,
+      RELEASE_POLICY: options.releasePolicy,
+      REPLENISH_STATE_MACHINE_ARN: wiring.stateMachines.replenish,
+      ACQUIRE_STATE_MACHINE_ARN: wiring.stateMachines.acquire,
+      RELEASE_STATE_MACHINE_ARN: wiring.stateMachines.release,
+      SERVED_GROUPS: wiring.groupName,
+      EXPECTED_ACCOUNT_ID: accountId,
+      HEARTBEAT_TIMEOUT: String(options.heartbeatTimeout),
+    });
+
+    // Imported only now: the handlers' modules read their environment when first loaded.
+    const clients = await import('../lambdas/shared/clients.js');
+    const { setTimeSource } = await import('../lambdas/shared/time.js');
+    setTimeSource(() => cloud.clock.date().getTime());
+    for (const client of [clients.ec2, clients.autoScaling, clients.ssm]) {
+      attachSimulator(client, cloud);
+      // SDK retry backoff in modelled time, like every other wait in the sandbox.
+      (client.config as { retryStrategy: unknown }).retryStrategy = async () =>
+        modelledRetryStrategy(cloud, 8);
+    }
+    countingMiddleware(clients.dynamo, accounting, 'dynamodb');
+
+    const { handler: acquire } = await import('../lambdas/acquire/handler.js');
+    const { handler: release } = await import('../lambdas/release/handler.js');
+    const { handler: replenish } = await import('../lambdas/replenish/handler.js');
+    const { handler: dispatcher } = await import('../lambdas/dispatcher/handler.js');
+    const fn = (name: string) =>
+      `arn:aws:lambda:${region}:${accountId}:function:volsd-${options.pool}-${name}`;
+    const crashRng = seeded(options.seed ^ 0x5eed);
+    const sfn = new LocalStepFunctions({
+      region,
+      accountId,
+      timeScale: options.timeScale,
+      accounting,
+      now: () => cloud.clock.date().getTime(),
+      substitutions: {
+        AcquireFunctionArn: fn('acquire'),
+        ReleaseFunctionArn: fn('release'),
+        ReplenishFunctionArn: fn('replenish'),
+      },
+      lambdas: {
+        [fn('acquire')]: acquire as unknown as LocalLambda,
+        [fn('release')]: release as unknown as LocalLambda,
+        [fn('replenish')]: replenish as unknown as LocalLambda,
+      },
+      faults: {
+        crashAfterRate: options.lambdaCrashRate,
+        random: crashRng,
+        onCrash: () => accounting.count('awsCall', 'fault:lambdaCrash'),
+      },
+    });
+    for (const name of ['acquire', 'release', 'replenish'] as const) {
+      sfn.register(join(repoRoot, 'statemachines', `${name}.asl.json`), name);
+    }
+    sfn.attach(clients.sfn);
+
+    const { VolumeRepository } = await import('../lambdas/shared/repository.js');
+    const repo = new VolumeRepository(dynamo.doc, {
+      tableName: wiring.tableName,
+      now: () => cloud.clock.date(),
+    });
+    await repo.putPool({ pool: options.pool, azs, targetIdlePerAz: options.idlePerAz });
+
+    // EventBridge rule -> intake queue (with its DLQ) -> dispatcher, as lib/lifecycle-intake.ts wires it.
+    const intake = new LocalQueue({
+      name: `volsd-${options.pool}-intake`,
+      clock: cloud.clock,
+      consumer: (event: SQSEvent) =>
+        (dispatcher as unknown as (e: SQSEvent, c: unknown) => Promise<SQSBatchResponse>)(event, {
+          functionName: fn('dispatcher'),
+          awsRequestId: 'local',
+          getRemainingTimeInMillis: () => 30_000,
+        }),
+      batchSize: 10,
+      maxReceiveCount: 5,
+      accounting,
+      region,
+      accountId,
+    });
+    cloud.events.on(
+      'event',
+      (event: { source?: string; 'detail-type'?: string; detail?: { AutoScalingGroupName?: string } }) => {
+        if (event.source !== 'aws.autoscaling' || !/Lifecycle Action$/.test(event['detail-type'] ?? ''))
+          return;
+        if (event.detail?.AutoScalingGroupName !== wiring.groupName) return;
+        intake.send(JSON.stringify(event));
+      },
+    );
+
+    // One sync worker per AZ, in a group of exactly one so a lost worker is replaced.
+    for (const az of azs) {
+      cloud.createAutoScalingGroup({
+        name: `${options.pool}-worker-${az}`,
+        azs: [az],
+        tags: { [poolTag]: options.pool, [roleTag]: Role.Worker },
+        desiredCapacity: 1,
+        minSize: 1,
+        maxSize: 1,
+        instanceType: 'm7g.large',
+        bootSeconds: 20,
+      });
+    }
+    cloud.createAutoScalingGroup({
+      name: wiring.groupName,
+      azs,
+      tags: { [poolTag]: options.pool, [roleTag]: Role.Client },
+      launchHook: {
+        name: wiring.hookName,
+        heartbeatTimeout: options.heartbeatTimeout,
+        defaultResult: 'ABANDON',
+      },
+      terminateHook: { name: wiring.terminateHookName, heartbeatTimeout: 300, defaultResult: 'CONTINUE' },
+      desiredCapacity: 0,
+      bootSeconds: options.bootSeconds,
+      replaceAbandoned: false,
+    });
+    const workers: Record<string, string> = {};
+    const sandbox = new Sandbox(options, rootDir, cloud, dynamo, s3, sfn, repo, intake, wiring, workers);
+    Object.defineProperty(sandbox, 'accounting', { value: accounting });
+    await sandbox.waitForWorkers();
+    return sandbox;
+  }
+
+  /** Waits until every AZ's sync worker runs with its SSM agent online; records their ids. */
+  async waitForWorkers(timeoutSeconds = 600): Promise<Record<string, string>> {
+    await this.cloud.waitFor(
+      () => {
+        const state = this.cloud.snapshotState();
+        for (const az of this.options.azs) {
+          const worker = state.instances.find(
+            (i) => i.az === az && i.state === 'running' && i.agentOnline && i.tags[roleTag] === Role.Worker,
+          );
+          if (!worker) return false;
+          this.workers[az] = worker.instanceId;
+        }
+        return true;
+      },
+      timeoutSeconds,
+      'sync workers online',
+    );
+    return this.workers;
+  }
+
+  /** Starts the replenish workflow for every AZ and waits for them (the schedule's tick). */
+  async replenishAll(reason = 'schedule'): Promise<void> {
+    for (const az of this.options.azs) {
+      this.sfn.start(
+        this.wiring.stateMachines.replenish,
+        `tick-${az}-${Math.round(this.cloud.clock.now() * 1000)}`,
+        JSON.stringify({ pool: this.options.pool, az, reason }),
+      );
+    }
+    await this.settle();
+  }
+
+  /** Sets the group's desired capacity (scale out or in). */
+  scaleTo(desired: number): void {
+    this.cloud.setDesiredCapacity(this.wiring.groupName, desired);
+  }
+
+  /** Waits until nothing moves: queues drained, no execution running, no lifecycle action pending. */
+  async settle(timeoutSeconds = 3600): Promise<void> {
+    const deadline = this.cloud.clock.now() + timeoutSeconds;
+    for (;;) {
+      await this.intake.drained();
+      await this.sfn.idle();
+      const state = this.cloud.snapshotState();
+      const pending =
+        state.lifecycleActions.some((a) => a.completedAt === undefined) ||
+        state.groups.some((g) => g.instances.some((i) => /^(Pending|Terminating)/.test(i.lifecycleState)));
+      if (!pending && this.intake.depth === 0 && !this.sfnRunning()) return;
+      if (this.cloud.clock.now() > deadline) throw new Error('sandbox did not settle in time');
+      await this.cloud.clock.sleep(1);
+    }
+  }
+
+  private sfnRunning(): boolean {
+    return [...this.sfn.executions.values()].some((e) => e.status === 'RUNNING');
+  }
+
+  /** Stops every server and timer and removes the sandbox directory. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.intake.close();
+    this.sfn.abortAll();
+    await this.cloud.close();
+    await Promise.allSettled([this.dynamo.stop(), this.s3.stop()]);
+    if (!this.options.keepFiles) await rm(this.rootDir, { recursive: true, force: true });
+    active = false;
+  }
+}
+
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

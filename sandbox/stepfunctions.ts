@@ -1,0 +1,347 @@
+import './polyfills.js';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { SFNServiceException } from '@aws-sdk/client-sfn';
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import type { Accounting } from './sim/accounting.js';
+
+/** A Lambda handler as the sandbox calls it: the real exported `handler` of `lambdas/<name>/handler.ts`. */
+export type LocalLambda = (event: unknown, context: unknown) => Promise<unknown>;
+
+/** One execution of a local state machine. */
+export interface LocalExecution {
+  executionArn: string;
+  stateMachineArn: string;
+  name: string;
+  input: string;
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED' | 'TIMED_OUT';
+  output?: string;
+  error?: string;
+  cause?: string;
+  startDate: Date;
+  stopDate?: Date;
+  /** States entered, retries included: what Step Functions bills as state transitions. */
+  transitions: number;
+  lambdaInvocations: number;
+  /** The states entered, in order (for tests and the per-step breakdown). */
+  path: { state: string; at: number }[];
+  done: Promise<void>;
+}
+
+/** Faults the local Lambda runtime can inject: a crash after the handler ran (its effects stay, its result is lost). */
+export interface LambdaFaults {
+  /** Chance that an invocation's result is lost after the handler ran, as when the runtime dies. */
+  crashAfterRate?: number;
+  /** Seeded draw in [0, 1). */
+  random?: () => number;
+  /** Called for each injected crash (counted by the caller). */
+  onCrash?: (stateName: string) => void;
+}
+
+export interface LocalStepFunctionsOptions {
+  region: string;
+  accountId: string;
+  /** Wall seconds per modelled second: Wait and Retry intervals of the ASL are scaled by it. */
+  timeScale: number;
+  /** The same DefinitionSubstitutions the CDK construct passes (`${AcquireFunctionArn}` -> ARN). */
+  substitutions: Record<string, string>;
+  /** Local Lambda functions by ARN. */
+  lambdas: Record<string, LocalLambda>;
+  accounting?: Accounting;
+  faults?: LambdaFaults;
+  /** Milliseconds since the epoch of the modelled clock, for execution dates. */
+  now?: () => number;
+}
+
+/** Replaces `${Name}` placeholders with their substitutions; an unknown placeholder is an error. */
+export function substitute(text: string, substitutions: Record<string, string>): string {
+  return text.replace(/\$\{([A-Za-z0-9_]+)\}/g, (_m, key: string) => {
+    const value = substitutions[key];
+    if (value === undefined) throw new Error(`no substitution for \${${key}}`);
+    return value;
+  });
+}
+
+type Json = Record<string, unknown>;
+
+/**
+ * Scales the definition's waiting times by the time scale: Wait `Seconds`, Retry `IntervalSeconds` and
+ * `MaxDelaySeconds`. Backoff and jitter then work as written, in modelled time. Task and execution
+ * timeouts are left in wall seconds: they guard the local run, not the model.
+ */
+export function scaleDefinition(definition: Json, timeScale: number): Json {
+  const states = (definition.States ?? {}) as Record<string, Json>;
+  const scaled: Record<string, Json> = {};
+  for (const [name, state] of Object.entries(states)) {
+    const copy: Json = { ...state };
+    if (typeof copy.Seconds === 'number') copy.Seconds = copy.Seconds * timeScale;
+    if (Array.isArray(copy.Retry)) {
+      copy.Retry = (copy.Retry as Json[]).map((r) => ({
+        ...r,
+        ...(typeof r.IntervalSeconds === 'number' ? { IntervalSeconds: r.IntervalSeconds * timeScale } : {}),
+        ...(typeof r.MaxDelaySeconds === 'number' ? { MaxDelaySeconds: r.MaxDelaySeconds * timeScale } : {}),
+        // The interpreter's default interval is 1 s: make it explicit so it scales too.
+        ...(r.IntervalSeconds === undefined ? { IntervalSeconds: timeScale } : {}),
+      }));
+    }
+    for (const key of ['Iterator', 'ItemProcessor'] as const) {
+      if (copy[key]) copy[key] = scaleDefinition(copy[key] as Json, timeScale);
+    }
+    if (Array.isArray(copy.Branches))
+      copy.Branches = (copy.Branches as Json[]).map((b) => scaleDefinition(b, timeScale));
+    scaled[name] = copy;
+  }
+  return { ...definition, States: scaled };
+}
+
+function sfnError(name: string, message: string): Error {
+  return new SFNServiceException({ name, $fault: 'client', $metadata: { httpStatusCode: 400 }, message });
+}
+
+/**
+ * A local Step Functions service: runs the project's real `statemachines/*.asl.json` in
+ * aws-local-stepfunctions with the real Lambda handlers as Task resources, and answers the SFN API
+ * (StartExecution with AWS's name semantics, DescribeExecution, ListExecutions) for the SDK client the
+ * handlers and volsd-client use.
+ */
+export class LocalStepFunctions {
+  readonly executions = new Map<string, LocalExecution>();
+  private readonly machines = new Map<string, { name: string; definition: Json }>();
+  private readonly byName = new Map<string, LocalExecution>();
+  private readonly running = new Set<LocalExecution>();
+  private readonly aborts = new Set<() => void>();
+
+  constructor(private readonly o: LocalStepFunctionsOptions) {}
+
+  /** Registers `statemachines/<file>` under a name; returns its ARN. */
+  register(aslPath: string, name = basename(aslPath, '.asl.json')): string {
+    const text = substitute(readFileSync(aslPath, 'utf8'), this.o.substitutions);
+    const arn = `arn:aws:states:${this.o.region}:${this.o.accountId}:stateMachine:${name}`;
+    this.machines.set(arn, { name, definition: JSON.parse(text) as Json });
+    return arn;
+  }
+
+  private now(): Date {
+    return new Date(this.o.now ? this.o.now() : Date.now());
+  }
+
+  /** StartExecution: a name already used with the same input while running returns that execution. */
+  start(
+    stateMachineArn: string,
+    name: string | undefined,
+    input = '{}',
+  ): { executionArn: string; startDate: Date } {
+    const machine = this.machines.get(stateMachineArn);
+    if (!machine)
+      throw sfnError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${stateMachineArn}'`);
+    const executionName = name ?? randomUUID();
+    if (!/^[A-Za-z0-9_-]{1,80}$/.test(executionName))
+      throw sfnError('InvalidName', `Invalid Name: '${executionName}'`);
+    const key = `${stateMachineArn}|${executionName}`;
+    const existing = this.byName.get(key);
+    if (existing) {
+      if (existing.status === 'RUNNING' && existing.input === input) {
+        return { executionArn: existing.executionArn, startDate: existing.startDate };
+      }
+      throw sfnError('ExecutionAlreadyExists', `Execution Already Exists: '${existing.executionArn}'`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(input);
+    } catch {
+      throw sfnError('InvalidExecutionInput', 'Invalid execution input: not JSON');
+    }
+    const executionArn = `arn:aws:states:${this.o.region}:${this.o.accountId}:execution:${machine.name}:${executionName}`;
+    const execution: LocalExecution = {
+      executionArn,
+      stateMachineArn,
+      name: executionName,
+      input,
+      status: 'RUNNING',
+      startDate: this.now(),
+      transitions: 0,
+      lambdaInvocations: 0,
+      path: [],
+      done: Promise.resolve(),
+    };
+    this.byName.set(key, execution);
+    this.executions.set(executionArn, execution);
+    this.running.add(execution);
+    const op = `${machine.name}:${executionName}`;
+    const run = () => this.run(machine.definition, execution, parsed);
+    execution.done = (this.o.accounting ? this.o.accounting.withOperation(op, run) : run()).finally(() =>
+      this.running.delete(execution),
+    );
+    return { executionArn, startDate: execution.startDate };
+  }
+
+  private async run(definition: Json, execution: LocalExecution, input: unknown): Promise<void> {
+    const scaled = scaleDefinition(definition, this.o.timeScale) as unknown as StateMachineDefinition;
+    const handlers: Record<string, (input: never) => Promise<never>> = {};
+    for (const [stateName, state] of Object.entries((definition.States ?? {}) as Record<string, Json>)) {
+      if (state.Type !== 'Task') continue;
+      const resource = String(state.Resource);
+      const lambda = this.o.lambdas[resource];
+      if (!lambda) throw new Error(`state ${stateName}: no local Lambda for ${resource}`);
+      handlers[stateName] = (async (event: unknown) => {
+        execution.lambdaInvocations++;
+        this.o.accounting?.count('lambdaInvocation', resource.split(':').pop() ?? resource);
+        const result = await lambda(event, lambdaContext(resource));
+        const faults = this.o.faults;
+        if (faults?.crashAfterRate && (faults.random ?? Math.random)() < faults.crashAfterRate) {
+          faults.onCrash?.(stateName);
+          const crash = new Error('RequestId: local Error: Runtime exited with error: signal: killed');
+          crash.name = 'Runtime.ExitError';
+          throw crash;
+        }
+        return result as never;
+      }) as never;
+    }
+    const machine = new StateMachine(scaled, { validationOptions: { noValidate: true } });
+    const execution$ = machine.run(input as never, {
+      overrides: { taskResourceLocalHandlers: handlers as never },
+      context: {
+        Execution: {
+          Id: execution.executionArn,
+          Name: execution.name,
+          StartTime: execution.startDate.toISOString(),
+          Input: input as never,
+        },
+      },
+    });
+    this.aborts.add(execution$.abort);
+    const logs = (async () => {
+      for await (const event of execution$.eventLogs) {
+        if (event.type === 'StateEntered' || event.type === 'StateRetried') {
+          execution.transitions++;
+          this.o.accounting?.count(
+            'stateTransition',
+            (event as { state?: { name?: string } }).state?.name ?? event.type,
+          );
+          if (event.type === 'StateEntered') {
+            execution.path.push({
+              state: (event as { state: { name: string } }).state.name,
+              at: this.now().getTime(),
+            });
+          }
+        }
+      }
+    })();
+    try {
+      const output = await execution$.result;
+      execution.status = 'SUCCEEDED';
+      execution.output = JSON.stringify(output);
+    } catch (err) {
+      const e = err as { name?: string; message?: string; cause?: unknown };
+      execution.status =
+        e.name === 'ExecutionAbortedError'
+          ? 'ABORTED'
+          : e.name === 'ExecutionTimeoutError'
+            ? 'TIMED_OUT'
+            : 'FAILED';
+      const cause = e.cause as { name?: string; message?: string } | undefined;
+      execution.error = cause?.name ?? e.name;
+      execution.cause = cause?.message ?? e.message;
+    } finally {
+      execution.stopDate = this.now();
+      this.aborts.delete(execution$.abort);
+      await logs.catch(() => undefined);
+    }
+  }
+
+  /** Resolves when no execution is running (new ones started meanwhile are waited for too). */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.all([...this.running].map((e) => e.done));
+  }
+
+  /** Aborts every running execution. */
+  abortAll(): void {
+    for (const abort of this.aborts) abort();
+  }
+
+  /** Answers an SFN API call (StartExecution, DescribeExecution, ListExecutions, StopExecution). */
+  handle(command: string, input: Json): Json {
+    switch (command) {
+      case 'StartExecution':
+        return this.start(
+          String(input.stateMachineArn),
+          input.name as string | undefined,
+          (input.input as string) ?? '{}',
+        );
+      case 'DescribeExecution': {
+        const e = this.executions.get(String(input.executionArn));
+        if (!e)
+          throw sfnError(
+            'ExecutionDoesNotExist',
+            `Execution Does Not Exist: '${String(input.executionArn)}'`,
+          );
+        return {
+          executionArn: e.executionArn,
+          stateMachineArn: e.stateMachineArn,
+          name: e.name,
+          status: e.status,
+          startDate: e.startDate,
+          stopDate: e.stopDate,
+          input: e.input,
+          output: e.output,
+          error: e.error,
+          cause: e.cause,
+        };
+      }
+      case 'ListExecutions': {
+        const list = [...this.executions.values()]
+          .filter((e) => e.stateMachineArn === input.stateMachineArn)
+          .filter((e) => !input.statusFilter || e.status === input.statusFilter)
+          .map((e) => ({
+            executionArn: e.executionArn,
+            stateMachineArn: e.stateMachineArn,
+            name: e.name,
+            status: e.status,
+            startDate: e.startDate,
+            stopDate: e.stopDate,
+          }));
+        return { executions: list.slice(0, Number(input.maxResults ?? 1000)) };
+      }
+      default:
+        throw sfnError(
+          'UnknownOperationException',
+          `the sandbox's Step Functions does not implement ${command}`,
+        );
+    }
+  }
+
+  /** Makes an SFNClient answer from this service, in process (same placement as the EC2 simulator). */
+  attach(client: { middlewareStack: { add(mw: unknown, options: unknown): void } }): void {
+    client.middlewareStack.add(
+      (_next: unknown, context: { commandName?: string }) => async (args: { input: Json }) => {
+        const command = String(context.commandName ?? '').replace(/Command$/, '');
+        this.o.accounting?.count('awsCall', `states:${command}`);
+        const output = this.handle(command, args.input ?? {});
+        return {
+          output: { ...output, $metadata: { httpStatusCode: 200 } },
+          response: { statusCode: 200, headers: {}, body: undefined },
+        };
+      },
+      { step: 'deserialize', priority: 'high', name: 'volsdLocalStepFunctions', override: true },
+    );
+  }
+}
+
+function lambdaContext(functionArn: string) {
+  const functionName = functionArn.split(':').pop() ?? 'volsd';
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: functionArn,
+    memoryLimitInMB: '512',
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => 60_000,
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
