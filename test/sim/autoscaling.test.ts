@@ -34,8 +34,9 @@ const group = (o: Partial<GroupOptions> = {}): GroupOptions => ({
   name: 'web',
   azs: ['us-east-1a', 'us-east-1b'],
   tags: { 'volsd:pool': 'web' },
-  launchHook: { name: 'volsd-launch', heartbeatTimeout: 300, defaultResult: 'ABANDON' },
-  terminateHook: { name: 'volsd-terminate', heartbeatTimeout: 300, defaultResult: 'CONTINUE' },
+  // Long timeouts (1 modelled hour = 3.6 s here) keep tests that complete actions clear of them.
+  launchHook: { name: 'volsd-launch', heartbeatTimeout: 3600, defaultResult: 'ABANDON' },
+  terminateHook: { name: 'volsd-terminate', heartbeatTimeout: 3600, defaultResult: 'CONTINUE' },
   ...o,
 });
 
@@ -177,7 +178,7 @@ describe('launch lifecycle hook', () => {
 
   it('extends the wait by a full heartbeat timeout on RecordLifecycleActionHeartbeat', async () => {
     h.cloud.createAutoScalingGroup(
-      group({ desiredCapacity: 1, launchHook: { name: 'l', heartbeatTimeout: 300 } }),
+      group({ desiredCapacity: 1, launchHook: { name: 'l', heartbeatTimeout: 1000 } }),
     );
     const { detail } = await launchEvent();
 
@@ -188,13 +189,13 @@ describe('launch lifecycle hook', () => {
         InstanceId: detail.EC2InstanceId,
       }),
     );
-    await h.cloud.waitFor(() => h.cloud.lifecycleActions()[0]?.completedAt !== undefined, 2000);
+    await h.cloud.waitFor(() => h.cloud.lifecycleActions()[0]?.completedAt !== undefined, 5000);
 
     const [action] = h.cloud.lifecycleActions();
     const heartbeat = action?.heartbeats[0] ?? Number.NaN;
     expect(action?.heartbeats).toHaveLength(1);
     expect(action?.timedOut).toBe(true);
-    expect(action?.completedAt).toBeGreaterThanOrEqual(heartbeat + 300);
+    expect(action?.completedAt).toBeGreaterThanOrEqual(heartbeat + 1000);
   });
 
   it('refuses a second CompleteLifecycleAction with ValidationError', async () => {
