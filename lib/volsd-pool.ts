@@ -14,7 +14,7 @@ import {
   resolvePoolSettings,
   VolsdConfigError,
 } from './pool-settings.js';
-import { PushBucket } from './push-bucket.js';
+import { livePrefix, PushBucket } from './push-bucket.js';
 import { SsmDocuments } from './ssm-documents.js';
 import { SyncWorkers } from './sync-workers.js';
 import { VolumeTable } from './volume-table.js';
@@ -161,7 +161,42 @@ export class VolsdPool extends Construct {
       fastSnapshotRestore: this.settings.fastSnapshotRestore,
     });
   }
+
+  /**
+   * The pool's settings as the workflow functions read them (`lambdas/shared/workflow-config.ts`):
+   * pool name, mount path and options, push prefix, failure result, release policy, heartbeat timeout
+   * in seconds, and the deployed document names (`MOUNT_DOCUMENT`, ...). Table and bucket come with
+   * `VolsdFunction.bindTable()` / `bindBucket()`, which grant access too.
+   */
+  public workflowEnvironment(): Record<string, string> {
+    const s = this.settings;
+    const environment: Record<string, string> = {
+      [envNames.poolName]: s.poolName,
+      [envNames.mountPath]: s.mountPath,
+      [envNames.mountOptions]: s.mountOptions,
+      [envNames.pushPrefix]: livePrefix,
+      [envNames.acquireFailureResult]: s.acquireFailureResult,
+      [envNames.releasePolicy]: s.releasePolicy,
+      [envNames.heartbeatTimeout]: String(s.heartbeatTimeout.toSeconds()),
+    };
+    for (const [name, deployed] of this.documents.documentNames) {
+      // Volsd-Mount -> MOUNT_DOCUMENT
+      environment[`${name.replace(/^Volsd-/, '').toUpperCase()}_DOCUMENT`] = deployed;
+    }
+    return environment;
+  }
 }
+
+/** Environment variable names of the workflow configuration. */
+const envNames = {
+  poolName: 'POOL_NAME',
+  mountPath: 'MOUNT_PATH',
+  mountOptions: 'MOUNT_OPTIONS',
+  pushPrefix: 'PUSH_PREFIX',
+  acquireFailureResult: 'ACQUIRE_FAILURE_RESULT',
+  releasePolicy: 'RELEASE_POLICY',
+  heartbeatTimeout: 'HEARTBEAT_TIMEOUT',
+} as const;
 
 /** Checks what only the construct can see: one subnet per AZ, sane group names. */
 function validatePlacement(poolName: string, azs: readonly string[], groups: readonly ServedGroup[]): void {
