@@ -274,7 +274,13 @@ sync_volume() {
     "refusing to sync: symlinks lead outside the mount root: $(head -c 500 <<<"$escapes")"
   before=$(volsd_read_generation "$mnt")
   stamp=$work/stamp.$volume
-  : >"$stamp"
+  touch "$stamp" "$stamp.tick"
+  # File times advance in clock ticks: wait for the next one, or a write right after the stamp
+  # could carry the stamp's own time and escape the -cnewer checks below.
+  while [[ ! $stamp.tick -nt $stamp ]]; do
+    sleep 0.005
+    touch "$stamp.tick"
+  done
   rc=0
   # --exact-timestamps: by default the CLI skips a same-size object unless the local copy is newer,
   # so an edit that keeps the size would never arrive. Downloads take the object's LastModified as

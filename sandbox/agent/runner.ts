@@ -134,7 +134,8 @@ export function findTool(name: string, path = process.env.PATH ?? ''): string | 
 export function requireTool(name: string, why: string): string {
   const found = findTool(name);
   if (found) return found;
-  const pkg = debianPackages[name] ?? name;
+  const command = name.replace(/^.*\//, '');
+  const pkg = debianPackages[command] ?? command;
   throw new ToolMissing(
     `${name} is needed ${why} but was not found on PATH: install it with apt-get install ${pkg}`,
   );
