@@ -180,12 +180,14 @@ END { print "total" sep total }
 AWK
 
 listing=$work/listing.json
-if ! aws "${aws_args[@]}" s3api list-objects-v2 --bucket "$bucket" --prefix "$prefix" \
+failed_listing=false
+if ((${#volumes[@]} == 0)); then
+  # Nothing to sync here (an instance before its mount): spare the bucket a listing.
+  printf 'null\n' >"$listing"
+elif ! aws "${aws_args[@]}" s3api list-objects-v2 --bucket "$bucket" --prefix "$prefix" \
   --query 'Contents[].Key' --output json >"$listing" 2>"$work/listing.err"; then
   volsd_log "listing s3://$bucket/$prefix failed: $(tail -c 2000 "$work/listing.err")"
   failed_listing=true
-else
-  failed_listing=false
 fi
 
 total_keys=0

@@ -361,5 +361,13 @@ esac
       expect(volumeResult(out, volA)).toMatchObject({ status: 'skipped', reason: 'not attached' });
       expect(out.result).toMatchObject({ op: 'sync-summary', volumes: 0, skipped: 1 });
     });
+
+    it('does not list the bucket when no volume is left to sync', async () => {
+      // Act
+      await run();
+
+      // Assess
+      expect(existsSync(log) ? readFileSync(log, 'utf8') : '').not.toContain('list-objects-v2');
+    });
   });
 });
