@@ -111,6 +111,9 @@ export class LocalStepFunctions {
   private readonly byName = new Map<string, LocalExecution>();
   private readonly running = new Set<LocalExecution>();
   private readonly aborts = new Set<() => void>();
+  private readonly crashes = new Map<string, number>();
+  /** Lambda crashes injected so far, by state name. */
+  readonly crashCounts = new Map<string, number>();
 
   constructor(private readonly o: LocalStepFunctionsOptions) {}
 
@@ -189,8 +192,14 @@ export class LocalStepFunctions {
         this.o.accounting?.count('lambdaInvocation', resource.split(':').pop() ?? resource);
         const result = await lambda(event, lambdaContext(resource));
         const faults = this.o.faults;
-        if (faults?.crashAfterRate && (faults.random ?? Math.random)() < faults.crashAfterRate) {
-          faults.onCrash?.(stateName);
+        const oneShot = this.crashes.get(stateName) ?? 0;
+        if (oneShot > 0) this.crashes.set(stateName, oneShot - 1);
+        const drawn = faults?.crashAfterRate
+          ? (faults.random ?? Math.random)() < faults.crashAfterRate
+          : false;
+        if (oneShot > 0 || drawn) {
+          this.crashCounts.set(stateName, (this.crashCounts.get(stateName) ?? 0) + 1);
+          faults?.onCrash?.(stateName);
           const crash = new Error('RequestId: local Error: Runtime exited with error: signal: killed');
           crash.name = 'Runtime.ExitError';
           throw crash;
@@ -248,6 +257,14 @@ export class LocalStepFunctions {
       this.aborts.delete(execution$.abort);
       await logs.catch(() => undefined);
     }
+  }
+
+  /**
+   * Makes the next `times` invocations of the Task state `stateName` crash after their handler ran: the
+   * effects stay, the result is lost, and the state machine sees `Runtime.ExitError`.
+   */
+  crashNext(stateName: string, times = 1): void {
+    this.crashes.set(stateName, (this.crashes.get(stateName) ?? 0) + times);
   }
 
   /** Resolves when no execution is running (new ones started meanwhile are waited for too). */

@@ -76,13 +76,15 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, config }) => {
   const workerId = worker.InstanceId ?? '';
   const volumes = await repo.listVolumes({ pool: ctx.pool, az: ctx.az });
   const idle = volumes.filter((v) => v.state === VolumeState.Idle);
-  const inFlight = volumes.filter((v) => v.state === VolumeState.Creating || v.state === VolumeState.Syncing);
-  // SYNCING without a holder: handed back by a failed acquire or a recycling release; the worker adopts them.
-  const adopt = inFlight.filter((v) => v.state === VolumeState.Syncing && !v.holder).map((v) => v.volumeId);
-  const deficit = pool.targetIdlePerAz - idle.length - inFlight.length;
+  // Holding the lease, no other replenish runs here: every CREATING or SYNCING volume is a leftover (a
+  // crashed run, a failed acquire handing its volume back, a recycling release). This run adopts them.
+  const adopt = volumes
+    .filter((v) => v.state === VolumeState.Creating || v.state === VolumeState.Syncing)
+    .map((v) => v.volumeId);
+  const deficit = pool.targetIdlePerAz - idle.length - adopt.length;
   const limit = config.WORKER_ATTACHMENT_LIMIT ?? (await attachmentLimit(ec2, worker.InstanceType));
   const attached = (worker.BlockDeviceMappings ?? []).length; // root included
-  const room = Math.max(0, limit - attached - adopt.length);
+  const room = Math.max(0, limit - attached);
   const toCreate = Math.max(0, Math.min(deficit, room, maxCreatePerRound));
   if (deficit > room)
     logger.warn('worker attachment limit caps the pool', { az: ctx.az, deficit, room, limit });
@@ -97,7 +99,7 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, config }) => {
     retire,
     round: (ctx.round ?? 0) + 1,
     created: (ctx.created ?? 0) + created.length,
-    again: deficit > toCreate + adopt.length && room > toCreate,
+    again: deficit > toCreate && room > toCreate,
   };
 };
 
@@ -196,12 +198,16 @@ const waitAttached: Step<ReplenishCtx> = async (ctx, { ec2 }) => {
   return ctx;
 };
 
-/** Formats empty volumes and mounts the others on the worker, one command per volume. */
+/**
+ * Mounts every volume on the worker, one command per volume, with Volsd-Format: it gives an empty
+ * volume a filesystem (never over an existing one) and mounts; so new, snapshot-born and adopted
+ * volumes take one path.
+ */
 const prepare: Step<ReplenishCtx> = async (ctx, { ssm, config }) => {
   const workerId = ctx.workerId ?? '';
   const commands: PendingCommand[] = [];
   for (const v of ctx.volumes ?? []) {
-    const document = v.empty ? config.FORMAT_DOCUMENT : config.MOUNT_DOCUMENT;
+    const document = config.FORMAT_DOCUMENT;
     const commandId = await sendDocument(ssm, {
       documentName: document,
       instanceId: workerId,

@@ -1,0 +1,42 @@
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { Sandbox } from '../../sandbox/runtime.js';
+import { localCredentials, localRegion } from '../../sandbox/servers.js';
+
+/** Puts an object in the sandbox's push bucket, as `aws s3 cp` would (no fan-out involved). */
+export async function putContent(sandbox: Sandbox, key: string, body: string): Promise<void> {
+  const s3 = new S3Client({
+    endpoint: sandbox.s3.endpoint,
+    region: localRegion,
+    credentials: localCredentials,
+    forcePathStyle: true,
+  });
+  try {
+    await s3.send(new PutObjectCommand({ Bucket: sandbox.wiring.bucket, Key: key, Body: body }));
+  } finally {
+    s3.destroy();
+  }
+}
+
+/** The instances of the served group, by lifecycle state. */
+export function groupMembers(sandbox: Sandbox) {
+  const group = sandbox.cloud.snapshotState().groups.find((g) => g.name === sandbox.wiring.groupName);
+  return group?.instances ?? [];
+}
+
+/** Executions of one state machine whose name starts with `prefix`. */
+export function executions(sandbox: Sandbox, prefix: string) {
+  return [...sandbox.sfn.executions.values()].filter((e) => e.name.startsWith(prefix));
+}
+
+/** Scales the served group to `desired` and waits until everything settled; returns the new members. */
+export async function scaleAndSettle(sandbox: Sandbox, desired: number): Promise<string[]> {
+  const before = new Set(sandbox.cloud.snapshotState().instances.map((i) => i.instanceId));
+  sandbox.scaleTo(desired);
+  await sandbox.settle();
+  return sandbox.cloud
+    .snapshotState()
+    .instances.filter(
+      (i) => !before.has(i.instanceId) && i.autoScaling?.groupName === sandbox.wiring.groupName,
+    )
+    .map((i) => i.instanceId);
+}
