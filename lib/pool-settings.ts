@@ -94,7 +94,7 @@ export interface PoolSettingsProps {
    */
   readonly mountPath?: string;
   /**
-   * Mount options (comma separated, [a-z0-9_=.,-]).
+   * Mount options (comma separated, [a-z0-9_=,-]).
    * @default 'noatime'
    */
   readonly mountOptions?: string;
@@ -189,8 +189,10 @@ const systemDirectories = [
   '/var/lib',
   '/tmp',
 ];
-const mountPathPattern = /^(?:\/[A-Za-z0-9._-]+)+$/;
-const mountOptionsPattern = /^[a-z0-9_=.-]+(?:,[a-z0-9_=.-]+)*$/;
+// Same as the MountPath parameter of Volsd-Mount (lambdas/shared/documents.ts): no hidden or dot segments.
+const mountPathPattern = /^(?:\/[A-Za-z0-9_][A-Za-z0-9._-]*)+$/;
+// The workflow functions accept [a-z0-9=,_-] (lambdas/shared/workflow-config.ts).
+const mountOptionsPattern = /^[a-z0-9_=-]+(?:,[a-z0-9_=-]+)*$/;
 const ratePattern = /^(?:\d+|\d+%)$/;
 
 const isSet = (value: number): boolean => !Token.isUnresolved(value);
@@ -301,9 +303,9 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
   }
 
   const { mountPath, mountOptions } = settings;
-  if (!mountPathPattern.test(mountPath) || mountPath.split('/').some((s) => s === '.' || s === '..')) {
+  if (!mountPathPattern.test(mountPath) || mountPath.length > 200) {
     problems.push(
-      `mountPath must be an absolute path of [A-Za-z0-9._-] segments without . or .., got "${mountPath}"`,
+      `mountPath must be an absolute path of at most 200 characters, each segment [A-Za-z0-9_][A-Za-z0-9._-]*, got "${mountPath}"`,
     );
   } else if (systemDirectories.some((dir) => mountPath === dir || mountPath.startsWith(`${dir}/`))) {
     problems.push(
@@ -311,7 +313,7 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
     );
   }
   if (!mountOptionsPattern.test(mountOptions)) {
-    problems.push(`mountOptions must be comma-separated options of [a-z0-9_=.-], got "${mountOptions}"`);
+    problems.push(`mountOptions must be comma-separated options of [a-z0-9_=-], got "${mountOptions}"`);
   }
   if (settings.releasePolicy !== 'delete' && settings.releasePolicy !== 'recycle') {
     problems.push(`releasePolicy must be 'delete' or 'recycle', got "${settings.releasePolicy}"`);

@@ -165,7 +165,8 @@ export class VolsdPool extends Construct {
   /**
    * The pool's settings as the workflow functions read them (`lambdas/shared/workflow-config.ts`):
    * pool name, mount path and options, push prefix, failure result, release policy, heartbeat timeout
-   * in seconds, and the deployed document names (`MOUNT_DOCUMENT`, ...). Table and bucket come with
+   * in seconds, volume spec and key, snapshot retention, and the deployed document names
+   * (`MOUNT_DOCUMENT`, ...). Table and bucket come with
    * `VolsdFunction.bindTable()` / `bindBucket()`, which grant access too.
    */
   public workflowEnvironment(): Record<string, string> {
@@ -178,6 +179,12 @@ export class VolsdPool extends Construct {
       [envNames.acquireFailureResult]: s.acquireFailureResult,
       [envNames.releasePolicy]: s.releasePolicy,
       [envNames.heartbeatTimeout]: String(s.heartbeatTimeout.toSeconds()),
+      [envNames.volumeSizeGiB]: String(s.volume.sizeGiB),
+      [envNames.volumeType]: s.volume.type,
+      [envNames.volumeIops]: String(s.volume.iops),
+      [envNames.volumeThroughput]: String(s.volume.throughputMiBps),
+      [envNames.snapshotRetention]: String(s.snapshotRetention),
+      ...(s.volume.kmsKey ? { [envNames.kmsKeyId]: s.volume.kmsKey.keyArn } : {}),
     };
     for (const [name, deployed] of this.documents.documentNames) {
       // Volsd-Mount -> MOUNT_DOCUMENT
@@ -196,6 +203,12 @@ const envNames = {
   acquireFailureResult: 'ACQUIRE_FAILURE_RESULT',
   releasePolicy: 'RELEASE_POLICY',
   heartbeatTimeout: 'HEARTBEAT_TIMEOUT',
+  volumeSizeGiB: 'VOLUME_SIZE_GIB',
+  volumeType: 'VOLUME_TYPE',
+  volumeIops: 'VOLUME_IOPS',
+  volumeThroughput: 'VOLUME_THROUGHPUT',
+  kmsKeyId: 'KMS_KEY_ID',
+  snapshotRetention: 'SNAPSHOT_RETENTION',
 } as const;
 
 /** Checks what only the construct can see: one subnet per AZ, sane group names. */

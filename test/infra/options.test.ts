@@ -123,6 +123,9 @@ describe('a pool serving a group of the same app, with its own keys and topic', 
       ACQUIRE_FAILURE_RESULT: 'ABANDON',
       MOUNT_DOCUMENT: 'Volsd-Mount-api',
       SYNC_DOCUMENT: 'Volsd-Sync-api',
+      VOLUME_SIZE_GIB: '20',
+      VOLUME_TYPE: 'gp3',
+      KMS_KEY_ID: expect.any(String),
     });
   });
 

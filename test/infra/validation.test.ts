@@ -87,9 +87,12 @@ describe('pool settings', () => {
     expect(problemsOf({ volume: { type: 'io2' as 'gp3' } })).toContain("volume.type must be 'gp3'");
   });
 
-  it.each(['srv/www', '/srv/../etc', '/srv/www/', '/srv/w w', '/'])('refuse mount path %s', (mountPath) => {
-    expect(problemsOf({ mountPath })).toContain('mountPath must be an absolute path');
-  });
+  it.each(['srv/www', '/srv/../etc', '/srv/www/', '/srv/w w', '/', '/srv/.hidden', `/${'a'.repeat(200)}`])(
+    'refuse mount path %s',
+    (mountPath) => {
+      expect(problemsOf({ mountPath })).toContain('mountPath must be an absolute path');
+    },
+  );
 
   it.each(['/etc', '/usr/share/www', '/var/lib/web', '/proc/x'])(
     'refuse mount path %s in a system directory',
