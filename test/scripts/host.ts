@@ -169,6 +169,17 @@ export function walk(dir: string): string[] {
   return out.sort();
 }
 
+/** Every path under `dir` with its type, size and modification time, to compare before and after. */
+export function snapshot(dir: string): Map<string, string> {
+  return new Map(
+    walk(dir).map((p) => {
+      const st = lstatSync(join(dir, p));
+      const kind = st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : 'file';
+      return [p, kind === 'dir' ? 'dir' : `${kind}:${st.size}:${st.mtimeMs}`];
+    }),
+  );
+}
+
 export async function readText(path: string): Promise<string> {
   return readFile(path, 'utf8');
 }
