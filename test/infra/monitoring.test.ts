@@ -1,0 +1,82 @@
+import { Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
+import { DefinitionBody, Pass, StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Monitoring, metricsNamespace } from '../../lib/monitoring.js';
+import { testApp } from './helpers.js';
+
+let template: Template;
+let monitoring: Monitoring;
+
+beforeAll(() => {
+  const stack = new Stack(testApp(), 'Monitoring');
+  monitoring = new Monitoring(stack, 'Monitoring', {
+    poolName: 'web',
+    availabilityZones: ['eu-west-1a'],
+    idlePerAz: 3,
+  });
+  const sm = new StateMachine(stack, 'Acquire', {
+    definitionBody: DefinitionBody.fromChainable(new Pass(stack, 'Go')),
+  });
+  // Added after the dashboard exists: the alarm widget must still list them.
+  monitoring.alarmOnFailedExecutions(sm, 'Acquire');
+  monitoring.alarmOnMetric('SyncLag', new Metric({ namespace: metricsNamespace, metricName: 'SyncLag' }), {
+    threshold: 300,
+    description: 'sync lag over 5 minutes',
+  });
+  template = Template.fromStack(stack);
+});
+
+describe('Monitoring', () => {
+  it('alarms on failed, timed out or aborted executions of a state machine', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: Match.arrayWith([
+        Match.objectLike({ Expression: 'FILL(failed, 0) + FILL(timedOut, 0) + FILL(aborted, 0)' }),
+        Match.objectLike({
+          Id: 'failed',
+          MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: 'ExecutionsFailed' }) }),
+        }),
+      ]),
+      Threshold: 1,
+    });
+  });
+
+  it('alarms on any metric it is given, to the alarm topic', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'SyncLag',
+      Threshold: 300,
+      AlarmActions: [{ Ref: Match.stringLikeRegexp('AlarmTopic') }],
+      OKActions: [{ Ref: Match.stringLikeRegexp('AlarmTopic') }],
+    });
+  });
+
+  it('lists alarms added later in the dashboard', () => {
+    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dashboard?.Properties.DashboardBody);
+    const syncLag = Object.keys(
+      template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'SyncLag' } }),
+    );
+    expect(syncLag).toHaveLength(1);
+    expect(body).toContain(`"${syncLag[0]}","Arn"`);
+  });
+
+  it('lets CloudWatch use the alarm topic key', () => {
+    template.hasResourceProperties('AWS::KMS::Key', {
+      EnableKeyRotation: true,
+      KeyPolicy: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('counts its alarms', () => {
+    // IdleBelowTarget (1 AZ), AcquireFailures, PushPartial, and the two added above.
+    expect(monitoring.alarms).toHaveLength(5);
+  });
+});
