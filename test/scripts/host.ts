@@ -111,7 +111,7 @@ export async function createHost(): Promise<TestHost> {
         .filter(Boolean);
     },
     async run(doc, params, options = {}) {
-      const runner = scriptRunner(doc, { timeoutMs: 30_000, ...options });
+      const runner = scriptRunner(doc, { timeoutMs: 45_000, ...options });
       const parameters = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, [v]]));
       const out = await runner({ instanceId, hostRoot, rootDir, parameters, devices });
       return withResults(out);

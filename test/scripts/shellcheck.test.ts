@@ -9,8 +9,12 @@ import { findTool, shimsDir } from '../../sandbox/agent/runner.js';
 const repo = join(import.meta.dirname, '../..');
 const shellcheck = findTool('shellcheck');
 const files = [
-  ...readdirSync(join(repo, 'scripts')).map((f) => `scripts/${f}`),
-  ...readdirSync(shimsDir).map((f) => `sandbox/shims/${f}`),
+  ...readdirSync(join(repo, 'scripts'))
+    .filter((f) => f.endsWith('.sh'))
+    .map((f) => `scripts/${f}`),
+  ...readdirSync(shimsDir)
+    .filter((f) => !f.endsWith('.md'))
+    .map((f) => `sandbox/shims/${f}`),
 ];
 
 interface Finding {
