@@ -280,15 +280,15 @@ export function bundleScript(scriptText: string, libraryText: string): string {
   );
 }
 
-const defaultRepoRoot = fileURLToPath(new URL('../../', import.meta.url));
-
 /**
  * The document's script with the library inlined, read from the repository (for the CDK app and the
  * sandbox; a bundled Lambda has no scripts). `repoRoot` defaults to the checkout this module is in.
  */
-export function readScript(doc: VolsdDocument, repoRoot: string = defaultRepoRoot): string {
-  const script = readFileSync(join(repoRoot, doc.script), 'utf8');
-  const library = readFileSync(join(repoRoot, scriptLibrary), 'utf8');
+export function readScript(doc: VolsdDocument, repoRoot?: string): string {
+  // Resolved here, not at module load: a bundled Lambda imports this module but has no checkout.
+  const root = repoRoot ?? fileURLToPath(new URL('../../', import.meta.url));
+  const script = readFileSync(join(root, doc.script), 'utf8');
+  const library = readFileSync(join(root, scriptLibrary), 'utf8');
   return bundleScript(script, library);
 }
 
