@@ -7,6 +7,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import S3rver from 's3rver';
 import { createTableInput } from '../lambdas/shared/table-schema.js';
+import { makeS3rverFaithful } from './agent/s3-fidelity.js';
 
 /** Fake credentials for the local servers: never real ones, and never read from the environment. */
 export const localCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -71,6 +72,8 @@ export async function startS3(buckets: string[]): Promise<LocalS3> {
     directory,
     configureBuckets: buckets.map((name) => ({ name })),
   });
+  // Keys stored and listed as S3 does (control characters, `..` segments): the push guard is tested against them.
+  makeS3rverFaithful(server);
   const { port } = await server.run();
   return {
     endpoint: `http://127.0.0.1:${port}`,

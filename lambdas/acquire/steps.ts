@@ -13,6 +13,7 @@ import {
   AttachStuck,
   ConcurrentModification,
   InstanceGone,
+  InstanceNotReady,
   InvalidInput,
   NoIdleVolume,
   VolumeHeldElsewhere,
@@ -188,7 +189,7 @@ const abortAttach: Step = async (ctx, { ec2, repo }) => {
 };
 
 /** Mounts the volume on the instance (Volsd-Mount finds the device by the volume id in its NVMe serial). */
-const mount: Step = async (ctx, { ssm, config }) => {
+const mount: Step = async (ctx, { ec2, ssm, config }) => {
   const volumeId = need(ctx.volumeId, 'volumeId');
   const mountPath = ctx.mountPath ?? config.MOUNT_PATH;
   const commandId = await sendDocument(ssm, {
@@ -196,6 +197,10 @@ const mount: Step = async (ctx, { ssm, config }) => {
     instanceId: ctx.instanceId,
     parameters: { VolumeId: volumeId, MountPath: mountPath, MountOptions: config.MOUNT_OPTIONS },
     comment: `volsd mount ${volumeId}`,
+  }).catch(async (err: unknown) => {
+    // Not reachable yet is normal while it boots; not reachable because it is gone ends the acquire now.
+    if (err instanceof InstanceNotReady) await requireLiveInstance(ec2, ctx.instanceId);
+    throw err;
   });
   return { ...ctx, command: { commandId, instanceId: ctx.instanceId, document: config.MOUNT_DOCUMENT } };
 };
@@ -285,8 +290,10 @@ const finish: Step = async (ctx, deps) => {
  * command succeeds). Detached or on the instance: detached (forced) and handed to the pool as SYNCING,
  * for the replenish workflow to re-attach and resync. Unknown: ERROR, for reconcile.
  */
-const compensate: Step = async (ctx, deps) => {
+const compensate: Step = async (failedCtx, deps) => {
   const { repo, ec2, ssm, config } = deps;
+  // A command of the failed step is not this compensation's to wait for.
+  const { command: _failedCommand, ...ctx } = failedCtx;
   const reason = `${ctx.error?.Error ?? 'failed'}: ${String(ctx.error?.Cause ?? '').slice(0, 300)}`;
   logger.warn('acquire failed, compensating', { instanceId: ctx.instanceId, volumeId: ctx.volumeId, reason });
   const assignment = await repo.getAssignment(ctx.instanceId);
