@@ -1,0 +1,168 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ClientError, ExitCode, UsageError } from './errors.js';
+
+/** The SDK clients a command uses, all in one Region with one credential chain. */
+export interface AwsClients {
+  region: string;
+  sfn: SFNClient;
+  ssm: SSMClient;
+  doc: DynamoDBDocumentClient;
+}
+
+/** How to reach AWS: `--region` and `--profile` as given (both optional). */
+export interface AwsOptions {
+  region?: string;
+  profile?: string;
+}
+
+/**
+ * Resolves the Region: `--region`, else the SDK's own chain (`AWS_REGION`, the profile's `region`),
+ * else `fallback` (an EC2 host's own Region from instance metadata). None: a usage error.
+ */
+export async function resolveRegion(options: AwsOptions, fallback?: string): Promise<string> {
+  if (options.region) return options.region;
+  const probe = new SSMClient(options.profile ? { profile: options.profile } : {});
+  try {
+    return await probe.config.region();
+  } catch {
+    if (fallback) return fallback;
+    throw new UsageError('no AWS Region: pass --region or set AWS_REGION', 'volsd-client --help');
+  } finally {
+    probe.destroy();
+  }
+}
+
+/**
+ * Creates the clients. Endpoints come from the SDK's standard configuration
+ * (`AWS_ENDPOINT_URL_SFN`, `AWS_ENDPOINT_URL_SSM`, `AWS_ENDPOINT_URL_DYNAMODB`, or `endpoint_url` in the
+ * profile), which is also how the sandbox is reached; credentials from the SDK's default chain (with
+ * `--profile`, that profile).
+ */
+export function createClients(region: string, options: AwsOptions): AwsClients {
+  const common = { region, maxAttempts: 4, ...(options.profile ? { profile: options.profile } : {}) };
+  const dynamo = new DynamoDBClient(common);
+  return {
+    region,
+    sfn: new SFNClient(common),
+    ssm: new SSMClient(common),
+    doc: DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } }),
+  };
+}
+
+/** Closes the clients' connections so the process can exit at once. */
+export function destroyClients(clients: AwsClients | undefined): void {
+  clients?.sfn.destroy();
+  clients?.ssm.destroy();
+  clients?.doc.destroy();
+}
+
+const deniedNames = new Set([
+  'AccessDeniedException',
+  'AccessDenied',
+  'UnauthorizedOperation',
+  'UnauthorizedException',
+  'AuthorizationError',
+]);
+const credentialNames = new Set([
+  'CredentialsProviderError',
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'ExpiredTokenException',
+  'ExpiredToken',
+  'InvalidClientTokenId',
+]);
+
+/** The IAM action an AccessDenied message names (`... not authorized to perform: states:StartExecution on ...`). */
+export function deniedAction(message: string): string | undefined {
+  return /perform:\s*([a-z0-9-]+:[A-Za-z0-9*]+)/.exec(message)?.[1];
+}
+
+/**
+ * Runs one AWS call and turns its failures into client errors: AccessDenied -> PermissionDenied naming
+ * the missing action (from AWS's message, else `action`); no or bad credentials -> PermissionDenied;
+ * a table that does not exist -> UnknownPool; anything else -> Unexpected, naming the action.
+ */
+export async function awsCall<T>(action: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw toClientError(err, action);
+  }
+}
+
+/** The client error for an SDK failure of `action` (a ClientError passes through unchanged). */
+export function toClientError(err: unknown, action: string): ClientError {
+  if (err instanceof ClientError) return err;
+  const e = err as {
+    name?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+    code?: string;
+  };
+  const name = e.name ?? 'Error';
+  const message = e.message ?? String(err);
+  if (deniedNames.has(name) || e.$metadata?.httpStatusCode === 403) {
+    const missing = deniedAction(message) ?? action;
+    return new ClientError(
+      ExitCode.PermissionDenied,
+      'PermissionDenied',
+      `permission denied: this identity may not call ${missing}`,
+      { action: missing, awsError: name, awsMessage: message },
+      { cause: err },
+    );
+  }
+  if (credentialNames.has(name)) {
+    return new ClientError(
+      ExitCode.PermissionDenied,
+      'NoCredentials',
+      `no usable AWS credentials for ${action}: ${firstLine(message)} (use --profile, the environment or an instance profile)`,
+      { action, awsError: name },
+      { cause: err },
+    );
+  }
+  if (name === 'UnknownPool') {
+    // The repository's own error: the parameters exist but the table has no pool record.
+    return new ClientError(
+      ExitCode.UnknownPool,
+      'UnknownPool',
+      firstLine(message),
+      { action },
+      { cause: err },
+    );
+  }
+  if (name === 'ResourceNotFoundException' && action.startsWith('dynamodb:')) {
+    return new ClientError(
+      ExitCode.UnknownPool,
+      'UnknownPool',
+      `the pool's table does not exist (${firstLine(message)})`,
+      { action, awsError: name },
+      { cause: err },
+    );
+  }
+  if (name === 'StateMachineDoesNotExist') {
+    return new ClientError(
+      ExitCode.NotDeployed,
+      'NotDeployed',
+      `the pool's configuration names a state machine that does not exist: ${firstLine(message)}`,
+      { action, awsError: name },
+      { cause: err },
+    );
+  }
+  const network = e.code && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|ETIMEDOUT|EAI_AGAIN)$/.test(e.code);
+  return new ClientError(
+    ExitCode.Unexpected,
+    network ? 'EndpointUnreachable' : 'AwsError',
+    network
+      ? `cannot reach the endpoint for ${action} (${e.code})`
+      : `${action} failed: ${name}: ${firstLine(message)}`,
+    { action, awsError: name, awsMessage: message },
+    { cause: err },
+  );
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0] ?? text;
+}

@@ -1,0 +1,303 @@
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type VolumeRecord, VolumeState } from '../../lambdas/shared/model.js';
+import { keys, tableSchema } from '../../lambdas/shared/table-schema.js';
+import { awsCall } from '../aws.js';
+import { type CommandContext, type CommandResult, openAdminSession, type PoolSession } from '../context.js';
+import { formatAge, renderPairs, renderTable, secondsSince } from '../format.js';
+import { requireArn } from '../pool-config.js';
+import { startExecution } from '../workflow.js';
+
+/** How many pushes `pushes` shows (newest first). */
+export const pushesShown = 20;
+
+/** `volumes`: the pool's volumes (optionally of one AZ and/or state). */
+export async function volumes(ctx: CommandContext): Promise<CommandResult> {
+  const { config, repo } = await openAdminSession(ctx);
+  const list = await awsCall('dynamodb:Query', () =>
+    repo.listVolumes({
+      pool: config.pool,
+      ...(ctx.args.az ? { az: ctx.args.az } : {}),
+      ...(ctx.args.state ? { state: ctx.args.state } : {}),
+    }),
+  );
+  const now = ctx.now();
+  const rows = list.map((v) => {
+    const age = secondsSince(v.createdAt, now);
+    return [
+      v.volumeId,
+      v.az,
+      v.state,
+      v.holder ?? '',
+      String(v.generation),
+      age === undefined ? '' : formatAge(age),
+    ];
+  });
+  const text =
+    list.length === 0
+      ? `no volumes in pool '${config.pool}'${ctx.args.az ? ` in ${ctx.args.az}` : ''}${ctx.args.state ? ` in state ${ctx.args.state}` : ''}\n`
+      : renderTable(['VOLUME', 'AZ', 'STATE', 'HOLDER', 'GENERATION', 'AGE'], rows);
+  return { data: list, text };
+}
+
+/** Per-AZ counts of the `pool` view. */
+export interface AzSummary {
+  az: string;
+  target: number;
+  idle: number;
+  /** Being brought into the pool: CREATING or SYNCING. */
+  syncing: number;
+  inUse: number;
+  /** Moving between owners (CLAIMED, DETACHING, ATTACHING, RELEASING) or on the way out (RETIRING). */
+  moving: number;
+  error: number;
+  total: number;
+  byState: Partial<Record<VolumeState, number>>;
+}
+
+const movingStates: readonly VolumeState[] = [
+  VolumeState.Claimed,
+  VolumeState.Detaching,
+  VolumeState.Attaching,
+  VolumeState.Releasing,
+  VolumeState.Retiring,
+];
+
+function summarize(az: string, target: number, list: readonly VolumeRecord[]): AzSummary {
+  const byState: Partial<Record<VolumeState, number>> = {};
+  for (const v of list) byState[v.state] = (byState[v.state] ?? 0) + 1;
+  const count = (...states: readonly VolumeState[]) => states.reduce((n, s) => n + (byState[s] ?? 0), 0);
+  return {
+    az,
+    target,
+    idle: count(VolumeState.Idle),
+    syncing: count(VolumeState.Creating, VolumeState.Syncing),
+    inUse: count(VolumeState.InUse),
+    moving: count(...movingStates),
+    error: count(VolumeState.Error),
+    total: list.length,
+    byState,
+  };
+}
+
+/** `pool`: per AZ target, idle, syncing, in use; the current generation and the latest snapshot. */
+export async function pool(ctx: CommandContext): Promise<CommandResult> {
+  const { config, repo } = await openAdminSession(ctx);
+  const record = await awsCall('dynamodb:GetItem', () => repo.getPool(config.pool));
+  const list = await awsCall('dynamodb:Query', () => repo.listVolumes({ pool: config.pool }));
+  const azs = [...new Set([...record.azs, ...list.map((v) => v.az)])].sort();
+  const perAz = azs.map((az) =>
+    summarize(
+      az,
+      record.azs.includes(az) ? record.targetIdlePerAz : 0,
+      list.filter((v) => v.az === az),
+    ),
+  );
+  const data = {
+    pool: config.pool,
+    region: config.region,
+    generation: record.generation,
+    targetIdlePerAz: record.targetIdlePerAz,
+    latestSnapshot: record.latestSnapshot ?? null,
+    azs: perAz,
+  };
+  const snapshot = record.latestSnapshot
+    ? `${record.latestSnapshot.snapshotId} (generation ${record.latestSnapshot.generation}, ${record.latestSnapshot.createdAt})`
+    : 'none';
+  const text =
+    renderPairs([
+      ['pool', config.pool],
+      ['generation', record.generation],
+      ['latest snapshot', snapshot],
+    ]) +
+    '\n' +
+    renderTable(
+      ['AZ', 'TARGET', 'IDLE', 'SYNCING', 'IN USE', 'MOVING', 'ERROR'],
+      perAz.map((s) => [s.az, s.target, s.idle, s.syncing, s.inUse, s.moving, s.error].map(String)),
+    );
+  return { data, text };
+}
+
+/** One instance's outcome of a push. */
+export interface PushInstanceOutcome {
+  instanceId: string;
+  status: string;
+  detail?: string;
+}
+
+/** A push as `pushes` shows it; `record` is the table item as stored (keys left out). */
+export interface PushSummary {
+  generation: number | undefined;
+  at: string | undefined;
+  status: string | undefined;
+  keys: number | undefined;
+  commandId: string | undefined;
+  instances: PushInstanceOutcome[];
+  record: Record<string, unknown>;
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function outcomeOf(instanceId: string, value: unknown): PushInstanceOutcome {
+  if (typeof value === 'string') return { instanceId, status: value };
+  const v = (value ?? {}) as Record<string, unknown>;
+  const detail = text(v.detail) ?? text(v.reason) ?? text(v.error) ?? text(v.statusDetails);
+  return {
+    instanceId,
+    status: text(v.status) ?? text(v.outcome) ?? 'unknown',
+    ...(detail ? { detail } : {}),
+  };
+}
+
+/**
+ * Reads a push record without depending on every field of its shape (the push pipeline owns it):
+ * generation (field or sort key), time, status, key count, command id, and the per-instance outcome
+ * from `instances`/`outcomes`/`invocations` given as a map by instance id or a list of objects.
+ */
+export function summarizePush(item: Record<string, unknown>): PushSummary {
+  const { pk: _pk, sk, gsi1pk: _g1, gsi1sk: _g2, ...record } = item;
+  const generation =
+    typeof item.generation === 'number'
+      ? item.generation
+      : /^PUSH#(\d+)$/.test(String(sk))
+        ? Number(String(sk).slice(5))
+        : undefined;
+  const at =
+    text(item.createdAt) ??
+    text(item.startedAt) ??
+    text(item.pushedAt) ??
+    text(item.at) ??
+    text(item.updatedAt);
+  const keysField = item.keys ?? item.keyCount;
+  const keyCount = Array.isArray(keysField)
+    ? keysField.length
+    : typeof keysField === 'number'
+      ? keysField
+      : undefined;
+  const raw = item.instances ?? item.outcomes ?? item.invocations;
+  const instances: PushInstanceOutcome[] = Array.isArray(raw)
+    ? raw.map((entry) => {
+        const e = (entry ?? {}) as Record<string, unknown>;
+        return outcomeOf(text(e.instanceId) ?? text(e.InstanceId) ?? '?', e);
+      })
+    : raw && typeof raw === 'object'
+      ? Object.entries(raw as Record<string, unknown>).map(([id, value]) => outcomeOf(id, value))
+      : [];
+  instances.sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+  return {
+    generation,
+    at,
+    status: text(item.status) ?? text(item.outcome),
+    keys: keyCount,
+    commandId: text(item.commandId),
+    instances,
+    record,
+  };
+}
+
+const okStatuses = new Set(['success', 'succeeded', 'ok', 'current', 'synced']);
+
+/** `pushes`: the most recent pushes, newest first, with each instance's outcome. */
+export async function pushes(ctx: CommandContext): Promise<CommandResult> {
+  const { config, clients } = await openAdminSession(ctx);
+  const { pk } = keys.pool(config.pool);
+  const page = await awsCall('dynamodb:Query', () =>
+    clients.doc.send(
+      new QueryCommand({
+        TableName: config.tableName,
+        KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :push)',
+        ExpressionAttributeNames: { '#pk': tableSchema.partitionKey, '#sk': tableSchema.sortKey },
+        ExpressionAttributeValues: { ':pk': pk, ':push': 'PUSH#' },
+        ScanIndexForward: false,
+        Limit: pushesShown,
+      }),
+    ),
+  );
+  const list = (page.Items ?? []).map((item) => summarizePush(item));
+  if (list.length === 0) return { data: list, text: `no pushes recorded in pool '${config.pool}'\n` };
+  const rows = list.map((p) => {
+    const ok = p.instances.filter((i) => okStatuses.has(i.status.toLowerCase())).length;
+    return [
+      p.generation === undefined ? '' : String(p.generation),
+      p.at ?? '',
+      p.status ?? '',
+      p.keys === undefined ? '' : String(p.keys),
+      `${ok}/${p.instances.length}`,
+      p.commandId ?? '',
+    ];
+  });
+  let out = renderTable(['GENERATION', 'AT', 'STATUS', 'KEYS', 'OK', 'COMMAND'], rows);
+  const failures = list.flatMap((p) =>
+    p.instances
+      .filter((i) => !okStatuses.has(i.status.toLowerCase()))
+      .map((i) => [String(p.generation ?? ''), i.instanceId, i.status, i.detail ?? '']),
+  );
+  if (failures.length > 0) {
+    out += `\nnot current:\n${renderTable(['GENERATION', 'INSTANCE', 'STATUS', 'DETAIL'], failures)}`;
+  }
+  return { data: list, text: out };
+}
+
+async function startPerAz(ctx: CommandContext, session: PoolSession) {
+  const { config, repo, clients } = session;
+  const arn = requireArn(config, 'replenishStateMachineArn', 'the replenish workflow');
+  const record = await awsCall('dynamodb:GetItem', () => repo.getPool(config.pool));
+  const stamp = ctx.now();
+  const started: { az: string; executionArn: string }[] = [];
+  for (const az of record.azs) {
+    const execution = await startExecution(
+      clients.sfn,
+      arn,
+      `replenish-${config.pool}-${az}-admin-${stamp}`,
+      {
+        pool: config.pool,
+        az,
+        reason: 'admin',
+      },
+    );
+    started.push({ az, executionArn: execution.executionArn });
+  }
+  return started;
+}
+
+/** `replenish`: starts the replenish workflow in every AZ of the pool now. */
+export async function replenish(ctx: CommandContext): Promise<CommandResult> {
+  const session = await openAdminSession(ctx);
+  const started = await startPerAz(ctx, session);
+  return {
+    data: { pool: session.config.pool, started },
+    text: renderTable(
+      ['AZ', 'EXECUTION'],
+      started.map((s) => [s.az, s.executionArn]),
+    ),
+  };
+}
+
+async function startPoolWorkflow(
+  ctx: CommandContext,
+  key: 'snapshotStateMachineArn' | 'syncAllStateMachineArn',
+  what: string,
+  prefix: string,
+): Promise<CommandResult> {
+  const { config, clients } = await openAdminSession(ctx);
+  const arn = requireArn(config, key, what);
+  const execution = await startExecution(clients.sfn, arn, `${prefix}-${config.pool}-admin-${ctx.now()}`, {
+    pool: config.pool,
+    reason: 'admin',
+  });
+  return {
+    data: { pool: config.pool, executionArn: execution.executionArn },
+    text: `${what} started: ${execution.executionArn}\n`,
+  };
+}
+
+/** `snapshot`: starts the pool's snapshot workflow (NotDeployed when the pool has none). */
+export function snapshot(ctx: CommandContext): Promise<CommandResult> {
+  return startPoolWorkflow(ctx, 'snapshotStateMachineArn', 'the snapshot workflow', 'snapshot');
+}
+
+/** `sync`: starts the pool's sync-all workflow (NotDeployed when the pool has none). */
+export function sync(ctx: CommandContext): Promise<CommandResult> {
+  return startPoolWorkflow(ctx, 'syncAllStateMachineArn', 'the sync-all workflow', 'sync');
+}

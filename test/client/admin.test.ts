@@ -1,0 +1,276 @@
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type VolumeRecord, VolumeState } from '../../lambdas/shared/model.js';
+import { keys } from '../../lambdas/shared/table-schema.js';
+import { executionName, WorkflowAction, type WorkflowInput } from '../../lambdas/shared/workflow-input.js';
+import { buildBundle, type ClientWorld, parseJson, runClient, startWorld } from './harness.js';
+
+let world: ClientWorld;
+/** Environment of an operator's workstation: no instance metadata needed. */
+let adminEnv: Record<string, string>;
+let holder: string;
+
+/** Push records as the push pipeline keeps them: generation, keys, command, times, per-instance outcome. */
+function pushItem(generation: number, at: string, instances: Record<string, unknown>) {
+  return {
+    ...keys.push('web', generation),
+    generation,
+    createdAt: at,
+    status: Object.values(instances).every((o) => (o as { status: string }).status === 'Success')
+      ? 'complete'
+      : 'partial',
+    keys: [`live/page-${generation}.html`, 'live/index.html'],
+    commandId: `cmd-${generation}`,
+    instances,
+  };
+}
+
+beforeAll(async () => {
+  const [started] = await Promise.all([
+    startWorld({ azs: 2, idlePerAz: 1, timeScale: 0.01, seed: 23 }),
+    buildBundle(),
+  ]);
+  world = started;
+  const { sandbox } = world;
+  adminEnv = world.env();
+  const [host] = await Promise.all([world.launchHost('us-east-1b'), sandbox.replenishAll()]);
+  holder = host;
+  const input: WorkflowInput = {
+    pool: 'web',
+    instanceId: holder,
+    action: WorkflowAction.ManualAcquire,
+    requestId: 'admin-test',
+  };
+  sandbox.sfn.start(sandbox.wiring.stateMachines.acquire, executionName(input), JSON.stringify(input));
+  await sandbox.settle();
+  await sandbox.repo.setLatestSnapshot('web', {
+    snapshotId: 'snap-0123456789abcdef0',
+    generation: 0,
+    createdAt: '2026-01-02T03:04:05.000Z',
+  });
+  const worker = sandbox.workers['us-east-1a'] ?? '';
+  for (const item of [
+    pushItem(1, '2026-01-01T10:00:00.000Z', { [worker]: { status: 'Success' } }),
+    pushItem(2, '2026-01-01T11:00:00.000Z', {
+      [worker]: { status: 'Success' },
+      [holder]: { status: 'Failed', detail: 'sync exited 8' },
+    }),
+  ]) {
+    await sandbox.dynamo.doc.send(new PutCommand({ TableName: sandbox.wiring.tableName, Item: item }));
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await world?.stop();
+});
+
+describe('volumes', () => {
+  it('lists every volume of the pool with AZ, state, holder and generation in a table', async () => {
+    const expected = await world.sandbox.repo.listVolumes({ pool: 'web' });
+
+    const run = await runClient(['volumes', '--pool', 'web'], adminEnv);
+
+    expect(run.code).toBe(0);
+    const [header, ...rows] = run.stdout.trimEnd().split('\n');
+    expect(header?.split(/\s{2,}/)).toEqual(['VOLUME', 'AZ', 'STATE', 'HOLDER', 'GENERATION', 'AGE']);
+    expect(rows).toHaveLength(expected.length);
+    for (const v of expected) {
+      expect(
+        rows
+          .find((r) => r.startsWith(v.volumeId))
+          ?.split(/\s+/)
+          .slice(0, 5),
+      ).toEqual([v.volumeId, v.az, v.state, v.holder ?? '-', String(v.generation)]);
+    }
+  });
+
+  it('prints the same volumes as the table holds with --output json', async () => {
+    const expected = await world.sandbox.repo.listVolumes({ pool: 'web' });
+
+    const run = await runClient(['volumes', '--pool', 'web', '--output', 'json'], adminEnv);
+
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    expect(parseJson<VolumeRecord[]>(run)).toEqual(expected);
+    expect(expected.some((v) => v.state === VolumeState.InUse && v.holder === holder)).toBe(true);
+  });
+
+  it('filters by AZ and state', async () => {
+    const expected = await world.sandbox.repo.listVolumes({
+      pool: 'web',
+      az: 'us-east-1b',
+      state: VolumeState.InUse,
+    });
+
+    const run = await runClient(
+      ['volumes', '--pool', 'web', '--az', 'us-east-1b', '--state', 'in-use', '--output', 'json'],
+      adminEnv,
+    );
+
+    expect(run.code).toBe(0);
+    expect(expected).toHaveLength(1);
+    expect(parseJson(run)).toEqual(expected);
+  });
+});
+
+describe('pool', () => {
+  it('prints per AZ the target, idle, syncing and in-use counts, the generation and the latest snapshot', async () => {
+    const run = await runClient(['pool', '--pool', 'web'], adminEnv);
+
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/generation\s+0/);
+    expect(run.stdout).toMatch(/latest snapshot\s+snap-0123456789abcdef0 \(generation 0/);
+    const rows = run.stdout.split('\n').filter((line) => line.startsWith('us-east-1'));
+    expect(rows.map((r) => r.split(/\s+/))).toEqual([
+      ['us-east-1a', '1', '1', '0', '0', '0', '0'],
+      ['us-east-1b', '1', '1', '0', '1', '0', '0'],
+    ]);
+  });
+
+  it('prints the same figures as the table holds with --output json', async () => {
+    const record = await world.sandbox.repo.getPool('web');
+    const volumes = await world.sandbox.repo.listVolumes({ pool: 'web' });
+    const count = (az: string, state: VolumeState) =>
+      volumes.filter((v) => v.az === az && v.state === state).length;
+
+    const run = await runClient(['pool', '--pool', 'web', '--output', 'json'], adminEnv);
+
+    expect(run.code).toBe(0);
+    const out = parseJson<{
+      generation: number;
+      latestSnapshot: unknown;
+      azs: { az: string; target: number; idle: number; inUse: number; total: number }[];
+    }>(run);
+    expect(out.generation).toBe(record.generation);
+    expect(out.latestSnapshot).toEqual(record.latestSnapshot);
+    expect(out.azs).toEqual(
+      record.azs.map((az) =>
+        expect.objectContaining({
+          az,
+          target: record.targetIdlePerAz,
+          idle: count(az, VolumeState.Idle),
+          inUse: count(az, VolumeState.InUse),
+          total: volumes.filter((v) => v.az === az).length,
+        }),
+      ),
+    );
+  });
+});
+
+describe('pushes', () => {
+  it('lists pushes newest first with their instance outcomes, and names the instance that is not current', async () => {
+    const run = await runClient(['pushes', '--pool', 'web'], adminEnv);
+
+    expect(run.code).toBe(0);
+    const [pushTable = ''] = run.stdout.split('\n\n');
+    const pushRows = pushTable.split('\n').slice(1);
+    expect(pushRows.map((r) => r.split(/\s+/).slice(0, 5))).toEqual([
+      ['2', '2026-01-01T11:00:00.000Z', 'partial', '2', '1/2'],
+      ['1', '2026-01-01T10:00:00.000Z', 'complete', '2', '1/1'],
+    ]);
+    expect(run.stdout).toMatch(new RegExp(`not current:[\\s\\S]*2\\s+${holder}\\s+Failed\\s+sync exited 8`));
+  });
+
+  it('prints the push records with their per-instance outcome as JSON', async () => {
+    const run = await runClient(['pushes', '--pool', 'web', '--output', 'json'], adminEnv);
+
+    expect(run.code).toBe(0);
+    const out = parseJson<{ generation: number; instances: { instanceId: string; status: string }[] }[]>(run);
+    expect(out.map((p) => p.generation)).toEqual([2, 1]);
+    expect(out[0]?.instances).toContainEqual({
+      instanceId: holder,
+      status: 'Failed',
+      detail: 'sync exited 8',
+    });
+  });
+});
+
+describe('workflows started by an operator', () => {
+  it('snapshot exits 9 when the pool deploys no snapshot workflow, naming the parameter', async () => {
+    const run = await runClient(['snapshot', '--pool', 'web'], adminEnv);
+
+    expect(run.code).toBe(9);
+    expect(run.stderr).toContain('not deployed');
+    expect(run.stderr).toContain('/volsd/web/snapshot-state-machine-arn');
+  });
+
+  it('sync exits 9 when the pool deploys no sync-all workflow', async () => {
+    const run = await runClient(['sync', '--pool', 'web', '--output', 'json'], adminEnv);
+
+    expect(run.code).toBe(9);
+    expect(parseJson(run)).toMatchObject({ error: { code: 'NotDeployed', exitCode: 9 } });
+  });
+
+  it('replenish starts one replenish execution per AZ', async () => {
+    const run = await runClient(['replenish', '--pool', 'web', '--output', 'json'], adminEnv);
+    await world.sandbox.settle();
+
+    expect(run.code).toBe(0);
+    const out = parseJson<{ started: { az: string; executionArn: string }[] }>(run);
+    expect(out.started.map((s) => s.az)).toEqual(['us-east-1a', 'us-east-1b']);
+    for (const { az, executionArn } of out.started) {
+      const execution = world.sandbox.sfn.executions.get(executionArn);
+      expect(execution?.stateMachineArn).toBe(world.sandbox.wiring.stateMachines.replenish);
+      expect(JSON.parse(execution?.input ?? '{}')).toEqual({ pool: 'web', az, reason: 'admin' });
+    }
+  });
+});
+
+describe('errors', () => {
+  it('exits 2 with a hint when no pool is given', async () => {
+    const run = await runClient(['volumes'], adminEnv);
+
+    expect(run.code).toBe(2);
+    expect(run.stderr.trimEnd().split('\n')).toEqual([
+      "volsd-client: no pool: pass --pool NAME or set VOLSD_POOL (see 'volsd-client volumes --help')",
+    ]);
+  });
+
+  it('takes the pool from VOLSD_POOL', async () => {
+    const run = await runClient(['pool', '--output', 'json'], { ...adminEnv, VOLSD_POOL: 'web' });
+
+    expect(run.code).toBe(0);
+    expect(parseJson(run)).toMatchObject({ pool: 'web' });
+  });
+
+  it('exits 2 with a hint when no Region is configured', async () => {
+    const { AWS_REGION: _region, ...noRegion } = adminEnv;
+
+    const run = await runClient(['volumes', '--pool', 'web'], noRegion);
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('no AWS Region: pass --region or set AWS_REGION');
+  });
+
+  it('exits 4 naming dynamodb:Query when the table may not be queried', async () => {
+    world.gateway.deny('dynamodb:Query');
+    try {
+      const run = await runClient(['volumes', '--pool', 'web'], adminEnv);
+
+      expect(run.code).toBe(4);
+      expect(run.stderr).toContain('permission denied: this identity may not call dynamodb:Query');
+    } finally {
+      world.gateway.allow();
+    }
+  });
+
+  it('exits 4 when there are no credentials at all', async () => {
+    const { AWS_ACCESS_KEY_ID: _a, AWS_SECRET_ACCESS_KEY: _s, ...noCredentials } = adminEnv;
+
+    const run = await runClient(['volumes', '--pool', 'web'], {
+      ...noCredentials,
+      // The credential chain would otherwise ask the (absent) instance metadata service.
+      AWS_EC2_METADATA_DISABLED: 'true',
+    });
+
+    expect(run.code).toBe(4);
+    expect(run.stderr).toContain('no usable AWS credentials');
+  });
+
+  it('exits 5 for an unknown pool', async () => {
+    const run = await runClient(['pushes', '--pool', 'elsewhere'], adminEnv);
+
+    expect(run.code).toBe(5);
+    expect(run.stderr).toContain("unknown pool 'elsewhere'");
+  });
+});

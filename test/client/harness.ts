@@ -1,0 +1,97 @@
+import { spawn } from 'node:child_process';
+import { buildClient, defaultBundlePath } from '../../client/build.js';
+import { poolTag, Role, roleTag } from '../../lambdas/shared/tags.js';
+import { type Gateway, startGateway } from '../../sandbox/gateway/gateway.js';
+import { publishConfig } from '../../sandbox/gateway/publish-config.js';
+import { Sandbox, type SandboxOptions } from '../../sandbox/runtime.js';
+
+/** What one run of the built client produced. */
+export interface ClientRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Builds dist/volsd-client.mjs (atomically: test files may build at the same time). */
+export function buildBundle(): Promise<string> {
+  return buildClient(defaultBundlePath);
+}
+
+/**
+ * Runs `node dist/volsd-client.mjs ...args` as a separate process with exactly `env` (plus PATH), and
+ * collects its output. Asynchronous, so the sandbox in this process keeps serving while it runs.
+ */
+export function runClient(args: readonly string[], env: Record<string, string>): Promise<ClientRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [defaultBundlePath, ...args], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A sandbox with its gateway and its configuration published: what a client test runs against. */
+export interface ClientWorld {
+  sandbox: Sandbox;
+  gateway: Gateway;
+  /** Environment of a client process that talks to the sandbox, seeing `imds` as its metadata service. */
+  env(imds?: string, extra?: Record<string, string>): Record<string, string>;
+  /** Launches a host outside any group, tagged for the pool, and waits until its SSM agent answers. */
+  launchHost(az?: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Starts a sandbox, a gateway in front of it, and publishes the pool's configuration. */
+export async function startWorld(options: SandboxOptions = {}): Promise<ClientWorld> {
+  const sandbox = await Sandbox.start(options);
+  try {
+    const gateway = await startGateway(sandbox);
+    await publishConfig(sandbox);
+    return {
+      sandbox,
+      gateway,
+      env: (imds, extra) => ({ ...gateway.clientEnv(imds), ...extra }),
+      async launchHost(az = sandbox.options.azs[0] ?? 'us-east-1a') {
+        const id = sandbox.cloud.launchInstance({
+          az,
+          tags: { [poolTag]: sandbox.options.pool, [roleTag]: Role.Client },
+        });
+        await sandbox.cloud.waitFor(
+          () => sandbox.cloud.ec2.view().instances.some((i) => i.instanceId === id && i.agentOnline),
+          600,
+          `host ${id} online`,
+        );
+        return id;
+      },
+      async stop() {
+        await gateway.stop();
+        // Stopping while workflows run lets an in-flight Lambda write to a closed dynalite, which throws
+        // an uncaught "Database is closed": let the runs that tests left behind finish first.
+        await sandbox.settle().catch(() => undefined);
+        await sandbox.stop();
+      },
+    };
+  } catch (err) {
+    await sandbox.stop();
+    throw err;
+  }
+}
+
+/** Parses a client's JSON stdout (fails the test with the output when it is not JSON). */
+export function parseJson<T = unknown>(run: ClientRun): T {
+  try {
+    return JSON.parse(run.stdout) as T;
+  } catch {
+    throw new Error(`stdout is not JSON (exit ${run.code}):\n${run.stdout}\nstderr:\n${run.stderr}`);
+  }
+}
