@@ -1,4 +1,5 @@
 import './polyfills.js';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -44,7 +45,8 @@ export interface SandboxWiring {
   groupName: string;
   hookName: string;
   terminateHookName: string;
-  stateMachines: Record<'acquire' | 'release' | 'replenish', string>;
+  /** State machine ARNs by name (every `statemachines/<name>.asl.json`). */
+  stateMachines: Record<string, string> & Record<'acquire' | 'release' | 'replenish', string>;
 }
 
 let active = false;
@@ -166,12 +168,22 @@ export class Sandbox {
     }
     countingMiddleware(clients.dynamo, accounting, 'dynamodb');
 
-    const { handler: acquire } = await import('../lambdas/acquire/handler.js');
-    const { handler: release } = await import('../lambdas/release/handler.js');
-    const { handler: replenish } = await import('../lambdas/replenish/handler.js');
-    const { handler: dispatcher } = await import('../lambdas/dispatcher/handler.js');
+    // Every statemachines/<name>.asl.json runs with lambdas/<name>/handler.ts behind `${<Name>FunctionArn}`,
+    // the substitution the CDK construct passes.
     const fn = (name: string) =>
       `arn:aws:lambda:${region}:${accountId}:function:volsd-${options.pool}-${name}`;
+    const machineNames = readdirSync(join(repoRoot, 'statemachines'))
+      .filter((f) => f.endsWith('.asl.json'))
+      .map((f) => f.replace(/\.asl\.json$/, ''));
+    const substitutions: Record<string, string> = {};
+    const lambdas: Record<string, LocalLambda> = {};
+    for (const name of machineNames) {
+      const entry = join(repoRoot, 'lambdas', name, 'handler.ts');
+      const module = (await import(/* @vite-ignore */ entry)) as { handler: LocalLambda };
+      substitutions[`${name[0]?.toUpperCase()}${name.slice(1)}FunctionArn`] = fn(name);
+      lambdas[fn(name)] = module.handler;
+    }
+    const { handler: dispatcher } = await import('../lambdas/dispatcher/handler.js');
     const crashRng = seeded(options.seed ^ 0x5eed);
     const sfn = new LocalStepFunctions({
       region,
@@ -179,24 +191,16 @@ export class Sandbox {
       timeScale: options.timeScale,
       accounting,
       now: () => cloud.clock.date().getTime(),
-      substitutions: {
-        AcquireFunctionArn: fn('acquire'),
-        ReleaseFunctionArn: fn('release'),
-        ReplenishFunctionArn: fn('replenish'),
-      },
-      lambdas: {
-        [fn('acquire')]: acquire as unknown as LocalLambda,
-        [fn('release')]: release as unknown as LocalLambda,
-        [fn('replenish')]: replenish as unknown as LocalLambda,
-      },
+      substitutions,
+      lambdas,
       faults: {
         crashAfterRate: options.lambdaCrashRate,
         random: crashRng,
         onCrash: () => accounting.count('awsCall', 'fault:lambdaCrash'),
       },
     });
-    for (const name of ['acquire', 'release', 'replenish'] as const) {
-      sfn.register(join(repoRoot, 'statemachines', `${name}.asl.json`), name);
+    for (const name of machineNames) {
+      wiring.stateMachines[name] = sfn.register(join(repoRoot, 'statemachines', `${name}.asl.json`), name);
     }
     sfn.attach(clients.sfn);
 
