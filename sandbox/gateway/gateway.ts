@@ -26,6 +26,11 @@ export interface GatewayOptions {
   instanceId?: string;
   /** Whether the metadata services expose instance tags. @default true */
   imdsTags?: boolean;
+  /**
+   * Whether the metadata services hand out instance-profile credentials (the sandbox's local ones,
+   * under the role `volsd-sandbox-host`). @default true
+   */
+  instanceProfile?: boolean;
 }
 
 /** A running gateway. */
@@ -44,8 +49,13 @@ export interface Gateway {
    * `service:*` wildcard): the call then fails with AccessDeniedException naming the action, as AWS does.
    */
   deny(...actions: string[]): void;
-  /** Lifts denials made with `deny` (no argument: all of them). */
+  /** Lifts denials made with `deny` (no argument: all of them, and any `allowOnly` list). */
   allow(...actions: string[]): void;
+  /**
+   * Denies every action but these (an IAM policy's allow list, e.g. the host policy's); undefined
+   * lifts the restriction. Denials made with `deny` still apply.
+   */
+  allowOnly(actions: readonly string[] | undefined): void;
   /** Every action called through the gateway so far, in order (`states:StartExecution`, ...). */
   readonly calls: readonly string[];
   /**
@@ -78,6 +88,7 @@ const dynamoPrefix = 'DynamoDB_20120810.';
 export async function startGateway(target: GatewayTarget, options: GatewayOptions = {}): Promise<Gateway> {
   const history = new ExecutionHistory(resolve(repoRoot, 'statemachines'));
   const denied = new Set<string>();
+  let allowList: Set<string> | undefined;
   const calls: string[] = [];
   let servedInstance = options.instanceId;
   const imdsServers = new Map<string, { server: Server; url: string }>();
@@ -99,11 +110,17 @@ export async function startGateway(target: GatewayTarget, options: GatewayOption
     accountId: target.cloud.accountId,
     instance: () => instance(instanceId())(),
     tagsEnabled: options.imdsTags ?? true,
+    ...(options.instanceProfile === false
+      ? {}
+      : { instanceProfile: { roleName: 'volsd-sandbox-host', ...localCredentials } }),
   });
   const ownImds = new ImdsService(imdsSource(() => servedInstance));
 
   const isDenied = (action: string) =>
-    denied.has(action) || denied.has(`${action.split(':')[0]}:*`) || denied.has('*');
+    denied.has(action) ||
+    denied.has(`${action.split(':')[0]}:*`) ||
+    denied.has('*') ||
+    (allowList !== undefined && !allowList.has(action));
   const accessDenied = (action: string, resource: string) =>
     new ProtocolError(
       'AccessDeniedException',
@@ -249,8 +266,14 @@ export async function startGateway(target: GatewayTarget, options: GatewayOption
       for (const action of actions) denied.add(action);
     },
     allow(...actions) {
-      if (actions.length === 0) denied.clear();
+      if (actions.length === 0) {
+        denied.clear();
+        allowList = undefined;
+      }
       for (const action of actions) denied.delete(action);
+    },
+    allowOnly(actions) {
+      allowList = actions ? new Set(actions) : undefined;
     },
     clientEnv(imdsEndpoint) {
       return {

@@ -20,6 +20,8 @@ export interface ImdsSource {
   instance(): ImdsInstance | undefined;
   /** Whether instance tags are exposed (`InstanceMetadataTags: enabled`). @default true */
   tagsEnabled?: boolean;
+  /** The instance profile's role and the credentials it hands out; absent: no instance profile. */
+  instanceProfile?: { roleName: string; accessKeyId: string; secretAccessKey: string };
 }
 
 const tokenHeader = 'x-aws-ec2-metadata-token';
@@ -30,7 +32,8 @@ const maxTtlSeconds = 21_600;
 /**
  * An IMDSv2 endpoint for one instance, as an EC2 host sees 169.254.169.254 with `HttpTokens: required`:
  * `PUT /latest/api/token` with a TTL header returns a session token; every GET needs it (401
- * without). It answers the instance id, placement, type, tags and the identity document. Tokens are
+ * without). It answers the instance id, placement, type, tags, the identity document and the instance
+ * profile's credentials (so the SDK's default credential chain works on a host with no keys). Tokens are
  * kept per service (per instance), expire after their TTL in wall time, and a PUT carrying
  * `X-Forwarded-For` is refused as AWS refuses it (a proxied request is not the host's own).
  */
@@ -130,8 +133,28 @@ export class ImdsService {
           2,
         );
       default:
-        return this.tag(path, instance);
+        return this.credentials(path) ?? this.tag(path, instance);
     }
+  }
+
+  /** The instance profile's credentials, as the SDK's instance-metadata credential provider reads them. */
+  private credentials(path: string): string | undefined {
+    const profile = this.source.instanceProfile;
+    const prefix = '/latest/meta-data/iam/security-credentials';
+    if (!profile || !path.startsWith(prefix)) return undefined;
+    const rest = path.slice(prefix.length).replace(/^\//, '');
+    if (rest === '') return profile.roleName;
+    if (rest !== profile.roleName) return undefined;
+    const now = Date.now();
+    return JSON.stringify({
+      Code: 'Success',
+      LastUpdated: new Date(now).toISOString(),
+      Type: 'AWS-HMAC',
+      AccessKeyId: profile.accessKeyId,
+      SecretAccessKey: profile.secretAccessKey,
+      Token: 'volsd-sandbox-session-token',
+      Expiration: new Date(now + 6 * 3600 * 1000).toISOString(),
+    });
   }
 
   private tag(path: string, instance: ImdsInstance): string | undefined {

@@ -17,23 +17,25 @@ export interface PublishConfigOptions {
 
 /**
  * Publishes the sandbox pool's configuration in the simulator's Parameter Store, one String parameter
- * per name under `/volsd/<pool>/`, as the CDK construct's `ConfigParameters` does (table, push bucket,
- * mount path, and the ARNs of the workflows the sandbox runs: acquire, release, replenish). Snapshot
- * and sync-all are not published: the sandbox does not run them. Returns what it published, by
- * parameter name.
+ * per name under `/volsd/<pool>/`, as the CDK construct's `ConfigParameters` does: table, push bucket,
+ * mount path, and the ARN of each workflow the sandbox runs (acquire, release, replenish; snapshot and
+ * sync-all when the sandbox registers them). Returns what it published, by parameter name.
  */
 export async function publishConfig(
   sandbox: Pick<Sandbox, 'cloud' | 'wiring' | 'options'>,
   options: PublishConfigOptions = {},
 ): Promise<Record<string, string>> {
   const { wiring } = sandbox;
-  const values: Partial<Record<ConfigParameterKey, string | null>> = {
+  const machines: Record<string, string | undefined> = wiring.stateMachines;
+  const values: Partial<Record<ConfigParameterKey, string | null | undefined>> = {
     tableName: wiring.tableName,
     pushBucketName: wiring.bucket,
     mountPath: options.mountPath ?? '/srv/www',
-    acquireStateMachineArn: wiring.stateMachines.acquire,
-    releaseStateMachineArn: wiring.stateMachines.release,
-    replenishStateMachineArn: wiring.stateMachines.replenish,
+    acquireStateMachineArn: machines.acquire,
+    releaseStateMachineArn: machines.release,
+    replenishStateMachineArn: machines.replenish,
+    snapshotStateMachineArn: machines.snapshot,
+    syncAllStateMachineArn: machines['sync-all'] ?? machines.syncAll,
     ...options.values,
   };
   const path = configParameterPath(sandbox.options.pool);

@@ -185,8 +185,17 @@ describe('pushes', () => {
   });
 });
 
+/** Takes a configuration parameter away, as in a pool deployed without that workflow. */
+async function unpublish(name: string): Promise<void> {
+  await world.sandbox.cloud
+    .handle('ssm', 'DeleteParameter', { Name: `/volsd/web/${name}` })
+    .catch(() => undefined);
+}
+
 describe('workflows started by an operator', () => {
   it('snapshot exits 9 when the pool deploys no snapshot workflow, naming the parameter', async () => {
+    await unpublish('snapshot-state-machine-arn');
+
     const run = await runClient(['snapshot', '--pool', 'web'], adminEnv);
 
     expect(run.code).toBe(9);
@@ -195,6 +204,8 @@ describe('workflows started by an operator', () => {
   });
 
   it('sync exits 9 when the pool deploys no sync-all workflow', async () => {
+    await unpublish('sync-all-state-machine-arn');
+
     const run = await runClient(['sync', '--pool', 'web', '--output', 'json'], adminEnv);
 
     expect(run.code).toBe(9);

@@ -28,11 +28,12 @@ let sfn: SFNClient;
 let ssm: SSMClient;
 let doc: DynamoDBDocumentClient;
 let host: string;
+let published: Record<string, string>;
 
 beforeAll(async () => {
   sandbox = await Sandbox.start({ azs: 1, idlePerAz: 0, timeScale: 0.01, seed: 5 });
   gateway = await startGateway(sandbox);
-  await publishConfig(sandbox);
+  published = await publishConfig(sandbox);
   const common = {
     endpoint: gateway.url,
     region: 'us-east-1',
@@ -128,7 +129,8 @@ describe('SSM and DynamoDB through the gateway', () => {
     const out = await ssm.send(new GetParametersByPathCommand({ Path: '/volsd/web' }));
 
     const byName = Object.fromEntries((out.Parameters ?? []).map((p) => [p.Name, p.Value]));
-    expect(byName).toEqual({
+    expect(byName).toEqual(published);
+    expect(byName).toMatchObject({
       [`/volsd/web/${configParameterNames.tableName}`]: sandbox.wiring.tableName,
       [`/volsd/web/${configParameterNames.pushBucketName}`]: sandbox.wiring.bucket,
       [`/volsd/web/${configParameterNames.mountPath}`]: '/srv/www',

@@ -40,6 +40,31 @@ export function runClient(args: readonly string[], env: Record<string, string>):
   });
 }
 
+/**
+ * Runs the built client under a pseudo-terminal (util-linux `script`), as a person at a terminal
+ * would: stdout and stderr are both the terminal, so they arrive merged, with CRLF line ends.
+ */
+export function runInTerminal(args: readonly string[], env: Record<string, string>): Promise<ClientRun> {
+  const quote = (word: string) => `'${word.replace(/'/g, "'\\''")}'`;
+  const command = [process.execPath, defaultBundlePath, ...args].map(quote).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', command, '/dev/null'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SHELL: '/bin/sh', TERM: 'xterm', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 /** A sandbox with its gateway and its configuration published: what a client test runs against. */
 export interface ClientWorld {
   sandbox: Sandbox;

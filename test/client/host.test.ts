@@ -11,6 +11,7 @@ import {
   type ClientWorld,
   parseJson,
   runClient,
+  runInTerminal,
   startWorld,
 } from './harness.js';
 
@@ -163,9 +164,36 @@ describe('acquire, status and release on a host outside any group', () => {
   });
 });
 
-describe('acquire and release with --output json', () => {
+/**
+ * What ClientPolicies.hostPolicy (lib/permissions.ts) allows a host: read the pool's parameters, read
+ * items of the table, start and follow the acquire and release workflows. No history, no Query.
+ */
+const hostPolicyActions = [
+  'ssm:GetParameter',
+  'ssm:GetParameters',
+  'ssm:GetParametersByPath',
+  'dynamodb:GetItem',
+  'states:StartExecution',
+  'states:ListExecutions',
+  'states:DescribeExecution',
+];
+
+describe('acquire and release with --output json, the host policy only and instance-profile credentials', () => {
+  /** The host's environment without keys: the SDK takes the instance profile's from instance metadata. */
+  let profileEnv: Record<string, string>;
+
+  beforeAll(() => {
+    const { AWS_ACCESS_KEY_ID: _key, AWS_SECRET_ACCESS_KEY: _secret, ...rest } = hostEnv;
+    profileEnv = rest;
+    world.gateway.allowOnly(hostPolicyActions);
+  });
+
+  afterAll(() => {
+    world.gateway.allowOnly(undefined);
+  });
+
   it('acquire prints one JSON document naming the volume the table holds for the host', async () => {
-    const run = await runClient(['acquire', '--pool', 'web', '--output', 'json'], hostEnv);
+    const run = await runClient(['acquire', '--pool', 'web', '--output', 'json'], profileEnv);
 
     expect(run.code).toBe(0);
     expect(run.stderr).toBe('');
@@ -179,7 +207,7 @@ describe('acquire and release with --output json', () => {
   it('release --quiet --output json prints the released volume and nothing else', async () => {
     const held = (await world.sandbox.repo.getAssignment(host))?.volumeId;
 
-    const run = await runClient(['release', '--pool', 'web', '--output', 'json', '--quiet'], hostEnv);
+    const run = await runClient(['release', '--pool', 'web', '--output', 'json', '--quiet'], profileEnv);
 
     expect(run.code).toBe(0);
     expect(run.stderr).toBe('');
@@ -268,6 +296,23 @@ describe('errors', () => {
     expect(execution?.status).toBe('SUCCEEDED');
     expect(again.code).toBe(7);
     expect(attachedTo(other)).toHaveLength(1);
+  });
+
+  it('in a terminal, release draws one spinner line with the current step and clears it at the end', async () => {
+    const other = spareHosts[0] ?? '';
+    const held = (await world.sandbox.repo.getAssignment(other))?.volumeId;
+
+    const run = await runInTerminal(
+      ['release', '--pool', 'web'],
+      world.env(await world.gateway.imdsFor(other)),
+    );
+
+    expect(run.code).toBe(0);
+    // Each redraw starts by returning to the line start and erasing it (CR, ESC [2K).
+    const redraw = '\r\u001b\\[2K';
+    expect(run.stdout).toMatch(new RegExp(`${redraw}[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] release: \\S+ {2}\\d+\\.\\ds`));
+    expect(run.stdout).toMatch(new RegExp(`${redraw}released\\s+${held}`));
+    expect(attachedTo(other)).toEqual([]);
   });
 
   it('exits 6 when the workflow does not end within --timeout, naming the execution that goes on', async () => {

@@ -162,6 +162,22 @@ describe('progress', () => {
   });
 });
 
+describe('progress in a terminal', () => {
+  it('redraws one line with a spinner, the step and the elapsed time, and erases it when stopped', () => {
+    let out = '';
+    const progress = createProgress('tty', 'release', { write: (s: string) => (out += s) }, () => 2500);
+
+    progress.update('RUNNING', 'Detach');
+    progress.stop();
+
+    const erase = '\r\u001b[2K';
+    expect(out.startsWith(erase)).toBe(true);
+    expect(out).toContain(`${erase}⠙ release: Detach  0.0s`);
+    expect(out.endsWith(erase)).toBe(true);
+    expect(out).not.toContain('\n');
+  });
+});
+
 describe('waiting for an execution', () => {
   const executionArn = 'arn:aws:states:us-east-1:123456789012:execution:acquire:x';
   const silent = createProgress('silent', 'acquire', { write: () => undefined });
