@@ -221,7 +221,18 @@ export async function status(ctx: CommandContext): Promise<CommandResult> {
   const { host, config, repo } = session;
   const assignment = await awsCall('dynamodb:GetItem', () => repo.getAssignment(host.instanceId));
   const base = { pool: config.pool, instanceId: host.instanceId, az: host.az };
-  const volumeId = assignment?.pool === config.pool ? assignment.volumeId : undefined;
+  if (assignment && assignment.pool !== config.pool) {
+    return {
+      data: {
+        ...base,
+        status: 'OTHER_POOL',
+        assignedPool: assignment.pool,
+        volumeId: assignment.volumeId ?? null,
+      },
+      text: `this host (${host.instanceId}) is assigned to pool '${assignment.pool}', not '${config.pool}'\n`,
+    };
+  }
+  const volumeId = assignment?.volumeId;
   const volume: VolumeRecord | undefined = volumeId
     ? await awsCall('dynamodb:GetItem', () => repo.findVolume(volumeId))
     : undefined;

@@ -1,8 +1,12 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type VolumeRecord, VolumeState } from '../../lambdas/shared/model.js';
 import { keys } from '../../lambdas/shared/table-schema.js';
 import { executionName, WorkflowAction, type WorkflowInput } from '../../lambdas/shared/workflow-input.js';
+import { localCredentials } from '../../sandbox/servers.js';
 import { buildBundle, type ClientWorld, parseJson, runClient, startWorld } from './harness.js';
 
 let world: ClientWorld;
@@ -242,6 +246,29 @@ describe('errors', () => {
 
     expect(run.code).toBe(0);
     expect(parseJson(run)).toMatchObject({ pool: 'web' });
+  });
+
+  it('--profile takes the Region and the credentials from that profile of the AWS config files', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'volsd-client-profile-'));
+    const { AWS_REGION: _r, AWS_ACCESS_KEY_ID: _a, AWS_SECRET_ACCESS_KEY: _s, ...bare } = adminEnv;
+    await writeFile(join(dir, 'config'), '[profile operator]\nregion = us-east-1\n');
+    await writeFile(
+      join(dir, 'credentials'),
+      `[operator]\naws_access_key_id = ${localCredentials.accessKeyId}\naws_secret_access_key = ${localCredentials.secretAccessKey}\n`,
+    );
+    try {
+      const run = await runClient(['pool', '--pool', 'web', '--profile', 'operator', '--output', 'json'], {
+        ...bare,
+        AWS_CONFIG_FILE: join(dir, 'config'),
+        AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
+        AWS_EC2_METADATA_DISABLED: 'true',
+      });
+
+      expect(run.code).toBe(0);
+      expect(parseJson(run)).toMatchObject({ pool: 'web', region: 'us-east-1' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('exits 2 with a hint when no Region is configured', async () => {
