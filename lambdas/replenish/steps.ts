@@ -240,27 +240,30 @@ const waitCommands: Step<ReplenishCtx> = async (ctx, { ssm }) => {
   return { ...ctx, commands: [] };
 };
 
-/** Syncs the new volumes to the pool's current generation (one Volsd-Sync per volume). */
+/**
+ * Syncs the worker's volumes to the pool's current generation with ONE Volsd-Sync and no VolumeId: the
+ * script lists the bucket once and brings every Volsd volume mounted on the worker current (the new
+ * ones fully, a snapshot-born one by its delta, the idle ones by nothing or the last push's delta).
+ */
 const sync: Step<ReplenishCtx> = async (ctx, { ssm, repo, config }) => {
   const workerId = ctx.workerId ?? '';
   const pool = await repo.getPool(ctx.pool);
-  const commands: PendingCommand[] = [];
-  for (const v of ctx.volumes ?? []) {
-    const commandId = await sendDocument(ssm, {
-      documentName: config.SYNC_DOCUMENT,
-      instanceId: workerId,
-      parameters: {
-        VolumeId: v.volumeId,
-        Bucket: config.PUSH_BUCKET,
-        Prefix: config.PUSH_PREFIX,
-        Generation: String(pool.generation),
-      },
-      timeoutSeconds: 600,
-      comment: `volsd initial sync ${v.volumeId}`,
-    });
-    commands.push({ commandId, instanceId: workerId, document: config.SYNC_DOCUMENT });
-  }
-  return { ...ctx, commands, generation: pool.generation };
+  const commandId = await sendDocument(ssm, {
+    documentName: config.SYNC_DOCUMENT,
+    instanceId: workerId,
+    parameters: {
+      Bucket: config.PUSH_BUCKET,
+      Prefix: config.PUSH_PREFIX,
+      Generation: String(pool.generation),
+    },
+    timeoutSeconds: 900,
+    comment: `volsd sync of ${ctx.volumes?.length ?? 0} new volume(s)`,
+  });
+  return {
+    ...ctx,
+    commands: [{ commandId, instanceId: workerId, document: config.SYNC_DOCUMENT }],
+    generation: pool.generation,
+  };
 };
 
 /** Marks the synced volumes IDLE at the generation they were synced to. */

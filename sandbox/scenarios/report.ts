@@ -1,0 +1,141 @@
+import { checkInvariants, type InvariantReport } from '../invariants.js';
+import type { Sandbox } from '../runtime.js';
+import { type Counts, countKinds } from '../sim/accounting.js';
+import type { LocalExecution } from '../stepfunctions.js';
+
+/** Percentiles of a list of numbers (nearest rank); null for an empty list. */
+export function percentiles(values: number[]) {
+  if (values.length === 0) return { p50: null, p95: null, p99: null, max: null };
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (p: number) =>
+    round(sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0);
+  return { p50: at(50), p95: at(95), p99: at(99), max: round(sorted[sorted.length - 1] ?? 0) };
+}
+
+export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** The `push` block of the scenario JSON; every field null until a scenario measures it. */
+export interface PushFigures {
+  pushes: number | null;
+  fanOuts: number | null;
+  volumesCurrent: number | null;
+  volumesTotal: number | null;
+  rejectedKeys: number | null;
+  writesOutsideRoot: number | null;
+}
+
+export const noPushFigures: PushFigures = {
+  pushes: null,
+  fanOuts: null,
+  volumesCurrent: null,
+  volumesTotal: null,
+  rejectedKeys: null,
+  writesOutsideRoot: null,
+};
+
+/** The JSON a scenario prints as its last line (`--json`). Times are modelled AWS seconds. */
+export interface ScenarioResult {
+  scenario: string;
+  seed: number;
+  instancesLaunched: number;
+  instancesReady: number;
+  instancesFailed: number;
+  doubleAssignments: number;
+  leakedVolumes: number;
+  staleAtReady: number | null;
+  poolAtTargetAfter: boolean;
+  timeToReadySeconds: ReturnType<typeof percentiles>;
+  /** Time from the instance's SSM agent answering (its own boot done) to InService: what Volsd adds. */
+  addedBeyondBootSeconds: ReturnType<typeof percentiles>;
+  perAcquire: Record<'awsCalls' | 'stateTransitions' | 'lambdaInvocations' | 'tableWrites', number | null>;
+  perRelease: Record<'awsCalls' | 'stateTransitions' | 'lambdaInvocations' | 'tableWrites', number | null>;
+  push: PushFigures;
+  faultsInjected: Record<string, number>;
+  invariants: InvariantReport;
+  modelledSeconds: number;
+  wallSeconds: number;
+}
+
+/**
+ * Watches a sandbox while a scenario runs: when each instance's agent came online, so the time Volsd
+ * adds beyond the instance's own boot can be told apart from the boot.
+ */
+export class ScenarioRecorder {
+  readonly agentOnlineAt = new Map<string, number>();
+  readonly startedWall = Date.now();
+  constructor(private readonly sandbox: Sandbox) {
+    sandbox.cloud.ec2.onInstance((instanceId, event) => {
+      if (event === 'agent-online') this.agentOnlineAt.set(instanceId, sandbox.cloud.clock.now());
+    });
+  }
+
+  /** Average counts per execution of `machine` that succeeded, from the sandbox's accounting. */
+  perExecution(machine: string, executions: LocalExecution[]) {
+    const done = executions.filter((e) => e.status === 'SUCCEEDED');
+    if (done.length === 0)
+      return { awsCalls: null, stateTransitions: null, lambdaInvocations: null, tableWrites: null };
+    const sum: Record<string, number> = Object.fromEntries(countKinds.map((k) => [k, 0]));
+    for (const e of done) {
+      const counts: Counts = this.sandbox.accounting.forOperation(`${machine}:${e.name}`);
+      for (const k of countKinds) sum[k] = (sum[k] ?? 0) + counts[k];
+    }
+    const avg = (k: string) => round((sum[k] ?? 0) / done.length, 1);
+    return {
+      awsCalls: avg('awsCall'),
+      stateTransitions: avg('stateTransition'),
+      lambdaInvocations: avg('lambdaInvocation'),
+      tableWrites: avg('tableWrite'),
+    };
+  }
+
+  /** Builds the scenario's result from ground truth once the sandbox has settled. */
+  async result(scenario: string, push: PushFigures = noPushFigures): Promise<ScenarioResult> {
+    const { sandbox } = this;
+    const state = sandbox.cloud.snapshotState();
+    const launches = state.lifecycleActions.filter(
+      (a) =>
+        a.groupName === sandbox.wiring.groupName && a.transition === 'autoscaling:EC2_INSTANCE_LAUNCHING',
+    );
+    const ready = launches.filter((a) => a.result === 'CONTINUE' && a.completedAt !== undefined);
+    const timeToReady = ready.map((a) => (a.completedAt ?? 0) - a.startedAt);
+    const added = ready.flatMap((a) => {
+      const online = this.agentOnlineAt.get(a.instanceId);
+      return online === undefined ? [] : [Math.max(0, (a.completedAt ?? 0) - online)];
+    });
+    const invariants = await checkInvariants(sandbox);
+    const count = (...names: string[]) =>
+      invariants.violations.filter((v) => names.includes(v.invariant)).length;
+    const pool = await sandbox.repo.getPool(sandbox.options.pool);
+    let atTarget = true;
+    for (const az of sandbox.options.azs) {
+      const idle = await sandbox.repo.listVolumes({ pool: pool.pool, az, state: 'IDLE' });
+      if (idle.length !== pool.targetIdlePerAz) atTarget = false;
+    }
+    const executions = [...sandbox.sfn.executions.values()];
+    const acquires = executions.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.acquire);
+    const releases = executions.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.release);
+    return {
+      scenario,
+      seed: sandbox.options.seed,
+      instancesLaunched: launches.length,
+      instancesReady: ready.length,
+      instancesFailed: launches.filter((a) => a.result !== 'CONTINUE').length,
+      doubleAssignments: count('noSharedVolume', 'oneVolumePerInstance'),
+      leakedVolumes: count('noLeakedVolume', 'noOrphanClaim'),
+      staleAtReady: count('inServiceHasCurrentVolume'),
+      poolAtTargetAfter: atTarget,
+      timeToReadySeconds: percentiles(timeToReady),
+      addedBeyondBootSeconds: percentiles(added),
+      perAcquire: this.perExecution('acquire', acquires),
+      perRelease: this.perExecution('release', releases),
+      push,
+      faultsInjected: {
+        ...state.faults,
+        lambdaCrash: [...sandbox.sfn.crashCounts.values()].reduce((a, b) => a + b, 0),
+      },
+      invariants,
+      modelledSeconds: round(sandbox.cloud.clock.now(), 1),
+      wallSeconds: round((Date.now() - this.startedWall) / 1000, 1),
+    };
+  }
+}
