@@ -191,6 +191,7 @@ export class Sandbox {
       timeScale: options.timeScale,
       accounting,
       now: () => cloud.clock.date().getTime(),
+      invokeDelay: () => cloud.clock.sleep(0.03).catch(() => undefined),
       substitutions,
       lambdas,
       faults: {

@@ -81,7 +81,10 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, config }) => {
   const adopt = volumes
     .filter((v) => v.state === VolumeState.Creating || v.state === VolumeState.Syncing)
     .map((v) => v.volumeId);
-  const deficit = pool.targetIdlePerAz - idle.length - adopt.length;
+  // Instances waiting for a volume count as demand on top of the target: a burst gets its volumes in
+  // one round instead of one target's worth per round.
+  const waiting = await repo.countWaiting(ctx.pool, ctx.az);
+  const deficit = pool.targetIdlePerAz + waiting - idle.length - adopt.length;
   const limit = config.WORKER_ATTACHMENT_LIMIT ?? (await attachmentLimit(ec2, worker.InstanceType));
   const attached = (worker.BlockDeviceMappings ?? []).length; // root included
   const room = Math.max(0, limit - attached);

@@ -421,7 +421,7 @@ export class VolumeRepository {
           ExclusiveStartKey: startKey,
         }),
       );
-      for (const item of page.Items ?? []) out.push(toVolume(item));
+      for (const item of page.Items ?? []) if (item.sk === 'VOLUME') out.push(toVolume(item));
       startKey = page.LastEvaluatedKey;
     } while (startKey);
     return out;
@@ -447,7 +447,8 @@ export class VolumeRepository {
    *  3. write the volume id into the assignment.
    * A crash after 1 leaves an assignment without a volume; after 2 a CLAIMED volume whose assignment
    * lacks its id. A retry of the same claim completes both; reconcile recognises both by their age.
-   * Throws NoIdleVolume (and removes the empty assignment) when nothing can be claimed.
+   * Throws NoIdleVolume when nothing can be claimed; the volume-less assignment stays as the instance's
+   * place in the queue (see markWaiting) until a retry claims or the acquire gives up and drops it.
    */
   async claimVolume(input: { pool: string; az: string; instanceId: string }): Promise<VolumeRecord> {
     const instanceId = parseOrThrow(instanceIdSchema, input.instanceId, 'instanceId');
@@ -463,7 +464,7 @@ export class VolumeRepository {
       (await this.findClaimedBy(pool.pool, az, instanceId)) ??
       (await this.claimIdle(pool.pool, az, instanceId));
     if (!claimed) {
-      await this.dropEmptyAssignment(instanceId);
+      await this.markWaiting(pool.pool, az, instanceId);
       throw new NoIdleVolume(`no idle volume in pool ${pool.pool}, AZ ${az}`);
     }
     this.onClaimStep('afterVolumeClaimed');
@@ -560,7 +561,7 @@ export class VolumeRepository {
         new UpdateCommand({
           TableName: this.tableName,
           Key: keys.assignment(instanceId),
-          UpdateExpression: 'SET volumeId = :v',
+          UpdateExpression: 'SET volumeId = :v REMOVE gsi1pk, gsi1sk, waitingSince',
           ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(volumeId) OR volumeId = :v)',
           ExpressionAttributeValues: { ':v': volumeId },
         }),
@@ -576,18 +577,48 @@ export class VolumeRepository {
     }
   }
 
-  private async dropEmptyAssignment(instanceId: string): Promise<void> {
+  /**
+   * Leaves the volume-less assignment in place as a demand signal: it joins the byPool index under
+   * `<az>#WAITING#<instance>`, so replenish creates volumes for the instances waiting, not only for the
+   * target. Setting the volume (or dropping the assignment) takes it out of the index.
+   */
+  private async markWaiting(pool: string, az: string, instanceId: string): Promise<void> {
     try {
       await this.doc.send(
-        new DeleteCommand({
+        new UpdateCommand({
           TableName: this.tableName,
           Key: keys.assignment(instanceId),
-          ConditionExpression: 'attribute_not_exists(volumeId)',
+          UpdateExpression:
+            'SET gsi1pk = :pool, gsi1sk = :sk, waitingSince = if_not_exists(waitingSince, :now)',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(volumeId)',
+          ExpressionAttributeValues: {
+            ':pool': pool,
+            ':sk': `${az}#WAITING#${instanceId}`,
+            ':now': this.iso(),
+          },
         }),
       );
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
     }
+  }
+
+  /** Instances waiting for an idle volume in the pool and AZ (claims that found nothing, not yet given up). */
+  async countWaiting(poolName: string, azInput: string): Promise<number> {
+    const pool = parseOrThrow(poolNameSchema, poolName, 'pool');
+    const az = parseOrThrow(azSchema, azInput, 'az');
+    const index = tableSchema.byPoolIndex;
+    const out = await this.doc.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: index.name,
+        KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
+        ExpressionAttributeNames: { '#pk': index.partitionKey, '#sk': index.sortKey },
+        ExpressionAttributeValues: { ':pk': pool, ':prefix': `${az}#WAITING#` },
+        Select: 'COUNT',
+      }),
+    );
+    return out.Count ?? 0;
   }
 
   /**

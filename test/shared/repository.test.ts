@@ -61,9 +61,10 @@ describe('claimVolume', () => {
     // Ground truth in the table: each claimed volume's holder has an assignment naming it, and nothing else.
     const items = await scanAll();
     const volumes = items.filter((i) => String(i.pk).startsWith('VOL#'));
-    const assignments = items.filter((i) => String(i.pk).startsWith('INSTANCE#'));
+    const assignments = items.filter((i) => String(i.pk).startsWith('INSTANCE#') && i.volumeId);
     expect(volumes.every((v) => v.state === VolumeState.Claimed)).toBe(true);
     expect(assignments).toHaveLength(50);
+    expect(await repo.countWaiting('web', AZ)).toBe(150);
     for (const a of assignments) {
       const v = volumes.find((x) => x.volumeId === a.volumeId);
       expect(v?.holder).toBe(a.instanceId);
@@ -103,11 +104,27 @@ describe('claimVolume', () => {
     },
   );
 
-  it('drops the empty assignment when no volume is idle', async () => {
+  it('keeps a claim that found nothing as waiting demand until a retry claims a volume', async () => {
     await expect(repo.claimVolume({ pool: 'web', az: AZ, instanceId: instanceId(1) })).rejects.toBeInstanceOf(
       NoIdleVolume,
     );
-    expect(await repo.getAssignment(instanceId(1))).toBeUndefined();
+    expect(await repo.getAssignment(instanceId(1))).toMatchObject({ instanceId: instanceId(1) });
+    expect(await repo.countWaiting('web', AZ)).toBe(1);
+    expect(await repo.countWaiting('web', 'us-east-1b')).toBe(0);
+    expect(await repo.listVolumes({ pool: 'web', az: AZ })).toEqual([]);
+
+    await seedIdle(1);
+    const claimed = await repo.claimVolume({ pool: 'web', az: AZ, instanceId: instanceId(1) });
+    expect(claimed.holder).toBe(instanceId(1));
+    expect(await repo.countWaiting('web', AZ)).toBe(0);
+  });
+
+  it('stops counting a waiting instance once its assignment is dropped', async () => {
+    await expect(repo.claimVolume({ pool: 'web', az: AZ, instanceId: instanceId(2) })).rejects.toBeInstanceOf(
+      NoIdleVolume,
+    );
+    await repo.dropAssignment(instanceId(2));
+    expect(await repo.countWaiting('web', AZ)).toBe(0);
   });
 
   it('only claims in the requested AZ', async () => {

@@ -1,0 +1,156 @@
+/**
+ * `npm run bench`: acquire and release in the sandbox, measured in modelled AWS seconds, with the AWS
+ * calls, state transitions, Lambda invocations and table writes each operation costs. Prints a report;
+ * `--json` prints one JSON object instead. Options: --launches N (default 10), --time-scale X (0.1).
+ */
+import { parseArgs } from 'node:util';
+import { Sandbox } from '../sandbox/runtime.js';
+import { percentiles, round } from '../sandbox/scenarios/report.js';
+import { countKinds } from '../sandbox/sim/accounting.js';
+import type { LocalExecution } from '../sandbox/stepfunctions.js';
+
+const { values } = parseArgs({
+  options: {
+    launches: { type: 'string', default: '10' },
+    'time-scale': { type: 'string', default: '0.1' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const launches = Number(values.launches);
+const timeScale = Number(values['time-scale']);
+if (!Number.isInteger(launches) || launches < 1 || !(timeScale > 0 && timeScale <= 1)) {
+  console.error('usage: npm run bench -- [--launches N] [--time-scale X] [--json]');
+  process.exit(2);
+}
+
+/** States that wait for AWS to finish something asynchronous (attach, detach, an SSM command, a boot). */
+const waitingStates = new Set([
+  'WaitUnmount',
+  'WaitDetached',
+  'WaitAttached',
+  'WaitMount',
+  'WaitSync',
+  'WaitCompensation',
+]);
+
+/** Modelled seconds spent in each state of an execution (a state visited twice counts twice). */
+function stepTimes(e: LocalExecution): Record<string, number> {
+  const out: Record<string, number> = {};
+  const end = e.stopDate?.getTime() ?? e.startDate.getTime();
+  e.path.forEach((p, i) => {
+    const next = e.path[i + 1]?.at ?? end;
+    out[p.state] = (out[p.state] ?? 0) + (next - p.at) / 1000;
+  });
+  return out;
+}
+
+function summarize(sandbox: Sandbox, machine: 'acquire' | 'release', executions: LocalExecution[]) {
+  const done = executions.filter((e) => e.status === 'SUCCEEDED');
+  const totals = done.map((e) => ((e.stopDate?.getTime() ?? 0) - e.startDate.getTime()) / 1000);
+  const steps: Record<string, number[]> = {};
+  const overhead: number[] = [];
+  const bootWait: number[] = [];
+  for (const e of done) {
+    const t = stepTimes(e);
+    for (const [state, seconds] of Object.entries(t)) {
+      steps[state] = [...(steps[state] ?? []), seconds];
+    }
+    const total = ((e.stopDate?.getTime() ?? 0) - e.startDate.getTime()) / 1000;
+    const waiting = Object.entries(t)
+      .filter(([s]) => waitingStates.has(s))
+      .reduce((a, [, v]) => a + v, 0);
+    // Mount retries on InstanceNotReady until the instance's agent answers: that is the boot, not Volsd.
+    const boot = machine === 'acquire' ? (t.Mount ?? 0) : 0;
+    bootWait.push(boot);
+    overhead.push(Math.max(0, total - waiting - boot));
+  }
+  const counts: Record<string, number> = Object.fromEntries(countKinds.map((k) => [k, 0]));
+  const calls: Record<string, number> = {};
+  for (const e of done) {
+    const c = sandbox.accounting.forOperation(`${machine}:${e.name}`);
+    for (const k of countKinds) counts[k] = (counts[k] ?? 0) + c[k];
+    for (const [detail, n] of Object.entries(c.byDetail.awsCall)) calls[detail] = (calls[detail] ?? 0) + n;
+  }
+  const per = (n: number) => round(n / Math.max(1, done.length), 1);
+  return {
+    executions: executions.length,
+    succeeded: done.length,
+    seconds: percentiles(totals),
+    orchestrationOverheadSeconds: percentiles(overhead),
+    waitingForBootSeconds: percentiles(bootWait),
+    stepsP50: Object.fromEntries(Object.entries(steps).map(([s, v]) => [s, percentiles(v).p50])),
+    perOperation: {
+      awsCalls: per(counts.awsCall ?? 0),
+      stateTransitions: per(counts.stateTransition ?? 0),
+      lambdaInvocations: per(counts.lambdaInvocation ?? 0),
+      tableWrites: per(counts.tableWrite ?? 0),
+    },
+    awsCallsByAction: Object.fromEntries(
+      Object.entries(calls)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => [k, per(n)]),
+    ),
+  };
+}
+
+const sandbox = await Sandbox.start({ azs: 1, idlePerAz: launches, timeScale, seed: 42, throttling: true });
+try {
+  await sandbox.replenishAll();
+  sandbox.scaleTo(launches);
+  await sandbox.settle();
+  const all = [...sandbox.sfn.executions.values()];
+  const acquire = summarize(
+    sandbox,
+    'acquire',
+    all.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.acquire),
+  );
+  sandbox.scaleTo(0);
+  await sandbox.settle();
+  const after = [...sandbox.sfn.executions.values()];
+  const release = summarize(
+    sandbox,
+    'release',
+    after.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.release),
+  );
+  const replenishes = after.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.replenish);
+  const report = {
+    bench: 'acquire-release',
+    launches,
+    timeScale,
+    note: 'modelled AWS seconds; instance boot 30 s + SSM agent ~10 s are part of time to ready',
+    acquire,
+    release,
+    replenish: summarize(sandbox, 'replenish' as 'release', replenishes),
+  };
+  if (values.json) console.log(JSON.stringify(report));
+  else {
+    const line = (name: string, r: typeof acquire) => {
+      console.log(`\n${name}: ${r.succeeded}/${r.executions} succeeded`);
+      console.log(`  duration p50 ${r.seconds.p50} s, p99 ${r.seconds.p99} s (modelled)`);
+      console.log(
+        `  orchestration overhead p50 ${r.orchestrationOverheadSeconds.p50} s, p99 ${r.orchestrationOverheadSeconds.p99} s`,
+      );
+      if (name === 'acquire')
+        console.log(`  of which waiting for the instance to boot: p50 ${r.waitingForBootSeconds.p50} s`);
+      console.log(`  per operation: ${JSON.stringify(r.perOperation)}`);
+      console.log(
+        `  steps (p50 s): ${Object.entries(r.stepsP50)
+          .map(([s, v]) => `${s} ${v}`)
+          .join(', ')}`,
+      );
+      console.log(
+        `  AWS calls by action: ${Object.entries(r.awsCallsByAction)
+          .map(([s, v]) => `${s} ${v}`)
+          .join(', ')}`,
+      );
+    };
+    console.log(
+      `Volsd bench: ${launches} launches on a pool of ${launches} idle volumes, time scale ${timeScale}`,
+    );
+    line('acquire', acquire);
+    line('release', release);
+    line('replenish', report.replenish);
+  }
+} finally {
+  await sandbox.stop();
+}
