@@ -292,16 +292,19 @@ export function lifecycleActionStatements(
     new PolicyStatement({
       sid: 'CompleteServedLifecycleActions',
       actions: ['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat'],
-      resources: groupNames.map((name) =>
-        stack.formatArn({
-          service: 'autoscaling',
-          resource: 'autoScalingGroup',
-          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          resourceName: `*:autoScalingGroupName/${name}`,
-        }),
-      ),
+      resources: groupNames.map((name) => servedGroupArn(stack, name)),
     }),
   ];
+}
+
+/** ARN of a served group by name; the `*` is the group id, which changes when the group is recreated. */
+function servedGroupArn(stack: Stack, groupName: string): string {
+  return stack.formatArn({
+    service: 'autoscaling',
+    resource: 'autoScalingGroup',
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    resourceName: `*:autoScalingGroupName/${groupName}`,
+  });
 }
 
 /** Everything the pool's workflows may need, bound to one pool; `forX()` composes per workflow. */
@@ -386,6 +389,32 @@ export class WorkflowPermissions {
       ...this.commands(),
       ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
     ];
+  }
+
+  /**
+   * Lifecycle dispatcher: check that an event's instance is in a served group (Auto Scaling's
+   * Describe calls accept only Resource "*"), and complete the launch actions of warm-pool launches,
+   * on the served groups only. Starting the workflows is granted by binding their state machines.
+   */
+  public forDispatcher(): PolicyStatement[] {
+    const statements = [
+      new PolicyStatement({
+        sid: 'DescribeGroupInstances',
+        actions: ['autoscaling:DescribeAutoScalingInstances'],
+        resources: ['*'],
+      }),
+    ];
+    if (this.props.groupNames.length > 0) {
+      const stack = Stack.of(this.props.scope);
+      statements.push(
+        new PolicyStatement({
+          sid: 'CompleteServedLaunches',
+          actions: ['autoscaling:CompleteLifecycleAction'],
+          resources: this.props.groupNames.map((name) => servedGroupArn(stack, name)),
+        }),
+      );
+    }
+    return statements;
   }
 
   /** Push fan-out: Volsd-Sync on every pool instance. */

@@ -29,11 +29,7 @@ export interface QueueWithDlq {
  * EventBridge as senders without a key policy), TLS-only queue policies, 14-day DLQ retention.
  */
 export function createQueueWithDlq(scope: Construct, id: string, props: QueueWithDlqProps): QueueWithDlq {
-  const deadLetterQueue = new Queue(scope, `${id}Dlq`, {
-    encryption: QueueEncryption.SQS_MANAGED,
-    enforceSSL: true,
-    retentionPeriod: Duration.days(14),
-  });
+  const deadLetterQueue = createDeadLetterQueue(scope, `${id}Dlq`);
   const queue = new Queue(scope, id, {
     encryption: QueueEncryption.SQS_MANAGED,
     enforceSSL: true,
@@ -42,4 +38,16 @@ export function createQueueWithDlq(scope: Construct, id: string, props: QueueWit
     deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
   });
   return { queue, deadLetterQueue };
+}
+
+/**
+ * A dead-letter queue alone (for EventBridge targets, which take a DLQ but no work queue): SSE-SQS,
+ * TLS only, 14 days retention.
+ */
+export function createDeadLetterQueue(scope: Construct, id: string): Queue {
+  return new Queue(scope, id, {
+    encryption: QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+    retentionPeriod: Duration.days(14),
+  });
 }

@@ -1,6 +1,7 @@
 import { RemovalPolicy, Token } from 'aws-cdk-lib';
 import type { ISubnet, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { VolsdDocument } from '../lambdas/shared/documents.js';
@@ -8,6 +9,7 @@ import { ConfigParameters, configParameterNames } from './config-parameters.js';
 import { LifecycleIntake, type ServedGroup } from './lifecycle-intake.js';
 import { Monitoring } from './monitoring.js';
 import { ClientPolicies, WorkflowPermissions } from './permissions.js';
+import { PoolRecord } from './pool-record.js';
 import {
   type PoolSettings,
   type PoolSettingsProps,
@@ -18,6 +20,7 @@ import { livePrefix, PushBucket } from './push-bucket.js';
 import { SsmDocuments } from './ssm-documents.js';
 import { SyncWorkers } from './sync-workers.js';
 import { VolumeTable } from './volume-table.js';
+import { Workflows } from './workflows.js';
 
 /** Props of {@link VolsdPool}. Every value is validated at synth; see {@link PoolSettingsProps} for the rest. */
 export interface VolsdPoolProps extends PoolSettingsProps {
@@ -54,6 +57,16 @@ export interface VolsdPoolProps extends PoolSettingsProps {
    * @default every document of the catalogue in `lambdas/shared/documents.ts`
    */
   readonly documents?: readonly VolsdDocument[];
+  /**
+   * How long the workflow functions' and state machines' log groups keep events.
+   * @default RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
+  /**
+   * What happens to those log groups when the pool leaves the stack.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly logRemovalPolicy?: RemovalPolicy;
 }
 
 /**
@@ -72,6 +85,8 @@ export class VolsdPool extends Construct {
   public readonly subnets: readonly ISubnet[];
   /** Volume table. */
   public readonly table: VolumeTable;
+  /** The pool's record in the table (AZs, idle target), written at deploy. */
+  public readonly record: PoolRecord;
   /** Push bucket and push queue. */
   public readonly push: PushBucket;
   /** Lifecycle hooks, rule and intake queue. */
@@ -88,6 +103,8 @@ export class VolsdPool extends Construct {
   public readonly clientPolicies: ClientPolicies;
   /** Least-privilege statements for the workflows, per workflow. */
   public readonly permissions: WorkflowPermissions;
+  /** The workflows (functions, state machines, schedules) and the lifecycle dispatcher. */
+  public readonly workflows: Workflows;
 
   constructor(scope: Construct, id: string, props: VolsdPoolProps) {
     super(scope, id);
@@ -100,6 +117,12 @@ export class VolsdPool extends Construct {
 
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.table = new VolumeTable(this, 'VolumeTable', { encryptionKey: props.dataKey, removalPolicy });
+    this.record = new PoolRecord(this, 'Record', {
+      poolName,
+      table: this.table.table,
+      availabilityZones: this.availabilityZones,
+      idlePerAz: this.settings.idlePerAz,
+    });
     this.push = new PushBucket(this, 'Push', { encryptionKey: props.dataKey, removalPolicy });
     this.intake = new LifecycleIntake(this, 'LifecycleIntake', {
       poolName,
@@ -159,6 +182,12 @@ export class VolsdPool extends Construct {
       groupNames: this.intake.groupNames,
       volumeKey: this.settings.volume.kmsKey,
       fastSnapshotRestore: this.settings.fastSnapshotRestore,
+    });
+    // Last: the workflows read every part above through `this`.
+    this.workflows = new Workflows(this, 'Workflows', {
+      pool: this,
+      logRetention: props.logRetention,
+      logRemovalPolicy: props.logRemovalPolicy,
     });
   }
 

@@ -10,6 +10,7 @@ import { metricsNamespace, volsdMetrics } from '../../lib/monitoring.js';
 import { acknowledgeWildcards, flattenReference, volsdWildcardAcknowledgements } from '../../lib/nag.js';
 import { mutatingEc2Actions } from '../../lib/permissions.js';
 import { VolsdStack } from '../../lib/volsd-stack.js';
+import { logDeliveryActions } from '../../lib/workflows.js';
 import {
   actionsOf,
   allStatements,
@@ -34,19 +35,23 @@ const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.T
 
 beforeAll(() => {
   // The app's own path: cdk.json context -> readAppConfig -> VolsdStack, with two served groups.
-  const app = testApp({
-    'volsd:autoScalingGroupNames': 'web-a,web-b',
-    'volsd:heartbeatTimeoutSeconds': '300',
-    'volsd:acquireFailureResult': 'CONTINUE',
-  });
+  // CDK's built-in CloudFormation validation runs here, once, on the whole app (synth fails on errors).
+  const app = testApp(
+    {
+      'volsd:autoScalingGroupNames': 'web-a,web-b',
+      'volsd:heartbeatTimeoutSeconds': '300',
+      'volsd:acquireFailureResult': 'CONTINUE',
+    },
+    { cloudFormationValidation: true },
+  );
   const { stackName, stackProps } = readAppConfig(app.node);
   stack = new VolsdStack(app, stackName, stackProps);
-  // Stand-in for the workflow functions the lead wires later: every workflow statement on one role,
-  // so the IAM assertions below see them in the template.
+  // Stand-in for the workflows not wired yet (snapshot): their statements on one role, so the IAM
+  // assertions below see every workflow statement in the template.
   const workflowRole = new Role(stack, 'WorkflowRoleUnderTest', {
     assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
   });
-  for (const statement of stack.pool.permissions.all()) workflowRole.addToPrincipalPolicy(statement);
+  for (const statement of stack.pool.permissions.forSnapshot()) workflowRole.addToPrincipalPolicy(statement);
   acknowledgeWildcards(workflowRole, volsdWildcardAcknowledgements);
   findings = nagFindings(stack);
   template = Template.fromStack(stack);
@@ -161,25 +166,30 @@ describe('push bucket', () => {
 describe('queues', () => {
   it('are all encrypted', () => {
     const queues = ofType('AWS::SQS::Queue');
-    expect(queues).toHaveLength(4);
+    // Intake and push, each with its DLQ; the DLQ of the schedules.
+    expect(queues).toHaveLength(5);
     for (const [, queue] of queues) expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
   });
 
   it('each work queue redrives to a DLQ after bounded receives, and each DLQ is one', () => {
     const queues = ofType('AWS::SQS::Queue');
-    const dlqIds = new Set(
-      queues.flatMap(([, q]) => {
-        const redrive = q.Properties.RedrivePolicy as
-          | { deadLetterTargetArn: { 'Fn::GetAtt': [string] } }
-          | undefined;
-        return redrive ? [redrive.deadLetterTargetArn['Fn::GetAtt'][0]] : [];
-      }),
+    const redriveDlqs = queues.flatMap(([, q]) => {
+      const redrive = q.Properties.RedrivePolicy as
+        | { deadLetterTargetArn: { 'Fn::GetAtt': [string] } }
+        | undefined;
+      return redrive ? [redrive.deadLetterTargetArn['Fn::GetAtt'][0]] : [];
+    });
+    const targetDlqs = ofType('AWS::Events::Rule').flatMap(([, rule]) =>
+      (rule.Properties.Targets as Array<{ DeadLetterConfig?: { Arn: { 'Fn::GetAtt': [string] } } }>).flatMap(
+        (t) => (t.DeadLetterConfig ? [t.DeadLetterConfig.Arn['Fn::GetAtt'][0]] : []),
+      ),
     );
+    const dlqIds = new Set([...redriveDlqs, ...targetDlqs]);
     for (const [id, queue] of queues) {
       if (dlqIds.has(id)) continue;
       expect(queue.Properties.RedrivePolicy, id).toMatchObject({ maxReceiveCount: 5 });
     }
-    expect(dlqIds.size).toBe(2);
+    expect(dlqIds.size).toBe(3);
   });
 
   it('each have a TLS-only policy', () => {
@@ -193,16 +203,21 @@ describe('queues', () => {
     expect([...covered].sort()).toEqual([...queueIds].sort());
   });
 
-  it('admit EventBridge only from the intake rule', () => {
-    const rule = ofType('AWS::Events::Rule')[0]?.[0];
+  it('admit EventBridge only from the rules that target them', () => {
     const eventsGrants = ofType('AWS::SQS::QueuePolicy').flatMap(([, p]) =>
       (p.Properties.PolicyDocument as { Statement: Array<Record<string, unknown>> }).Statement.filter((s) =>
         JSON.stringify(s.Principal).includes('events.amazonaws.com'),
-      ),
+      ).map((grant) => ({ queues: p.Properties.Queues as Array<{ Ref: string }>, grant })),
     );
     expect(eventsGrants.length).toBeGreaterThan(0);
-    for (const grant of eventsGrants) {
-      expect(grant.Condition).toEqual({ ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [rule, 'Arn'] } } });
+    for (const { queues, grant } of eventsGrants) {
+      const sourceRule = (grant.Condition as { ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [string] } } })
+        .ArnEquals['aws:SourceArn']['Fn::GetAtt'][0];
+      const targets = JSON.stringify(resources[sourceRule]?.Properties.Targets);
+      for (const queue of queues) expect(targets, `${sourceRule} -> ${queue.Ref}`).toContain(queue.Ref);
+      expect(grant.Condition).toEqual({
+        ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [sourceRule, 'Arn'] } },
+      });
     }
   });
 });
@@ -356,13 +371,26 @@ describe('IAM', () => {
     }
   });
 
-  it('uses Resource * only for read-only actions', () => {
+  it('uses Resource * only for read-only actions, and for log delivery on state machine roles', () => {
+    const stateMachineRoles = new Set(
+      ofType('AWS::StepFunctions::StateMachine').map(
+        ([, sm]) => (sm.Properties.RoleArn as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0],
+      ),
+    );
+    expect(stateMachineRoles.size).toBe(3);
+    const ofStateMachine = (owner: string) =>
+      (resources[owner]?.Properties.Roles as Array<{ Ref: string }> | undefined)?.every((r) =>
+        stateMachineRoles.has(r.Ref),
+      ) ?? false;
     const star = allStatements(template).filter(
       ({ statement }) => JSON.stringify(statement.Resource) === '"*"',
     );
-    const writes = star.flatMap(({ statement }) =>
+    const writes = star.flatMap(({ owner, statement }) =>
       actionsOf(statement).filter(
-        (a) => !/^[a-z0-9-]+:(Describe|List|Get)/.test(a) && !a.startsWith('xray:'),
+        (a) =>
+          !/^[a-z0-9-]+:(Describe|List|Get)/.test(a) &&
+          !a.startsWith('xray:') &&
+          !(ofStateMachine(owner) && (logDeliveryActions as readonly string[]).includes(a)),
       ),
     );
     expect(writes).toEqual([]);
@@ -388,7 +416,7 @@ describe('observability', () => {
         Threshold: 0,
       });
     }
-    expect(dlqs).toHaveLength(2);
+    expect(dlqs).toHaveLength(3);
   });
 
   it('alarms on idle volumes below target in each AZ', () => {
@@ -465,13 +493,16 @@ describe('SSM documents', () => {
   });
 
   it('lets the workflows send exactly these documents', () => {
-    const documentResources = allStatements(template)
-      .filter(({ statement }) => actionsOf(statement).includes('ssm:SendCommand'))
+    const sendStatements = allStatements(template).filter(({ statement }) =>
+      actionsOf(statement).includes('ssm:SendCommand'),
+    );
+    // Not vacuous: acquire, release, replenish (and the snapshot stand-in) send documents.
+    expect(new Set(sendStatements.map(({ owner }) => owner)).size).toBeGreaterThanOrEqual(4);
+    const documentResources = sendStatements
       .flatMap(({ statement }) => [statement.Resource].flat().map(flattenReference))
       .filter((arn) => arn.includes(':document/'))
-      .map((arn) => arn.replace(/^.*:document\//, ''))
-      .sort();
-    expect(documentResources).toEqual(allDocuments.map((d) => `${d.name}-web`).sort());
+      .map((arn) => arn.replace(/^.*:document\//, ''));
+    expect([...new Set(documentResources)].sort()).toEqual(allDocuments.map((d) => `${d.name}-web`).sort());
   });
 });
 

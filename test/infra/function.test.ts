@@ -17,7 +17,7 @@ let template: Template;
 let findings: NagFinding[];
 
 beforeAll(() => {
-  stack = new Stack(testApp(), 'FunctionFixture');
+  stack = new Stack(testApp({}, { bundling: true }), 'FunctionFixture');
   table = new Table(stack, 'Table', { partitionKey: { name: 'pk', type: AttributeType.STRING } });
   const queue = new Queue(stack, 'Queue', { encryption: QueueEncryption.SQS_MANAGED, enforceSSL: true });
   fn = new VolsdFunction(stack, 'Hello', { entry: 'test/infra/fixtures/hello.ts', serviceName: 'hello' })

@@ -12,9 +12,27 @@ export function cdkJsonContext(): Record<string, unknown> {
   return cdkJson.context;
 }
 
-/** A fresh App with cdk.json's context, plus `overrides`. */
-export function testApp(overrides: Record<string, unknown> = {}): App {
-  return new App({ context: { ...cdkJsonContext(), ...overrides } });
+/** What a test app spends time on beyond constructing and rendering the template. */
+export interface TestAppOptions {
+  /** Bundle the functions with esbuild (about a second each); otherwise their code assets are stand-ins. */
+  readonly bundling?: boolean;
+  /** Run CDK's built-in CloudFormation schema validation at synthesis (about 6 s per app). */
+  readonly cloudFormationValidation?: boolean;
+}
+
+/**
+ * A fresh App with cdk.json's context, plus `overrides`. Without bundling and without the built-in
+ * CloudFormation validation unless asked for: the templates are the same, the tests stay fast.
+ */
+export function testApp(overrides: Record<string, unknown> = {}, options: TestAppOptions = {}): App {
+  return new App({
+    context: {
+      ...cdkJsonContext(),
+      ...(options.bundling ? {} : { 'aws:cdk:bundling-stacks': [] }),
+      ...overrides,
+    },
+    builtinCloudFormationValidation: options.cloudFormationValidation ?? false,
+  });
 }
 
 /** A cdk-nag violation, flattened for readable assertion failures. */

@@ -157,9 +157,19 @@ describe('the app on an existing VPC, serving no group', () => {
     expect(subnets).toEqual([['subnet-a'], ['subnet-b'], ['subnet-c']]);
   });
 
-  it('creates no lifecycle hook and no rule, but keeps the intake queue', () => {
+  it('creates no lifecycle hook and no intake rule, but keeps the intake queue', () => {
     template.resourceCountIs('AWS::AutoScaling::LifecycleHook', 0);
-    template.resourceCountIs('AWS::Events::Rule', 0);
-    template.resourceCountIs('AWS::SQS::Queue', 4);
+    const rules = Object.values(template.findResources('AWS::Events::Rule'));
+    // Only the replenish schedules, one per AZ.
+    expect(rules.map((r) => r.Properties.ScheduleExpression)).toEqual(Array(3).fill('rate(5 minutes)'));
+    expect(
+      Object.keys(template.findResources('AWS::SQS::Queue')).filter((id) => /Intake/.test(id)),
+    ).toHaveLength(2);
+  });
+
+  it('creates no dispatcher: nothing would feed it', () => {
+    const functions = Object.keys(template.findResources('AWS::Lambda::Function'));
+    expect(functions.filter((id) => /Dispatcher/.test(id))).toEqual([]);
+    expect(functions.filter((id) => /Acquire/.test(id))).toHaveLength(1);
   });
 });

@@ -146,6 +146,17 @@ describe('workflow permissions', () => {
     ]);
   });
 
+  it('let the dispatcher complete only launch actions of the served groups, and no heartbeat', () => {
+    const statements = resolved(permissions.forDispatcher());
+    expect(statements.map((s) => [actionsOf(s), s.Resource])).toEqual([
+      [['autoscaling:DescribeAutoScalingInstances'], ['*']],
+      [
+        ['autoscaling:CompleteLifecycleAction'],
+        [arn('autoscaling', '123456789012:autoScalingGroup:*:autoScalingGroupName/web-a')],
+      ],
+    ]);
+  });
+
   it('give fast snapshot restore only on pool snapshots when enabled', () => {
     const [statement] = allowing(resolved(permissions.forSnapshot()), 'ec2:EnableFastSnapshotRestores');
     expect(statement?.Condition).toEqual({ StringEquals: { 'aws:ResourceTag/volsd:pool': 'web' } });
@@ -167,7 +178,7 @@ describe('workflow permissions', () => {
       documentNames: [],
       groupNames: [],
     });
-    const actions = resolved(none.all()).flatMap(actionsOf);
+    const actions = resolved([...none.all(), ...none.forDispatcher()]).flatMap(actionsOf);
     expect(actions).not.toContain('autoscaling:CompleteLifecycleAction');
     expect(actions).not.toContain('ssm:SendCommand');
   });

@@ -1,0 +1,515 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import type { App, CfnElement } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ZodTypeAny } from 'zod';
+import { configFromEnv, dispatcherEnv } from '../../lambdas/dispatcher/handler.js';
+import { loadWorkflowConfig, workflowConfigShape } from '../../lambdas/shared/workflow-config.js';
+import { readAppConfig } from '../../lib/config.js';
+import { flattenReference, type ResolvedStatement } from '../../lib/nag.js';
+import { mutatingEc2Actions } from '../../lib/permissions.js';
+import type { VolsdFunction } from '../../lib/volsd-function.js';
+import { VolsdStack } from '../../lib/volsd-stack.js';
+import type { Workflow } from '../../lib/workflows.js';
+import { actionsOf, allStatements, testApp } from './helpers.js';
+
+const require = createRequire(import.meta.url);
+// asl-validator ships no types.
+const aslValidator = require('asl-validator') as (
+  definition: unknown,
+  options?: { checkPaths?: boolean; checkArn?: boolean },
+) => { isValid: boolean; errorsText: (separator?: string) => string };
+
+type Resource = { Type: string; Properties: Record<string, unknown>; DependsOn?: string[] };
+type Env = Record<string, unknown>;
+type State = { Type: string; Retry?: unknown[]; Catch?: unknown[]; States?: Record<string, State> } & Record<
+  string,
+  unknown
+>;
+
+let app: App;
+let stack: VolsdStack;
+let resources: Record<string, Resource>;
+let workflows: Workflow[];
+
+const logicalId = (construct: IConstruct): string =>
+  stack.getLogicalId(construct.node.defaultChild as CfnElement);
+const resourceOf = (construct: IConstruct): Resource => {
+  const resource = resources[logicalId(construct)];
+  if (!resource) throw new Error(`no resource for ${construct.node.path}`);
+  return resource;
+};
+const envOf = (fn: VolsdFunction): Env =>
+  (resourceOf(fn.function).Properties.Environment as { Variables: Env }).Variables;
+/** Allow statements of the policies attached to `role` (its default policy). */
+const statementsOf = (fn: VolsdFunction): ResolvedStatement[] => {
+  const role = logicalId(fn.role);
+  return allStatements(Template.fromJSON({ Resources: resources }))
+    .filter(({ owner }) => {
+      const roles = resources[owner]?.Properties.Roles as Array<{ Ref: string }> | undefined;
+      return roles?.some((r) => r.Ref === role) ?? false;
+    })
+    .map(({ statement }) => statement);
+};
+const ref = (construct: IConstruct) => ({ Ref: logicalId(construct) });
+
+/** Plausible values for what is a token at synth, so the handlers' own config parsers can run. */
+function standIn(key: string, value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (key.endsWith('_ARN')) return `arn:aws:states:us-east-1:123456789012:stateMachine:${key.toLowerCase()}`;
+  const known: Record<string, string> = {
+    TABLE_NAME: 'Volsd-web-PoolVolumeTable-1ABC',
+    PUSH_BUCKET: 'volsd-web-poolpushbucket-1abc',
+    EXPECTED_ACCOUNT_ID: '123456789012',
+  };
+  const standIn = known[key];
+  if (!standIn) throw new Error(`${key} is a token the test has no stand-in for: ${JSON.stringify(value)}`);
+  return standIn;
+}
+/**
+ * A CloudFormation string value (a literal or an Fn::Join) as text, each intrinsic in it replaced by
+ * `@<n>`; the intrinsics in `tokens`.
+ */
+function render(value: unknown): { text: string; tokens: unknown[] } {
+  const tokens: unknown[] = [];
+  const walk = (v: unknown): string => {
+    if (typeof v === 'string') return v;
+    const join = (v as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
+    if (join) return join[1].map(walk).join(join[0]);
+    tokens.push(v);
+    return `@${tokens.length - 1}`;
+  };
+  return { text: walk(value), tokens };
+}
+
+const standInEnv = (env: Env): Record<string, string> =>
+  Object.fromEntries(Object.entries(env).map(([key, value]) => [key, standIn(key, value)]));
+
+/** The definition as deployed: the asset file of the state machine. */
+function definitionOf(workflow: Workflow): { text: string; substitutions: Record<string, unknown> } {
+  const asset = workflow.stateMachine.node.findChild('DefinitionBody') as Asset;
+  const text = readFileSync(join(app.outdir, asset.assetPath), 'utf8');
+  const substitutions = resourceOf(workflow.stateMachine).Properties.DefinitionSubstitutions as Record<
+    string,
+    unknown
+  >;
+  return { text, substitutions };
+}
+
+function tasksOf(states: Record<string, State>): Array<[string, State]> {
+  return Object.entries(states).flatMap(([name, state]) => {
+    const nested = [
+      ...((state.Branches as Array<{ States: Record<string, State> }> | undefined) ?? []),
+      ...['Iterator', 'ItemProcessor'].flatMap((k) =>
+        state[k] ? [state[k] as { States: Record<string, State> }] : [],
+      ),
+    ].flatMap((b) => tasksOf(b.States));
+    return [...(state.Type === 'Task' ? [[name, state] as [string, State]] : []), ...nested];
+  });
+}
+
+const infrastructureEnv = ['POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE', 'NODE_OPTIONS'];
+const requiredKeys = (shape: Record<string, ZodTypeAny>) =>
+  Object.entries(shape)
+    .filter(([, schema]) => !schema.isOptional())
+    .map(([key]) => key);
+
+beforeAll(() => {
+  app = testApp({ 'volsd:autoScalingGroupNames': 'web-a,web-b' });
+  const { stackName, stackProps } = readAppConfig(app.node);
+  stack = new VolsdStack(app, stackName, stackProps);
+  resources = Template.fromStack(stack).toJSON().Resources as Record<string, Resource>;
+  const w = stack.pool.workflows;
+  workflows = [w.acquire, w.release, w.replenish];
+});
+
+describe('state machines', () => {
+  it('are Standard, traced, named after the pool, and log every transition without execution data', () => {
+    for (const workflow of workflows) {
+      expect(resourceOf(workflow.stateMachine).Properties).toMatchObject({
+        StateMachineName: `volsd-web-${workflow.name}`,
+        StateMachineType: 'STANDARD',
+        TracingConfiguration: { Enabled: true },
+        LoggingConfiguration: {
+          Level: 'ALL',
+          IncludeExecutionData: false,
+          Destinations: [
+            {
+              CloudWatchLogsLogGroup: {
+                LogGroupArn: { 'Fn::GetAtt': [logicalId(workflow.logGroup), 'Arn'] },
+              },
+            },
+          ],
+        },
+      });
+    }
+  });
+
+  it('log to a vended-logs group with a retention, unique per stack instance', () => {
+    for (const workflow of workflows) {
+      const props = resourceOf(workflow.logGroup).Properties;
+      expect(props.RetentionInDays).toBe(30);
+      expect(flattenReference(props.LogGroupName)).toMatch(
+        new RegExp(`^/aws/vendedlogs/states/volsd-web-${workflow.name}-.*AWS::StackId`),
+      );
+    }
+  });
+
+  it('deploy valid ASL', () => {
+    for (const workflow of workflows) {
+      const { text, substitutions } = definitionOf(workflow);
+      let deployed = text;
+      for (const key of Object.keys(substitutions)) {
+        deployed = deployed.replaceAll(`\${${key}}`, `arn:aws:lambda:us-east-1:123456789012:function:${key}`);
+      }
+      const result = aslValidator(JSON.parse(deployed));
+      expect(result.isValid, `${workflow.name}: ${result.errorsText('; ')}`).toBe(true);
+    }
+  });
+
+  it('have a Retry and a Catch on every Task', () => {
+    for (const workflow of workflows) {
+      const definition = JSON.parse(definitionOf(workflow).text) as { States: Record<string, State> };
+      const tasks = tasksOf(definition.States);
+      expect(tasks.length).toBeGreaterThan(3);
+      for (const [name, task] of tasks) {
+        expect(task.Retry?.length, `${workflow.name}.${name} Retry`).toBeGreaterThan(0);
+        expect(task.Catch?.length, `${workflow.name}.${name} Catch`).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('have a substitution for every placeholder, and a placeholder for every substitution', () => {
+    for (const workflow of workflows) {
+      const { text, substitutions } = definitionOf(workflow);
+      const placeholders = new Set([...text.matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]));
+      expect([...placeholders].sort(), workflow.name).toEqual(Object.keys(substitutions).sort());
+    }
+  });
+
+  it("run every Task on the workflow's own function", () => {
+    for (const workflow of workflows) {
+      const { text, substitutions } = definitionOf(workflow);
+      expect(Object.values(substitutions)).toEqual([
+        { 'Fn::GetAtt': [logicalId(workflow.function.function), 'Arn'] },
+      ]);
+      const definition = JSON.parse(text) as { States: Record<string, State> };
+      const placeholder = `\${${Object.keys(substitutions)[0]}}`;
+      for (const [, task] of tasksOf(definition.States)) expect(task.Resource).toBe(placeholder);
+    }
+  });
+
+  it('may invoke their own function and nothing else, and no other version of it', () => {
+    for (const workflow of workflows) {
+      const role = (resourceOf(workflow.stateMachine).Properties.RoleArn as { 'Fn::GetAtt': [string] })[
+        'Fn::GetAtt'
+      ][0];
+      const invokes = allStatements(Template.fromJSON({ Resources: resources })).filter(
+        ({ owner, statement }) =>
+          (resources[owner]?.Properties.Roles as Array<{ Ref: string }> | undefined)?.some(
+            (r) => r.Ref === role,
+          ) && actionsOf(statement).some((a) => a.startsWith('lambda:')),
+      );
+      expect(invokes.map(({ statement }) => [statement.Action, statement.Resource])).toEqual([
+        ['lambda:InvokeFunction', { 'Fn::GetAtt': [logicalId(workflow.function.function), 'Arn'] }],
+      ]);
+    }
+  });
+});
+
+describe('workflow functions', () => {
+  it('get every variable the workflow configuration requires', () => {
+    const required = requiredKeys(workflowConfigShape);
+    expect(required).toEqual(expect.arrayContaining(['TABLE_NAME', 'POOL_NAME', 'PUSH_BUCKET']));
+    for (const workflow of workflows) {
+      expect(Object.keys(envOf(workflow.function)), workflow.name).toEqual(expect.arrayContaining(required));
+    }
+  });
+
+  it('get only variables the workflow configuration knows, each valid', () => {
+    const shape = workflowConfigShape as unknown as Record<string, ZodTypeAny>;
+    for (const workflow of workflows) {
+      for (const [key, value] of Object.entries(envOf(workflow.function))) {
+        if (infrastructureEnv.includes(key)) continue;
+        const schema = shape[key];
+        expect(schema, `${workflow.name}: ${key} is unknown to workflowConfigShape`).toBeDefined();
+        if (typeof value === 'string') {
+          expect(schema?.safeParse(value).success, `${workflow.name}: ${key}=${value}`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('load their configuration from the synthesized environment', () => {
+    for (const workflow of workflows) {
+      const config = loadWorkflowConfig(standInEnv(envOf(workflow.function)));
+      expect(config).toMatchObject({
+        POOL_NAME: 'web',
+        MOUNT_PATH: '/srv/www',
+        HEARTBEAT_TIMEOUT: 600,
+        VOLUME_SIZE_GIB: 20,
+        MOUNT_DOCUMENT: 'Volsd-Mount-web',
+        UNMOUNT_DOCUMENT: 'Volsd-Unmount-web',
+        SYNC_DOCUMENT: 'Volsd-Sync-web',
+        FORMAT_DOCUMENT: 'Volsd-Format-web',
+        FREEZE_DOCUMENT: 'Volsd-Freeze-web',
+      });
+    }
+  });
+
+  it('name the volume table and the push bucket', () => {
+    for (const workflow of workflows) {
+      expect(envOf(workflow.function)).toMatchObject({
+        TABLE_NAME: ref(stack.pool.table.table),
+        PUSH_BUCKET: ref(stack.pool.push.bucket),
+      });
+    }
+  });
+
+  it('of acquire and release may request a replenish, and only they', () => {
+    const { acquire, release, replenish } = stack.pool.workflows;
+    for (const workflow of [acquire, release]) {
+      expect(envOf(workflow.function).REPLENISH_STATE_MACHINE_ARN).toEqual(ref(replenish.stateMachine));
+      const starts = statementsOf(workflow.function).filter((s) =>
+        actionsOf(s).includes('states:StartExecution'),
+      );
+      expect(starts.map((s) => s.Resource)).toEqual([ref(replenish.stateMachine)]);
+    }
+    expect(envOf(replenish.function).REPLENISH_STATE_MACHINE_ARN).toBeUndefined();
+    expect(
+      statementsOf(replenish.function)
+        .flatMap(actionsOf)
+        .filter((a) => a.startsWith('states:')),
+    ).toEqual([]);
+  });
+
+  it('may each call exactly the mutating EC2 actions of their steps', () => {
+    const { acquire, release, replenish } = stack.pool.workflows;
+    const mutating = (fn: VolsdFunction) =>
+      [...new Set(statementsOf(fn).flatMap(actionsOf))]
+        .filter((a) => (mutatingEc2Actions as readonly string[]).includes(a))
+        .sort();
+    expect(mutating(acquire.function)).toEqual([
+      'ec2:AttachVolume',
+      'ec2:DetachVolume',
+      'ec2:ModifyInstanceAttribute',
+    ]);
+    expect(mutating(release.function)).toEqual(['ec2:AttachVolume', 'ec2:DeleteVolume', 'ec2:DetachVolume']);
+    expect(mutating(replenish.function)).toEqual([
+      'ec2:AttachVolume',
+      'ec2:CreateTags',
+      'ec2:CreateVolume',
+      'ec2:DeleteVolume',
+      'ec2:DetachVolume',
+    ]);
+  });
+
+  it('never read the push bucket: only Volsd-Sync on the instances does', () => {
+    for (const workflow of workflows) {
+      expect(
+        statementsOf(workflow.function)
+          .flatMap(actionsOf)
+          .filter((a) => a.startsWith('s3:')),
+      ).toEqual([]);
+    }
+  });
+});
+
+describe('lifecycle dispatcher', () => {
+  it('gets every variable its configuration requires, and loads it', () => {
+    const dispatcher = stack.pool.workflows.dispatcher;
+    if (!dispatcher) throw new Error('no dispatcher');
+    const env = envOf(dispatcher);
+    // AWS_REGION is set by the Lambda runtime.
+    const required = requiredKeys(dispatcherEnv).filter((k) => k !== 'AWS_REGION');
+    expect(Object.keys(env)).toEqual(expect.arrayContaining(required));
+    expect(configFromEnv({ ...standInEnv(env), AWS_REGION: 'us-east-1' })).toMatchObject({
+      pool: 'web',
+      servedGroups: ['web-a', 'web-b'],
+      verifyInstances: true,
+    });
+    expect(env).toMatchObject({
+      ACQUIRE_STATE_MACHINE_ARN: ref(stack.pool.workflows.acquire.stateMachine),
+      RELEASE_STATE_MACHINE_ARN: ref(stack.pool.workflows.release.stateMachine),
+      EXPECTED_ACCOUNT_ID: { Ref: 'AWS::AccountId' },
+    });
+  });
+
+  it('consumes the intake queue ten messages at a time with partial batch responses', () => {
+    const mappings = Object.values(resources).filter(
+      (r) =>
+        r.Type === 'AWS::Lambda::EventSourceMapping' &&
+        JSON.stringify(r.Properties.EventSourceArn).includes(logicalId(stack.pool.intake.queue)),
+    );
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0]?.Properties).toMatchObject({
+      FunctionName: ref(stack.pool.workflows.dispatcher?.function ?? stack),
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    expect(mappings[0]?.Properties.MaximumBatchingWindowInSeconds).toBeUndefined();
+  });
+
+  it('may start acquire and release, and complete lifecycle actions of the served groups only', () => {
+    const dispatcher = stack.pool.workflows.dispatcher;
+    if (!dispatcher) throw new Error('no dispatcher');
+    const statements = statementsOf(dispatcher);
+    const starts = statements.filter((s) => actionsOf(s).includes('states:StartExecution'));
+    expect(starts.flatMap((s) => [s.Resource].flat())).toEqual([
+      ref(stack.pool.workflows.acquire.stateMachine),
+      ref(stack.pool.workflows.release.stateMachine),
+    ]);
+    const complete = statements.filter((s) => actionsOf(s).includes('autoscaling:CompleteLifecycleAction'));
+    expect(complete.flatMap((s) => [s.Resource].flat().map(flattenReference))).toEqual([
+      expect.stringMatching(/:autoScalingGroup:\*:autoScalingGroupName\/web-a$/),
+      expect.stringMatching(/:autoScalingGroup:\*:autoScalingGroupName\/web-b$/),
+    ]);
+    expect(statements.flatMap(actionsOf).filter((a) => a.startsWith('ec2:'))).toEqual([]);
+  });
+});
+
+describe('schedules', () => {
+  const scheduleRules = () =>
+    Object.entries(resources).filter(
+      ([, r]) => r.Type === 'AWS::Events::Rule' && r.Properties.ScheduleExpression,
+    );
+
+  it('start replenish in each AZ at the configured rate, with its pool, AZ and reason', () => {
+    const rules = scheduleRules();
+    expect(rules).toHaveLength(2);
+    rules.forEach(([, rule], index) => {
+      const [target] = rule.Properties.Targets as Array<Record<string, unknown>>;
+      expect(rule.Properties.ScheduleExpression).toBe('rate(5 minutes)');
+      expect(target?.Arn).toEqual(ref(stack.pool.workflows.replenish.stateMachine));
+      const input = render(target?.Input);
+      expect(JSON.parse(input.text)).toEqual({ pool: 'web', az: '@0', reason: 'schedule' });
+      expect(input.tokens).toEqual([{ 'Fn::Select': [index, { 'Fn::GetAZs': '' }] }]);
+    });
+  });
+
+  it('retry a failed start, then send it to a DLQ that alarms', () => {
+    const dlq = logicalId(stack.pool.workflows.scheduleDeadLetterQueue);
+    for (const [, rule] of scheduleRules()) {
+      const [target] = rule.Properties.Targets as Array<Record<string, unknown>>;
+      expect(target).toMatchObject({
+        RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 300 },
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [dlq, 'Arn'] } },
+      });
+    }
+    const alarms = Object.values(resources).filter(
+      (r) =>
+        r.Type === 'AWS::CloudWatch::Alarm' && JSON.stringify(r.Properties.Dimensions ?? []).includes(dlq),
+    );
+    expect(alarms).toHaveLength(1);
+  });
+
+  it('start only after the pool record exists', () => {
+    const record = logicalId(stack.pool.record.resource);
+    for (const [, rule] of scheduleRules()) expect(rule.DependsOn).toEqual(expect.arrayContaining([record]));
+  });
+});
+
+describe('pool record', () => {
+  const record = () => resourceOf(stack.pool.record.resource);
+
+  it("writes the pool's AZs and idle target at deploy, keeping its content generation", () => {
+    const create = render(record().Properties.Create);
+    expect(record().Type).toBe('Custom::VolsdPoolRecord');
+    expect(JSON.parse(create.text)).toMatchObject({
+      service: 'DynamoDB',
+      action: 'updateItem',
+      parameters: {
+        TableName: '@0',
+        Key: { pk: { S: 'POOL#web' }, sk: { S: 'POOL' } },
+        UpdateExpression: expect.stringContaining('generation = if_not_exists(generation, :zero)'),
+        ExpressionAttributeValues: {
+          ':pool': { S: 'web' },
+          ':azs': { L: [{ S: '@1' }, { S: '@2' }] },
+          ':t': { N: '2' },
+          ':zero': { N: '0' },
+        },
+      },
+    });
+    expect(create.tokens[0]).toEqual(ref(stack.pool.table.table));
+    expect(render(record().Properties.Update)).toEqual(create);
+  });
+
+  it('may update items of the volume table and do nothing else', () => {
+    const policies = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::IAM::Policy' && (r.Properties.PolicyName as string).includes('Record'),
+    );
+    const statements = policies.flatMap(
+      (p) => (p.Properties.PolicyDocument as { Statement: ResolvedStatement[] }).Statement,
+    );
+    expect(statements.map((s) => [s.Action, s.Resource])).toEqual([
+      ['dynamodb:UpdateItem', { 'Fn::GetAtt': [logicalId(stack.pool.table.table), 'Arn'] }],
+    ]);
+  });
+});
+
+describe('published configuration and client policies', () => {
+  it('publish each state machine ARN under /volsd/<pool>/', () => {
+    for (const workflow of workflows) {
+      const parameter = Object.values(resources).find(
+        (r) =>
+          r.Type === 'AWS::SSM::Parameter' &&
+          r.Properties.Name === `/volsd/web/${workflow.name}-state-machine-arn`,
+      );
+      expect(parameter?.Properties.Value, workflow.name).toEqual(ref(workflow.stateMachine));
+    }
+  });
+
+  const startsIn = (policy: IConstruct) =>
+    (resourceOf(policy).Properties.PolicyDocument as { Statement: ResolvedStatement[] }).Statement.filter(
+      (s) => actionsOf(s).includes('states:StartExecution'),
+    ).flatMap((s) => [s.Resource].flat());
+
+  it('let client hosts start acquire and release, not replenish', () => {
+    const { acquire, release } = stack.pool.workflows;
+    expect(startsIn(stack.pool.clientPolicies.hostPolicy)).toEqual([
+      ref(acquire.stateMachine),
+      ref(release.stateMachine),
+    ]);
+  });
+
+  it('let admins start every workflow', () => {
+    expect(startsIn(stack.pool.clientPolicies.adminPolicy)).toEqual(
+      expect.arrayContaining(workflows.map((w) => ref(w.stateMachine))),
+    );
+  });
+});
+
+describe('alarms', () => {
+  const alarms = () => Object.values(resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
+
+  it('fire on a failed, timed-out or aborted execution of each state machine', () => {
+    for (const workflow of workflows) {
+      const mine = alarms().filter((a) =>
+        JSON.stringify(a.Properties.Metrics ?? []).includes(logicalId(workflow.stateMachine)),
+      );
+      expect(mine, workflow.name).toHaveLength(1);
+      const metricNames = JSON.stringify(mine[0]?.Properties.Metrics);
+      for (const name of ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsAborted'])
+        expect(metricNames).toContain(name);
+      expect(mine[0]?.Properties).toMatchObject({
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
+    }
+  });
+
+  it('fire on dispatcher errors', () => {
+    const dispatcher = stack.pool.workflows.dispatcher?.function;
+    if (!dispatcher) throw new Error('no dispatcher');
+    const mine = alarms().filter(
+      (a) =>
+        a.Properties.MetricName === 'Errors' &&
+        JSON.stringify(a.Properties.Dimensions ?? []).includes(logicalId(dispatcher)),
+    );
+    expect(mine).toHaveLength(1);
+  });
+});
