@@ -49,12 +49,13 @@ export class InstanceMetadata {
     try {
       document = JSON.parse(text ?? '') as Record<string, unknown>;
     } catch {
-      throw this.notOnEc2('the instance identity document is not JSON');
+      throw this.notOnEc2(`the instance identity document from ${this.endpoint} is not JSON`);
     }
     const instanceId = typeof document.instanceId === 'string' ? document.instanceId : undefined;
     const az = typeof document.availabilityZone === 'string' ? document.availabilityZone : undefined;
     const region = typeof document.region === 'string' ? document.region : undefined;
-    if (!instanceId || !az || !region) throw this.notOnEc2('the instance identity document is incomplete');
+    if (!instanceId || !az || !region)
+      throw this.notOnEc2(`the instance identity document from ${this.endpoint} is incomplete`);
     return {
       instanceId,
       az,
@@ -77,7 +78,8 @@ export class InstanceMetadata {
       headers: { 'x-aws-ec2-metadata-token': token },
     });
     if (response.status === 404) return undefined;
-    if (response.status !== 200) throw this.notOnEc2(`GET ${path} answered HTTP ${response.status}`);
+    if (response.status !== 200)
+      throw this.notOnEc2(`the instance metadata service answered HTTP ${response.status} to GET ${path}`);
     return response.text();
   }
 
@@ -87,14 +89,17 @@ export class InstanceMetadata {
         method: 'PUT',
         headers: { 'x-aws-ec2-metadata-token-ttl-seconds': String(tokenTtlSeconds) },
       });
-      if (response.status !== 200) throw this.notOnEc2(`the token request answered HTTP ${response.status}`);
+      if (response.status !== 200)
+        throw this.notOnEc2(
+          `the instance metadata service answered HTTP ${response.status} to the token request`,
+        );
       return response.text();
     })();
     return this.token;
   }
 
   private async request(path: string, init: RequestInit): Promise<Response> {
-    if (this.disabled) throw this.notOnEc2('AWS_EC2_METADATA_DISABLED is set');
+    if (this.disabled) throw this.notOnEc2('instance metadata is switched off (AWS_EC2_METADATA_DISABLED)');
     try {
       return await fetch(new URL(path, `${this.endpoint}/`), {
         ...init,
@@ -106,7 +111,7 @@ export class InstanceMetadata {
         e.name === 'TimeoutError'
           ? `no answer within ${requestTimeoutMs / 1000}s`
           : (e.cause?.code ?? e.cause?.message ?? e.message ?? String(err));
-      throw this.notOnEc2(`${this.endpoint} did not answer (${why})`);
+      throw this.notOnEc2(`the instance metadata service ${this.endpoint} did not answer (${why})`);
     }
   }
 
@@ -114,7 +119,7 @@ export class InstanceMetadata {
     return new ClientError(
       ExitCode.NotOnEc2,
       'NotOnEc2',
-      `not on EC2: the instance metadata service ${why}; this command runs on the host that holds the volume`,
+      `not on EC2: ${why}; this command runs on the EC2 host that acquires the volume`,
       { endpoint: this.endpoint },
     );
   }

@@ -5,14 +5,14 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type VolumeRecord, VolumeState } from '../../lambdas/shared/model.js';
 import { keys } from '../../lambdas/shared/table-schema.js';
-import { executionName, WorkflowAction, type WorkflowInput } from '../../lambdas/shared/workflow-input.js';
 import { localCredentials } from '../../sandbox/servers.js';
 import { buildBundle, type ClientWorld, parseJson, runClient, startWorld } from './harness.js';
 
 let world: ClientWorld;
 /** Environment of an operator's workstation: no instance metadata needed. */
 let adminEnv: Record<string, string>;
-let holder: string;
+/** The web host that holds a volume of the pool. */
+const holder = 'i-0a1b2c3d4e5f60718';
 
 /** Push records as the push pipeline keeps them: generation, keys, command, times, per-instance outcome. */
 function pushItem(generation: number, at: string, instances: Record<string, unknown>) {
@@ -29,6 +29,12 @@ function pushItem(generation: number, at: string, instances: Record<string, unkn
   };
 }
 
+/**
+ * The admin views read the volume table and nothing else, so the pool's state is written straight into
+ * the table through the repository: volumes in several states, two pushes, a generation and a
+ * snapshot. (No replenish runs before the tests: the views are checked against the table, and the
+ * pool sits at its target, so the `replenish` command's executions find nothing to do.)
+ */
 beforeAll(async () => {
   const [started] = await Promise.all([
     startWorld({ azs: 2, idlePerAz: 1, timeScale: 0.01, seed: 23 }),
@@ -37,26 +43,46 @@ beforeAll(async () => {
   world = started;
   const { sandbox } = world;
   adminEnv = world.env();
-  const [host] = await Promise.all([world.launchHost('us-east-1b'), sandbox.replenishAll()]);
-  holder = host;
-  const input: WorkflowInput = {
-    pool: 'web',
-    instanceId: holder,
-    action: WorkflowAction.ManualAcquire,
-    requestId: 'admin-test',
-  };
-  sandbox.sfn.start(sandbox.wiring.stateMachines.acquire, executionName(input), JSON.stringify(input));
-  await sandbox.settle();
-  await sandbox.repo.setLatestSnapshot('web', {
+  const { repo } = sandbox;
+  const workerA = sandbox.workers['us-east-1a'] ?? '';
+  const workerB = sandbox.workers['us-east-1b'] ?? '';
+  const volumes = [
+    {
+      volumeId: 'vol-0000000000000000a',
+      az: 'us-east-1a',
+      state: VolumeState.Idle,
+      holder: workerA,
+      generation: 2,
+    },
+    { volumeId: 'vol-0000000000000000b', az: 'us-east-1a', state: VolumeState.Error, generation: 1 },
+    {
+      volumeId: 'vol-0000000000000000c',
+      az: 'us-east-1b',
+      state: VolumeState.Idle,
+      holder: workerB,
+      generation: 2,
+    },
+    { volumeId: 'vol-0000000000000000d', az: 'us-east-1b', state: VolumeState.InUse, holder, generation: 1 },
+    {
+      volumeId: 'vol-0000000000000000e',
+      az: 'us-east-1b',
+      state: VolumeState.Claimed,
+      holder: 'i-0f0e0d0c0b0a09080',
+      generation: 2,
+    },
+  ];
+  for (const volume of volumes) await repo.registerVolume({ pool: 'web', ...volume });
+  await repo.bumpGeneration('web');
+  await repo.bumpGeneration('web');
+  await repo.setLatestSnapshot('web', {
     snapshotId: 'snap-0123456789abcdef0',
-    generation: 0,
+    generation: 2,
     createdAt: '2026-01-02T03:04:05.000Z',
   });
-  const worker = sandbox.workers['us-east-1a'] ?? '';
   for (const item of [
-    pushItem(1, '2026-01-01T10:00:00.000Z', { [worker]: { status: 'Success' } }),
+    pushItem(1, '2026-01-01T10:00:00.000Z', { [workerA]: { status: 'Success' } }),
     pushItem(2, '2026-01-01T11:00:00.000Z', {
-      [worker]: { status: 'Success' },
+      [workerA]: { status: 'Success' },
       [holder]: { status: 'Failed', detail: 'sync exited 8' },
     }),
   ]) {
@@ -122,12 +148,12 @@ describe('pool', () => {
     const run = await runClient(['pool', '--pool', 'web'], adminEnv);
 
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/generation\s+0/);
-    expect(run.stdout).toMatch(/latest snapshot\s+snap-0123456789abcdef0 \(generation 0/);
+    expect(run.stdout).toMatch(/generation\s+2/);
+    expect(run.stdout).toMatch(/latest snapshot\s+snap-0123456789abcdef0 \(generation 2/);
     const rows = run.stdout.split('\n').filter((line) => line.startsWith('us-east-1'));
     expect(rows.map((r) => r.split(/\s+/))).toEqual([
-      ['us-east-1a', '1', '1', '0', '0', '0', '0'],
-      ['us-east-1b', '1', '1', '0', '1', '0', '0'],
+      ['us-east-1a', '1', '1', '0', '0', '0', '1'],
+      ['us-east-1b', '1', '1', '0', '1', '1', '0'],
     ]);
   });
 

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { buildClient, defaultBundlePath } from '../../client/build.js';
+import { VolumeState } from '../../lambdas/shared/model.js';
 import { poolTag, Role, roleTag } from '../../lambdas/shared/tags.js';
 import { type Gateway, startGateway } from '../../sandbox/gateway/gateway.js';
 import { publishConfig } from '../../sandbox/gateway/publish-config.js';
@@ -73,6 +74,12 @@ export interface ClientWorld {
   env(imds?: string, extra?: Record<string, string>): Record<string, string>;
   /** Launches a host outside any group, tagged for the pool, and waits until its SSM agent answers. */
   launchHost(az?: string): Promise<string>;
+  /**
+   * Replenishes every AZ up to its target of idle volumes. A round that fails leaves SYNCING volumes
+   * that the next round adopts, so it tries up to three rounds (on a loaded machine a sync can outlast
+   * the replenish workflow's wait, which is counted in modelled time).
+   */
+  fillPool(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -97,6 +104,19 @@ export async function startWorld(options: SandboxOptions = {}): Promise<ClientWo
           `host ${id} online`,
         );
         return id;
+      },
+      async fillPool() {
+        const { repo, options } = sandbox;
+        for (let round = 1; ; round++) {
+          await sandbox.replenishAll();
+          const idle = await repo.listVolumes({ pool: options.pool, state: VolumeState.Idle });
+          const short = options.azs.filter(
+            (az) => idle.filter((v) => v.az === az).length < options.idlePerAz,
+          );
+          if (short.length === 0) return;
+          if (round === 3)
+            throw new Error(`the pool did not fill in ${short.join(', ')} after ${round} rounds`);
+        }
       },
       async stop() {
         await gateway.stop();

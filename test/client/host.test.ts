@@ -32,7 +32,7 @@ beforeAll(async () => {
   await world.sandbox.repo.bumpGeneration(world.sandbox.options.pool);
   const [hosts] = await Promise.all([
     Promise.all([world.launchHost(), world.launchHost(), world.launchHost()]),
-    world.sandbox.replenishAll(),
+    world.fillPool(),
   ]);
   [host = '', ...spareHosts] = hosts;
   hostEnv = world.env(await world.gateway.imdsFor(host), { VOLSD_ROOT: world.sandbox.cloud.hostRoot(host) });
@@ -233,7 +233,7 @@ describe('errors', () => {
     });
 
     expect(run.code).toBe(3);
-    expect(run.stderr).toContain('not on EC2');
+    expect(run.stderr).toContain('not on EC2: instance metadata is switched off (AWS_EC2_METADATA_DISABLED)');
   });
 
   it('exits 4 naming the action when AWS denies StartExecution', async () => {
