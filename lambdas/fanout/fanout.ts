@@ -99,10 +99,7 @@ function classify(message: PushMessage, config: FanOutConfig): Classified {
   let ignored = 0;
   for (const record of parsed.data.Records) {
     // Another bucket's events have no business here: not content of this pool.
-    if (
-      record.s3.bucket.name !== config.bucket ||
-      !/^Object(Created|Removed|Restore)/.test(record.eventName)
-    ) {
+    if (record.s3.bucket.name !== config.bucket || !/^Object(Created|Removed):/.test(record.eventName)) {
       ignored++;
       continue;
     }

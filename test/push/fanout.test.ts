@@ -200,6 +200,7 @@ describe('fanOutBatch: refused and ignored keys', () => {
     ['another bucket', [message('m1', ['live/a.html'], { bucket: 'someone-else' })]],
     ['a test event', [sqsRecord('m1', fixture('s3-notification-test-event'))]],
     ['a replication event', [message('m1', ['live/a.html'], { eventName: 'Replication:OperationFailed' })]],
+    ['a restore event', [message('m1', ['live/a.html'], { eventName: 'ObjectRestore:Completed' })]],
   ])('does nothing for %s', async (_what, batch) => {
     // Act
     const result = await fanOutBatch(batch, deps);
