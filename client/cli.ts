@@ -46,7 +46,7 @@ export const globalOptions: Record<string, OptionDef> = {
   region: { type: 'string', value: 'REGION', description: "AWS Region (default: the SDK's, or the host's)" },
   profile: { type: 'string', value: 'NAME', description: 'AWS profile for credentials and Region' },
   output: { type: 'string', value: 'table|json', description: 'output format (default: table)' },
-  quiet: { type: 'boolean', short: 'q', description: 'no progress display, no notes' },
+  quiet: { type: 'boolean', short: 'q', description: 'no progress display (results and errors still print)' },
   help: { type: 'boolean', short: 'h', description: 'show help (for a command: volsd-client CMD --help)' },
   version: { type: 'boolean', description: 'print the version' },
 };

@@ -11,8 +11,6 @@ export interface TextSink {
 /** Reports a waiting workflow: its status and, when known, the step it is in. */
 export interface Progress {
   update(status: string, step?: string): void;
-  /** Prints a note (plain and tty modes). */
-  note(text: string): void;
   /** Ends the display (clears the spinner line). */
   stop(): void;
 }
@@ -33,7 +31,7 @@ export function createProgress(
   const started = now();
   let status = 'STARTING';
   let step: string | undefined;
-  if (mode === 'silent') return { update() {}, note() {}, stop() {} };
+  if (mode === 'silent') return { update() {}, stop() {} };
   if (mode === 'plain') {
     let last = '';
     return {
@@ -42,9 +40,6 @@ export function createProgress(
         if (shown === last) return;
         last = shown;
         sink.write(`${label}: ${shown} (${formatElapsed(now() - started)})\n`);
-      },
-      note(text) {
-        sink.write(`${text}\n`);
       },
       stop() {},
     };
@@ -64,10 +59,6 @@ export function createProgress(
     update(nextStatus, nextStep) {
       status = nextStatus;
       step = nextStep ?? step;
-      draw();
-    },
-    note(text) {
-      sink.write(`\r\x1b[2K${text}\n`);
       draw();
     },
     stop() {
