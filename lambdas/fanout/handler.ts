@@ -30,7 +30,8 @@ export function createHandler(deps: () => FanOutDeps) {
 export const defaultFanOutDeps = once((): FanOutDeps => {
   const config = fanOutConfigFromEnv();
   const now = () => new Date(nowMs());
-  metrics.addDimension('Pool', config.pool);
+  // The dimension the alarms match (lib/monitoring.ts: Pool); default dimensions survive each flush.
+  metrics.setDefaultDimensions({ Pool: config.pool });
   return {
     config,
     ssm,

@@ -84,7 +84,8 @@ export function createStatusHandler(deps: () => StatusHandlerDeps) {
 export const defaultStatusDeps = once((): StatusHandlerDeps => {
   const config = fanOutConfigFromEnv();
   const now = () => new Date(nowMs());
-  metrics.addDimension('Pool', config.pool);
+  // The dimension the alarms match (lib/monitoring.ts: Pool); default dimensions survive each flush.
+  metrics.setDefaultDimensions({ Pool: config.pool });
   return {
     config,
     syncDocument: config.syncDocument,
@@ -101,3 +102,6 @@ export const defaultStatusDeps = once((): StatusHandlerDeps => {
  * schedule (the sweep).
  */
 export const statusHandler = createStatusHandler(defaultStatusDeps);
+
+/** The same entry point under the name NodejsFunction uses by default. */
+export const handler = statusHandler;

@@ -351,6 +351,8 @@ export interface PushScenarioOptions {
   azs: number;
   seed: number;
   timeScale: number;
+  /** Progress lines. */
+  log?: (line: string) => void;
 }
 
 /** The `push` fields of the scenario JSON, from ground truth. */
@@ -376,6 +378,7 @@ export interface PushScenarioResult {
 
 /** Runs the push scenario in its own sandbox (started and stopped here). */
 export async function runPushScenario(o: PushScenarioOptions): Promise<PushScenarioResult> {
+  const log = o.log ?? (() => undefined);
   const sandbox = await Sandbox.start({
     azs: o.azs,
     idlePerAz: o.idlePerAz,
@@ -386,12 +389,16 @@ export async function runPushScenario(o: PushScenarioOptions): Promise<PushScena
   const scratch = await mkdtemp(join(tmpdir(), 'volsd-push-scenario-'));
   try {
     push = await wirePushPipeline(sandbox);
+    log(
+      `pool ${sandbox.options.pool}: ${o.azs} AZ(s), target ${o.idlePerAz} idle per AZ, ${o.instances} instance(s)`,
+    );
     await sandbox.replenishAll();
     sandbox.scaleTo(o.instances);
     await sandbox.settle();
     const { clock } = sandbox.cloud;
     let pushes = 0;
 
+    log('push 1: aws s3 cp of one file');
     // 1. One file: the propagation time.
     const file = join(scratch, 'index.html');
     await writeFile(file, `<h1>volsd ${o.seed}</h1>\n`);
@@ -410,6 +417,7 @@ export async function runPushScenario(o: PushScenarioOptions): Promise<PushScena
       ? Math.max(0, (Date.parse(first.completedAt) - clock.date(t0).getTime()) / 1000)
       : Number.NaN;
 
+    log('push 2: keys that try to escape (../, absolute, control character) with a valid one');
     // 2. Keys that try to escape, with valid ones.
     const token = `s${o.seed}-${Math.round(clock.now())}`;
     const payload = `volsd escape payload ${token}`;
@@ -421,6 +429,7 @@ export async function runPushScenario(o: PushScenarioOptions): Promise<PushScena
     pushes++;
     await push.drained();
 
+    log('push 3: aws s3 cp while two instances launch');
     // 3. Launches during a push: one as the push starts, one while its command runs.
     const watch = watchLaunches(sandbox);
     await writeFile(file, `<h1>volsd ${o.seed} again</h1>\n`);
