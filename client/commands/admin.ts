@@ -1,6 +1,5 @@
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { type VolumeRecord, VolumeState } from '../../lambdas/shared/model.js';
-import { keys, tableSchema } from '../../lambdas/shared/table-schema.js';
+import { type PushRecord, PushRecords } from '../../lambdas/shared/push-records.js';
 import { awsCall } from '../aws.js';
 import { type CommandContext, type CommandResult, openAdminSession, type PoolSession } from '../context.js';
 import { formatAge, renderPairs, renderTable, secondsSince } from '../format.js';
@@ -117,124 +116,46 @@ export async function pool(ctx: CommandContext): Promise<CommandResult> {
   return { data, text };
 }
 
-/** One instance's outcome of a push. */
-export interface PushInstanceOutcome {
-  instanceId: string;
-  status: string;
-  detail?: string;
+/** The instances of a push that are not current, with why (the instance's error, else a volume's). */
+function notCurrent(push: PushRecord): { instanceId: string; status: string; error: string }[] {
+  return Object.entries(push.instances)
+    .filter(([, outcome]) => outcome.status !== 'Success')
+    .map(([instanceId, outcome]) => ({
+      instanceId,
+      status: outcome.status,
+      error: outcome.error ?? outcome.volumes.find((v) => v.error)?.error ?? '',
+    }))
+    .sort((a, b) => a.instanceId.localeCompare(b.instanceId));
 }
 
-/** A push as `pushes` shows it; `record` is the table item as stored (keys left out). */
-export interface PushSummary {
-  generation: number | undefined;
-  at: string | undefined;
-  status: string | undefined;
-  keys: number | undefined;
-  commandId: string | undefined;
-  instances: PushInstanceOutcome[];
-  record: Record<string, unknown>;
-}
-
-function text(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-
-function outcomeOf(instanceId: string, value: unknown): PushInstanceOutcome {
-  if (typeof value === 'string') return { instanceId, status: value };
-  const v = (value ?? {}) as Record<string, unknown>;
-  const detail = text(v.detail) ?? text(v.reason) ?? text(v.error) ?? text(v.statusDetails);
-  return {
-    instanceId,
-    status: text(v.status) ?? text(v.outcome) ?? 'unknown',
-    ...(detail ? { detail } : {}),
-  };
-}
-
-/**
- * Reads a push record without depending on every field of its shape (the push pipeline owns it):
- * generation (field or sort key), time, status, key count, command id, and the per-instance outcome
- * from `instances`/`outcomes`/`invocations` given as a map by instance id or a list of objects.
- */
-export function summarizePush(item: Record<string, unknown>): PushSummary {
-  const { pk: _pk, sk, gsi1pk: _g1, gsi1sk: _g2, ...record } = item;
-  const generation =
-    typeof item.generation === 'number'
-      ? item.generation
-      : /^PUSH#(\d+)$/.test(String(sk))
-        ? Number(String(sk).slice(5))
-        : undefined;
-  const at =
-    text(item.createdAt) ??
-    text(item.startedAt) ??
-    text(item.pushedAt) ??
-    text(item.at) ??
-    text(item.updatedAt);
-  const keysField = item.keys ?? item.keyCount;
-  const keyCount = Array.isArray(keysField)
-    ? keysField.length
-    : typeof keysField === 'number'
-      ? keysField
-      : undefined;
-  const raw = item.instances ?? item.outcomes ?? item.invocations;
-  const instances: PushInstanceOutcome[] = Array.isArray(raw)
-    ? raw.map((entry) => {
-        const e = (entry ?? {}) as Record<string, unknown>;
-        return outcomeOf(text(e.instanceId) ?? text(e.InstanceId) ?? '?', e);
-      })
-    : raw && typeof raw === 'object'
-      ? Object.entries(raw as Record<string, unknown>).map(([id, value]) => outcomeOf(id, value))
-      : [];
-  instances.sort((a, b) => a.instanceId.localeCompare(b.instanceId));
-  return {
-    generation,
-    at,
-    status: text(item.status) ?? text(item.outcome),
-    keys: keyCount,
-    commandId: text(item.commandId),
-    instances,
-    record,
-  };
-}
-
-const okStatuses = new Set(['success', 'succeeded', 'ok', 'current', 'synced']);
-
-/** `pushes`: the most recent pushes, newest first, with each instance's outcome. */
+/** `pushes`: the most recent pushes (and refused batches), newest first, with each instance's outcome. */
 export async function pushes(ctx: CommandContext): Promise<CommandResult> {
   const { config, clients } = await openAdminSession(ctx);
-  const { pk } = keys.pool(config.pool);
-  const page = await awsCall('dynamodb:Query', () =>
-    clients.doc.send(
-      new QueryCommand({
-        TableName: config.tableName,
-        KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :push)',
-        ExpressionAttributeNames: { '#pk': tableSchema.partitionKey, '#sk': tableSchema.sortKey },
-        ExpressionAttributeValues: { ':pk': pk, ':push': 'PUSH#' },
-        ScanIndexForward: false,
-        Limit: pushesShown,
-      }),
-    ),
-  );
-  const list = (page.Items ?? []).map((item) => summarizePush(item));
+  const records = new PushRecords(clients.doc, { tableName: config.tableName });
+  const list = await awsCall('dynamodb:Query', () => records.listPushes(config.pool, pushesShown));
   if (list.length === 0) return { data: list, text: `no pushes recorded in pool '${config.pool}'\n` };
   const rows = list.map((p) => {
-    const ok = p.instances.filter((i) => okStatuses.has(i.status.toLowerCase())).length;
+    const instances = Object.values(p.instances);
+    const current = p.summary?.succeeded ?? instances.filter((o) => o.status === 'Success').length;
+    const reached = p.summary?.targets ?? instances.length;
+    const collected = p.completedAt !== undefined || instances.length > 0;
     return [
-      p.generation === undefined ? '' : String(p.generation),
-      p.at ?? '',
-      p.status ?? '',
-      p.keys === undefined ? '' : String(p.keys),
-      `${ok}/${p.instances.length}`,
+      String(p.generation),
+      p.requestedAt,
+      p.status,
+      String(p.keyCount),
+      collected ? `${current}/${reached}` : '',
+      String(p.rejectedCount),
       p.commandId ?? '',
     ];
   });
-  let out = renderTable(['GENERATION', 'AT', 'STATUS', 'KEYS', 'OK', 'COMMAND'], rows);
-  const failures = list.flatMap((p) =>
-    p.instances
-      .filter((i) => !okStatuses.has(i.status.toLowerCase()))
-      .map((i) => [String(p.generation ?? ''), i.instanceId, i.status, i.detail ?? '']),
-  );
+  let out = renderTable(['GENERATION', 'REQUESTED', 'STATUS', 'KEYS', 'CURRENT', 'REFUSED', 'COMMAND'], rows);
+  const failures = list.flatMap((p) => [
+    ...(p.error ? [[String(p.generation), '(all)', p.status, p.error]] : []),
+    ...notCurrent(p).map((f) => [String(p.generation), f.instanceId, f.status, f.error]),
+  ]);
   if (failures.length > 0) {
-    out += `\nnot current:\n${renderTable(['GENERATION', 'INSTANCE', 'STATUS', 'DETAIL'], failures)}`;
+    out += `\nnot current:\n${renderTable(['GENERATION', 'INSTANCE', 'STATUS', 'ERROR'], failures)}`;
   }
   return { data: list, text: out };
 }

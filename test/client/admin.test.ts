@@ -1,10 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type VolumeRecord, VolumeState } from '../../lambdas/shared/model.js';
-import { keys } from '../../lambdas/shared/table-schema.js';
+import { PushRecords } from '../../lambdas/shared/push-records.js';
 import { localCredentials } from '../../sandbox/servers.js';
 import { buildBundle, type ClientWorld, parseJson, runClient, startWorld } from './harness.js';
 
@@ -13,21 +12,6 @@ let world: ClientWorld;
 let adminEnv: Record<string, string>;
 /** The web host that holds a volume of the pool. */
 const holder = 'i-0a1b2c3d4e5f60718';
-
-/** Push records as the push pipeline keeps them: generation, keys, command, times, per-instance outcome. */
-function pushItem(generation: number, at: string, instances: Record<string, unknown>) {
-  return {
-    ...keys.push('web', generation),
-    generation,
-    createdAt: at,
-    status: Object.values(instances).every((o) => (o as { status: string }).status === 'Success')
-      ? 'complete'
-      : 'partial',
-    keys: [`live/page-${generation}.html`, 'live/index.html'],
-    commandId: `cmd-${generation}`,
-    instances,
-  };
-}
 
 /**
  * The admin views read the volume table and nothing else, so the pool's state is written straight into
@@ -79,15 +63,71 @@ beforeAll(async () => {
     generation: 2,
     createdAt: '2026-01-02T03:04:05.000Z',
   });
-  for (const item of [
-    pushItem(1, '2026-01-01T10:00:00.000Z', { [workerA]: { status: 'Success' } }),
-    pushItem(2, '2026-01-01T11:00:00.000Z', {
-      [workerA]: { status: 'Success' },
-      [holder]: { status: 'Failed', detail: 'sync exited 8' },
-    }),
-  ]) {
-    await sandbox.dynamo.doc.send(new PutCommand({ TableName: sandbox.wiring.tableName, Item: item }));
-  }
+  // Pushes as the fan-out and the push status function record them: one complete, one partial,
+  // then a batch whose keys were all refused.
+  const pushes = new PushRecords(sandbox.dynamo.doc, { tableName: sandbox.wiring.tableName });
+  const ok = {
+    status: 'Success',
+    volumes: [{ volumeId: 'vol-0000000000000000a', status: 'ok' as const, generation: 1 }],
+  };
+  await pushes.recordPush({
+    pool: 'web',
+    generation: 1,
+    status: 'InProgress',
+    commandId: 'cmd-1',
+    messages: 2,
+    keys: ['live/index.html', 'live/a.html'],
+    rejected: [],
+  });
+  await pushes.completePush('web', 1, 'cmd-1', {
+    status: 'Success',
+    instances: { [workerA]: ok },
+    summary: {
+      targets: 1,
+      succeeded: 1,
+      failed: 0,
+      undeliverable: 0,
+      volumesCurrent: 1,
+      volumesFailed: 0,
+      instancesOmitted: 0,
+    },
+  });
+  await pushes.recordPush({
+    pool: 'web',
+    generation: 2,
+    status: 'InProgress',
+    commandId: 'cmd-2',
+    messages: 1,
+    keys: ['live/index.html'],
+    rejected: [],
+  });
+  await pushes.completePush('web', 2, 'cmd-2', {
+    status: 'Partial',
+    instances: {
+      [workerA]: ok,
+      [holder]: {
+        status: 'Failed',
+        error: 'sync exited 8',
+        volumes: [{ volumeId: 'vol-0000000000000000d', status: 'failed', error: 'sync exited 8' }],
+      },
+    },
+    summary: {
+      targets: 2,
+      succeeded: 1,
+      failed: 1,
+      undeliverable: 0,
+      volumesCurrent: 1,
+      volumesFailed: 1,
+      instancesOmitted: 0,
+    },
+  });
+  await pushes.recordRejection({
+    pool: 'web',
+    generation: 2,
+    id: 'batch-3',
+    messages: 1,
+    rejected: [{ key: 'live/../etc/passwd', reason: 'dot-segment' }],
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -188,30 +228,41 @@ describe('pool', () => {
 });
 
 describe('pushes', () => {
-  it('lists pushes newest first with their instance outcomes, and names the instance that is not current', async () => {
+  it('lists pushes newest first with how many instances are current, and names the one that is not', async () => {
     const run = await runClient(['pushes', '--pool', 'web'], adminEnv);
 
     expect(run.code).toBe(0);
-    const [pushTable = ''] = run.stdout.split('\n\n');
-    const pushRows = pushTable.split('\n').slice(1);
-    expect(pushRows.map((r) => r.split(/\s+/).slice(0, 5))).toEqual([
-      ['2', '2026-01-01T11:00:00.000Z', 'partial', '2', '1/2'],
-      ['1', '2026-01-01T10:00:00.000Z', 'complete', '2', '1/1'],
+    const [pushTable = '', failures = ''] = run.stdout.split('\n\n');
+    const [header, ...rows] = pushTable.split('\n');
+    expect(header?.split(/\s{2,}/)).toEqual([
+      'GENERATION',
+      'REQUESTED',
+      'STATUS',
+      'KEYS',
+      'CURRENT',
+      'REFUSED',
+      'COMMAND',
     ]);
-    expect(run.stdout).toMatch(new RegExp(`not current:[\\s\\S]*2\\s+${holder}\\s+Failed\\s+sync exited 8`));
+    expect(rows.map((r) => [r.split(/\s+/)[0], ...r.split(/\s+/).slice(2)])).toEqual([
+      ['2', 'Rejected', '0', '-', '1', '-'],
+      ['2', 'Partial', '1', '1/2', '0', 'cmd-2'],
+      ['1', 'Success', '2', '1/1', '0', 'cmd-1'],
+    ]);
+    expect(failures).toMatch(
+      new RegExp(`^not current:\\n.*\\n2\\s+${holder}\\s+Failed\\s+sync exited 8$`, 'm'),
+    );
   });
 
-  it('prints the push records with their per-instance outcome as JSON', async () => {
+  it('prints the push records as the table holds them with --output json', async () => {
+    const expected = await new PushRecords(world.sandbox.dynamo.doc, {
+      tableName: world.sandbox.wiring.tableName,
+    }).listPushes('web');
+
     const run = await runClient(['pushes', '--pool', 'web', '--output', 'json'], adminEnv);
 
     expect(run.code).toBe(0);
-    const out = parseJson<{ generation: number; instances: { instanceId: string; status: string }[] }[]>(run);
-    expect(out.map((p) => p.generation)).toEqual([2, 1]);
-    expect(out[0]?.instances).toContainEqual({
-      instanceId: holder,
-      status: 'Failed',
-      detail: 'sync exited 8',
-    });
+    expect(parseJson(run)).toEqual(expected);
+    expect(expected.map((p) => p.status)).toEqual(['Rejected', 'Partial', 'Success']);
   });
 });
 

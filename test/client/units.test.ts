@@ -8,7 +8,6 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deniedAction, toClientError } from '../../client/aws.js';
 import { parseCommandLine } from '../../client/cli.js';
-import { summarizePush } from '../../client/commands/admin.js';
 import { ClientError, ExitCode } from '../../client/errors.js';
 import { formatAge, renderTable } from '../../client/format.js';
 import { metadataEndpoint } from '../../client/imds.js';
@@ -108,38 +107,6 @@ describe('formatting', () => {
       formatAge(3 * 3600 + 120),
       formatAge(86400 * 2 + 3600),
     ]).toEqual(['0s', '59s', '1m', '3h2m', '2d1h']);
-  });
-});
-
-describe('push records', () => {
-  it('reads per-instance outcomes given as a map, and the generation from the sort key', () => {
-    const summary = summarizePush({
-      pk: 'POOL#web',
-      sk: 'PUSH#000000000007',
-      startedAt: '2026-01-01T00:00:00Z',
-      keyCount: 3,
-      outcomes: { 'i-b': 'Failed', 'i-a': { status: 'Success' } },
-    });
-
-    expect(summary).toMatchObject({
-      generation: 7,
-      at: '2026-01-01T00:00:00Z',
-      keys: 3,
-      instances: [
-        { instanceId: 'i-a', status: 'Success' },
-        { instanceId: 'i-b', status: 'Failed' },
-      ],
-    });
-    expect(summary.record).not.toHaveProperty('pk');
-  });
-
-  it('reads per-instance outcomes given as a list of invocations', () => {
-    const summary = summarizePush({
-      generation: 2,
-      invocations: [{ InstanceId: 'i-c', status: 'TimedOut', reason: 'no answer' }],
-    });
-
-    expect(summary.instances).toEqual([{ instanceId: 'i-c', status: 'TimedOut', detail: 'no answer' }]);
   });
 });
 
