@@ -4,13 +4,14 @@
  */
 import { parseArgs } from 'node:util';
 import { runBurst } from './scenarios/burst.js';
+import { runChaos } from './scenarios/chaos.js';
 import { runDemo } from './scenarios/demo.js';
 
 // Node 20 runs the tests and the sandbox here; the Lambdas run on Node 22. The SDK's notice about it is noise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const usage = `usage: npm run sandbox -- [--scenario demo|burst] [--instances N] [--idle-per-az M] [--azs K]
-                      [--seed S] [--time-scale X] [--json]`;
+const usage = `usage: npm run sandbox -- [--scenario demo|burst|chaos] [--instances N] [--idle-per-az M] [--azs K]
+                      [--operations N] [--seed S] [--time-scale X] [--json]`;
 
 function fail(message: string): never {
   console.error(`volsd sandbox: ${message}\n${usage}`);
@@ -33,6 +34,7 @@ try {
       'idle-per-az': { type: 'string' },
       azs: { type: 'string' },
       seed: { type: 'string' },
+      operations: { type: 'string' },
       'time-scale': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -67,6 +69,15 @@ switch (scenario) {
       instances: positiveInt('instances', v.instances as string | undefined, 30),
       idlePerAz: positiveInt('idle-per-az', v['idle-per-az'] as string | undefined, 10, 0),
       azs: positiveInt('azs', v.azs as string | undefined, 1),
+      seed,
+      timeScale,
+      log,
+    });
+    break;
+  case 'chaos':
+    result = await runChaos({
+      operations: positiveInt('operations', v.operations as string | undefined, 100),
+      azs: positiveInt('azs', v.azs as string | undefined, 2),
       seed,
       timeScale,
       log,

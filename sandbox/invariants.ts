@@ -51,7 +51,10 @@ export async function checkInvariants(sandbox: Sandbox): Promise<InvariantReport
   const pool = sandbox.options.pool;
   const records = await sandbox.repo.listVolumes({ pool });
   const byId = new Map<string, VolumeRecord>(records.map((r) => [r.volumeId, r]));
-  const poolVolumes = state.volumes.filter((v) => v.tags[poolTag] === pool && v.state !== 'deleted');
+  // A volume being deleted is on its way out (its record is already forgotten): not a leak.
+  const poolVolumes = state.volumes.filter(
+    (v) => v.tags[poolTag] === pool && v.state !== 'deleted' && v.state !== 'deleting',
+  );
   const instances = new Map(state.instances.map((i) => [i.instanceId, i]));
   const isWorker = (id: string) => instances.get(id)?.tags[roleTag] === Role.Worker;
 

@@ -50,6 +50,7 @@ only=${VOLSD_VOLUME_ID:-}
 endpoint=${VOLSD_S3_ENDPOINT:-}
 region=${VOLSD_REGION:-}
 concurrency=${VOLSD_SYNC_CONCURRENCY:-4}
+only_behind=${VOLSD_ONLY_BEHIND:-false}
 volsd_check VOLSD_BUCKET "$bucket" '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'
 volsd_check VOLSD_PREFIX "$prefix" '^([A-Za-z0-9_][A-Za-z0-9._=+-]*/){0,16}$'
 volsd_check VOLSD_GENERATION "$generation" '^[0-9]{1,15}$'
@@ -57,6 +58,7 @@ volsd_check VOLSD_GENERATION "$generation" '^[0-9]{1,15}$'
 [[ -z $endpoint ]] || volsd_check VOLSD_S3_ENDPOINT "$endpoint" '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$'
 [[ -z $region ]] || volsd_check VOLSD_REGION "$region" '^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$'
 volsd_check VOLSD_SYNC_CONCURRENCY "$concurrency" '^[1-9][0-9]?$'
+volsd_check VOLSD_ONLY_BEHIND "$only_behind" '^(true|false)$'
 generation=$((10#$generation))
 volsd_require_tools aws find realpath flock awk readlink lsblk mktemp
 
@@ -275,6 +277,13 @@ sync_volume() {
   [[ -z $escapes ]] || fail "$VOLSD_EXIT_PATH_ESCAPE" path-escape \
     "refusing to sync: symlinks lead outside the mount root: $(head -c 500 <<<"$escapes")"
   before=$(volsd_read_generation "$mnt")
+  if [[ $only_behind == true ]] && ((before >= generation)); then
+    volsd_log "$mnt is at generation $before, not behind $generation: skipped"
+    volsd_json op '"sync"' volumeId "$(volsd_json_str "$volume")" mountPath "$(volsd_json_str "$mnt")" \
+      status '"current"' generation "$before" previousGeneration "$before" filesChanged 0 bytesChanged 0
+    echo
+    exit 0
+  fi
   stamp=$work/stamp.$volume
   touch "$stamp" "$stamp.tick"
   # File times advance in clock ticks: wait for the next one, or a write right after the stamp

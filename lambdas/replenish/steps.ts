@@ -245,8 +245,8 @@ const waitCommands: Step<ReplenishCtx> = async (ctx, { ssm }) => {
 
 /**
  * Syncs the worker's volumes to the pool's current generation with ONE Volsd-Sync and no VolumeId: the
- * script lists the bucket once and brings every Volsd volume mounted on the worker current (the new
- * ones fully, a snapshot-born one by its delta, the idle ones by nothing or the last push's delta).
+ * script lists the bucket once and brings every Volsd volume mounted on the worker that is behind
+ * current (the new ones fully, a snapshot-born one by its delta); the others are skipped.
  */
 const sync: Step<ReplenishCtx> = async (ctx, { ssm, repo, config }) => {
   const workerId = ctx.workerId ?? '';

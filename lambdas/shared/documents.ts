@@ -193,6 +193,16 @@ export const documents: Readonly<Record<DocumentName, VolsdDocument>> = {
         description: "The bucket's region. Empty: the instance's.",
       },
       {
+        name: 'OnlyBehind',
+        env: 'VOLSD_ONLY_BEHIND',
+        type: 'String',
+        default: 'false',
+        allowedPattern: '^(true|false)$',
+        allowedValues: ['true', 'false'],
+        description:
+          'true: skip a volume whose generation marker is already at Generation or newer (replenish: only the new volumes move).',
+      },
+      {
         name: 'Concurrency',
         env: 'VOLSD_SYNC_CONCURRENCY',
         type: 'String',

@@ -1,0 +1,185 @@
+import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { poolTag, Role, roleTag } from '../../lambdas/shared/tags.js';
+import { wirePushPipeline } from '../push-wiring.js';
+import { Sandbox } from '../runtime.js';
+import { localCredentials, localRegion } from '../servers.js';
+import { Rng } from '../sim/rng.js';
+import { ScenarioRecorder, type ScenarioResult } from './report.js';
+
+export interface ChaosOptions {
+  operations: number;
+  seed: number;
+  timeScale: number;
+  azs?: number;
+  log?: (line: string) => void;
+}
+
+/** What the chaos run did, beside the scenario figures. */
+export interface ChaosResult extends ScenarioResult {
+  operations: Record<string, number>;
+  duplicateEvents: number;
+}
+
+/**
+ * Random launches, terminations, pushes, target changes and manual acquires over several AZs, with
+ * faults injected at random, a sync worker replaced, then one reconcile and the invariants, checked
+ * against ground truth. The seed makes the sequence of operations and of faults reproducible.
+ */
+export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
+  const log = o.log ?? (() => undefined);
+  const rng = new Rng(o.seed);
+  const sandbox = await Sandbox.start({
+    azs: o.azs ?? 2,
+    idlePerAz: 2,
+    seed: o.seed,
+    timeScale: o.timeScale,
+    lambdaCrashRate: 0.02,
+    heartbeatTimeout: 900,
+  });
+  const s3 = new S3Client({
+    endpoint: sandbox.s3.endpoint,
+    region: localRegion,
+    credentials: localCredentials,
+    forcePathStyle: true,
+  });
+  const ops: Record<string, number> = {};
+  let duplicateEvents = 0;
+  try {
+    const recorder = new ScenarioRecorder(sandbox);
+    const push = await wirePushPipeline(sandbox, { batchingWindowSeconds: 5 });
+    await sandbox.replenishAll();
+    // 20% of lifecycle events are delivered twice, as EventBridge and SQS may.
+    sandbox.cloud.events.on('event', (event: { source?: string; 'detail-type'?: string }) => {
+      if (event.source !== 'aws.autoscaling' || !/Lifecycle Action$/.test(event['detail-type'] ?? '')) return;
+      if (rng.chance(0.2)) {
+        duplicateEvents++;
+        sandbox.intake.send(JSON.stringify(event));
+      }
+    });
+    sandbox.cloud.faults.set({
+      throttleRate: 0.1,
+      stuckAttachRate: 0.02,
+      incorrectStateRate: 0.02,
+      terminateOnAttachRate: 0.02,
+      ssmFailureRate: 0.02,
+    });
+    let desired = 0;
+    const files = new Set<string>();
+    const manual: string[] = [];
+    const workerReplacedAt = Math.floor(o.operations / 2);
+    for (let i = 0; i < o.operations; i++) {
+      const roll = rng.next();
+      let op: string;
+      if (i === workerReplacedAt) {
+        op = 'replaceWorker';
+        const az = sandbox.options.azs[0] ?? 'us-east-1a';
+        const worker = sandbox.cloud
+          .snapshotState()
+          .instances.find((x) => x.az === az && x.state === 'running' && x.tags[roleTag] === Role.Worker);
+        if (worker) sandbox.cloud.terminateInstance(worker.instanceId);
+      } else if (roll < 0.3) {
+        op = 'launch';
+        desired = Math.min(12, desired + rng.int(1, 3));
+        sandbox.scaleTo(desired);
+      } else if (roll < 0.45) {
+        op = 'terminate';
+        desired = Math.max(0, desired - rng.int(1, 2));
+        sandbox.scaleTo(desired);
+      } else if (roll < 0.7) {
+        op = 'push';
+        const key = `live/page-${rng.int(0, 9)}.html`;
+        if (files.has(key) && rng.chance(0.3)) {
+          await s3.send(new DeleteObjectCommand({ Bucket: sandbox.wiring.bucket, Key: key }));
+          files.delete(key);
+        } else {
+          await s3.send(new PutObjectCommand({ Bucket: sandbox.wiring.bucket, Key: key, Body: `op ${i}` }));
+          files.add(key);
+        }
+      } else if (roll < 0.8) {
+        op = 'target';
+        await sandbox.repo.setTarget(sandbox.options.pool, rng.int(1, 4));
+      } else if (roll < 0.9) {
+        op = 'manualAcquire';
+        const az = sandbox.options.azs[rng.int(0, sandbox.options.azs.length - 1)] ?? 'us-east-1a';
+        const instanceId = sandbox.cloud.launchInstance({
+          az,
+          tags: { [poolTag]: sandbox.options.pool, [roleTag]: Role.Client },
+        });
+        manual.push(instanceId);
+        const input = {
+          pool: sandbox.options.pool,
+          instanceId,
+          action: 'manual-acquire',
+          requestId: `chaos-${i}`,
+        };
+        sandbox.sfn.start(
+          sandbox.wiring.stateMachines.acquire,
+          `manual-acquire-${instanceId}-chaos-${i}`,
+          JSON.stringify(input),
+        );
+      } else {
+        op = 'manualRelease';
+        const instanceId = manual.shift();
+        if (instanceId) {
+          const input = {
+            pool: sandbox.options.pool,
+            instanceId,
+            action: 'manual-release',
+            requestId: `chaos-${i}`,
+          };
+          sandbox.sfn.start(
+            sandbox.wiring.stateMachines.release,
+            `manual-release-${instanceId}-chaos-${i}`,
+            JSON.stringify(input),
+          );
+        }
+      }
+      ops[op] = (ops[op] ?? 0) + 1;
+      await sandbox.cloud.clock.sleep(rng.int(2, 20));
+    }
+    log(`chaos: ${o.operations} operations issued; settling with faults off`);
+    sandbox.cloud.faults.set({
+      throttleRate: 0,
+      stuckAttachRate: 0,
+      incorrectStateRate: 0,
+      terminateOnAttachRate: 0,
+      ssmFailureRate: 0,
+    });
+    await settleAll(sandbox, push);
+    await sandbox.waitForWorkers();
+    if (sandbox.wiring.stateMachines.reconcile) {
+      sandbox.sfn.start(
+        sandbox.wiring.stateMachines.reconcile,
+        `chaos-reconcile-${o.seed}`,
+        JSON.stringify({ pool: sandbox.options.pool, reason: 'chaos' }),
+      );
+      await settleAll(sandbox, push);
+    }
+    await sandbox.replenishAll();
+    // The last push: afterwards every InService instance must be current.
+    await s3.send(
+      new PutObjectCommand({ Bucket: sandbox.wiring.bucket, Key: 'live/last.html', Body: 'last' }),
+    );
+    await settleAll(sandbox, push);
+    const result = await recorder.result('chaos', {
+      pushes: (await push.pushes()).length,
+      fanOuts: await push.fanOuts(),
+      volumesCurrent: null,
+      volumesTotal: null,
+      rejectedKeys: 0,
+      writesOutsideRoot: null,
+    });
+    return { ...result, operations: ops, duplicateEvents };
+  } finally {
+    s3.destroy();
+    await sandbox.stop();
+  }
+}
+
+async function settleAll(sandbox: Sandbox, push: { drained(timeoutSeconds?: number): Promise<void> }) {
+  for (let i = 0; i < 3; i++) {
+    await sandbox.cloud.clock.sleep(6); // let the last object events reach the push queue
+    await push.drained(3600);
+    await sandbox.settle();
+  }
+}
