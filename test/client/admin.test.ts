@@ -274,6 +274,17 @@ async function unpublish(name: string): Promise<void> {
 }
 
 describe('workflows started by an operator', () => {
+  it("snapshot starts the pool's snapshot workflow for the pool", async () => {
+    const run = await runClient(['snapshot', '--pool', 'web', '--output', 'json'], adminEnv);
+
+    expect(run.code).toBe(0);
+    const { executionArn } = parseJson<{ executionArn: string }>(run);
+    const execution = world.sandbox.sfn.executions.get(executionArn);
+    await execution?.done;
+    expect(execution?.stateMachineArn).toBe(world.sandbox.wiring.stateMachines.snapshot);
+    expect(JSON.parse(execution?.input ?? '{}')).toEqual({ pool: 'web', reason: 'admin' });
+  });
+
   it('snapshot exits 9 when the pool deploys no snapshot workflow, naming the parameter', async () => {
     await unpublish('snapshot-state-machine-arn');
 
