@@ -155,3 +155,21 @@ export const volsdWildcardAcknowledgements: readonly WildcardAcknowledgement[] =
     reason: 'A served group by name; the * is the group id, which changes when the group is recreated.',
   },
 ];
+
+/** The wildcards of CDK's table grants (`VolsdFunction.bindTable`), each proven narrow by its check. */
+export const tableGrantAcknowledgements: readonly WildcardAcknowledgement[] = [
+  {
+    finding: /^Resource::<[A-Za-z0-9]+\.Arn>\/index\/\*$/,
+    reason:
+      "The indexes of the bound table (CDK's table grant): claims query idle volumes by pool, AZ and state.",
+    check: (statement) => [statement.Action ?? []].flat().every((a) => a.startsWith('dynamodb:')),
+  },
+  {
+    finding: /^Action::kms:(?:ReEncrypt|GenerateDataKey)\*$/,
+    reason:
+      "CDK's grant on the data key of a table encrypted with it: the variants of ReEncrypt and GenerateDataKey, on that one key only.",
+    check: (statement) =>
+      [statement.Action ?? []].flat().every((a) => a.startsWith('kms:')) &&
+      !JSON.stringify(statement.Resource ?? '*').includes('*'),
+  },
+];

@@ -422,6 +422,11 @@ export class WorkflowPermissions {
     return this.commands();
   }
 
+  /** Push status: read the outcome of the Volsd-Sync commands (nothing that changes anything). */
+  public forPushStatus(): PolicyStatement[] {
+    return commandStatusStatements();
+  }
+
   /** The union of all of the above (for tests and for a single all-purpose role). */
   public all(): PolicyStatement[] {
     return [

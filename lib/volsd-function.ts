@@ -14,7 +14,7 @@ import type { IStringParameter } from 'aws-cdk-lib/aws-ssm';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { metricsNamespace } from './monitoring.js';
-import { acknowledgeWildcards, volsdWildcardAcknowledgements } from './nag.js';
+import { acknowledgeWildcards, tableGrantAcknowledgements, volsdWildcardAcknowledgements } from './nag.js';
 
 /** The repository root, found from this file so synthesis does not depend on the working directory. */
 const projectRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -114,6 +114,7 @@ export class VolsdFunction extends Construct {
   /** The function's log group. */
   public readonly logGroup: LogGroup;
   private readonly environment = new Map<string, string>();
+  private tableGrantsAcknowledged = false;
 
   constructor(scope: Construct, id: string, props: VolsdFunctionProps) {
     super(scope, id);
@@ -190,10 +191,17 @@ export class VolsdFunction extends Construct {
     return this;
   }
 
-  /** Grants data access to `table` and sets `envName` to its name. */
+  /**
+   * Grants data access to `table` (its indexes and, for a table with a customer managed key, that key
+   * included) and sets `envName` to its name.
+   */
   public bindTable(table: ITable, envName = 'TABLE_NAME', access: TableAccess = 'readWrite'): this {
     if (access === 'read') table.grantReadData(this.function);
     else table.grantReadWriteData(this.function);
+    if (!this.tableGrantsAcknowledged) {
+      acknowledgeWildcards(this.role, tableGrantAcknowledgements);
+      this.tableGrantsAcknowledged = true;
+    }
     return this.setEnvironment(envName, table.tableName);
   }
 

@@ -17,6 +17,7 @@ import {
   VolsdConfigError,
 } from './pool-settings.js';
 import { livePrefix, PushBucket } from './push-bucket.js';
+import { PushFanOut } from './push-fanout.js';
 import { SsmDocuments } from './ssm-documents.js';
 import { SyncWorkers } from './sync-workers.js';
 import { VolumeTable } from './volume-table.js';
@@ -105,6 +106,8 @@ export class VolsdPool extends Construct {
   public readonly permissions: WorkflowPermissions;
   /** The workflows (functions, state machines, schedules) and the lifecycle dispatcher. */
   public readonly workflows: Workflows;
+  /** The push fan-out and push status functions. */
+  public readonly fanOut: PushFanOut;
 
   constructor(scope: Construct, id: string, props: VolsdPoolProps) {
     super(scope, id);
@@ -183,12 +186,10 @@ export class VolsdPool extends Construct {
       volumeKey: this.settings.volume.kmsKey,
       fastSnapshotRestore: this.settings.fastSnapshotRestore,
     });
-    // Last: the workflows read every part above through `this`.
-    this.workflows = new Workflows(this, 'Workflows', {
-      pool: this,
-      logRetention: props.logRetention,
-      logRemovalPolicy: props.logRemovalPolicy,
-    });
+    // Last: the functions read every part above through `this`.
+    const logs = { logRetention: props.logRetention, logRemovalPolicy: props.logRemovalPolicy };
+    this.workflows = new Workflows(this, 'Workflows', { pool: this, ...logs });
+    this.fanOut = new PushFanOut(this, 'PushFanOut', { pool: this, ...logs });
   }
 
   /**

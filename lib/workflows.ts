@@ -10,12 +10,7 @@ import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { configParameterNames } from './config-parameters.js';
-import {
-  acknowledgeWildcards,
-  isReadOnlyStatement,
-  type ResolvedStatement,
-  type WildcardAcknowledgement,
-} from './nag.js';
+import { acknowledgeWildcards, isReadOnlyStatement, type ResolvedStatement } from './nag.js';
 import { createDeadLetterQueue } from './queues.js';
 import { VolsdFunction } from './volsd-function.js';
 import type { VolsdPool } from './volsd-pool.js';
@@ -45,22 +40,6 @@ const isLogDeliveryOrReadOnly = (statement: ResolvedStatement): boolean =>
       (action) =>
         (logDeliveryActions as readonly string[]).includes(action) || isReadOnlyStatement({ Action: action }),
     );
-
-/** The wildcards of CDK's table grants (`bindTable`), each proven narrow by its check. */
-const tableGrantAcknowledgements: readonly WildcardAcknowledgement[] = [
-  {
-    finding: /^Resource::<[A-Za-z0-9]+\.Arn>\/index\/\*$/,
-    reason: 'The indexes of the volume table: claims query idle volumes by pool, AZ and state.',
-  },
-  {
-    finding: /^Action::kms:(?:ReEncrypt|GenerateDataKey)\*$/,
-    reason:
-      "CDK's grant on the data key of a table encrypted with it: the variants of ReEncrypt and GenerateDataKey, on that one key only.",
-    check: (statement) =>
-      [statement.Action ?? []].flat().every((a) => a.startsWith('kms:')) &&
-      !JSON.stringify(statement.Resource ?? '*').includes('*'),
-  },
-];
 
 /** When a workflow runs by itself. */
 export interface WorkflowSchedule {
@@ -315,7 +294,6 @@ export class Workflows extends Construct {
       if (!replenish) throw new Error(`Workflows: ${name} requests replenish, which is not wired yet`);
       fn.bindStateMachine(replenish.stateMachine, 'REPLENISH_STATE_MACHINE_ARN');
     }
-    acknowledgeWildcards(fn, tableGrantAcknowledgements);
 
     // A log group name under /aws/vendedlogs/ keeps the account's CloudWatch Logs resource policy
     // from growing with every state machine; the stack id's UUID makes the name unique per stack

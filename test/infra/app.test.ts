@@ -166,8 +166,8 @@ describe('push bucket', () => {
 describe('queues', () => {
   it('are all encrypted', () => {
     const queues = ofType('AWS::SQS::Queue');
-    // Intake and push, each with its DLQ; the DLQ of the schedules.
-    expect(queues).toHaveLength(5);
+    // Intake and push, each with its DLQ; the DLQs of the schedules and of the push status rules.
+    expect(queues).toHaveLength(6);
     for (const [, queue] of queues) expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
   });
 
@@ -189,7 +189,7 @@ describe('queues', () => {
       if (dlqIds.has(id)) continue;
       expect(queue.Properties.RedrivePolicy, id).toMatchObject({ maxReceiveCount: 5 });
     }
-    expect(dlqIds.size).toBe(3);
+    expect(dlqIds.size).toBe(4);
   });
 
   it('each have a TLS-only policy', () => {
@@ -416,7 +416,7 @@ describe('observability', () => {
         Threshold: 0,
       });
     }
-    expect(dlqs).toHaveLength(3);
+    expect(dlqs).toHaveLength(4);
   });
 
   it('alarms on idle volumes below target in each AZ', () => {

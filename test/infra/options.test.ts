@@ -160,8 +160,13 @@ describe('the app on an existing VPC, serving no group', () => {
   it('creates no lifecycle hook and no intake rule, but keeps the intake queue', () => {
     template.resourceCountIs('AWS::AutoScaling::LifecycleHook', 0);
     const rules = Object.values(template.findResources('AWS::Events::Rule'));
-    // Only the replenish schedules, one per AZ.
-    expect(rules.map((r) => r.Properties.ScheduleExpression)).toEqual(Array(3).fill('rate(5 minutes)'));
+    const sources = rules.flatMap((r) => r.Properties.EventPattern?.source ?? []);
+    expect(sources).toEqual(['aws.ssm']);
+    // The replenish schedules, one per AZ, are there all the same.
+    const replenish = rules.filter((r) =>
+      JSON.stringify(r.Properties.Targets).includes('WorkflowsReplenish'),
+    );
+    expect(replenish).toHaveLength(3);
     expect(
       Object.keys(template.findResources('AWS::SQS::Queue')).filter((id) => /Intake/.test(id)),
     ).toHaveLength(2);

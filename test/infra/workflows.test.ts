@@ -8,10 +8,12 @@ import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZodTypeAny } from 'zod';
 import { configFromEnv, dispatcherEnv } from '../../lambdas/dispatcher/handler.js';
+import { fanOutConfigFromEnv, fanOutEnv } from '../../lambdas/fanout/config.js';
 import { loadWorkflowConfig, workflowConfigShape } from '../../lambdas/shared/workflow-config.js';
 import { readAppConfig } from '../../lib/config.js';
 import { flattenReference, type ResolvedStatement } from '../../lib/nag.js';
 import { mutatingEc2Actions } from '../../lib/permissions.js';
+import { commandStatusDetailType } from '../../lib/push-fanout.js';
 import type { VolsdFunction } from '../../lib/volsd-function.js';
 import { VolsdStack } from '../../lib/volsd-stack.js';
 import type { Workflow } from '../../lib/workflows.js';
@@ -374,9 +376,7 @@ describe('lifecycle dispatcher', () => {
 
 describe('schedules', () => {
   const scheduleRules = () =>
-    Object.entries(resources).filter(
-      ([, r]) => r.Type === 'AWS::Events::Rule' && r.Properties.ScheduleExpression,
-    );
+    stack.pool.workflows.replenish.schedules.map((rule) => [logicalId(rule), resourceOf(rule)] as const);
 
   it('start replenish in each AZ at the configured rate, with its pool, AZ and reason', () => {
     const rules = scheduleRules();
@@ -511,5 +511,95 @@ describe('alarms', () => {
         JSON.stringify(a.Properties.Dimensions ?? []).includes(logicalId(dispatcher)),
     );
     expect(mine).toHaveLength(1);
+  });
+});
+
+describe('push fan-out', () => {
+  const fanOut = () => stack.pool.fanOut;
+
+  it('consumes the push queue in large, windowed batches, two at most at once, with partial batch responses', () => {
+    const mappings = Object.values(resources).filter(
+      (r) =>
+        r.Type === 'AWS::Lambda::EventSourceMapping' &&
+        JSON.stringify(r.Properties.EventSourceArn).includes(logicalId(stack.pool.push.queue)),
+    );
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0]?.Properties).toMatchObject({
+      FunctionName: ref(fanOut().fanOut.function),
+      BatchSize: 1000,
+      MaximumBatchingWindowInSeconds: 20,
+      ScalingConfig: { MaximumConcurrency: 2 },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+
+  it('gives the fan-out and the status function every variable their configuration requires, and loads it', () => {
+    const required = requiredKeys(fanOutEnv);
+    for (const fn of [fanOut().fanOut, fanOut().status]) {
+      const env = envOf(fn);
+      expect(Object.keys(env)).toEqual(expect.arrayContaining(required));
+      expect(fanOutConfigFromEnv(standInEnv(env))).toMatchObject({
+        pool: 'web',
+        prefix: 'live/',
+        syncDocument: 'Volsd-Sync-web',
+        maxConcurrency: '25%',
+        maxErrors: '25%',
+      });
+    }
+  });
+
+  it('lets the fan-out send commands and read their results, and touch no EC2 or S3', () => {
+    const actions = statementsOf(fanOut().fanOut).flatMap(actionsOf);
+    expect(actions).toContain('ssm:SendCommand');
+    expect(actions.filter((a) => a.startsWith('ec2:') || a.startsWith('s3:'))).toEqual([]);
+  });
+
+  it('lets the status function only read command results and the table', () => {
+    const actions = [...new Set(statementsOf(fanOut().status).flatMap(actionsOf))];
+    const foreign = actions.filter(
+      (a) => !a.startsWith('dynamodb:') && !a.startsWith('logs:') && !a.startsWith('xray:'),
+    );
+    expect(foreign.sort()).toEqual([
+      'ssm:GetCommandInvocation',
+      'ssm:ListCommandInvocations',
+      'ssm:ListCommands',
+    ]);
+  });
+
+  it('hands the final statuses of the pool Volsd-Sync commands to the status function, with retries and a DLQ', () => {
+    const rule = resourceOf(fanOut().commandStatusRule);
+    expect(rule.Properties.EventPattern).toEqual({
+      source: ['aws.ssm'],
+      'detail-type': [commandStatusDetailType],
+      detail: { 'document-name': ['Volsd-Sync-web'], status: ['Success', 'Failed', 'TimedOut', 'Cancelled'] },
+    });
+    expect(rule.Properties.Targets).toEqual([
+      expect.objectContaining({
+        Arn: { 'Fn::GetAtt': [logicalId(fanOut().status.function), 'Arn'] },
+        RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 3600 },
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(fanOut().deadLetterQueue), 'Arn'] } },
+      }),
+    ]);
+  });
+
+  it('sweeps unfinished pushes every five minutes with the scheduled event itself', () => {
+    const rule = resourceOf(fanOut().sweepRule);
+    expect(rule.Properties.ScheduleExpression).toBe('rate(5 minutes)');
+    const [target] = rule.Properties.Targets as Array<Record<string, unknown>>;
+    expect(target?.Arn).toEqual({ 'Fn::GetAtt': [logicalId(fanOut().status.function), 'Arn'] });
+    // The status function recognises the sweep by the scheduled event's own shape.
+    expect(target?.Input).toBeUndefined();
+  });
+
+  it('alarms on fan-out and status errors and on its DLQ', () => {
+    const alarmsOn = (needle: string) =>
+      Object.values(resources).filter(
+        (r) =>
+          r.Type === 'AWS::CloudWatch::Alarm' &&
+          JSON.stringify(r.Properties.Dimensions ?? []).includes(needle),
+      );
+    expect(alarmsOn(logicalId(fanOut().fanOut.function))).toHaveLength(1);
+    expect(alarmsOn(logicalId(fanOut().status.function))).toHaveLength(1);
+    expect(alarmsOn(logicalId(fanOut().deadLetterQueue))).toHaveLength(1);
   });
 });
