@@ -1,0 +1,239 @@
+import { CreateVolumeCommand, DetachVolumeCommand } from '@aws-sdk/client-ec2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VolumeState } from '../../lambdas/shared/model.js';
+import { poolTag, Role, roleTag } from '../../lambdas/shared/tags.js';
+import type { Sandbox } from '../../sandbox/runtime.js';
+import {
+  expectInvariants,
+  expectNothingLeft,
+  repairedKinds,
+  runDocument,
+  runReconcile,
+  sandboxClients,
+  startPool,
+} from './helpers.js';
+
+let sandbox: Sandbox;
+let az: string;
+let worker: string;
+
+beforeAll(async () => {
+  sandbox = await startPool(31);
+  az = sandbox.options.azs[0] ?? '';
+  worker = sandbox.workers[az] ?? '';
+}, 120_000);
+
+afterAll(async () => {
+  await sandbox?.stop();
+});
+
+async function idleVolumes() {
+  return sandbox.repo.listVolumes({ pool: sandbox.options.pool, az, state: VolumeState.Idle });
+}
+
+async function anIdleVolume(): Promise<string> {
+  const volume = (await idleVolumes())[0];
+  if (!volume) throw new Error('no idle volume');
+  return volume.volumeId;
+}
+
+function ec2Volume(volumeId: string) {
+  return sandbox.cloud.snapshotState().volumes.find((v) => v.volumeId === volumeId && v.state !== 'deleted');
+}
+
+describe('a healthy pool', () => {
+  it('has nothing to repair', async () => {
+    const result = await runReconcile(sandbox);
+
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.output).toMatchObject({ found: 0, repairs: [], unresolved: [], outcome: 'reconciled' });
+  });
+});
+
+describe('a stale claim', () => {
+  it('still on the worker is remounted there and IDLE again, its assignment dropped', async () => {
+    const holder = sandbox.cloud.launchInstance({ az, tags: { [poolTag]: sandbox.options.pool } });
+    const claimed = await sandbox.repo.claimVolume({ pool: sandbox.options.pool, az, instanceId: holder });
+
+    const result = await runReconcile(sandbox);
+
+    expect(repairedKinds(result)).toEqual({ staleClaim: 1 });
+    expect(await sandbox.repo.getVolume(claimed.volumeId)).toMatchObject({
+      state: VolumeState.Idle,
+      holder: worker,
+    });
+    expect(await sandbox.repo.getAssignment(holder)).toBeUndefined();
+    expect(sandbox.cloud.snapshotState().commands.at(-1)).toMatchObject({
+      documentName: 'Volsd-Mount',
+      status: 'Success',
+    });
+    await expectNothingLeft(sandbox);
+    await expectInvariants(sandbox);
+  });
+
+  it('already detached from the worker goes back to the pool and a replenish makes it IDLE', async () => {
+    const holder = sandbox.cloud.launchInstance({ az, tags: { [poolTag]: sandbox.options.pool } });
+    const claimed = await sandbox.repo.claimVolume({ pool: sandbox.options.pool, az, instanceId: holder });
+    // The acquire got as far as unmounting and detaching on the worker, then was lost.
+    await sandbox.repo.transition({
+      volumeId: claimed.volumeId,
+      from: VolumeState.Claimed,
+      to: VolumeState.Detaching,
+    });
+    await runDocument(sandbox, 'Volsd-Unmount', worker, { VolumeId: claimed.volumeId });
+    const { ec2 } = await sandboxClients();
+    await ec2.send(new DetachVolumeCommand({ VolumeId: claimed.volumeId }));
+    await sandbox.cloud.waitFor(() => ec2Volume(claimed.volumeId)?.state === 'available', 60);
+
+    const result = await runReconcile(sandbox);
+
+    expect(repairedKinds(result)).toEqual({ staleClaim: 1 });
+    expect(result.output.replenished).toEqual([az]);
+    expect(await sandbox.repo.getVolume(claimed.volumeId)).toMatchObject({
+      state: VolumeState.Idle,
+      holder: worker,
+    });
+    expect(ec2Volume(claimed.volumeId)?.attachment).toMatchObject({ instanceId: worker, state: 'attached' });
+    expect(await sandbox.repo.getAssignment(holder)).toBeUndefined();
+    await expectNothingLeft(sandbox);
+    await expectInvariants(sandbox);
+  });
+
+  it('is left alone while it is younger than the acquire bound', async () => {
+    const holder = sandbox.cloud.launchInstance({ az, tags: { [poolTag]: sandbox.options.pool } });
+    const claimed = await sandbox.repo.claimVolume({ pool: sandbox.options.pool, az, instanceId: holder });
+    try {
+      const result = await runReconcile(sandbox, { claimMaxAgeSeconds: 1800 });
+
+      expect(result.output.found).toBe(0);
+      expect((await sandbox.repo.getVolume(claimed.volumeId)).state).toBe(VolumeState.Claimed);
+    } finally {
+      await runReconcile(sandbox);
+    }
+  });
+});
+
+describe('a pool volume missing from the table', () => {
+  it('on the worker is adopted and IDLE again after the replenish', async () => {
+    const volumeId = await anIdleVolume();
+    await sandbox.repo.transition({ volumeId, from: VolumeState.Idle, to: VolumeState.Error });
+    await sandbox.repo.forgetVolume(volumeId);
+
+    const result = await runReconcile(sandbox);
+
+    expect(repairedKinds(result)).toEqual({ untracked: 1 });
+    expect(await sandbox.repo.getVolume(volumeId)).toMatchObject({ state: VolumeState.Idle, holder: worker });
+    await expectNothingLeft(sandbox);
+    await expectInvariants(sandbox);
+  });
+
+  it('detached is adopted, attached to the worker and synced by the replenish', async () => {
+    const { ec2 } = await sandboxClients();
+    const created = await ec2.send(
+      new CreateVolumeCommand({
+        AvailabilityZone: az,
+        Size: 20,
+        TagSpecifications: [
+          {
+            ResourceType: 'volume',
+            Tags: [
+              { Key: poolTag, Value: sandbox.options.pool },
+              { Key: roleTag, Value: Role.Volume },
+            ],
+          },
+        ],
+      }),
+    );
+    const volumeId = created.VolumeId ?? '';
+    await sandbox.cloud.waitFor(() => ec2Volume(volumeId)?.state === 'available', 60);
+
+    const result = await runReconcile(sandbox);
+
+    expect(repairedKinds(result)).toEqual({ untracked: 1 });
+    // The replenish adopts it; above target, it may retire an idle extra in the same run.
+    const record = await sandbox.repo.findVolume(volumeId);
+    expect(record === undefined || record.state === VolumeState.Idle).toBe(true);
+    expect(await idleVolumes()).toHaveLength(2);
+    await expectNothingLeft(sandbox);
+    await expectInvariants(sandbox);
+  });
+});
+
+describe('a table entry whose volume is gone', () => {
+  it('is forgotten', async () => {
+    const volumeId = 'vol-0bbbbbbbbbbbbbbb1';
+    await sandbox.repo.registerVolume({
+      volumeId,
+      pool: sandbox.options.pool,
+      az,
+      state: VolumeState.Idle,
+      holder: worker,
+      generation: 1,
+    });
+
+    const result = await runReconcile(sandbox);
+
+    expect(repairedKinds(result)).toEqual({ missing: 1 });
+    expect(await sandbox.repo.findVolume(volumeId)).toBeUndefined();
+    await expectNothingLeft(sandbox);
+    await expectInvariants(sandbox);
+  });
+});
+
+describe('an ERROR volume', () => {
+  it('still on the worker goes back to the pool and is IDLE after the replenish', async () => {
+    const volumeId = await anIdleVolume();
+    await sandbox.repo.transition({
+      volumeId,
+      from: VolumeState.Idle,
+      to: VolumeState.Error,
+      set: { reason: 'test: unknown state' },
+    });
+
+    const result = await runReconcile(sandbox);
+
+    expect(repairedKinds(result)).toEqual({ errorVolume: 1 });
+    expect(await sandbox.repo.getVolume(volumeId)).toMatchObject({ state: VolumeState.Idle, holder: worker });
+    await expectNothingLeft(sandbox);
+    await expectInvariants(sandbox);
+  });
+});
+
+describe('a RETIRING volume that was never deleted', () => {
+  it('is unmounted on the worker, detached, deleted and forgotten', async () => {
+    const volumeId = await anIdleVolume();
+    await sandbox.repo.transition({ volumeId, from: VolumeState.Idle, to: VolumeState.Retiring });
+
+    const result = await runReconcile(sandbox);
+
+    expect(repairedKinds(result)).toEqual({ unfinishedRetire: 1 });
+    expect(await sandbox.repo.findVolume(volumeId)).toBeUndefined();
+    expect(ec2Volume(volumeId)?.state ?? 'gone').toMatch(/^(deleting|gone)$/);
+    await expectNothingLeft(sandbox);
+    await expectInvariants(sandbox);
+    await sandbox.replenishAll(); // back to the target for the next tests
+  });
+});
+
+describe('a run', () => {
+  it('repairs at most maxRepairs and leaves the rest to the next run', async () => {
+    const ids = ['vol-0ccccccccccccccc1', 'vol-0ccccccccccccccc2', 'vol-0ccccccccccccccc3'];
+    for (const volumeId of ids) {
+      await sandbox.repo.registerVolume({
+        volumeId,
+        pool: sandbox.options.pool,
+        az,
+        state: VolumeState.Idle,
+      });
+    }
+
+    const first = await runReconcile(sandbox, { maxRepairs: 2 });
+    const second = await runReconcile(sandbox, { maxRepairs: 2 });
+
+    expect(first.output).toMatchObject({ found: 3, truncated: true });
+    expect(repairedKinds(first)).toEqual({ missing: 2 });
+    expect(second.output).toMatchObject({ found: 1, truncated: false });
+    expect(repairedKinds(second)).toEqual({ missing: 1 });
+    for (const volumeId of ids) expect(await sandbox.repo.findVolume(volumeId)).toBeUndefined();
+  });
+});
