@@ -33,8 +33,8 @@ export const metricsNamespace = 'Volsd';
 export const volsdMetrics = {
   /** Idle volumes in one AZ (dimensions Pool, Az), emitted by replenish at least once per run. */
   idleVolumes: 'IdleVolumes',
-  /** Acquires that ended without a volume (dimension Pool). */
-  acquireFailures: 'AcquireFailures',
+  /** Acquires that ended without a volume (dimension Pool), emitted by acquire's failure step. */
+  acquireFailures: 'AcquireFailed',
   /** Pushes some instance failed to apply (dimension Pool). */
   pushPartial: 'PushPartial',
 } as const;

@@ -73,9 +73,11 @@ export interface VolsdPoolProps extends PoolSettingsProps {
 /**
  * A Volsd pool: per AZ, idle EBS volumes that already hold the current content tree, handed to
  * instances of the served Auto Scaling groups at launch. Built from one construct per concern, each
- * exposed read-only: the volume table, the push bucket and its queue, the lifecycle intake, the sync
- * workers, the SSM documents, the configuration parameters, the monitoring, the client policies,
- * and the workflows' permissions (to attach to the functions wired later).
+ * exposed read-only: the volume table and the pool's record in it, the push bucket and its queue,
+ * the lifecycle intake, the sync workers, the SSM documents, the configuration parameters, the
+ * monitoring, the client policies, the workflows' permissions, the workflows themselves (acquire,
+ * release, replenish: functions, state machines, schedules; the lifecycle dispatcher) and the push
+ * fan-out. More workflows plug in with `pool.workflows.addWorkflow()`.
  */
 export class VolsdPool extends Construct {
   /** The validated settings with every default applied (what the workflows are configured with). */

@@ -66,7 +66,8 @@ export interface VolsdStackProps extends StackProps {
 /**
  * The standalone Volsd app stack: a VPC for the sync workers (or an existing one) and one
  * {@link VolsdPool}. Outputs what an operator needs next: the table, the push bucket, the alarm
- * topic and the managed policies to attach to client hosts and admins.
+ * topic, the managed policies to attach to client hosts and admins, the configuration path and the
+ * workflows' state machines.
  */
 export class VolsdStack extends Stack {
   /** The pool. */
@@ -110,6 +111,13 @@ export class VolsdStack extends Stack {
       AdminPolicyArn: [
         this.pool.clientPolicies.adminPolicy.managedPolicyArn,
         'Attach to operators of the pool',
+      ],
+      ConfigPath: [this.pool.config.path, 'SSM parameters of the pool (volsd-client reads them)'],
+      AcquireStateMachineArn: [this.pool.workflows.acquire.stateMachine.stateMachineArn, 'Acquire workflow'],
+      ReleaseStateMachineArn: [this.pool.workflows.release.stateMachine.stateMachineArn, 'Release workflow'],
+      ReplenishStateMachineArn: [
+        this.pool.workflows.replenish.stateMachine.stateMachineArn,
+        'Replenish workflow',
       ],
     };
     for (const [name, [value, description]] of Object.entries(outputs)) {

@@ -517,6 +517,15 @@ describe('published configuration', () => {
     template.hasOutput('ClientHostPolicyArn', {});
     template.hasOutput('AdminPolicyArn', {});
   });
+
+  it('outputs the configuration path and the state machines', () => {
+    template.hasOutput('ConfigPath', { Value: '/volsd/web' });
+    for (const name of ['Acquire', 'Release', 'Replenish']) {
+      template.hasOutput(`${name}StateMachineArn`, {
+        Value: { Ref: Match.stringLikeRegexp(`^PoolWorkflows${name}`) },
+      });
+    }
+  });
 });
 
 describe('cdk-nag AwsSolutions', () => {

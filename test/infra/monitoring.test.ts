@@ -76,7 +76,7 @@ describe('Monitoring', () => {
   });
 
   it('counts its alarms', () => {
-    // IdleBelowTarget (1 AZ), AcquireFailures, PushPartial, and the two added above.
+    // IdleBelowTarget (1 AZ), AcquireFailed, PushPartial, and the two added above.
     expect(monitoring.alarms).toHaveLength(5);
   });
 });
