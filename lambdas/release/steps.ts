@@ -1,7 +1,7 @@
 import { sendDocument } from '../shared/commands.js';
 import { attachmentOf, deleteVolume, describeVolume, detachVolume } from '../shared/ec2-ops.js';
 import { InstanceNotReady, InvalidInput, VolumeNotReady } from '../shared/errors.js';
-import { completeLifecycleAction } from '../shared/lifecycle.js';
+import { completeLifecycleAction, recordHeartbeat } from '../shared/lifecycle.js';
 import { logger, metrics } from '../shared/logger.js';
 import { heldStates, VolumeState } from '../shared/model.js';
 import { requestReplenish } from '../shared/replenish-request.js';
@@ -18,7 +18,7 @@ function need<T>(value: T | undefined, what: string): T {
  * RELEASING. `found: false` when it holds none. A volume still on its way to the instance (an acquire
  * in flight) is VolumeNotReady: the state machine waits for that acquire to end.
  */
-const find: Step = async (ctx, { repo }) => {
+const find: Step = async (ctx, { repo, autoScaling }) => {
   const assignment = await repo.getAssignment(ctx.instanceId);
   let volumeId = assignment?.volumeId;
   if (!volumeId) {
@@ -33,6 +33,9 @@ const find: Step = async (ctx, { repo }) => {
   if (record.state === VolumeState.InUse || record.state === VolumeState.Error) {
     await repo.transition({ volumeId, from: record.state, to: VolumeState.Releasing, set: { reason: null } });
   } else if (record.state !== VolumeState.Releasing) {
+    // The acquire in flight ends soon (its instance is going away); keep the terminate action alive
+    // meanwhile, whatever the hook's heartbeat timeout.
+    if (ctx.lifecycle) await recordHeartbeat(autoScaling, ctx.lifecycle, ctx.instanceId);
     throw new VolumeNotReady(`volume ${volumeId} is ${record.state}: an acquire is still running`);
   }
   return {
