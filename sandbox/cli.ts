@@ -6,11 +6,12 @@ import { parseArgs } from 'node:util';
 import { runBurst } from './scenarios/burst.js';
 import { runChaos } from './scenarios/chaos.js';
 import { runDemo } from './scenarios/demo.js';
+import { runPushScenario } from './scenarios/push.js';
 
 // Node 20 runs the tests and the sandbox here; the Lambdas run on Node 22. The SDK's notice about it is noise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const usage = `usage: npm run sandbox -- [--scenario demo|burst|chaos] [--instances N] [--idle-per-az M] [--azs K]
+const usage = `usage: npm run sandbox -- [--scenario demo|burst|push|chaos] [--instances N] [--idle-per-az M] [--azs K]
                       [--operations N] [--seed S] [--time-scale X] [--json]`;
 
 function fail(message: string): never {
@@ -74,6 +75,22 @@ switch (scenario) {
       log,
     });
     break;
+  case 'push': {
+    const push = await runPushScenario({
+      instances: positiveInt('instances', v.instances as string | undefined, 4),
+      idlePerAz: positiveInt('idle-per-az', v['idle-per-az'] as string | undefined, 2, 0),
+      azs: positiveInt('azs', v.azs as string | undefined, 1),
+      seed,
+      timeScale,
+      log,
+    });
+    result = {
+      ...push.scenario,
+      propagationSeconds: push.propagationSeconds,
+      launchesDuringPush: push.launchesDuringPush,
+    };
+    break;
+  }
   case 'chaos':
     result = await runChaos({
       operations: positiveInt('operations', v.operations as string | undefined, 100),

@@ -20,6 +20,7 @@ import { putObjectVerbatim } from '../agent/s3-fidelity.js';
 import { type PushPipeline, wirePushPipeline } from '../push-wiring.js';
 import { Sandbox } from '../runtime.js';
 import { localCredentials, localRegion } from '../servers.js';
+import { ScenarioRecorder, type ScenarioResult } from './report.js';
 
 const run = promisify(execFile);
 
@@ -374,6 +375,8 @@ export interface PushScenarioResult {
   launchesDuringPush: number;
   /** Modelled seconds from `aws s3 cp` of one file to its push being collected, every volume current. */
   propagationSeconds: number;
+  /** The whole scenario JSON (the `push` block filled from the fields above). */
+  scenario: ScenarioResult;
 }
 
 /** Runs the push scenario in its own sandbox (started and stopped here). */
@@ -388,6 +391,7 @@ export async function runPushScenario(o: PushScenarioOptions): Promise<PushScena
   let push: PushPipeline | undefined;
   const scratch = await mkdtemp(join(tmpdir(), 'volsd-push-scenario-'));
   try {
+    const recorder = new ScenarioRecorder(sandbox);
     push = await wirePushPipeline(sandbox);
     log(
       `pool ${sandbox.options.pool}: ${o.azs} AZ(s), target ${o.idlePerAz} idle per AZ, ${o.instances} instance(s)`,
@@ -461,16 +465,21 @@ export async function runPushScenario(o: PushScenarioOptions): Promise<PushScena
     const escaped =
       (await findContent(sandbox, payload)).length + (existsSync(hostile.realAbsolutePath) ? 1 : 0);
     const stale = await staleAtReady(watch.readiness.values(), records);
-    return {
+    const figures = {
       pushes,
       fanOuts: records.filter((p) => p.commandId !== undefined).length,
       volumesCurrent: volumes.filter((v) => v.marker === pool.generation && holdsTree(v, tree)).length,
       volumesTotal: volumes.length,
       rejectedKeys: records.reduce((n, p) => n + p.rejectedCount, 0),
       writesOutsideRoot: outside.length + escaped,
+    };
+    const scenario = await recorder.result('push', figures);
+    return {
+      ...figures,
       staleAtReady: stale.length,
       launchesDuringPush: watch.readiness.size,
       propagationSeconds: Math.round(propagationSeconds * 10) / 10,
+      scenario: { ...scenario, staleAtReady: stale.length },
     };
   } finally {
     push?.close();
