@@ -335,6 +335,8 @@ export class Sandbox {
     this.stopped = true;
     this.intake.close();
     this.sfn.abortAll();
+    // A Lambda step in flight must not write to a server that is already gone: give them a moment.
+    await Promise.race([this.sfn.idle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
     await this.cloud.close();
     await Promise.allSettled([this.dynamo.stop(), this.s3.stop()]);
     if (!this.options.keepFiles) await rm(this.rootDir, { recursive: true, force: true });
