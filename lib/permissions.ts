@@ -380,10 +380,18 @@ export class WorkflowPermissions {
     ];
   }
 
-  /** Reconcile: detach and delete strays, complete forgotten lifecycle actions. */
+  /**
+   * Reconcile: detach and delete strays, complete forgotten lifecycle actions (found through the
+   * served groups and their launch hooks, whose Describe calls accept only Resource "*").
+   */
   public forReconcile(): PolicyStatement[] {
     return [
       ...describeStatements(),
+      new PolicyStatement({
+        sid: 'DescribeServedGroups',
+        actions: ['autoscaling:DescribeAutoScalingGroups', 'autoscaling:DescribeLifecycleHooks'],
+        resources: ['*'],
+      }),
       ...attachDetachStatements(this.props),
       ...deleteVolumeStatements(this.props),
       ...this.commands(),

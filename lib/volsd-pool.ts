@@ -76,8 +76,8 @@ export interface VolsdPoolProps extends PoolSettingsProps {
  * exposed read-only: the volume table and the pool's record in it, the push bucket and its queue,
  * the lifecycle intake, the sync workers, the SSM documents, the configuration parameters, the
  * monitoring, the client policies, the workflows' permissions, the workflows themselves (acquire,
- * release, replenish: functions, state machines, schedules; the lifecycle dispatcher) and the push
- * fan-out. More workflows plug in with `pool.workflows.addWorkflow()`.
+ * release, replenish, snapshot, reconcile: functions, state machines, schedules; the lifecycle
+ * dispatcher) and the push fan-out. More workflows plug in with `pool.workflows.addWorkflow()`.
  */
 export class VolsdPool extends Construct {
   /** The validated settings with every default applied (what the workflows are configured with). */

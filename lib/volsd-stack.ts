@@ -119,6 +119,14 @@ export class VolsdStack extends Stack {
         this.pool.workflows.replenish.stateMachine.stateMachineArn,
         'Replenish workflow',
       ],
+      SnapshotStateMachineArn: [
+        this.pool.workflows.snapshot.stateMachine.stateMachineArn,
+        'Snapshot workflow',
+      ],
+      ReconcileStateMachineArn: [
+        this.pool.workflows.reconcile.stateMachine.stateMachineArn,
+        'Reconcile workflow',
+      ],
     };
     for (const [name, [value, description]] of Object.entries(outputs)) {
       new CfnOutput(this, name, { value, description });

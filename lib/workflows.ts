@@ -137,21 +137,22 @@ export interface WorkflowsProps {
 }
 
 /**
- * The pool's workflows, wired: for acquire, release and replenish a {@link VolsdFunction} (least
- * privilege from `pool.permissions.forX()`, the workflow configuration in its environment) and a
- * Standard state machine from `statemachines/<name>.asl.json` whose Tasks invoke it (definition
- * substitutions, X-Ray tracing, ALL-level logs without execution data to a log group with retention);
- * replenish started per AZ on the pool's schedule by EventBridge rules (retries, then a DLQ); the
- * lifecycle dispatcher consuming the intake queue with partial batch responses (when the pool serves
- * groups). Publishes the state machine ARNs under `/volsd/<pool>/`, lets the client host policy start
- * acquire and release and the admin policy every workflow, and alarms on failed executions, dispatcher
- * errors and the schedule DLQ.
+ * The pool's workflows, wired: for acquire, release, replenish, snapshot and reconcile a
+ * {@link VolsdFunction} (least privilege from `pool.permissions.forX()`, the workflow configuration
+ * in its environment) and a Standard state machine from `statemachines/<name>.asl.json` whose Tasks
+ * invoke it (definition substitutions, X-Ray tracing, ALL-level logs without execution data to a log
+ * group with retention); replenish started per AZ, snapshot and reconcile per pool, on the pool's
+ * schedules by EventBridge rules (retries, then a DLQ); the lifecycle dispatcher consuming the intake
+ * queue with partial batch responses (when the pool serves groups). Publishes the acquire, release,
+ * replenish and snapshot ARNs under `/volsd/<pool>/`, lets the client host policy start acquire and
+ * release and the admin policy every workflow, and alarms on failed executions, dispatcher errors and
+ * the schedule DLQ.
  *
  * Step functions throw to make Step Functions poll and retry (`VolumeNotReady` ...), so a workflow
  * function's Lambda `Errors` metric is not a failure signal: workflows are watched by their failed
  * executions instead.
  *
- * More workflows (snapshot, reconcile) plug in with {@link Workflows.addWorkflow}.
+ * More workflows plug in with {@link Workflows.addWorkflow}.
  */
 export class Workflows extends Construct {
   /** Acquire: an idle volume to a launching instance. */
@@ -160,6 +161,10 @@ export class Workflows extends Construct {
   public readonly release: Workflow;
   /** Replenish: one AZ back to its idle target. */
   public readonly replenish: Workflow;
+  /** Snapshot: a current idle volume snapshotted, older snapshots pruned beyond the retention. */
+  public readonly snapshot: Workflow;
+  /** Reconcile: EC2 compared with the table, drift repaired. */
+  public readonly reconcile: Workflow;
   /** The lifecycle dispatcher, when the pool serves at least one Auto Scaling group. */
   public readonly dispatcher?: VolsdFunction;
   /** Every workflow wired so far, by name. */
@@ -228,7 +233,45 @@ export class Workflows extends Construct {
       requestsReplenish: true,
     });
 
+    this.snapshot = this.addWorkflow('snapshot', {
+      entry: 'lambdas/snapshot/handler.ts',
+      definitionFile: 'statemachines/snapshot.asl.json',
+      functionArnPlaceholder: 'SnapshotFunctionArn',
+      statements: pool.permissions.forSnapshot(),
+      parameterName: configParameterNames.snapshotStateMachineArn,
+      schedule: {
+        rate: schedules.snapshot,
+        targets: [{ id: 'Pool', input: { pool: poolName, reason: 'schedule' } }],
+      },
+    });
     const groupNames = pool.intake.groupNames;
+    this.reconcile = this.addWorkflow('reconcile', {
+      entry: 'lambdas/reconcile/handler.ts',
+      definitionFile: 'statemachines/reconcile.asl.json',
+      functionArnPlaceholder: 'ReconcileFunctionArn',
+      statements: [
+        ...pool.permissions.forReconcile(),
+        // Its RUNNING executions tell an acquire in hand from a lost one; reconcile starts none.
+        new PolicyStatement({
+          sid: 'ListAcquireExecutions',
+          actions: ['states:ListExecutions'],
+          resources: [this.acquire.stateMachine.stateMachineArn],
+        }),
+      ],
+      environment: {
+        ACQUIRE_STATE_MACHINE_ARN: this.acquire.stateMachine.stateMachineArn,
+        SERVED_GROUPS: groupNames.join(','),
+        LAUNCH_HOOK_NAME: pool.intake.hookNames.launch,
+      },
+      requestsReplenish: true,
+      // It scans EC2 and the table in one step; every Task of its ASL allows 60 s.
+      timeout: Duration.seconds(55),
+      schedule: {
+        rate: schedules.reconcile,
+        targets: [{ id: 'Pool', input: { pool: poolName, reason: 'schedule' } }],
+      },
+    });
+
     if (groupNames.length > 0) {
       // Without served groups there is no intake rule, so nothing to consume (and SERVED_GROUPS
       // would be empty, which the dispatcher refuses at cold start).
@@ -258,11 +301,10 @@ export class Workflows extends Construct {
    * its Standard state machine from `definitionFile` with the function's ARN substituted, logs,
    * tracing and the invoke permission, an alarm on failed executions, dashboard graphs, the admin
    * grant (and the host grant when `startedByHosts`), the published ARN and the schedule.
-   * The extension point for snapshot and reconcile, e.g.
-   * `workflows.addWorkflow('snapshot', { entry: 'lambdas/snapshot/handler.ts', definitionFile:
-   * 'statemachines/snapshot.asl.json', functionArnPlaceholder: 'SnapshotFunctionArn', statements:
-   * pool.permissions.forSnapshot(), parameterName: configParameterNames.snapshotStateMachineArn,
-   * schedule: { rate: pool.settings.schedules.snapshot, targets: [{ id: 'Pool', input: { pool } }] } })`.
+   * The extension point for further workflows (e.g. a sync-all workflow), e.g.
+   * `workflows.addWorkflow('sync-all', { entry: 'lambdas/sync-all/handler.ts', definitionFile:
+   * 'statemachines/sync-all.asl.json', functionArnPlaceholder: 'SyncAllFunctionArn', statements:
+   * pool.permissions.forFanOut(), parameterName: configParameterNames.syncAllStateMachineArn })`.
    */
   public addWorkflow(name: string, options: WorkflowOptions): Workflow {
     if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) {

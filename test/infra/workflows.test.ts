@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { ZodTypeAny } from 'zod';
 import { configFromEnv, dispatcherEnv } from '../../lambdas/dispatcher/handler.js';
 import { fanOutConfigFromEnv, fanOutEnv } from '../../lambdas/fanout/config.js';
+import { reconcileConfigShape } from '../../lambdas/reconcile/config.js';
 import { loadWorkflowConfig, workflowConfigShape } from '../../lambdas/shared/workflow-config.js';
 import { readAppConfig } from '../../lib/config.js';
 import { flattenReference, type ResolvedStatement } from '../../lib/nag.js';
@@ -114,6 +115,12 @@ function tasksOf(states: Record<string, State>): Array<[string, State]> {
   });
 }
 
+/** The configuration a workflow's function reads: the shared one, and reconcile's own. */
+const shapeOf = (workflow: Workflow): Record<string, ZodTypeAny> => ({
+  ...workflowConfigShape,
+  ...(workflow.name === 'reconcile' ? reconcileConfigShape : {}),
+});
+
 const infrastructureEnv = ['POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE', 'NODE_OPTIONS'];
 const requiredKeys = (shape: Record<string, ZodTypeAny>) =>
   Object.entries(shape)
@@ -126,7 +133,7 @@ beforeAll(() => {
   stack = new VolsdStack(app, stackName, stackProps);
   resources = Template.fromStack(stack).toJSON().Resources as Record<string, Resource>;
   const w = stack.pool.workflows;
-  workflows = [w.acquire, w.release, w.replenish];
+  workflows = [w.acquire, w.release, w.replenish, w.snapshot, w.reconcile];
 });
 
 describe('state machines', () => {
@@ -225,16 +232,33 @@ describe('state machines', () => {
 
 describe('workflow functions', () => {
   it('get every variable the workflow configuration requires', () => {
-    const required = requiredKeys(workflowConfigShape);
-    expect(required).toEqual(expect.arrayContaining(['TABLE_NAME', 'POOL_NAME', 'PUSH_BUCKET']));
+    expect(requiredKeys(workflowConfigShape)).toEqual(
+      expect.arrayContaining(['TABLE_NAME', 'POOL_NAME', 'PUSH_BUCKET']),
+    );
     for (const workflow of workflows) {
+      const required = requiredKeys(shapeOf(workflow));
       expect(Object.keys(envOf(workflow.function)), workflow.name).toEqual(expect.arrayContaining(required));
     }
   });
 
+  it('give reconcile the acquire state machine, the served groups and the launch hook', () => {
+    const { acquire, reconcile } = stack.pool.workflows;
+    expect(envOf(reconcile.function)).toMatchObject({
+      ACQUIRE_STATE_MACHINE_ARN: ref(acquire.stateMachine),
+      SERVED_GROUPS: 'web-a,web-b',
+      LAUNCH_HOOK_NAME: 'volsd-web-launch',
+    });
+    const lists = statementsOf(reconcile.function).filter((s) =>
+      actionsOf(s).includes('states:ListExecutions'),
+    );
+    expect(lists.map((s) => [actionsOf(s), s.Resource])).toEqual([
+      [['states:ListExecutions'], ref(acquire.stateMachine)],
+    ]);
+  });
+
   it('get only variables the workflow configuration knows, each valid', () => {
-    const shape = workflowConfigShape as unknown as Record<string, ZodTypeAny>;
     for (const workflow of workflows) {
+      const shape = shapeOf(workflow);
       for (const [key, value] of Object.entries(envOf(workflow.function))) {
         if (infrastructureEnv.includes(key)) continue;
         const schema = shape[key];
@@ -272,25 +296,27 @@ describe('workflow functions', () => {
     }
   });
 
-  it('of acquire and release may request a replenish, and only they', () => {
-    const { acquire, release, replenish } = stack.pool.workflows;
-    for (const workflow of [acquire, release]) {
+  it('of acquire, release and reconcile may request a replenish, and only they', () => {
+    const { acquire, release, replenish, snapshot, reconcile } = stack.pool.workflows;
+    for (const workflow of [acquire, release, reconcile]) {
       expect(envOf(workflow.function).REPLENISH_STATE_MACHINE_ARN).toEqual(ref(replenish.stateMachine));
       const starts = statementsOf(workflow.function).filter((s) =>
         actionsOf(s).includes('states:StartExecution'),
       );
       expect(starts.map((s) => s.Resource)).toEqual([ref(replenish.stateMachine)]);
     }
-    expect(envOf(replenish.function).REPLENISH_STATE_MACHINE_ARN).toBeUndefined();
-    expect(
-      statementsOf(replenish.function)
-        .flatMap(actionsOf)
-        .filter((a) => a.startsWith('states:')),
-    ).toEqual([]);
+    for (const workflow of [replenish, snapshot]) {
+      expect(envOf(workflow.function).REPLENISH_STATE_MACHINE_ARN).toBeUndefined();
+      expect(
+        statementsOf(workflow.function)
+          .flatMap(actionsOf)
+          .filter((a) => a.startsWith('states:')),
+      ).toEqual([]);
+    }
   });
 
   it('may each call exactly the mutating EC2 actions of their steps', () => {
-    const { acquire, release, replenish } = stack.pool.workflows;
+    const { acquire, release, replenish, snapshot, reconcile } = stack.pool.workflows;
     const mutating = (fn: VolsdFunction) =>
       [...new Set(statementsOf(fn).flatMap(actionsOf))]
         .filter((a) => (mutatingEc2Actions as readonly string[]).includes(a))
@@ -305,6 +331,16 @@ describe('workflow functions', () => {
       'ec2:AttachVolume',
       'ec2:CreateTags',
       'ec2:CreateVolume',
+      'ec2:DeleteVolume',
+      'ec2:DetachVolume',
+    ]);
+    expect(mutating(snapshot.function)).toEqual([
+      'ec2:CreateSnapshot',
+      'ec2:CreateTags',
+      'ec2:DeleteSnapshot',
+    ]);
+    expect(mutating(reconcile.function)).toEqual([
+      'ec2:AttachVolume',
       'ec2:DeleteVolume',
       'ec2:DetachVolume',
     ]);
@@ -452,8 +488,9 @@ describe('pool record', () => {
 });
 
 describe('published configuration and client policies', () => {
-  it('publish each state machine ARN under /volsd/<pool>/', () => {
-    for (const workflow of workflows) {
+  it('publish the state machine ARNs volsd-client starts under /volsd/<pool>/', () => {
+    const { acquire, release, replenish, snapshot } = stack.pool.workflows;
+    for (const workflow of [acquire, release, replenish, snapshot]) {
       const parameter = Object.values(resources).find(
         (r) =>
           r.Type === 'AWS::SSM::Parameter' &&
