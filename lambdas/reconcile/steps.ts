@@ -471,10 +471,15 @@ export function reconcileSteps(
   };
 
   /** After a failure: the lease is given back; the next run starts over from what EC2 shows. */
-  const failed: Step<ReconcileCtx> = async (ctx, { repo }) => {
+  const failed: Step<ReconcileCtx> = async (ctx, deps) => {
     logger.error('reconcile failed', { pool: ctx.pool, error: ctx.error });
     metrics.addMetric('ReconcileFailed', 'Count', 1);
-    if (ctx.leased && ctx.pool && ctx.runId) await repo.releaseLease(leaseName(ctx.pool), ctx.runId);
+    // Also when `leased` is unknown (scan failed right after taking it): the release is conditional on
+    // this run owning the lease, so it never frees another run's.
+    const input = ctx.input as { pool?: unknown } | undefined;
+    const pool =
+      ctx.pool ?? (typeof input?.pool === 'string' ? input.pool : undefined) ?? deps.config.POOL_NAME;
+    if (ctx.leased !== false && ctx.runId) await deps.repo.releaseLease(leaseName(pool), ctx.runId);
     return { ...ctx, leased: false, outcome: `failed: ${ctx.error?.Error ?? 'unknown'}` };
   };
 

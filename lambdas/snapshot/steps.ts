@@ -379,9 +379,20 @@ const prune: Step<SnapshotCtx> = async (ctx, { ec2, repo, config }) => {
   return { ...ctx, kept, deleted, inUse };
 };
 
-/** Gives the pool's snapshot lease back. */
+/** The pool a run is for, also when `plan` failed before validating the input. */
+function poolOf(ctx: SnapshotCtx): string | undefined {
+  if (ctx.pool) return ctx.pool;
+  const pool = (ctx.input as { pool?: unknown } | undefined)?.pool;
+  return typeof pool === 'string' ? pool : undefined;
+}
+
+/**
+ * Gives the pool's snapshot lease back. Also when `leased` is unknown (a step failed right after
+ * taking it): the release is conditional on this run owning the lease, so it never frees another's.
+ */
 const done: Step<SnapshotCtx> = async (ctx, { repo }) => {
-  if (ctx.leased && ctx.pool && ctx.runId) await repo.releaseLease(leaseName(ctx.pool), ctx.runId);
+  const pool = poolOf(ctx);
+  if (ctx.leased !== false && pool && ctx.runId) await repo.releaseLease(leaseName(pool), ctx.runId);
   const { lastResults: _r, command: _c, input: _i, ...rest } = ctx;
   return { ...rest, leased: false, outcome: ctx.outcome ?? 'snapshotted' };
 };

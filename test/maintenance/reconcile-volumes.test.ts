@@ -71,6 +71,25 @@ describe('a stale claim', () => {
     await expectInvariants(sandbox);
   });
 
+  it('is repaired once when the function crashes after finishing it (the step runs again)', async () => {
+    const holder = sandbox.cloud.launchInstance({ az, tags: { [poolTag]: sandbox.options.pool } });
+    const claimed = await sandbox.repo.claimVolume({ pool: sandbox.options.pool, az, instanceId: holder });
+    const crashesBefore = sandbox.sfn.crashCounts.get('Finish') ?? 0;
+    sandbox.sfn.crashNext('Finish');
+
+    const result = await runReconcile(sandbox);
+
+    expect(sandbox.sfn.crashCounts.get('Finish')).toBe(crashesBefore + 1);
+    expect(result.status).toBe('SUCCEEDED');
+    expect(repairedKinds(result)).toEqual({ staleClaim: 1 });
+    expect(await sandbox.repo.getVolume(claimed.volumeId)).toMatchObject({
+      state: VolumeState.Idle,
+      holder: worker,
+    });
+    await expectNothingLeft(sandbox);
+    await expectInvariants(sandbox);
+  });
+
   it('already detached from the worker goes back to the pool and a replenish makes it IDLE', async () => {
     const holder = sandbox.cloud.launchInstance({ az, tags: { [poolTag]: sandbox.options.pool } });
     const claimed = await sandbox.repo.claimVolume({ pool: sandbox.options.pool, az, instanceId: holder });

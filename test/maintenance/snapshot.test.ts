@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VolumeState } from '../../lambdas/shared/model.js';
 import { generationTag, poolTag, roleTag } from '../../lambdas/shared/tags.js';
@@ -158,6 +159,24 @@ describe('pruning', () => {
     expect(result.status).toBe('SUCCEEDED');
     expect(poolSnapshots()).toHaveLength(2);
     expect(poolSnapshots().map((s) => s.snapshotId)).toContain(result.output.snapshotId);
+  });
+});
+
+describe('a crash after CreateSnapshot', () => {
+  it('makes no second snapshot: the retried step finds the one its run created', async () => {
+    const crashesBefore = sandbox.sfn.crashCounts.get('CreateSnapshot') ?? 0;
+    sandbox.sfn.crashNext('CreateSnapshot');
+    const runName = `snapshot-test-${runs + 1}`;
+
+    const result = await runSnapshot();
+
+    expect(sandbox.sfn.crashCounts.get('CreateSnapshot')).toBe(crashesBefore + 1);
+    expect(result.status).toBe('SUCCEEDED');
+    const { ec2 } = await import('../../lambdas/shared/clients.js');
+    const ofThisRun = await ec2.send(
+      new DescribeSnapshotsCommand({ Filters: [{ Name: 'description', Values: [`*(${runName})`] }] }),
+    );
+    expect(ofThisRun.Snapshots?.map((s) => s.SnapshotId)).toEqual([result.output.snapshotId]);
   });
 });
 
