@@ -6,6 +6,7 @@ import { once } from './config.js';
 import { logger, metrics } from './logger.js';
 import { VolumeRepository } from './repository.js';
 import { runStep, type Step, type StepDeps, type WorkflowCtx } from './steps.js';
+import { nowMs } from './time.js';
 import { loadWorkflowConfig } from './workflow-config.js';
 
 /** Dependencies of the workflow functions, built once per container from the environment. */
@@ -13,7 +14,8 @@ export const workflowDeps = once((): StepDeps => {
   const config = loadWorkflowConfig();
   return {
     config,
-    repo: new VolumeRepository(dynamoDoc, { tableName: config.TABLE_NAME }),
+    // Record timestamps from the same time source as the steps' own bounds.
+    repo: new VolumeRepository(dynamoDoc, { tableName: config.TABLE_NAME, now: () => new Date(nowMs()) }),
     ec2,
     ssm,
     autoScaling,

@@ -11,7 +11,7 @@ let sandbox: Sandbox;
 let desired = 0;
 
 beforeAll(async () => {
-  sandbox = await Sandbox.start({ azs: 1, idlePerAz: 3, timeScale: 0.01, seed: 7 });
+  sandbox = await Sandbox.start({ azs: 1, idlePerAz: 3, timeScale: 0.02, seed: 7 });
   await putContent(sandbox, 'live/index.html', '<h1>hello</h1>');
   await sandbox.repo.bumpGeneration(sandbox.options.pool); // as the fan-out does for a push
   await sandbox.replenishAll();

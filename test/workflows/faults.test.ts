@@ -8,7 +8,7 @@ import { groupMembers, putContent, scaleAndSettle } from '../helpers/sandbox.js'
 let sandbox: Sandbox;
 
 beforeAll(async () => {
-  sandbox = await Sandbox.start({ azs: 1, idlePerAz: 2, timeScale: 0.01, seed: 11, throttling: true });
+  sandbox = await Sandbox.start({ azs: 1, idlePerAz: 2, timeScale: 0.02, seed: 11, throttling: true });
   await putContent(sandbox, 'live/a.txt', 'a');
   await sandbox.repo.bumpGeneration('web');
   await sandbox.replenishAll();
