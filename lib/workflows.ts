@@ -292,6 +292,8 @@ export class Workflows extends Construct {
         .addToRolePolicy(...pool.permissions.forDispatcher())
         // No batching window: every message is a launch waiting in Pending:Wait.
         .consumeQueue(pool.intake.queue, { batchSize: 10 });
+      // Launches wait in the queue until the pool's record exists: an acquire before would fail.
+      this.dispatcher.node.addDependency(pool.record);
       pool.monitoring.alarmOnFunctionErrors(this.dispatcher.function, 'Dispatcher');
     }
   }

@@ -377,6 +377,16 @@ describe('lifecycle dispatcher', () => {
     });
   });
 
+  it('starts consuming only once the pool record exists', () => {
+    const record = logicalId(stack.pool.record.resource);
+    const mapping = Object.values(resources).find(
+      (r) =>
+        r.Type === 'AWS::Lambda::EventSourceMapping' &&
+        JSON.stringify(r.Properties.EventSourceArn).includes(logicalId(stack.pool.intake.queue)),
+    );
+    expect(mapping?.DependsOn).toEqual(expect.arrayContaining([record]));
+  });
+
   it('consumes the intake queue ten messages at a time with partial batch responses', () => {
     const mappings = Object.values(resources).filter(
       (r) =>
