@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VolumeState } from '../../lambdas/shared/model.js';
+import { poolTag } from '../../lambdas/shared/tags.js';
+import { checkInvariants, volumeGeneration } from '../../sandbox/invariants.js';
+import { Sandbox } from '../../sandbox/runtime.js';
+
+let sandbox: Sandbox;
+
+beforeAll(async () => {
+  sandbox = await Sandbox.start({ azs: 2, idlePerAz: 0, timeScale: 0.05, seed: 31 });
+  await sandbox.repo.bumpGeneration('web');
+}, 120_000);
+
+afterAll(async () => {
+  await sandbox?.stop();
+});
+
+/** Idle volumes per AZ as EC2 and the files show them: attached to the AZ's worker, marker current. */
+async function idlePerAz() {
+  const pool = await sandbox.repo.getPool('web');
+  const state = sandbox.cloud.snapshotState();
+  const out: Record<string, number> = {};
+  for (const az of sandbox.options.azs) {
+    const records = await sandbox.repo.listVolumes({ pool: 'web', az, state: VolumeState.Idle });
+    for (const r of records) {
+      const v = state.volumes.find((x) => x.volumeId === r.volumeId);
+      expect(v?.tags[poolTag]).toBe('web');
+      expect(v?.attachment?.instanceId).toBe(sandbox.workers[az]);
+      expect(volumeGeneration(sandbox, r.volumeId)).toBe(pool.generation);
+    }
+    out[az] = records.length;
+  }
+  return out;
+}
+
+const poolVolumesInEc2 = () =>
+  sandbox.cloud
+    .snapshotState()
+    .volumes.filter((v) => v.tags[poolTag] === 'web' && v.state !== 'deleted' && v.state !== 'deleting');
+
+describe('pool targets', () => {
+  it('converges an empty pool to 3 idle, current volumes per AZ', async () => {
+    await sandbox.repo.setTarget('web', 3);
+    await sandbox.replenishAll();
+    expect(await idlePerAz()).toEqual({ 'us-east-1a': 3, 'us-east-1b': 3 });
+    expect(poolVolumesInEc2()).toHaveLength(6);
+  });
+
+  it('adds 4 volumes when the target rises to 5', async () => {
+    await sandbox.repo.setTarget('web', 5);
+    await sandbox.replenishAll();
+    expect(await idlePerAz()).toEqual({ 'us-east-1a': 5, 'us-east-1b': 5 });
+    expect(poolVolumesInEc2()).toHaveLength(10);
+  });
+
+  it('retires 8 volumes when the target falls to 1, deleting them in EC2', async () => {
+    await sandbox.repo.setTarget('web', 1);
+    await sandbox.replenishAll();
+    expect(await idlePerAz()).toEqual({ 'us-east-1a': 1, 'us-east-1b': 1 });
+    expect(poolVolumesInEc2()).toHaveLength(2);
+    expect((await checkInvariants(sandbox)).violations).toEqual([]);
+  });
+});
