@@ -33,6 +33,35 @@ if (!Number.isInteger(launches) || launches < 1 || !(timeScale > 0 && timeScale 
  */
 const unitCost = { lambdaInvoke: 0.03, stateTransition: 0.02, dynamoCall: 0.008, awsCall: 0.1 };
 
+/**
+ * AWS list prices, us-east-1 (shared/aws-reference/FACTS.md; docs/cost.md): Standard transitions,
+ * Lambda requests and arm64 GB-seconds, DynamoDB on-demand writes and reads, SQS requests.
+ */
+const price = {
+  transition: 0.025 / 1000,
+  lambdaRequest: 0.2 / 1e6,
+  lambdaGbSecond: 0.0000133334,
+  write: 0.625 / 1e6,
+  read: 0.125 / 1e6,
+  sqsRequest: 0.4 / 1e6,
+};
+/** Assumed Lambda size and time per step for the GB-second estimate. */
+const lambdaGbSecondsPerInvocation = 0.5 * 0.15;
+
+/** Control-plane dollars per 1,000 operations from per-operation counts. */
+function costPerThousand(
+  per: { stateTransitions: number; lambdaInvocations: number; tableWrites: number },
+  reads: number,
+) {
+  const one =
+    per.stateTransitions * price.transition +
+    per.lambdaInvocations * (price.lambdaRequest + lambdaGbSecondsPerInvocation * price.lambdaGbSecond) +
+    per.tableWrites * price.write +
+    reads * price.read +
+    3 * price.sqsRequest;
+  return round(one * 1000, 3);
+}
+
 /** States that wait for AWS to finish something asynchronous (attach, detach, an SSM command, a boot). */
 const waitingStates = new Set([
   'WaitUnmount',
@@ -96,20 +125,25 @@ function summarize(sandbox: Sandbox, machine: 'acquire' | 'release', executions:
       dynamoCalls * unitCost.dynamoCall +
       otherCalls * unitCost.awsCall) /
     Math.max(1, done.length);
+  const reads =
+    ['dynamodb:GetItem', 'dynamodb:Query'].reduce((a, k) => a + (calls[k] ?? 0), 0) /
+    Math.max(1, done.length);
+  const perOperation = {
+    awsCalls: per(counts.awsCall ?? 0),
+    stateTransitions: per(counts.stateTransition ?? 0),
+    lambdaInvocations: per(counts.lambdaInvocation ?? 0),
+    tableWrites: per(counts.tableWrite ?? 0),
+  };
   return {
     computedOrchestrationSeconds: round(computed, 2),
+    dollarsPer1000: costPerThousand(perOperation, reads),
     executions: executions.length,
     succeeded: done.length,
     seconds: percentiles(totals),
     orchestrationOverheadSeconds: percentiles(overhead),
     waitingForBootSeconds: percentiles(bootWait),
     stepsP50: Object.fromEntries(Object.entries(steps).map(([s, v]) => [s, percentiles(v).p50])),
-    perOperation: {
-      awsCalls: per(counts.awsCall ?? 0),
-      stateTransitions: per(counts.stateTransition ?? 0),
-      lambdaInvocations: per(counts.lambdaInvocation ?? 0),
-      tableWrites: per(counts.tableWrite ?? 0),
-    },
+    perOperation,
     awsCallsByAction: Object.fromEntries(
       Object.entries(calls)
         .sort((a, b) => b[1] - a[1])
@@ -158,6 +192,9 @@ try {
       if (name === 'acquire')
         console.log(`  of which waiting for the instance to boot: p50 ${r.waitingForBootSeconds.p50} s`);
       console.log(`  per operation: ${JSON.stringify(r.perOperation)}`);
+      console.log(
+        `  control-plane cost: $${r.dollarsPer1000} per 1,000 (list prices, us-east-1; docs/cost.md)`,
+      );
       console.log(
         `  steps (p50 s): ${Object.entries(r.stepsP50)
           .map(([s, v]) => `${s} ${v}`)
