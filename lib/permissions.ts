@@ -2,10 +2,12 @@ import { Arn, ArnFormat, Stack } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, type IConstruct } from 'constructs';
 import { poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
 import { acknowledgeWildcards, findingArn } from './nag.js';
+import { livePrefix } from './push-bucket.js';
 
 /*
  * IAM statements for what the Volsd workflows do, least privilege by construction:
@@ -461,10 +463,23 @@ export interface ClientPoliciesProps {
   readonly parametersArn: string;
   /** ARN of the parameter path itself (`.../parameter/volsd/<pool>`), for GetParametersByPath. */
   readonly parameterPathArn: string;
+  /** The push bucket, whose `live/` tree Volsd-Sync reads on served instances. */
+  readonly pushBucket: IBucket;
+  /**
+   * Customer managed key of the push bucket.
+   * @default SSE-S3 (no key permission needed)
+   */
+  readonly pushBucketKey?: IKey;
 }
 
 /**
- * Customer managed policies for people and hosts using volsd-client:
+ * Customer managed policies for the instances of the served groups, and for people and hosts using
+ * volsd-client:
+ * - `instancePolicy` for every instance a pool volume is mounted on (served groups, volsd-client
+ *   hosts): Volsd-Sync runs there (acquire brings a volume current, every push syncs it) and reads
+ *   `live/` of the push bucket with the instance's own role. Attached automatically to served groups
+ *   built in the same app; attach it to the instance role of groups given by name (besides
+ *   AmazonSSMManagedInstanceCore, which Run Command needs).
  * - `hostPolicy` for hosts that acquire and release by hand: read the pool's configuration
  *   parameters, read their own assignment from the table, start the acquire/release workflows and
  *   follow their executions (added with `allowHostWorkflows`). Such a host must also carry the tag
@@ -473,6 +488,8 @@ export interface ClientPoliciesProps {
  *   workflows and follow them (added with `allowAdminWorkflows`).
  */
 export class ClientPolicies extends Construct {
+  /** Policy for instances that mount pool volumes: Volsd-Sync reads the content tree. */
+  public readonly instancePolicy: ManagedPolicy;
   /** Policy for hosts running volsd-client acquire/release/status. */
   public readonly hostPolicy: ManagedPolicy;
   /** Policy for admins running volsd-client volumes/pool/pushes/replenish/snapshot/sync. */
@@ -484,6 +501,32 @@ export class ClientPolicies extends Construct {
       sid: 'ReadPoolConfiguration',
       actions: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath'],
       resources: [props.parameterPathArn, props.parametersArn],
+    });
+    this.instancePolicy = new ManagedPolicy(this, 'InstancePolicy', {
+      description: `Volsd ${props.poolName}: instances mounting pool volumes (Volsd-Sync reads live/)`,
+      statements: [
+        new PolicyStatement({
+          sid: 'ReadLiveTree',
+          actions: ['s3:GetObject'],
+          resources: [props.pushBucket.arnForObjects(`${livePrefix}*`)],
+        }),
+        new PolicyStatement({
+          sid: 'ListLiveTree',
+          actions: ['s3:ListBucket'],
+          resources: [props.pushBucket.bucketArn],
+          conditions: { StringLike: { 's3:prefix': [livePrefix, `${livePrefix}*`] } },
+        }),
+        ...(props.pushBucketKey
+          ? [
+              new PolicyStatement({
+                sid: 'DecryptLiveTree',
+                actions: ['kms:Decrypt'],
+                resources: [props.pushBucketKey.keyArn],
+                conditions: { StringLike: { 'kms:ViaService': 's3.*.amazonaws.com' } },
+              }),
+            ]
+          : []),
+      ],
     });
     this.hostPolicy = new ManagedPolicy(this, 'HostPolicy', {
       description: `Volsd ${props.poolName}: hosts running volsd-client acquire/release`,
@@ -534,6 +577,11 @@ export class ClientPolicies extends Construct {
       {
         finding: /^Resource::<[A-Za-z0-9]+\.Arn>\/index\/\*$/,
         reason: 'The indexes of the volume table (read only).',
+      },
+      {
+        finding: /^Resource::<[A-Za-z0-9]+\.Arn>\/live\/\*$/,
+        reason:
+          'Volsd-Sync reads the whole content tree: every object under live/ of the push bucket, nothing else.',
       },
       {
         finding: findingArn('states', 'execution:.+:\\*'),

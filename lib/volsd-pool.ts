@@ -1,4 +1,5 @@
 import { RemovalPolicy, Token } from 'aws-cdk-lib';
+import { AutoScalingGroup } from 'aws-cdk-lib/aws-autoscaling';
 import type { ISubnet, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -179,7 +180,13 @@ export class VolsdPool extends Construct {
       table: this.table.table,
       parametersArn: this.config.parametersArn,
       parameterPathArn: this.config.pathArn,
+      pushBucket: this.push.bucket,
+      pushBucketKey: props.dataKey,
     });
+    for (const group of props.autoScalingGroups ?? []) {
+      // Volsd-Sync runs on the served instances with their own role.
+      if (group instanceof AutoScalingGroup) group.role.addManagedPolicy(this.clientPolicies.instancePolicy);
+    }
     this.permissions = new WorkflowPermissions({
       scope: this,
       poolName,

@@ -104,6 +104,10 @@ export class VolsdStack extends Stack {
       TableName: [this.pool.table.table.tableName, 'Volume table'],
       PushBucketName: [this.pool.push.bucket.bucketName, 'Push bucket: publish under s3://<bucket>/live/'],
       AlarmTopicArn: [this.pool.monitoring.alarmTopic.topicArn, 'Alarm topic'],
+      InstancePolicyArn: [
+        this.pool.clientPolicies.instancePolicy.managedPolicyArn,
+        'Attach to the instance role of the served groups (Volsd-Sync reads live/)',
+      ],
       ClientHostPolicyArn: [
         this.pool.clientPolicies.hostPolicy.managedPolicyArn,
         'Attach to roles of hosts running volsd-client',

@@ -506,6 +506,7 @@ describe('published configuration', () => {
   });
 
   it('outputs the client and admin policies', () => {
+    template.hasOutput('InstancePolicyArn', {});
     template.hasOutput('ClientHostPolicyArn', {});
     template.hasOutput('AdminPolicyArn', {});
   });

@@ -58,6 +58,14 @@ describe('a pool serving a group of the same app, with its own keys and topic', 
     );
   });
 
+  it("attaches the instance policy to the served group's role, so Volsd-Sync can read live/", () => {
+    const roles = Object.values(template.findResources('AWS::IAM::Role')).filter((r) =>
+      JSON.stringify(r.Properties.ManagedPolicyArns ?? []).includes('InstancePolicy'),
+    );
+    expect(roles).toHaveLength(1);
+    expect(JSON.stringify(roles[0]?.Properties.AssumeRolePolicyDocument)).toContain('ec2.amazonaws.com');
+  });
+
   it("never tags the served group's launch template, so root volumes stay out of the pool", () => {
     for (const lt of Object.values(template.findResources('AWS::EC2::LaunchTemplate'))) {
       expect(JSON.stringify(lt.Properties)).not.toContain(poolTag);

@@ -8,6 +8,7 @@ import {
   PolicyStatement as Statement,
 } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { DefinitionBody, Pass, StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigParameters } from '../../lib/config-parameters.js';
@@ -239,6 +240,8 @@ describe('client policies', () => {
       table,
       parametersArn: config.parametersArn,
       parameterPathArn: config.pathArn,
+      pushBucket: new Bucket(clientStack, 'Push', { enforceSSL: true }),
+      pushBucketKey: new Key(clientStack, 'PushKey', { enableKeyRotation: true }),
     });
     const sm = (id: string) =>
       new StateMachine(clientStack, id, {
@@ -257,6 +260,17 @@ describe('client policies', () => {
     allStatements(template)
       .filter(({ owner }) => pattern.test(owner))
       .map(({ statement }) => statement);
+
+  it('let instances that mount pool volumes read live/ of the push bucket, and nothing else', () => {
+    const instance = policyStatements(/InstancePolicy/);
+    expect(instance.map((s) => [actionsOf(s), flattenReference(s.Resource)])).toEqual([
+      [['s3:GetObject'], expect.stringMatching(/^<Push[A-Z0-9]+\.Arn>\/live\/\*$/)],
+      [['s3:ListBucket'], expect.stringMatching(/^<Push[A-Z0-9]+\.Arn>$/)],
+      [['kms:Decrypt'], expect.stringMatching(/^<PushKey[A-Z0-9]+\.Arn>$/)],
+    ]);
+    expect(instance[1]?.Condition).toEqual({ StringLike: { 's3:prefix': ['live/', 'live/*'] } });
+    expect(instance[2]?.Condition).toEqual({ StringLike: { 'kms:ViaService': 's3.*.amazonaws.com' } });
+  });
 
   it('let hosts read the pool configuration and their assignment, nothing more from the table', () => {
     const host = policyStatements(/HostPolicy/);
