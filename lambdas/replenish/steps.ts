@@ -10,7 +10,7 @@ import {
   requireLiveInstance,
 } from '../shared/ec2-ops.js';
 import { CommandPending, InvalidInput, VolumeNotReady } from '../shared/errors.js';
-import { logger, metrics } from '../shared/logger.js';
+import { azMetric, logger, metrics } from '../shared/logger.js';
 import { VolumeState } from '../shared/model.js';
 import type { PendingCommand, Step } from '../shared/steps.js';
 import { poolTag, Role, roleTag } from '../shared/tags.js';
@@ -344,6 +344,9 @@ const retireDelete: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
 /** Gives the AZ's lease back. */
 const done: Step<ReplenishCtx> = async (ctx, { repo }) => {
   if (ctx.leased && ctx.runId) await repo.releaseLease(leaseName(ctx), ctx.runId);
+  // Every run reports the AZ's idle count: the "idle below target" alarm treats silence as breaching.
+  const idle = await repo.listVolumes({ pool: ctx.pool, az: ctx.az, state: VolumeState.Idle });
+  azMetric(ctx.pool, ctx.az, 'IdleVolumes', idle.length);
   logger.info('replenish round done', {
     pool: ctx.pool,
     az: ctx.az,

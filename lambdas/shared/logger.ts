@@ -15,4 +15,15 @@ export const metrics = new Metrics({
   serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'volsd',
   logger,
 });
+// The alarms (lib/monitoring.ts) match exactly the dimension sets {Pool} and {Pool, Az}: no `service`.
+metrics.clearDefaultDimensions();
+if (process.env.POOL_NAME) metrics.setDefaultDimensions({ Pool: process.env.POOL_NAME });
+
+/** Emits one metric with the dimensions {Pool, Az} only (per-AZ alarms such as IdleVolumes). */
+export function azMetric(pool: string, az: string, name: string, value: number): void {
+  const single = metrics.singleMetric();
+  single.clearDefaultDimensions();
+  single.addDimensions({ Pool: pool, Az: az });
+  single.addMetric(name, 'Count', value);
+}
 export const tracer = new Tracer({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'volsd' });
