@@ -137,14 +137,14 @@ export interface WorkflowsProps {
 }
 
 /**
- * The pool's workflows, wired: for acquire, release, replenish, snapshot and reconcile a
+ * The pool's workflows, wired: for acquire, release, replenish, snapshot, reconcile and sync-all a
  * {@link VolsdFunction} (least privilege from `pool.permissions.forX()`, the workflow configuration
  * in its environment) and a Standard state machine from `statemachines/<name>.asl.json` whose Tasks
  * invoke it (definition substitutions, X-Ray tracing, ALL-level logs without execution data to a log
  * group with retention); replenish started per AZ, snapshot and reconcile per pool, on the pool's
  * schedules by EventBridge rules (retries, then a DLQ); the lifecycle dispatcher consuming the intake
  * queue with partial batch responses (when the pool serves groups). Publishes the acquire, release,
- * replenish and snapshot ARNs under `/volsd/<pool>/`, lets the client host policy start acquire and
+ * replenish, snapshot and sync-all ARNs under `/volsd/<pool>/`, lets the client host policy start acquire and
  * release and the admin policy every workflow, and alarms on failed executions, dispatcher errors and
  * the schedule DLQ.
  *
@@ -165,6 +165,8 @@ export class Workflows extends Construct {
   public readonly snapshot: Workflow;
   /** Reconcile: EC2 compared with the table, drift repaired. */
   public readonly reconcile: Workflow;
+  /** Sync-all (admin): every volume of the pool resynced to the push bucket at the current generation. */
+  public readonly syncAll: Workflow;
   /** The lifecycle dispatcher, when the pool serves at least one Auto Scaling group. */
   public readonly dispatcher?: VolsdFunction;
   /** Every workflow wired so far, by name. */
@@ -244,6 +246,19 @@ export class Workflows extends Construct {
         targets: [{ id: 'Pool', input: { pool: poolName, reason: 'schedule' } }],
       },
     });
+    // Admin only, on demand: Volsd-Sync by tag target like a push (same documents and instance scope,
+    // same rate control), at the pool's current generation.
+    this.syncAll = this.addWorkflow('syncall', {
+      entry: 'lambdas/syncall/handler.ts',
+      definitionFile: 'statemachines/syncall.asl.json',
+      functionArnPlaceholder: 'SyncallFunctionArn',
+      statements: pool.permissions.forFanOut(),
+      parameterName: configParameterNames.syncAllStateMachineArn,
+      environment: {
+        FANOUT_MAX_CONCURRENCY: pool.settings.fanOut.maxConcurrency,
+        FANOUT_MAX_ERRORS: pool.settings.fanOut.maxErrors,
+      },
+    });
     const groupNames = pool.intake.groupNames;
     this.reconcile = this.addWorkflow('reconcile', {
       entry: 'lambdas/reconcile/handler.ts',
@@ -303,10 +318,10 @@ export class Workflows extends Construct {
    * its Standard state machine from `definitionFile` with the function's ARN substituted, logs,
    * tracing and the invoke permission, an alarm on failed executions, dashboard graphs, the admin
    * grant (and the host grant when `startedByHosts`), the published ARN and the schedule.
-   * The extension point for further workflows (e.g. a sync-all workflow), e.g.
-   * `workflows.addWorkflow('sync-all', { entry: 'lambdas/sync-all/handler.ts', definitionFile:
-   * 'statemachines/sync-all.asl.json', functionArnPlaceholder: 'SyncAllFunctionArn', statements:
-   * pool.permissions.forFanOut(), parameterName: configParameterNames.syncAllStateMachineArn })`.
+   * The extension point for further workflows, e.g. `workflows.addWorkflow('syncall', { entry:
+   * 'lambdas/syncall/handler.ts', definitionFile: 'statemachines/syncall.asl.json',
+   * functionArnPlaceholder: 'SyncallFunctionArn', statements: pool.permissions.forFanOut(),
+   * parameterName: configParameterNames.syncAllStateMachineArn })`.
    */
   public addWorkflow(name: string, options: WorkflowOptions): Workflow {
     if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) {

@@ -16,6 +16,7 @@ import { type PushOutcome, type PushRecord, PushStatus } from '../shared/push-re
 import type { Step } from '../shared/steps.js';
 import { poolTag } from '../shared/tags.js';
 import { poolNameSchema } from '../shared/validate.js';
+import { loadSyncAllConfig } from './config.js';
 
 /** An instance the sync did not bring current, and why. */
 export interface SyncAllFailure {
@@ -52,29 +53,6 @@ export interface SyncAllCtx {
   error?: { Error?: string; Cause?: string };
 }
 
-/** Rate control of the tag-targeted command, from the fan-out's settings (same variables, same defaults). */
-export interface SyncAllRate {
-  maxConcurrency: string;
-  maxErrors: string;
-  /** SendCommand TimeoutSeconds: how long SSM keeps trying to deliver. */
-  deliveryTimeoutSeconds: number;
-}
-
-const ratePattern = /^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$/;
-
-/** Reads the rate control from `source` (the fan-out's FANOUT_* variables); invalid values fall back. */
-export function syncAllRate(source: Record<string, string | undefined> = process.env): SyncAllRate {
-  const pick = (value: string | undefined, fallback: string, allowZero: boolean) =>
-    value && ratePattern.test(value) && (allowZero || (value !== '0' && value !== '0%')) ? value : fallback;
-  const timeout = Number(source.FANOUT_DELIVERY_TIMEOUT);
-  return {
-    maxConcurrency: pick(source.FANOUT_MAX_CONCURRENCY, '25%', false),
-    maxErrors: pick(source.FANOUT_MAX_ERRORS, '25%', true),
-    deliveryTimeoutSeconds:
-      Number.isInteger(timeout) && timeout >= 30 && timeout <= 2_592_000 ? timeout : 600,
-  };
-}
-
 function checkPool(ctx: SyncAllCtx, poolName: string): string {
   const parsed = poolNameSchema.safeParse(ctx.pool);
   if (!parsed.success)
@@ -93,7 +71,7 @@ const send: Step<SyncAllCtx> = async (ctx, { repo, ssm, config }) => {
   const pool = checkPool(ctx, config.POOL_NAME);
   if (ctx.commandId) return ctx;
   const { generation } = await repo.getPool(pool);
-  const rate = syncAllRate();
+  const rate = loadSyncAllConfig();
   // Validated against the document's own patterns, as SSM would (InvalidParameters).
   const parameters = commandParameters(getDocument(DocumentName.Sync), {
     Bucket: config.PUSH_BUCKET,
@@ -105,9 +83,9 @@ const send: Step<SyncAllCtx> = async (ctx, { repo, ssm, config }) => {
       DocumentName: config.SYNC_DOCUMENT,
       Targets: [{ Key: `tag:${poolTag}`, Values: [pool] }],
       Parameters: parameters,
-      MaxConcurrency: rate.maxConcurrency,
-      MaxErrors: rate.maxErrors,
-      TimeoutSeconds: rate.deliveryTimeoutSeconds,
+      MaxConcurrency: rate.FANOUT_MAX_CONCURRENCY,
+      MaxErrors: rate.FANOUT_MAX_ERRORS,
+      TimeoutSeconds: rate.FANOUT_DELIVERY_TIMEOUT,
       Comment: `volsd sync-all ${pool} generation ${generation}`.slice(0, 100),
     }),
   );

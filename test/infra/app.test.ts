@@ -369,7 +369,8 @@ describe('IAM', () => {
         ([, sm]) => (sm.Properties.RoleArn as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0],
       ),
     );
-    expect(stateMachineRoles.size).toBe(5);
+    // acquire, release, replenish, snapshot, reconcile, syncall.
+    expect(stateMachineRoles.size).toBe(6);
     const ofStateMachine = (owner: string) =>
       (resources[owner]?.Properties.Roles as Array<{ Ref: string }> | undefined)?.every((r) =>
         stateMachineRoles.has(r.Ref),
@@ -488,8 +489,8 @@ describe('SSM documents', () => {
     const sendStatements = allStatements(template).filter(({ statement }) =>
       actionsOf(statement).includes('ssm:SendCommand'),
     );
-    // Not vacuous: acquire, release, replenish, snapshot, reconcile and the fan-out send documents.
-    expect(new Set(sendStatements.map(({ owner }) => owner)).size).toBe(6);
+    // Not vacuous: acquire, release, replenish, snapshot, reconcile, syncall and the fan-out send documents.
+    expect(new Set(sendStatements.map(({ owner }) => owner)).size).toBe(7);
     const documentResources = sendStatements
       .flatMap(({ statement }) => [statement.Resource].flat().map(flattenReference))
       .filter((arn) => arn.includes(':document/'))

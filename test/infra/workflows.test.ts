@@ -11,6 +11,7 @@ import { configFromEnv, dispatcherEnv } from '../../lambdas/dispatcher/handler.j
 import { fanOutConfigFromEnv, fanOutEnv } from '../../lambdas/fanout/config.js';
 import { reconcileConfigShape } from '../../lambdas/reconcile/config.js';
 import { loadWorkflowConfig, workflowConfigShape } from '../../lambdas/shared/workflow-config.js';
+import { loadSyncAllConfig, syncAllConfigShape } from '../../lambdas/syncall/config.js';
 import { readAppConfig } from '../../lib/config.js';
 import { flattenReference, type ResolvedStatement } from '../../lib/nag.js';
 import { mutatingEc2Actions } from '../../lib/permissions.js';
@@ -115,10 +116,11 @@ function tasksOf(states: Record<string, State>): Array<[string, State]> {
   });
 }
 
-/** The configuration a workflow's function reads: the shared one, and reconcile's own. */
+/** The configuration a workflow's function reads: the shared one, and reconcile's and sync-all's own. */
 const shapeOf = (workflow: Workflow): Record<string, ZodTypeAny> => ({
   ...workflowConfigShape,
   ...(workflow.name === 'reconcile' ? reconcileConfigShape : {}),
+  ...(workflow.name === 'syncall' ? syncAllConfigShape : {}),
 });
 
 const infrastructureEnv = ['POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE', 'NODE_OPTIONS'];
@@ -133,7 +135,7 @@ beforeAll(() => {
   stack = new VolsdStack(app, stackName, stackProps);
   resources = Template.fromStack(stack).toJSON().Resources as Record<string, Resource>;
   const w = stack.pool.workflows;
-  workflows = [w.acquire, w.release, w.replenish, w.snapshot, w.reconcile];
+  workflows = [w.acquire, w.release, w.replenish, w.snapshot, w.reconcile, w.syncAll];
 });
 
 describe('state machines', () => {
@@ -184,7 +186,8 @@ describe('state machines', () => {
     for (const workflow of workflows) {
       const definition = JSON.parse(definitionOf(workflow).text) as { States: Record<string, State> };
       const tasks = tasksOf(definition.States);
-      expect(tasks.length).toBeGreaterThan(3);
+      // Sync-all is the shortest: send, then wait.
+      expect(tasks.length).toBeGreaterThanOrEqual(2);
       for (const [name, task] of tasks) {
         expect(task.Retry?.length, `${workflow.name}.${name} Retry`).toBeGreaterThan(0);
         expect(task.Catch?.length, `${workflow.name}.${name} Catch`).toBeGreaterThan(0);
@@ -297,7 +300,7 @@ describe('workflow functions', () => {
   });
 
   it('of acquire, release and reconcile may request a replenish, and only they', () => {
-    const { acquire, release, replenish, snapshot, reconcile } = stack.pool.workflows;
+    const { acquire, release, replenish, snapshot, reconcile, syncAll } = stack.pool.workflows;
     for (const workflow of [acquire, release, reconcile]) {
       expect(envOf(workflow.function).REPLENISH_STATE_MACHINE_ARN).toEqual(ref(replenish.stateMachine));
       const starts = statementsOf(workflow.function).filter((s) =>
@@ -305,7 +308,7 @@ describe('workflow functions', () => {
       );
       expect(starts.map((s) => s.Resource)).toEqual([ref(replenish.stateMachine)]);
     }
-    for (const workflow of [replenish, snapshot]) {
+    for (const workflow of [replenish, snapshot, syncAll]) {
       expect(envOf(workflow.function).REPLENISH_STATE_MACHINE_ARN).toBeUndefined();
       expect(
         statementsOf(workflow.function)
@@ -316,7 +319,7 @@ describe('workflow functions', () => {
   });
 
   it('may each call exactly the mutating EC2 actions of their steps', () => {
-    const { acquire, release, replenish, snapshot, reconcile } = stack.pool.workflows;
+    const { acquire, release, replenish, snapshot, reconcile, syncAll } = stack.pool.workflows;
     const mutating = (fn: VolsdFunction) =>
       [...new Set(statementsOf(fn).flatMap(actionsOf))]
         .filter((a) => (mutatingEc2Actions as readonly string[]).includes(a))
@@ -344,6 +347,28 @@ describe('workflow functions', () => {
       'ec2:DeleteVolume',
       'ec2:DetachVolume',
     ]);
+    expect(mutating(syncAll.function)).toEqual([]);
+  });
+
+  it("let sync-all send the pool's documents to the pool's instances only, as the fan-out may", () => {
+    const { syncAll } = stack.pool.workflows;
+    const sends = statementsOf(syncAll.function).filter((s) => actionsOf(s).includes('ssm:SendCommand'));
+    const fanOutSends = statementsOf(stack.pool.fanOut.fanOut).filter((s) =>
+      actionsOf(s).includes('ssm:SendCommand'),
+    );
+    expect(sends).toEqual(fanOutSends);
+    expect(sends.map((s) => s.Condition ?? null)).toContainEqual({
+      StringEquals: { 'ssm:resourceTag/volsd:pool': 'web' },
+    });
+  });
+
+  it("give sync-all the fan-out's rate control, and load it", () => {
+    const env = standInEnv(envOf(stack.pool.workflows.syncAll.function));
+    expect(loadSyncAllConfig(env)).toEqual({
+      FANOUT_MAX_CONCURRENCY: '25%',
+      FANOUT_MAX_ERRORS: '25%',
+      FANOUT_DELIVERY_TIMEOUT: 600,
+    });
   });
 
   it('never read the push bucket: only Volsd-Sync on the instances does', () => {
@@ -499,12 +524,16 @@ describe('pool record', () => {
 
 describe('published configuration and client policies', () => {
   it('publish the state machine ARNs volsd-client starts under /volsd/<pool>/', () => {
-    const { acquire, release, replenish, snapshot } = stack.pool.workflows;
-    for (const workflow of [acquire, release, replenish, snapshot]) {
+    const { acquire, release, replenish, snapshot, syncAll } = stack.pool.workflows;
+    const published: Array<[Workflow, string]> = [
+      ...[acquire, release, replenish, snapshot].map((w): [Workflow, string] => [w, w.name]),
+      // The name volsd-client reads (configParameterNames.syncAllStateMachineArn).
+      [syncAll, 'sync-all'],
+    ];
+    for (const [workflow, name] of published) {
       const parameter = Object.values(resources).find(
         (r) =>
-          r.Type === 'AWS::SSM::Parameter' &&
-          r.Properties.Name === `/volsd/web/${workflow.name}-state-machine-arn`,
+          r.Type === 'AWS::SSM::Parameter' && r.Properties.Name === `/volsd/web/${name}-state-machine-arn`,
       );
       expect(parameter?.Properties.Value, workflow.name).toEqual(ref(workflow.stateMachine));
     }
