@@ -7,11 +7,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VolumeState } from '../../lambdas/shared/model.js';
 import type { SyncAllSummary } from '../../lambdas/syncall/steps.js';
+import { type Gateway, startGateway } from '../../sandbox/gateway/gateway.js';
+import { publishConfig } from '../../sandbox/gateway/publish-config.js';
 import { Sandbox } from '../../sandbox/runtime.js';
 import { bucketTree, holdsTree, volumeTruth } from '../../sandbox/scenarios/push.js';
+import { buildBundle, parseJson, runClient } from '../client/harness.js';
 import { putContent, scaleAndSettle } from '../helpers/sandbox.js';
 
 let sandbox: Sandbox;
+let gateway: Gateway | undefined;
 let client = '';
 let runs = 0;
 
@@ -22,9 +26,15 @@ beforeAll(async () => {
   await sandbox.repo.bumpGeneration(sandbox.options.pool);
   await sandbox.replenishAll();
   client = (await scaleAndSettle(sandbox, 1))[0] ?? '';
+  gateway = await startGateway(sandbox);
+  // The sandbox registers the workflow as `syncall`; published under the name volsd-client reads.
+  await publishConfig(sandbox, { values: { syncAllStateMachineArn: sandbox.wiring.stateMachines.syncall } });
+  await buildBundle();
 }, 300_000);
 
 afterAll(async () => {
+  await gateway?.stop();
+  await sandbox?.settle().catch(() => undefined);
   await sandbox?.stop();
 });
 
@@ -53,6 +63,38 @@ async function runSyncAll(): Promise<RunResult> {
 }
 
 describe('sync-all (sandbox)', { timeout: 300_000 }, () => {
+  it('is started by `volsd-client sync` for the pool, and ends with every instance synced', async () => {
+    // Prepare
+    const env = gateway?.clientEnv() ?? {};
+
+    // Act
+    const run = await runClient(['sync', '--pool', sandbox.options.pool, '--output', 'json'], env);
+    const { executionArn } = parseJson<{ executionArn: string }>(run);
+    const execution = sandbox.sfn.executions.get(executionArn);
+    await execution?.done;
+    await sandbox.settle();
+
+    // Assess
+    const summary = JSON.parse(execution?.output ?? '{}') as Partial<SyncAllSummary>;
+    expect({
+      code: run.code,
+      machine: execution?.stateMachineArn,
+      input: JSON.parse(execution?.input ?? '{}'),
+      status: execution?.status,
+      instances: summary.instances,
+      succeeded: summary.succeeded,
+      failed: summary.failed,
+    }).toEqual({
+      code: 0,
+      machine: sandbox.wiring.stateMachines.syncall,
+      input: { pool: sandbox.options.pool, reason: 'admin' },
+      status: 'SUCCEEDED',
+      instances: 2,
+      succeeded: 2,
+      failed: [],
+    });
+  });
+
   it('brings an idle and an attached volume that drifted back to the bucket tree', async () => {
     // Prepare
     const before = await volumeTruth(sandbox);
