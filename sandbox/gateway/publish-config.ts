@@ -35,7 +35,7 @@ export async function publishConfig(
     releaseStateMachineArn: machines.release,
     replenishStateMachineArn: machines.replenish,
     snapshotStateMachineArn: machines.snapshot,
-    syncAllStateMachineArn: machines['sync-all'] ?? machines.syncAll,
+    syncAllStateMachineArn: machines.syncall,
     ...options.values,
   };
   const path = configParameterPath(sandbox.options.pool);
