@@ -152,7 +152,7 @@ export function benchmarksMarkdown(o: {
     `\`npx tsx bench/push.ts\`: a base tree of 20 files, then one \`aws s3 cp\` (the real CLI) per change size; time from the`,
     'start of the copy to the push outcome collected (batching window 20 s, notification delay 1 s, as wired in AWS).',
     '',
-    '| instances | AZs × idle | change bytes | seconds | of which to fan-out | status | instances targeted | volumes current | bytes moved per volume | SSM commands | Lambda (fan-out + status) |',
+    '| instances | AZs × idle | change bytes | seconds | of which to fan-out | status | command invocations | volumes current | bytes moved per volume | SSM commands | Lambda (fan-out + status) |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...pushRows,
     '',
