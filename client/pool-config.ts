@@ -1,27 +1,9 @@
 import { GetParametersByPathCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { configParameterNames, configParameterPath } from '../lambdas/shared/config-names.js';
 import { awsCall } from './aws.js';
 import { ClientError, ExitCode } from './errors.js';
 
-/**
- * The SSM Parameter Store path under which a pool publishes its configuration: `/volsd/<pool>`.
- * Same as `configParameterPath` in lib/config-parameters.ts (a test keeps them equal); copied rather
- * than imported because that module pulls aws-cdk-lib into the client bundle.
- */
-export function configParameterPath(poolName: string): string {
-  return `/volsd/${poolName}`;
-}
-
-/** Parameter names under `/volsd/<pool>/`, as lib/config-parameters.ts publishes them. */
-export const configParameterNames = {
-  tableName: 'table-name',
-  pushBucketName: 'push-bucket-name',
-  mountPath: 'mount-path',
-  acquireStateMachineArn: 'acquire-state-machine-arn',
-  releaseStateMachineArn: 'release-state-machine-arn',
-  replenishStateMachineArn: 'replenish-state-machine-arn',
-  snapshotStateMachineArn: 'snapshot-state-machine-arn',
-  syncAllStateMachineArn: 'sync-all-state-machine-arn',
-} as const;
+export { configParameterNames, configParameterPath };
 
 /** A pool's published configuration; what the pool does not deploy is absent. */
 export interface PoolConfig {

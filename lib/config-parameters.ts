@@ -1,23 +1,9 @@
 import { Stack } from 'aws-cdk-lib';
 import { ParameterTier, StringParameter } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { configParameterNames, configParameterPath } from '../lambdas/shared/config-names.js';
 
-/** The SSM Parameter Store path under which a pool publishes its configuration: `/volsd/<pool>`. */
-export function configParameterPath(poolName: string): string {
-  return `/volsd/${poolName}`;
-}
-
-/** Well-known parameter names volsd-client reads (under `/volsd/<pool>/`). */
-export const configParameterNames = {
-  tableName: 'table-name',
-  pushBucketName: 'push-bucket-name',
-  mountPath: 'mount-path',
-  acquireStateMachineArn: 'acquire-state-machine-arn',
-  releaseStateMachineArn: 'release-state-machine-arn',
-  replenishStateMachineArn: 'replenish-state-machine-arn',
-  snapshotStateMachineArn: 'snapshot-state-machine-arn',
-  syncAllStateMachineArn: 'sync-all-state-machine-arn',
-} as const;
+export { configParameterNames, configParameterPath };
 
 const parameterNamePattern = /^[A-Za-z0-9_.-]{1,128}$/;
 
