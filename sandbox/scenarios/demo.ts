@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { poolTag } from '../../lambdas/shared/tags.js';
+import { wirePushPipeline } from '../push-wiring.js';
 import { Sandbox } from '../runtime.js';
 import { localCredentials, localRegion } from '../servers.js';
 import { round, ScenarioRecorder, type ScenarioResult } from './report.js';
@@ -32,22 +33,24 @@ export async function runDemo(o: DemoOptions): Promise<ScenarioResult> {
         .join(', ')}`,
     );
 
+    const push = await wirePushPipeline(sandbox, { batchingWindowSeconds: 5 });
     const s3 = new S3Client({
       endpoint: sandbox.s3.endpoint,
       region: localRegion,
       credentials: localCredentials,
       forcePathStyle: true,
     });
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: sandbox.wiring.bucket,
-        Key: 'live/index.html',
-        Body: '<h1>Volsd demo, generation 1</h1>',
-      }),
+    const publish = async (body: string) => {
+      await s3.send(
+        new PutObjectCommand({ Bucket: sandbox.wiring.bucket, Key: 'live/index.html', Body: body }),
+      );
+      await sandbox.cloud.clock.sleep(2); // the object event reaches the push queue
+      await push.drained(3600);
+    };
+    await publish('<h1>Volsd demo, first version</h1>');
+    say(
+      `${t()} pushed live/index.html to s3://${sandbox.wiring.bucket}: content generation ${(await sandbox.repo.getPool('web')).generation}`,
     );
-    s3.destroy();
-    await sandbox.repo.bumpGeneration(sandbox.options.pool);
-    say(`${t()} published live/index.html to s3://${sandbox.wiring.bucket} (content generation 1)`);
 
     await sandbox.replenishAll();
     say(
@@ -74,6 +77,25 @@ export async function runDemo(o: DemoOptions): Promise<ScenarioResult> {
     }
     await sandbox.replenishAll();
     say(`${t()} pool replenished after the scale-out`);
+
+    await publish('<h1>Volsd demo, second version</h1>');
+    const last = (await push.pushes()).at(-1);
+    say(
+      `${t()} pushed an update: generation ${last?.generation}, ${last?.status}, ${Object.keys(last?.instances ?? {}).length} hosts synced (workers and web instances)`,
+    );
+    for (const a of sandbox.cloud
+      .lifecycleActions()
+      .filter((x) => x.result === 'CONTINUE' && x.transition === 'autoscaling:EC2_INSTANCE_LAUNCHING')) {
+      let served = '(nothing mounted)';
+      try {
+        served = readFileSync(join(sandbox.cloud.hostRoot(a.instanceId), 'srv/www/index.html'), 'utf8');
+      } catch {
+        // left as "nothing mounted"
+      }
+      say(`${t()}   ${a.instanceId} now serves ${served}`);
+    }
+    s3.destroy();
+    push.close();
 
     say(`${t()} scaling in to 1 instance: released volumes are deleted (release policy "delete")`);
     sandbox.scaleTo(1);
