@@ -13,6 +13,7 @@ import { type LocalDynamo, type LocalS3, localCredentials, startDynamo, startS3 
 import { Accounting, countingMiddleware } from './sim/accounting.js';
 import { Cloud } from './sim/cloud.js';
 import { attachSimulator, modelledRetryStrategy } from './sim/middleware.js';
+import { Rng } from './sim/rng.js';
 import { type LocalLambda, LocalStepFunctions } from './stepfunctions.js';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -184,7 +185,7 @@ export class Sandbox {
       lambdas[fn(name)] = module.handler;
     }
     const { handler: dispatcher } = await import('../lambdas/dispatcher/handler.js');
-    const crashRng = seeded(options.seed ^ 0x5eed);
+    const crashRng = new Rng(options.seed ^ 0x5eed);
     const sfn = new LocalStepFunctions({
       region,
       accountId,
@@ -196,7 +197,7 @@ export class Sandbox {
       lambdas,
       faults: {
         crashAfterRate: options.lambdaCrashRate,
-        random: crashRng,
+        random: () => crashRng.next(),
         onCrash: () => accounting.count('awsCall', 'fault:lambdaCrash'),
       },
     });
@@ -342,15 +343,4 @@ export class Sandbox {
     if (!this.options.keepFiles) await rm(this.rootDir, { recursive: true, force: true });
     active = false;
   }
-}
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

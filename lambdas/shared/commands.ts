@@ -4,6 +4,7 @@ import {
   SendCommandCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
+import { parseResults as parseDocumentResults } from './documents.js';
 import { CommandFailed, CommandPending, InstanceNotReady } from './errors.js';
 
 const errorName = (err: unknown) => (err instanceof Error ? err.name : '');
@@ -83,18 +84,8 @@ export async function commandOutcome(
   return { status: 'Success', results: parseResults(stdout), stdoutTail: stdout.slice(-500) };
 }
 
-/** Extracts the `VOLSD_RESULT {json}` lines of a script's output. */
+/** The `VOLSD_RESULT {json}` objects of a script's output (the catalogue's parser, objects only). */
 export function parseResults(stdout: string): ScriptResult[] {
-  const results: ScriptResult[] = [];
-  for (const line of stdout.split('\n')) {
-    const m = /^VOLSD_RESULT (\{.*\})\s*$/.exec(line);
-    if (!m?.[1]) continue;
-    try {
-      const parsed: unknown = JSON.parse(m[1]);
-      if (parsed && typeof parsed === 'object') results.push(parsed as ScriptResult);
-    } catch {
-      // A malformed result line is ignored; the command's status still tells success.
-    }
-  }
-  return results;
+  const parsed: unknown[] = parseDocumentResults(stdout);
+  return parsed.filter((r): r is ScriptResult => typeof r === 'object' && r !== null);
 }
