@@ -31,6 +31,7 @@ import type { VolsdStackProps } from './volsd-stack.js';
  * | `volsd:reconcileRateMinutes` | integer | 15 | reconcile schedule |
  * | `volsd:snapshotRetention` | integer | 3 | snapshots kept |
  * | `volsd:fastSnapshotRestore` | boolean | false | FSR on the latest snapshot (about $540/month per AZ) |
+ * | `volsd:directCreate` | boolean | true | no idle volume in the AZ: create one from the latest snapshot for the instance |
  * | `volsd:fanOutMaxConcurrency` | string | `25%` | SSM MaxConcurrency of a push |
  * | `volsd:fanOutMaxErrors` | string | `25%` | SSM MaxErrors of a push |
  * | `volsd:workerInstanceType` | string | `t4g.small` | sync worker instance type (arm64) |
@@ -99,6 +100,7 @@ export const contextSchema = z
     'volsd:reconcileRateMinutes': integer.optional(),
     'volsd:snapshotRetention': integer.optional(),
     'volsd:fastSnapshotRestore': bool.optional(),
+    'volsd:directCreate': bool.optional(),
     'volsd:fanOutMaxConcurrency': z.coerce.string().optional(),
     'volsd:fanOutMaxErrors': z.coerce.string().optional(),
     'volsd:workerInstanceType': text.optional(),
@@ -197,6 +199,7 @@ export function readAppConfig(node: Node): AppConfig {
         },
         snapshotRetention: c['volsd:snapshotRetention'],
         fastSnapshotRestore: c['volsd:fastSnapshotRestore'],
+        directCreate: c['volsd:directCreate'],
         fanOut: { maxConcurrency: c['volsd:fanOutMaxConcurrency'], maxErrors: c['volsd:fanOutMaxErrors'] },
         workerInstanceType: c['volsd:workerInstanceType']
           ? new InstanceType(c['volsd:workerInstanceType'])

@@ -319,6 +319,8 @@ export interface WorkflowPermissionsProps extends PermissionScope {
   readonly volumeKey?: IKey;
   /** Whether the pool uses fast snapshot restore. */
   readonly fastSnapshotRestore?: boolean;
+  /** Whether the acquire may create a volume from a pool snapshot when the AZ has none idle. */
+  readonly directCreate?: boolean;
 }
 
 /**
@@ -336,10 +338,14 @@ export class WorkflowPermissions {
     return [...sendCommandStatements(this.props, this.props.documentNames), ...commandStatusStatements()];
   }
 
-  /** Acquire: claim, unmount on the worker, detach, attach to the instance, mount, DeleteOnTermination, complete. */
+  /**
+   * Acquire: claim, unmount on the worker, detach, attach to the instance, mount, DeleteOnTermination,
+   * complete; with direct creation, CreateVolume from a pool snapshot (tagged at creation).
+   */
   public forAcquire(): PolicyStatement[] {
     return [
       ...describeStatements(),
+      ...(this.props.directCreate ? createVolumeStatements(this.props) : []),
       ...attachDetachStatements(this.props),
       ...modifyInstanceStatements(this.props),
       ...this.commands(),

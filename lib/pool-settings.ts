@@ -133,6 +133,13 @@ export interface PoolSettingsProps {
    */
   readonly fastSnapshotRestore?: boolean;
   /**
+   * When an AZ has no idle volume, the acquire creates one from the latest snapshot straight for the
+   * instance (attached there, brought current by a delta sync) instead of waiting for the pool to be
+   * replenished. Needs a snapshot; without one the acquire waits. Costs nothing at rest.
+   * @default true
+   */
+  readonly directCreate?: boolean;
+  /**
    * Rate control of the push fan-out.
    * @default maxConcurrency '25%', maxErrors '25%'
    */
@@ -157,6 +164,7 @@ export interface PoolSettings {
   readonly schedules: Required<PoolSchedules>;
   readonly snapshotRetention: number;
   readonly fastSnapshotRestore: boolean;
+  readonly directCreate: boolean;
   readonly fanOut: { readonly maxConcurrency: string; readonly maxErrors: string };
   readonly workerInstanceType: InstanceType;
 }
@@ -264,6 +272,7 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
     },
     snapshotRetention: props.snapshotRetention ?? 3,
     fastSnapshotRestore: props.fastSnapshotRestore ?? false,
+    directCreate: props.directCreate ?? true,
     fanOut: {
       maxConcurrency: String(props.fanOut?.maxConcurrency ?? '25%'),
       maxErrors: String(props.fanOut?.maxErrors ?? '25%'),

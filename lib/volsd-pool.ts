@@ -194,6 +194,7 @@ export class VolsdPool extends Construct {
       groupNames: this.intake.groupNames,
       volumeKey: this.settings.volume.kmsKey,
       fastSnapshotRestore: this.settings.fastSnapshotRestore,
+      directCreate: this.settings.directCreate,
     });
     // Last: the functions read every part above through `this`.
     const logs = { logRetention: props.logRetention, logRemovalPolicy: props.logRemovalPolicy };
@@ -223,6 +224,7 @@ export class VolsdPool extends Construct {
       [envNames.volumeIops]: String(s.volume.iops),
       [envNames.volumeThroughput]: String(s.volume.throughputMiBps),
       [envNames.snapshotRetention]: String(s.snapshotRetention),
+      [envNames.directCreate]: String(s.directCreate),
       ...(s.volume.kmsKey ? { [envNames.kmsKeyId]: s.volume.kmsKey.keyArn } : {}),
     };
     for (const [name, deployed] of this.documents.documentNames) {
@@ -248,6 +250,7 @@ const envNames = {
   volumeThroughput: 'VOLUME_THROUGHPUT',
   kmsKeyId: 'KMS_KEY_ID',
   snapshotRetention: 'SNAPSHOT_RETENTION',
+  directCreate: 'DIRECT_CREATE',
 } as const;
 
 /** Checks what only the construct can see: one subnet per AZ, sane group names. */

@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { sendDocument } from '../shared/commands.js';
 import {
   attachmentOf,
   attachVolume,
+  createPoolVolume,
   describeVolume,
   detachVolume,
   freeDevice,
@@ -32,6 +34,7 @@ import {
   waitCommand,
 } from '../shared/steps.js';
 import { nowMs } from '../shared/time.js';
+import { executionName } from '../shared/workflow-input.js';
 
 /** How long an attach may stay `attaching` before it is aborted and retried (the EBS CSI driver's bound). */
 export const attachTimeoutMs = 90_000;
@@ -56,7 +59,11 @@ const resolve: Step = async (ctx, { ec2, repo }) => {
   return { ...ctx, az, startedAt: ctx.startedAt ?? nowMs() };
 };
 
-/** Claims an idle volume (idempotent per instance). Nothing idle: asks for a replenish, then fails to be retried. */
+/**
+ * Claims an idle volume (idempotent per instance). Nothing idle: asks for a replenish, then either
+ * creates a volume from the latest snapshot straight for the instance (direct creation, the default)
+ * or fails with NoIdleVolume to be retried while the pool refills.
+ */
 const claim: Step = async (ctx, deps) => {
   const az = need(ctx.az, 'az');
   try {
@@ -69,10 +76,55 @@ const claim: Step = async (ctx, deps) => {
       az,
       reason: 'no-idle',
     });
+    const created = deps.config.DIRECT_CREATE ? await createForInstance(ctx, az, deps) : undefined;
+    if (created) return created;
     await maybeHeartbeat(ctx, deps);
     throw err;
   }
 };
+
+/**
+ * Direct creation: a volume from the pool's latest snapshot, in the instance's AZ, recorded CLAIMED by
+ * the instance. It then walks the usual path (nothing to unmount or detach: it is on no worker) and is
+ * brought current on the instance by BringCurrent's delta sync. The client token is derived from the
+ * execution, so a retried step gets the same volume and a later acquire of the same instance a new one.
+ * Without a snapshot there is nothing to create from (an empty volume would need the whole tree): undefined.
+ */
+async function createForInstance(
+  ctx: WorkflowCtx,
+  az: string,
+  { ec2, repo, config }: StepDeps,
+): Promise<WorkflowCtx | undefined> {
+  const snapshot = (await repo.getPool(ctx.pool)).latestSnapshot;
+  if (!snapshot) return undefined;
+  const token = createHash('sha256')
+    .update(`direct:${executionName(ctx)}`)
+    .digest('hex')
+    .slice(0, 48);
+  const volumeId = await createPoolVolume(ec2, {
+    pool: ctx.pool,
+    az,
+    snapshotId: snapshot.snapshotId,
+    clientToken: `direct-${token}`,
+    spec: config,
+  });
+  const volume = await repo.claimCreated({
+    volumeId,
+    pool: ctx.pool,
+    az,
+    instanceId: ctx.instanceId,
+    snapshotId: snapshot.snapshotId,
+    generation: snapshot.generation,
+  });
+  metrics.addMetric('DirectCreates', 'Count', 1);
+  logger.info('no idle volume: created one from the latest snapshot for the instance', {
+    instanceId: ctx.instanceId,
+    volumeId,
+    snapshotId: snapshot.snapshotId,
+    generation: snapshot.generation,
+  });
+  return { ...ctx, volumeId, generation: volume.generation, direct: true };
+}
 
 /** Unmounts the claimed volume on the worker that holds it (skipped when it is attached nowhere else). */
 const unmountOnWorker: Step = async (ctx, { ec2, ssm, config }) => {

@@ -1,8 +1,8 @@
-import { CreateVolumeCommand, type VolumeType } from '@aws-sdk/client-ec2';
 import { commandOutcome, sendDocument } from '../shared/commands.js';
 import {
   attachmentOf,
   attachVolume,
+  createPoolVolume,
   deleteVolume,
   describeVolume,
   detachVolume,
@@ -13,7 +13,6 @@ import { CommandPending, InvalidInput, VolumeNotReady } from '../shared/errors.j
 import { azMetric, logger, metrics } from '../shared/logger.js';
 import { VolumeState } from '../shared/model.js';
 import type { PendingCommand, Step } from '../shared/steps.js';
-import { poolTag, Role, roleTag } from '../shared/tags.js';
 import { attachmentLimit, findWorker } from '../shared/workers.js';
 
 /** A volume the replenish run is bringing into the pool. */
@@ -115,32 +114,14 @@ async function createVolumes(
   const out: NewVolume[] = [];
   for (let i = 0; i < count; i++) {
     // The client token makes a retried step return the volume it already created, not a second one.
-    const token = `${ctx.runId}-${ctx.round ?? 0}-${i}`.slice(-64);
-    const created = await ec2.send(
-      new CreateVolumeCommand({
-        AvailabilityZone: ctx.az,
-        Size: snapshot ? undefined : config.VOLUME_SIZE_GIB,
-        SnapshotId: snapshot?.snapshotId,
-        VolumeType: config.VOLUME_TYPE as VolumeType,
-        Iops: config.VOLUME_IOPS,
-        Throughput: config.VOLUME_THROUGHPUT,
-        Encrypted: true,
-        KmsKeyId: config.KMS_KEY_ID,
-        ClientToken: token,
-        TagSpecifications: [
-          {
-            ResourceType: 'volume',
-            Tags: [
-              { Key: poolTag, Value: ctx.pool },
-              { Key: roleTag, Value: Role.Volume },
-              { Key: 'Name', Value: `volsd-${ctx.pool}` },
-            ],
-          },
-        ],
-      }),
-    );
-    const volumeId = created.VolumeId;
-    if (!volumeId) throw new VolumeNotReady('CreateVolume returned no volume id');
+    const token = `${ctx.runId}-${ctx.round ?? 0}-${i}`;
+    const volumeId = await createPoolVolume(ec2, {
+      pool: ctx.pool,
+      az: ctx.az,
+      snapshotId: snapshot?.snapshotId,
+      clientToken: token,
+      spec: config,
+    });
     await repo.registerVolume({
       volumeId,
       pool: ctx.pool,

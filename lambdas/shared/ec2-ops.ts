@@ -1,5 +1,6 @@
 import {
   AttachVolumeCommand,
+  CreateVolumeCommand,
   DeleteVolumeCommand,
   DescribeInstancesCommand,
   DescribeVolumesCommand,
@@ -8,8 +9,10 @@ import {
   type Instance,
   ModifyInstanceAttributeCommand,
   type Volume,
+  type VolumeType,
 } from '@aws-sdk/client-ec2';
-import { InstanceGone, NoFreeDevice, VolumeNotFound } from './errors.js';
+import { InstanceGone, NoFreeDevice, VolumeNotFound, VolumeNotReady } from './errors.js';
+import { poolTag, Role, roleTag } from './tags.js';
 
 /** Device names Volsd attaches at: the range AWS recommends for EBS data volumes, then the rest. */
 export const candidateDevices: readonly string[] = [
@@ -137,4 +140,50 @@ export async function setDeleteOnTermination(ec2: EC2Client, instanceId: string,
     }
     throw err;
   }
+}
+
+/** The volume spec of the pool (the workflow configuration's VOLUME_* and KMS_KEY_ID). */
+export interface VolumeSpec {
+  VOLUME_SIZE_GIB: number;
+  VOLUME_TYPE: string;
+  VOLUME_IOPS?: number | undefined;
+  VOLUME_THROUGHPUT?: number | undefined;
+  KMS_KEY_ID?: string | undefined;
+}
+
+/**
+ * Creates one encrypted pool volume in `az`, from `snapshotId` when given (else empty, of the pool's
+ * size), tagged with the pool and the volume role at creation (the IAM policy requires both). The
+ * client token makes a retried call return the volume it already created, not a second one.
+ */
+export async function createPoolVolume(
+  ec2: EC2Client,
+  input: { pool: string; az: string; snapshotId?: string | undefined; clientToken: string; spec: VolumeSpec },
+): Promise<string> {
+  const { spec } = input;
+  const created = await ec2.send(
+    new CreateVolumeCommand({
+      AvailabilityZone: input.az,
+      Size: input.snapshotId ? undefined : spec.VOLUME_SIZE_GIB,
+      SnapshotId: input.snapshotId,
+      VolumeType: spec.VOLUME_TYPE as VolumeType,
+      Iops: spec.VOLUME_IOPS,
+      Throughput: spec.VOLUME_THROUGHPUT,
+      Encrypted: true,
+      KmsKeyId: spec.KMS_KEY_ID,
+      ClientToken: input.clientToken.slice(-64),
+      TagSpecifications: [
+        {
+          ResourceType: 'volume',
+          Tags: [
+            { Key: poolTag, Value: input.pool },
+            { Key: roleTag, Value: Role.Volume },
+            { Key: 'Name', Value: `volsd-${input.pool}` },
+          ],
+        },
+      ],
+    }),
+  );
+  if (!created.VolumeId) throw new VolumeNotReady('CreateVolume returned no volume id');
+  return created.VolumeId;
 }

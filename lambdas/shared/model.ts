@@ -13,6 +13,9 @@
  *   IN_USE    -> RELEASING the instance terminates or releases it
  *   RELEASING -> RETIRING  release policy `delete`            (RETIRING -> removed from the table)
  *   RELEASING -> SYNCING   release policy `recycle`: back to the worker for a full resync
+ * Direct creation (no idle volume in the AZ, the pool has a snapshot): a volume created from the
+ * snapshot for an instance is born CLAIMED by it (no CREATING/SYNCING/IDLE: it never reaches the
+ * worker) and walks CLAIMED -> DETACHING -> ATTACHING -> IN_USE like any claimed volume.
  * Compensation (acquire failed) walks CLAIMED/DETACHING/ATTACHING back to IDLE or SYNCING, and any
  * state may fall into ERROR when the real state is unknown; reconcile resolves ERROR volumes.
  */

@@ -229,6 +229,7 @@ export class VolumeRepository {
       ...(input.snapshotId
         ? { snapshotId: parseOrThrow(snapshotIdSchema, input.snapshotId, 'snapshotId') }
         : {}),
+      ...(state === VolumeState.Claimed ? { claimedAt: now } : {}),
     };
     try {
       await this.doc.send(
@@ -470,6 +471,32 @@ export class VolumeRepository {
     this.onClaimStep('afterVolumeClaimed');
     await this.setAssignmentVolume(instanceId, claimed.volumeId);
     return claimed;
+  }
+
+  /**
+   * The fast path of a claim: records a volume just created from a snapshot for the instance (its AZ
+   * had none idle) as CLAIMED by it, then writes it into the instance's assignment (left volume-less by
+   * the claim that found nothing). Idempotent: a retry after a crash finds its own record and completes
+   * the assignment. VolumeHeldElsewhere when the record names another holder; AssignmentConflict when
+   * the assignment already names another volume.
+   */
+  async claimCreated(input: {
+    volumeId: string;
+    pool: string;
+    az: string;
+    instanceId: string;
+    snapshotId: string;
+    generation: number;
+  }): Promise<VolumeRecord> {
+    const instanceId = parseOrThrow(instanceIdSchema, input.instanceId, 'instanceId');
+    const record = await this.registerVolume({ ...input, state: VolumeState.Claimed, holder: instanceId });
+    if (record.holder !== instanceId || record.state !== VolumeState.Claimed) {
+      throw new VolumeHeldElsewhere(
+        `volume ${record.volumeId} is ${record.state}, held by ${record.holder ?? 'nobody'}`,
+      );
+    }
+    await this.setAssignmentVolume(instanceId, record.volumeId);
+    return record;
   }
 
   private async putAssignment(pool: string, az: string, instanceId: string): Promise<AssignmentRecord> {

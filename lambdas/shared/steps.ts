@@ -51,6 +51,8 @@ export interface WorkflowCtx extends WorkflowInput {
   heartbeatAt?: number;
   startedAt?: number;
   force?: boolean;
+  /** The volume was created from a snapshot for this instance (no idle volume in its AZ). */
+  direct?: boolean;
   /** How the workflow ended, for the record and the metrics. */
   outcome?: string;
   /** Set by a Catch: the error that sent the execution to compensation. */

@@ -41,6 +41,14 @@ export const workflowConfigShape = {
   KMS_KEY_ID: z.string().optional(),
   /** EBS attachments a sync worker may hold (root included); unset: from DescribeInstanceTypes. */
   WORKER_ATTACHMENT_LIMIT: z.coerce.number().int().min(2).max(128).optional(),
+  /**
+   * No idle volume in the AZ: the acquire creates one from the latest snapshot straight for the
+   * instance instead of waiting for replenish (the DESIGN's fast path).
+   */
+  DIRECT_CREATE: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
   /** Snapshots kept by the snapshot workflow. */
   SNAPSHOT_RETENTION: z.coerce.number().int().min(1).max(100).default(3),
 };

@@ -77,6 +77,8 @@ interface Volume {
   cancel?: () => void;
   /** Modelled time of the last CreateSnapshot, for the per-volume rate limit. */
   lastSnapshotAt?: number;
+  /** Every instance the volume was ever attached to, in order (ground truth for tests). */
+  attachedTo: string[];
 }
 
 interface Instance {
@@ -136,6 +138,8 @@ export interface VolumeView {
   encrypted: boolean;
   tags: Record<string, string>;
   root: boolean;
+  /** Every instance the volume was ever attached to, in order. */
+  attachedTo: string[];
   attachment?: {
     instanceId: string;
     device: string;
@@ -262,6 +266,7 @@ export class Ec2Sim {
       tags: new Map(),
       root: true,
       pendingReady: 0,
+      attachedTo: [id],
       attachment: {
         instanceId: id,
         device: rootDevice,
@@ -469,6 +474,7 @@ export class Ec2Sim {
       state: 'creating',
       createTime: this.ctx.clock.date(),
       tags: tagsFromSpecifications(input.TagSpecifications, 'volume'),
+      attachedTo: [],
       root: false,
       pendingReady: snapshot ? 2 : 1,
     };
@@ -578,6 +584,7 @@ export class Ec2Sim {
       stuck: this.ctx.faults.strike('stuckAttach', site),
     };
     volume.attachment = attachment;
+    volume.attachedTo.push(attachment.instanceId);
     volume.state = 'in-use';
     instance.volumes.add(volume.id);
     if (!attachment.stuck) {
@@ -820,6 +827,7 @@ export class Ec2Sim {
       encrypted: v.encrypted,
       tags: tagsOf(v.tags),
       root: v.root,
+      attachedTo: [...v.attachedTo],
       ...(a
         ? {
             attachment: {

@@ -172,6 +172,19 @@ describe('workflow permissions', () => {
     expect(actions(permissions.forReconcile()).has('ec2:CreateVolume')).toBe(false);
   });
 
+  it('lets the acquire create volumes only when direct creation is on', () => {
+    const scope = { scope: stack, poolName: 'web', documentNames: [], groupNames: [] };
+    const on = resolved(new WorkflowPermissions({ ...scope, directCreate: true }).forAcquire()).flatMap(
+      actionsOf,
+    );
+    const off = resolved(new WorkflowPermissions({ ...scope, directCreate: false }).forAcquire()).flatMap(
+      actionsOf,
+    );
+    expect(on).toContain('ec2:CreateVolume');
+    expect(off).not.toContain('ec2:CreateVolume');
+    expect(off).not.toContain('ec2:CreateTags');
+  });
+
   it('grant nothing for lifecycle actions when the pool serves no group', () => {
     const none = new WorkflowPermissions({
       scope: stack,

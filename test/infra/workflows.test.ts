@@ -324,8 +324,11 @@ describe('workflow functions', () => {
       [...new Set(statementsOf(fn).flatMap(actionsOf))]
         .filter((a) => (mutatingEc2Actions as readonly string[]).includes(a))
         .sort();
+    // CreateVolume (tagged at creation): direct creation, on by default.
     expect(mutating(acquire.function)).toEqual([
       'ec2:AttachVolume',
+      'ec2:CreateTags',
+      'ec2:CreateVolume',
       'ec2:DetachVolume',
       'ec2:ModifyInstanceAttribute',
     ]);
