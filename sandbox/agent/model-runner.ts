@@ -1,0 +1,238 @@
+/**
+ * A fast, modelled stand-in for the sandbox's script runner (`scriptRunner` in runner.ts): the five
+ * Volsd documents as in-process TypeScript twins of scripts/volsd-*.sh + sandbox/shims/, with the
+ * same effects on the same files of the host tree, the same VOLSD_RESULT / VOLSD_REJECTED lines and
+ * the same exit codes, but no child process (no bash, no shims, no AWS CLI: Volsd-Sync reads S3 with
+ * the AWS SDK v3). Each run reports a modelled duration (`modelledSeconds`, see {@link ModelCosts})
+ * that the simulator's SSM keeps the invocation InProgress for on its modelled clock.
+ *
+ * Differences from the scripts, all invisible to the Lambdas: no lock timeouts (exit 11: runs of one
+ * volume on one host are serialised by an in-process mutex instead of flock), no tool check (exit 12),
+ * the device wait and the unmount busy retries are modelled rather than slept (the simulator
+ * materialises devices before a run; nothing changes a host between two synchronous steps), the
+ * freeze watchdog is a timer of this process, not a detached `volsd-autothaw`, and stderr's log lines
+ * are close to, not exactly, the scripts'.
+ */
+import { S3Client } from '@aws-sdk/client-s3';
+import {
+  allDocuments,
+  type DocumentName,
+  getDocument,
+  toEnv,
+  type VolsdDocument,
+} from '../../lambdas/shared/documents.js';
+import type { DocumentRunner, RunnerContext, RunnerResult } from '../sim/ssm.js';
+import { Exit, Host, Output, ScriptExit } from './model/host.js';
+import { formatOp, freezeOp, mountOp, type SetTimer, unmountOp } from './model/ops.js';
+import { type SyncStats, syncOp } from './model/sync.js';
+import { defaultAwsEnv } from './runner.js';
+
+/**
+ * Modelled seconds per step of a document run. The defaults are assumptions for a Nitro instance
+ * with gp3 EBS volumes in the bucket's region, not measurements:
+ * - a run's fixed cost (SSM agent hands the script to bash, the library's checks, a few lsblk/awk
+ *   processes): 0.2 s;
+ * - mount of an XFS volume (log check, nouuid) 1 s; mkfs.xfs of an empty volume 2 s (discard of the
+ *   blocks EBS has not yet allocated is quick); unmount 1 s per mount (flush + umount); freeze or
+ *   thaw 0.2 s;
+ * - Volsd-Sync: 0.6 s for the listing (one AWS CLI v2 start, ~0.6 s measured on the sandbox machine,
+ *   plus one request per 1,000 keys at 0.05 s); per volume 0.6 s (the `aws s3 sync` start and its
+ *   walk of the tree), 0.005 s per downloaded object (a ~50 ms GET with the CLI's 10 requests in
+ *   flight), 0.001 s per deleted file, and the bytes at 100 MB/s (an instance's single-stream S3
+ *   download rate and below gp3's 125 MB/s baseline); volumes run `Concurrency` at a time.
+ * A device that never appears costs the DeviceWaitSeconds waited; a busy unmount the
+ * BusyWaitSeconds retried.
+ */
+export interface ModelCosts {
+  scriptSeconds: number;
+  mountSeconds: number;
+  formatSeconds: number;
+  unmountSeconds: number;
+  freezeSeconds: number;
+  listingSeconds: number;
+  listingPageSeconds: number;
+  syncVolumeSeconds: number;
+  syncObjectSeconds: number;
+  syncDeleteSeconds: number;
+  syncBytesPerSecond: number;
+}
+
+/** The default {@link ModelCosts}. */
+export const defaultModelCosts: Readonly<ModelCosts> = {
+  scriptSeconds: 0.2,
+  mountSeconds: 1,
+  formatSeconds: 2,
+  unmountSeconds: 1,
+  freezeSeconds: 0.2,
+  listingSeconds: 0.6,
+  listingPageSeconds: 0.05,
+  syncVolumeSeconds: 0.6,
+  syncObjectSeconds: 0.005,
+  syncDeleteSeconds: 0.001,
+  syncBytesPerSecond: 100e6,
+};
+
+/** Options of {@link modelRunner}. */
+export interface ModelRunnerOptions {
+  /** The S3 endpoint (the sandbox's s3rver) Volsd-Sync reads from when the command sets no S3Endpoint. */
+  s3Endpoint?: string;
+  /** Modelled seconds per operation; see {@link ModelCosts} for the defaults and their assumptions. */
+  costs?: Partial<ModelCosts>;
+  /**
+   * Starts the freeze watchdog's timer (it thaws after MaxFreezeSeconds unless a thaw comes first).
+   * @default a real-time, unref'd setTimeout
+   */
+  setTimer?: SetTimer;
+  /** Credentials for the S3 client. @default S3RVER/S3RVER, as runner.ts's defaultAwsEnv */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+const realTimer: SetTimer = (seconds, fire) => {
+  const timer = setTimeout(fire, seconds * 1000);
+  timer.unref();
+  return () => clearTimeout(timer);
+};
+
+/** Serialises runs per key (host root + volume), as volsd_lock's flock does for the scripts. */
+const lockTails = new Map<string, Promise<unknown>>();
+
+async function withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const before = lockTails.get(key) ?? Promise.resolve();
+  let release = () => {};
+  const mine = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const tail = before.then(() => mine);
+  lockTails.set(key, tail);
+  await before;
+  try {
+    return await fn();
+  } finally {
+    release();
+    if (lockTails.get(key) === tail) lockTails.delete(key);
+  }
+}
+
+class Aborted extends Error {}
+
+/** Returns the modelled runner of one document (by value or by name). */
+export function modelRunner(
+  docOrName: VolsdDocument | DocumentName,
+  options: ModelRunnerOptions = {},
+): DocumentRunner {
+  const doc = typeof docOrName === 'string' ? getDocument(docOrName) : docOrName;
+  const costs: ModelCosts = { ...defaultModelCosts, ...options.costs };
+  const setTimer = options.setTimer ?? realTimer;
+  const clients = new Map<string, S3Client>();
+  const s3 = (endpoint: string, region: string): S3Client => {
+    const key = `${endpoint}|${region}`;
+    let client = clients.get(key);
+    if (!client) {
+      client = new S3Client({
+        ...(endpoint ? { endpoint } : {}),
+        region: region || defaultAwsEnv.AWS_REGION || 'us-east-1',
+        forcePathStyle: true,
+        credentials: options.credentials ?? {
+          accessKeyId: defaultAwsEnv.AWS_ACCESS_KEY_ID ?? 'S3RVER',
+          secretAccessKey: defaultAwsEnv.AWS_SECRET_ACCESS_KEY ?? 'S3RVER',
+        },
+      });
+      clients.set(key, client);
+    }
+    return client;
+  };
+
+  return async (ctx: RunnerContext): Promise<RunnerResult> => {
+    const parameters = { ...ctx.parameters };
+    if (
+      options.s3Endpoint &&
+      doc.parameters.some((p) => p.name === 'S3Endpoint') &&
+      !parameters.S3Endpoint?.[0]
+    ) {
+      parameters.S3Endpoint = [options.s3Endpoint];
+    }
+    // As scriptRunner: parameters that fail the document's validation reject the run.
+    const env = toEnv(doc, parameters);
+    const op = doc.script.replace(/^.*volsd-/, '').replace(/\.sh$/, '');
+    const out = new Output(op);
+    if (ctx.signal?.aborted) return { exitCode: 143, stdout: '', stderr: 'aborted before it started\n' };
+    const host = new Host(ctx.hostRoot.replace(/\/+$/, ''));
+    let seconds = costs.scriptSeconds;
+    let exitCode = 0;
+    try {
+      if (!host.validRoot()) {
+        out.fail(
+          Exit.BadParameters,
+          'bad-parameters',
+          'VOLSD_ROOT must be an existing directory with a plain path',
+        );
+      }
+      const volume = env.VOLSD_VOLUME_ID ?? '';
+      const locked = <T>(fn: () => T) => withLock(`${host.root}\0${volume}`, async () => fn());
+      switch (op) {
+        case 'mount':
+          await locked(() => mountOp(host, env, out));
+          if (out.stdout.includes('"status":"mounted"')) seconds += costs.mountSeconds;
+          break;
+        case 'format':
+          if (await locked(() => formatOp(host, env, out))) seconds += costs.formatSeconds;
+          if (out.stdout.includes('"status":"mounted"')) seconds += costs.mountSeconds;
+          break;
+        case 'unmount':
+          seconds += costs.unmountSeconds * (await locked(() => unmountOp(host, env, out)));
+          break;
+        case 'freeze':
+          await locked(() => freezeOp(host, env, out, setTimer));
+          seconds += costs.freezeSeconds;
+          break;
+        case 'sync': {
+          const done = await syncOp(host, env, out, {
+            s3,
+            signal: ctx.signal,
+            withLock: (v, fn) => withLock(`${host.root}\0${v}`, fn),
+          });
+          exitCode = done.exitCode;
+          seconds += syncSeconds(done.stats, costs, Number.parseInt(env.VOLSD_SYNC_CONCURRENCY || '4', 10));
+          break;
+        }
+        default:
+          throw new Error(`no model for ${doc.name}`);
+      }
+      if (ctx.signal?.aborted) throw new Aborted();
+    } catch (error) {
+      if (error instanceof ScriptExit) exitCode = error.exitCode;
+      else if (ctx.signal?.aborted || error instanceof Aborted) {
+        return { exitCode: 143, stdout: out.stdout, stderr: `${out.stderr}volsd model runner: aborted\n` };
+      } else {
+        // What `set -e` and the ERR trap make of an unexpected failure.
+        out.log(`unexpected failure (exit 1): ${error instanceof Error ? error.message : String(error)}`);
+        exitCode = 1;
+      }
+    }
+    return { exitCode, stdout: out.stdout, stderr: out.stderr, modelledSeconds: seconds + out.waited };
+  };
+}
+
+/** The modelled duration of a sync: the listing, then the volumes `concurrency` at a time. */
+function syncSeconds(stats: SyncStats, costs: ModelCosts, concurrency: number): number {
+  if (!stats.listed) return 0;
+  const slots = new Array<number>(Math.max(1, concurrency)).fill(0);
+  for (const v of stats.volumes) {
+    const cost =
+      costs.syncVolumeSeconds +
+      v.downloads * costs.syncObjectSeconds +
+      v.deletes * costs.syncDeleteSeconds +
+      v.bytes / costs.syncBytesPerSecond;
+    const i = slots.indexOf(Math.min(...slots));
+    slots[i] = (slots[i] ?? 0) + cost;
+  }
+  return costs.listingSeconds + stats.pages * costs.listingPageSeconds + Math.max(...slots);
+}
+
+/** Registers the modelled runner for every Volsd document (Volsd-Mount, -Unmount, -Format, -Sync, -Freeze). */
+export function registerModelledDocuments(
+  host: { registerDocument(name: string, runner: DocumentRunner): void },
+  options: ModelRunnerOptions = {},
+): void {
+  for (const doc of allDocuments) host.registerDocument(doc.name, modelRunner(doc, options));
+}
