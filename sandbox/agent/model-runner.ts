@@ -13,6 +13,8 @@
  * freeze watchdog is a timer of this process, not a detached `volsd-autothaw`, and stderr's log lines
  * are close to, not exactly, the scripts'.
  */
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { S3Client } from '@aws-sdk/client-s3';
 import {
   allDocuments,
@@ -132,6 +134,13 @@ export function modelRunner(
         ...(endpoint ? { endpoint } : {}),
         region: region || defaultAwsEnv.AWS_REGION || 'us-east-1',
         forcePathStyle: true,
+        // One client serves every host of the sandbox: a burst of syncs queues for sockets, as
+        // expected, and is no reason for the SDK's warning.
+        requestHandler: {
+          httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
+          httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 64 }),
+          socketAcquisitionWarningTimeout: 600_000,
+        },
         credentials: options.credentials ?? {
           accessKeyId: defaultAwsEnv.AWS_ACCESS_KEY_ID ?? 'S3RVER',
           secretAccessKey: defaultAwsEnv.AWS_SECRET_ACCESS_KEY ?? 'S3RVER',

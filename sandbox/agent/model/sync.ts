@@ -689,7 +689,7 @@ async function transfer(
   let next = 0;
   // The CLI's default max_concurrent_requests is 10.
   const worker = async () => {
-    while (next < downloads.length) {
+    while (next < downloads.length && !signal?.aborted) {
       const entry = downloads[next++];
       if (!entry) continue;
       const [rel, item] = entry;
