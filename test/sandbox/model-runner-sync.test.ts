@@ -1,3 +1,5 @@
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DocumentName, ExitCode } from '../../lambdas/shared/documents.js';
@@ -32,6 +34,7 @@ const hostileKeys: Record<string, string> = {
   'live/escape\nnewline.txt': 'control-character',
   'live/escape\\backslash.txt': 'backslash',
   'live/.volsd/generation': 'reserved',
+  [`live/${`${'x'.repeat(220)}/`.repeat(5)}too-long.txt`]: 'too-long',
 };
 
 const missing = missingTools(true);
@@ -111,7 +114,7 @@ describe.runIf(!missing)('modelled Volsd-Sync vs the script', () => {
     it('syncs every volume, refuses the hostile keys and deletes alike', () => {
       // Assess
       const model = expectSame(pair, first);
-      expect(model.results.at(-1)).toMatchObject({ op: 'sync-summary', ok: 2, rejectedKeys: 9 });
+      expect(model.results.at(-1)).toMatchObject({ op: 'sync-summary', ok: 2, rejectedKeys: 10 });
     });
 
     it('moves only what changed on the next sync, alike', async () => {
@@ -184,6 +187,24 @@ describe.runIf(!missing)('modelled Volsd-Sync vs the script', () => {
 
       // Assess
       expect(expectSame(pair, out).exitCode).toBe(ExitCode.PathEscape);
+      pair.prepare((side) => rmSync(join(side.volumeDir(volA), 'sub'), { recursive: true }));
+    });
+
+    it('reports stale and malformed records as skipped, alike', async () => {
+      // Prepare
+      pair.prepare((side) => {
+        const records = join(side.hostRoot, 'etc/volsd/mounts.d');
+        writeFileSync(join(records, volB), '/srv/elsewhere\n');
+        writeFileSync(join(records, 'vol-garbage'), '/srv/x\n');
+      });
+      pair.createVolume(volB, { formatted: true });
+      pair.attach(volB, 2);
+
+      // Act
+      const out = await sync(pair, 7);
+
+      // Assess
+      expect(expectSame(pair, out).results.at(-1)).toMatchObject({ volumes: 1, skipped: 2 });
     });
 
     it('reports a volume detached since its mount as skipped, alike', async () => {
@@ -194,7 +215,7 @@ describe.runIf(!missing)('modelled Volsd-Sync vs the script', () => {
       const out = await sync(pair, 8);
 
       // Assess
-      expect(expectSame(pair, out).results.at(-1)).toMatchObject({ volumes: 0, skipped: 1, status: 'ok' });
+      expect(expectSame(pair, out).results.at(-1)).toMatchObject({ volumes: 0, skipped: 3, status: 'ok' });
     });
   });
 });

@@ -195,6 +195,18 @@ describe.runIf(!missing)('modelled runner vs the scripts', () => {
       expect(expectSame(out).exitCode).toBe(0);
     });
 
+    it('mounts with empty mount options alike', async () => {
+      // Prepare
+      pair.createVolume(volA, { formatted: true });
+      pair.attach(volA, 1);
+
+      // Act
+      const out = await mount(volA, web, { MountOptions: '' });
+
+      // Assess
+      expect(expectSame(out).exitCode).toBe(0);
+    });
+
     it('refuses a mount path that is a file alike', async () => {
       // Prepare
       pair.createVolume(volA, { formatted: true });
@@ -284,6 +296,19 @@ describe.runIf(!missing)('modelled runner vs the scripts', () => {
 
       // Assess
       expect(expectSame(out).results.at(-1)).toMatchObject({ formatted: false, status: 'already-mounted' });
+    });
+
+    it('refuses alike a volume mounted at another path', async () => {
+      // Prepare
+      pair.createVolume(volA, { formatted: true });
+      pair.attach(volA, 1);
+      await mount(volA, web);
+
+      // Act
+      const out = await format(volA, worker);
+
+      // Assess
+      expect(expectSame(out).exitCode).toBe(ExitCode.MountConflict);
     });
 
     it('fails alike when mkfs fails (injected fault)', async () => {
@@ -433,6 +458,19 @@ describe.runIf(!missing)('modelled runner vs the scripts', () => {
       // Assess
       expect(expectSame(out).exitCode).toBe(ExitCode.FreezeFailed);
       pair.clearFault('fsfreeze');
+    });
+
+    it('thaws alike when the bound passes without a thaw', async () => {
+      // Prepare
+      await pair.run(DocumentName.Freeze, { VolumeId: volA, Mode: 'freeze', MaxFreezeSeconds: '1' });
+
+      // Act
+      await new Promise((resolve) => setTimeout(resolve, 1600));
+
+      // Assess
+      const trees = pair.trees();
+      expect(trees.model).toEqual(trees.script);
+      expect(Object.keys(trees.model).filter((p) => p.includes('/frozen/'))).toEqual([]);
     });
 
     it('fails alike for a volume that is not mounted', async () => {
