@@ -1,8 +1,11 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DocumentName, ExitCode } from '../../lambdas/shared/documents.js';
+import { modelRunner } from '../../sandbox/agent/model-runner.js';
 import { putObjectVerbatim } from '../../sandbox/agent/s3-fidelity.js';
 import { type LocalS3, localCredentials, localRegion, startS3 } from '../../sandbox/servers.js';
 import { volumeId } from '../helpers/ids.js';
@@ -216,6 +219,87 @@ describe.runIf(!missing)('modelled Volsd-Sync vs the script', () => {
 
       // Assess
       expect(expectSame(pair, out).results.at(-1)).toMatchObject({ volumes: 0, skipped: 3, status: 'ok' });
+    });
+  });
+
+  describe('with a writer beside the mount root during the downloads', () => {
+    let pair: Pair;
+    let proxy: Server;
+    let proxyEndpoint: string;
+
+    beforeAll(async () => {
+      // A proxy in front of s3rver that, on every object download, writes a file next to the mount
+      // point of both hosts: what the tripwire exists to catch.
+      const upstream = new URL(s3.endpoint);
+      proxy = createServer((req, res) => {
+        if (req.method === 'GET' && req.url?.startsWith(`/${bucket}/`)) {
+          pair.prepare((side) => writeFileSync(join(side.hostRoot, 'srv/beside.txt'), 'written by someone'));
+        }
+        const up = request(
+          {
+            host: upstream.hostname,
+            port: upstream.port,
+            method: req.method,
+            path: req.url,
+            headers: req.headers,
+          },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        req.pipe(up);
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      proxyEndpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      pair = await mountedPair([[volA, web]]);
+      pair.prepare((side) => mkdirSync(join(side.hostRoot, 'srv'), { recursive: true }));
+    });
+
+    afterAll(async () => {
+      pair.cleanup();
+      await new Promise((resolve) => proxy.close(resolve));
+    });
+
+    it('fails the volume alike with a path escape and writes no generation', async () => {
+      // Act
+      const out = await sync(pair, 9, { S3Endpoint: proxyEndpoint });
+
+      // Assess
+      expect(expectSame(pair, out).exitCode).toBe(ExitCode.PathEscape);
+    });
+  });
+
+  describe('when the invocation is aborted during the listing', () => {
+    let pair: Pair;
+
+    beforeAll(async () => {
+      pair = await mountedPair([[volA, web]]);
+    });
+
+    afterAll(() => {
+      pair.cleanup();
+    });
+
+    it('ends the modelled sync with exit 143', async () => {
+      // Prepare
+      const abort = new AbortController();
+      const run = modelRunner(DocumentName.Sync, { s3Endpoint: s3.endpoint })({
+        instanceId: 'i-0123456789abcdef0',
+        hostRoot: pair.model.hostRoot,
+        rootDir: pair.model.rootDir,
+        parameters: { Bucket: [bucket], Generation: ['3'] },
+        devices: [],
+        commandId: 'cmd-1',
+        documentName: DocumentName.Sync,
+        signal: abort.signal,
+      });
+
+      // Act
+      abort.abort();
+
+      // Assess
+      expect((await run).exitCode).toBe(143);
     });
   });
 });
