@@ -180,13 +180,14 @@ export function modelRunner(
       const locked = <T>(fn: () => T) => withLock(`${host.root}\0${volume}`, async () => fn());
       switch (op) {
         case 'mount':
-          await locked(() => mountOp(host, env, out));
-          if (out.stdout.includes('"status":"mounted"')) seconds += costs.mountSeconds;
+          if ((await locked(() => mountOp(host, env, out))) === 'mounted') seconds += costs.mountSeconds;
           break;
-        case 'format':
-          if (await locked(() => formatOp(host, env, out))) seconds += costs.formatSeconds;
-          if (out.stdout.includes('"status":"mounted"')) seconds += costs.mountSeconds;
+        case 'format': {
+          const { formatted, state } = await locked(() => formatOp(host, env, out));
+          if (formatted) seconds += costs.formatSeconds;
+          if (state === 'mounted') seconds += costs.mountSeconds;
           break;
+        }
         case 'unmount':
           seconds += costs.unmountSeconds * (await locked(() => unmountOp(host, env, out)));
           break;

@@ -38,8 +38,8 @@ function thaw(host: Host, volume: string, mnt: string): { thawed: boolean } | { 
   return { thawed };
 }
 
-/** Volsd-Mount (env as the script reads it; validated by the document already). */
-export function mountOp(host: Host, env: Record<string, string>, out: Output): void {
+/** Volsd-Mount (env as the script reads it); returns mounted | already-mounted. */
+export function mountOp(host: Host, env: Record<string, string>, out: Output): string {
   const volume = env.VOLSD_VOLUME_ID ?? '';
   const mountPath = env.VOLSD_MOUNT_PATH ?? '';
   const options = env.VOLSD_MOUNT_OPTIONS ?? 'noatime';
@@ -61,10 +61,15 @@ export function mountOp(host: Host, env: Record<string, string>, out: Output): v
     ['generation', raw(generation)],
     ['status', jsonStr(state)],
   ]);
+  return state;
 }
 
-/** Volsd-Format; returns whether mkfs ran (for the modelled cost). */
-export function formatOp(host: Host, env: Record<string, string>, out: Output): boolean {
+/** Volsd-Format; returns whether mkfs ran and the mount state (for the modelled cost). */
+export function formatOp(
+  host: Host,
+  env: Record<string, string>,
+  out: Output,
+): { formatted: boolean; state: string } {
   const volume = env.VOLSD_VOLUME_ID ?? '';
   const mountPath = env.VOLSD_MOUNT_PATH ?? '';
   const options = env.VOLSD_MOUNT_OPTIONS ?? 'noatime';
@@ -105,7 +110,7 @@ export function formatOp(host: Host, env: Record<string, string>, out: Output): 
     ['formatted', raw(formatted)],
     ['status', jsonStr(state)],
   ]);
-  return formatted;
+  return { formatted, state };
 }
 
 /** Volsd-Unmount; returns how many mounts it took down (for the modelled cost). */
