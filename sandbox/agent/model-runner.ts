@@ -24,7 +24,7 @@ import {
   type VolsdDocument,
 } from '../../lambdas/shared/documents.js';
 import type { DocumentRunner, RunnerContext, RunnerResult } from '../sim/ssm.js';
-import { Exit, Host, Output, ScriptExit } from './model/host.js';
+import { Exit, Host, Output, ScriptExit, type Sleep } from './model/host.js';
 import { formatOp, freezeOp, mountOp, type SetTimer, unmountOp } from './model/ops.js';
 import { type SyncStats, syncOp } from './model/sync.js';
 import { defaultAwsEnv } from './runner.js';
@@ -42,8 +42,8 @@ import { defaultAwsEnv } from './runner.js';
  *   walk of the tree), 0.005 s per downloaded object (a ~50 ms GET with the CLI's 10 requests in
  *   flight), 0.001 s per deleted file, and the bytes at 100 MB/s (an instance's single-stream S3
  *   download rate and below gp3's 125 MB/s baseline); volumes run `Concurrency` at a time.
- * A device that never appears costs the DeviceWaitSeconds waited; a busy unmount the
- * BusyWaitSeconds retried.
+ * The scripts' sleeps (the device wait's 0.2 s polls, the busy unmount's 0.5 s retries) happen on
+ * the runner's clock ({@link ModelRunnerOptions.sleep}) and add to the modelled duration.
  */
 export interface ModelCosts {
   scriptSeconds: number;
@@ -85,6 +85,12 @@ export interface ModelRunnerOptions {
    * @default a real-time, unref'd setTimeout
    */
   setTimer?: SetTimer;
+  /**
+   * The scripts' `sleep` (device wait polls, busy unmount retries): pass the simulator's modelled
+   * clock (`(s) => cloud.clock.sleep(s)`) so a wait takes modelled, not wall, time.
+   * @default real time
+   */
+  sleep?: Sleep;
   /** Credentials for the S3 client. @default S3RVER/S3RVER, as runner.ts's defaultAwsEnv */
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
@@ -116,6 +122,29 @@ async function withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
 }
 
 class Aborted extends Error {}
+
+/** A sleep that ends early, with Aborted, when the run's signal fires. */
+function abortableSleep(sleep: Sleep | undefined, signal: AbortSignal | undefined): Sleep {
+  return (seconds) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new Aborted());
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        if (timer) clearTimeout(timer);
+        reject(new Aborted());
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const done = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      if (sleep) sleep(seconds).then(done, reject);
+      else timer = setTimeout(done, seconds * 1000);
+    });
+}
 
 /** Returns the modelled runner of one document (by value or by name). */
 export function modelRunner(
@@ -163,7 +192,7 @@ export function modelRunner(
     // As scriptRunner: parameters that fail the document's validation reject the run.
     const env = toEnv(doc, parameters);
     const op = doc.script.replace(/^.*volsd-/, '').replace(/\.sh$/, '');
-    const out = new Output(op);
+    const out = new Output(op, abortableSleep(options.sleep, ctx.signal));
     if (ctx.signal?.aborted) return { exitCode: 143, stdout: '', stderr: 'aborted before it started\n' };
     const host = new Host(ctx.hostRoot.replace(/\/+$/, ''));
     let seconds = costs.scriptSeconds;
@@ -177,7 +206,7 @@ export function modelRunner(
         );
       }
       const volume = env.VOLSD_VOLUME_ID ?? '';
-      const locked = <T>(fn: () => T) => withLock(`${host.root}\0${volume}`, async () => fn());
+      const locked = <T>(fn: () => T | Promise<T>) => withLock(`${host.root}\0${volume}`, async () => fn());
       switch (op) {
         case 'mount':
           if ((await locked(() => mountOp(host, env, out))) === 'mounted') seconds += costs.mountSeconds;

@@ -525,6 +525,67 @@ describe('modelled runner without the scripts', () => {
     expect(out.modelledSeconds).toBe(3.5);
   });
 
+  it('waits for a device that appears during DeviceWaitSeconds, on the injected clock', async () => {
+    // Prepare
+    const local = new Pair();
+    local.createVolume(volA, { formatted: true });
+    const sleeps: number[] = [];
+    const sleep = async (seconds: number) => {
+      sleeps.push(seconds);
+      if (sleeps.length === 3) local.attach(volA, 1);
+    };
+    const ctx = {
+      instanceId: 'i-0123456789abcdef0',
+      hostRoot: local.model.hostRoot,
+      rootDir: local.model.rootDir,
+      parameters: { VolumeId: [volA], MountPath: [web], DeviceWaitSeconds: ['5'] },
+      devices: [],
+      commandId: 'cmd-1',
+      documentName: DocumentName.Mount,
+      signal: new AbortController().signal,
+    };
+
+    // Act
+    const out = await modelRunner(DocumentName.Mount, { sleep })(ctx);
+    local.cleanup();
+
+    // Assess
+    expect({ exitCode: out.exitCode, sleeps }).toEqual({ exitCode: 0, sleeps: [0.2, 0.2, 0.2] });
+  });
+
+  it('retries a busy unmount every 0.5 s until it frees, on the injected clock', async () => {
+    // Prepare
+    const local = new Pair();
+    local.createVolume(volA, { formatted: true });
+    local.attach(volA, 1);
+    const sleeps: number[] = [];
+    const sleep = async (seconds: number) => {
+      sleeps.push(seconds);
+      if (sleeps.length === 2) local.clearFault('umount');
+    };
+    const ctx = (parameters: Record<string, string[]>, documentName: string) => ({
+      instanceId: 'i-0123456789abcdef0',
+      hostRoot: local.model.hostRoot,
+      rootDir: local.model.rootDir,
+      parameters,
+      devices: [],
+      commandId: 'cmd-1',
+      documentName,
+      signal: new AbortController().signal,
+    });
+    await modelRunner(DocumentName.Mount)(ctx({ VolumeId: [volA], MountPath: [web] }, DocumentName.Mount));
+    local.injectFault('umount');
+
+    // Act
+    const out = await modelRunner(DocumentName.Unmount, { sleep })(
+      ctx({ VolumeId: [volA], BusyWaitSeconds: ['5'] }, DocumentName.Unmount),
+    );
+    local.cleanup();
+
+    // Assess
+    expect({ exitCode: out.exitCode, sleeps }).toEqual({ exitCode: 0, sleeps: [0.5, 0.5] });
+  });
+
   it('ends with exit 143 when the invocation is already aborted', async () => {
     // Prepare
     const local = new Pair();

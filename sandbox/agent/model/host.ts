@@ -76,6 +76,11 @@ export function jsonObject(fields: [string, Raw][]): string {
   return `{${fields.map(([k, v]) => `"${k}":${v.raw}`).join(',')}}`;
 }
 
+/** Sleeps `seconds` on some clock (rejects when the run is aborted, if it can tell). */
+export type Sleep = (seconds: number) => Promise<void>;
+
+const realSleep: Sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
 /** Thrown to end a run with an exit code (volsd_fail and friends); the output is already written. */
 export class ScriptExit extends Error {
   constructor(readonly exitCode: number) {
@@ -88,10 +93,19 @@ export class Output {
   stdout = '';
   stderr = '';
   volume = '';
-  /** Modelled seconds spent waiting (device wait, busy retries), added to the operation's cost. */
+  /** Seconds slept (device wait, busy retries): part of the run's modelled duration. */
   waited = 0;
 
-  constructor(readonly op: string) {}
+  constructor(
+    readonly op: string,
+    private readonly sleeper: Sleep = realSleep,
+  ) {}
+
+  /** The scripts' `sleep`, on the runner's clock; counted in {@link waited}. */
+  async sleep(seconds: number): Promise<void> {
+    this.waited += seconds;
+    await this.sleeper(seconds);
+  }
 
   log(message: string): void {
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -410,11 +424,15 @@ export class Host {
     return true;
   }
 
-  /** volsd_device_or_fail (the wait is modelled: the simulator materialises devices before a run). */
-  deviceOrFail(volumeId: string, waitSeconds: number, out: Output): string {
-    const dev = this.findDevice(volumeId);
+  /** volsd_device_or_fail: polls for the device every 0.2 s for WAIT seconds, then verifies it. */
+  async deviceOrFail(volumeId: string, waitSeconds: number, out: Output): Promise<string> {
+    let dev: string | undefined;
+    for (let tries = waitSeconds * 5 + 1; tries-- > 0; ) {
+      dev = this.findDevice(volumeId);
+      if (dev !== undefined) break;
+      if (tries > 0) await out.sleep(0.2);
+    }
     if (dev === undefined) {
-      out.waited += waitSeconds;
       out.fail(
         Exit.DeviceNotFound,
         'device-not-found',

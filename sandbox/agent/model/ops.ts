@@ -39,7 +39,7 @@ function thaw(host: Host, volume: string, mnt: string): { thawed: boolean } | { 
 }
 
 /** Volsd-Mount (env as the script reads it); returns mounted | already-mounted. */
-export function mountOp(host: Host, env: Record<string, string>, out: Output): string {
+export async function mountOp(host: Host, env: Record<string, string>, out: Output): Promise<string> {
   const volume = env.VOLSD_VOLUME_ID ?? '';
   const mountPath = env.VOLSD_MOUNT_PATH ?? '';
   const options = env.VOLSD_MOUNT_OPTIONS ?? 'noatime';
@@ -49,7 +49,7 @@ export function mountOp(host: Host, env: Record<string, string>, out: Output): s
   out.check('VOLSD_MOUNT_OPTIONS', options, /^[A-Za-z0-9_=,.:-]*$/);
   out.check('VOLSD_DEVICE_WAIT_SECONDS', wait, /^([0-9]{1,2}|[12][0-9]{2}|300)$/);
   host.lockFile(volume);
-  const device = host.deviceOrFail(volume, Number.parseInt(wait, 10), out);
+  const device = await host.deviceOrFail(volume, Number.parseInt(wait, 10), out);
   const state = host.mountVolume(volume, device, mountPath, options, out);
   const generation = host.readGeneration(mountPath);
   out.log(`${device} ${state} at ${mountPath} (generation ${generation})`);
@@ -65,11 +65,11 @@ export function mountOp(host: Host, env: Record<string, string>, out: Output): s
 }
 
 /** Volsd-Format; returns whether mkfs ran and the mount state (for the modelled cost). */
-export function formatOp(
+export async function formatOp(
   host: Host,
   env: Record<string, string>,
   out: Output,
-): { formatted: boolean; state: string } {
+): Promise<{ formatted: boolean; state: string }> {
   const volume = env.VOLSD_VOLUME_ID ?? '';
   const mountPath = env.VOLSD_MOUNT_PATH ?? '';
   const options = env.VOLSD_MOUNT_OPTIONS ?? 'noatime';
@@ -79,7 +79,7 @@ export function formatOp(
   out.check('VOLSD_MOUNT_OPTIONS', options, /^[A-Za-z0-9_=,.:-]*$/);
   out.check('VOLSD_DEVICE_WAIT_SECONDS', wait, /^([0-9]{1,2}|[12][0-9]{2}|300)$/);
   host.lockFile(volume);
-  const device = host.deviceOrFail(volume, Number.parseInt(wait, 10), out);
+  const device = await host.deviceOrFail(volume, Number.parseInt(wait, 10), out);
   let formatted = false;
   if (host.mountsOf(device).length === 0) {
     const fstype = host.blkidType(host.p(device));
@@ -114,7 +114,7 @@ export function formatOp(
 }
 
 /** Volsd-Unmount; returns how many mounts it took down (for the modelled cost). */
-export function unmountOp(host: Host, env: Record<string, string>, out: Output): number {
+export async function unmountOp(host: Host, env: Record<string, string>, out: Output): Promise<number> {
   const volume = env.VOLSD_VOLUME_ID ?? '';
   const busyWait = env.VOLSD_BUSY_WAIT_SECONDS || '5';
   out.checkVolumeId(volume);
@@ -150,19 +150,22 @@ export function unmountOp(host: Host, env: Record<string, string>, out: Output):
         );
       }
     }
-    // Nothing changes between the script's busy retries in-process: one try stands for them all,
-    // and the retries' time is modelled.
-    try {
-      host.umount(host.p(mnt), lazy);
-    } catch (error) {
-      if (!(error instanceof ShimError)) throw error;
-      if (host.sourceAt(mnt) !== '') {
-        const seconds = Number.parseInt(busyWait, 10);
-        out.waited += seconds;
-        out.fail(Exit.UnmountFailed, 'unmount-failed', `umount ${mnt} failed: ${error.message}`, [
-          ['device', jsonOpt(device)],
-          ['mountPath', jsonStr(mnt)],
-        ]);
+    // `sync -f` is a no-op on the simulated volumes (the shim's), so the retry loop comes next.
+    for (let tries = Number.parseInt(busyWait, 10) * 2 + 1; ; ) {
+      try {
+        host.umount(host.p(mnt), lazy);
+        break;
+      } catch (error) {
+        if (!(error instanceof ShimError)) throw error;
+        // Gone in the meantime (a concurrent unmount): fine.
+        if (host.sourceAt(mnt) === '') break;
+        if (--tries === 0) {
+          out.fail(Exit.UnmountFailed, 'unmount-failed', `umount ${mnt} failed: ${error.message}`, [
+            ['device', jsonOpt(device)],
+            ['mountPath', jsonStr(mnt)],
+          ]);
+        }
+        await out.sleep(0.5);
       }
     }
     unmounted.push(mnt);
