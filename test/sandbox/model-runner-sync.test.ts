@@ -68,7 +68,8 @@ async function mountedPair(volumes: [string, string][]): Promise<Pair> {
   for (const [volume, path] of volumes) {
     pair.createVolume(volume, {
       formatted: true,
-      files: { 'stale.txt': 'not in the bucket', 'change.txt': 'v0' },
+      // index.html: the object's size but an older mtime, so --exact-timestamps fetches it again.
+      files: { 'stale.txt': 'not in the bucket', 'change.txt': 'v0', 'index.html': '<h1>HELLO</h1>' },
     });
     pair.attach(volume, n++);
     await pair.run(DocumentName.Mount, { VolumeId: volume, MountPath: path });
@@ -171,6 +172,29 @@ describe.runIf(!missing)('modelled Volsd-Sync vs the script', () => {
 
       // Assess
       expect(expectSame(pair, out).exitCode).toBe(ExitCode.NotMounted);
+    });
+
+    it('deletes alike a symlink to a file of the volume that is not in the bucket', async () => {
+      // Prepare
+      pair.symlinkInVolume(volA, 'link.txt', 'index.html');
+
+      // Act
+      const out = await sync(pair, 7);
+
+      // Assess
+      expect(expectSame(pair, out).exitCode).toBe(0);
+    });
+
+    it('fails the sync alike on a dangling symlink (the AWS CLI warns and exits 2)', async () => {
+      // Prepare
+      pair.symlinkInVolume(volA, 'dangling.txt', 'nothing-here');
+
+      // Act
+      const out = await sync(pair, 7);
+
+      // Assess
+      expect(expectSame(pair, out).results[0]).toMatchObject({ code: 'sync-failed' });
+      pair.prepare((side) => rmSync(join(side.volumeDir(volA), 'dangling.txt')));
     });
 
     it('fails every volume alike when the listing fails', async () => {

@@ -379,6 +379,23 @@ describe.runIf(!missing)('modelled runner vs the scripts', () => {
       expect(expectSame(out).results.at(-1)).toMatchObject({ status: 'unmounted' });
     });
 
+    it('fails alike when a frozen volume cannot be thawed (injected fault)', async () => {
+      // Prepare
+      pair.createVolume(volA, { formatted: true });
+      pair.attach(volA, 1);
+      await mount(volA, web);
+      await freeze(volA, 'freeze');
+      pair.injectFault('fsfreeze');
+
+      // Act
+      const out = await unmount(volA);
+
+      // Assess
+      expect(expectSame(out).exitCode).toBe(ExitCode.UnmountFailed);
+      pair.clearFault('fsfreeze');
+      await freeze(volA, 'thaw');
+    });
+
     it('unmounts lazily a volume detached while mounted alike', async () => {
       // Prepare
       pair.createVolume(volA, { formatted: true });
@@ -471,6 +488,19 @@ describe.runIf(!missing)('modelled runner vs the scripts', () => {
       const trees = pair.trees();
       expect(trees.model).toEqual(trees.script);
       expect(Object.keys(trees.model).filter((p) => p.includes('/frozen/'))).toEqual([]);
+    });
+
+    it('fails a thaw alike when fsfreeze fails (injected fault)', async () => {
+      // Prepare
+      await freeze(volA, 'freeze');
+      pair.injectFault('fsfreeze');
+
+      // Act
+      const out = await freeze(volA, 'thaw');
+
+      // Assess
+      expect(expectSame(out).exitCode).toBe(ExitCode.FreezeFailed);
+      pair.clearFault('fsfreeze');
     });
 
     it('fails alike for a volume that is not mounted', async () => {

@@ -253,40 +253,48 @@ function filesBeside(hostRoot: string, root: string, realroot: string, stamp: bi
   return out;
 }
 
-/** Local files under the root as the AWS CLI walks them (symlinks followed), by relative path. */
-function localFiles(realroot: string): Map<string, { path: string; size: number; mtimeNs: bigint }> {
-  const files = new Map<string, { path: string; size: number; mtimeNs: bigint }>();
-  const seen = new Set<string>();
-  const visit = (dir: string, rel: string) => {
-    let real: string;
-    try {
-      real = realpathSync(dir);
-    } catch {
-      return;
-    }
-    if (seen.has(real)) return;
-    seen.add(real);
+/** A local file as the AWS CLI's walk yields it. */
+interface LocalFile {
+  path: string;
+  size: number;
+  mtimeNs: bigint;
+}
+
+/**
+ * Local files under the root as the AWS CLI walks them (symlinks followed), by relative path, and
+ * the CLI's warnings: an entry it cannot stat (a dangling symlink, a symlink loop) is skipped with
+ * "warning: Skipping file <path>. File does not exist." and makes the CLI exit 2.
+ */
+function localFiles(root: string): { files: Map<string, LocalFile>; warnings: string[] } {
+  const files = new Map<string, LocalFile>();
+  const warnings: string[] = [];
+  const visit = (dir: string, rel: string, ancestors: Set<string>) => {
     let names: string[];
     try {
-      names = readdirSync(dir);
+      names = readdirSync(dir).sort();
     } catch {
       return;
     }
     for (const name of names) {
-      const path = join(dir, name);
+      const path = `${dir}/${name}`;
       const r = rel ? `${rel}/${name}` : name;
       let st: import('node:fs').BigIntStats;
       try {
         st = statSync(path, { bigint: true });
       } catch {
-        continue; // dangling symlink: the CLI warns and skips it
+        warnings.push(`warning: Skipping file ${path}. File does not exist.`);
+        continue;
       }
-      if (st.isDirectory()) visit(path, r);
-      else if (st.isFile()) files.set(r, { path, size: Number(st.size), mtimeNs: st.mtimeNs });
+      if (st.isDirectory()) {
+        const real = realpathSync(path);
+        // The CLI recurses into a looping directory link until the path no longer resolves.
+        if (ancestors.has(real)) warnings.push(`warning: Skipping file ${path}. File does not exist.`);
+        else visit(path, r, new Set([...ancestors, real]));
+      } else if (st.isFile()) files.set(r, { path, size: Number(st.size), mtimeNs: st.mtimeNs });
     }
   };
-  visit(realroot, '');
-  return files;
+  visit(root, '', new Set([realpathSync(root)]));
+  return { files, warnings };
 }
 
 /** find ROOT/ -path 'ROOT/.volsd*' -prune -o -type f -cnewer STAMP: count and bytes. */
@@ -556,7 +564,7 @@ export async function syncOp(
       }
       const done = { downloads: 0, bytes: 0, deletes: 0 };
       stats.volumes.push(done);
-      const errors = await transfer(s3, deps.signal, bucket, realroot, wanted, excluded, done);
+      const { rc, log } = await transfer(s3, deps.signal, bucket, root, wanted, excluded, done);
       escapes = [...escapingSymlinks(root, realroot), ...filesBeside(host.root, root, realroot, stampNs)];
       for (const rel of parentRels) {
         const target = realpathMissing(`${root}/${rel}`);
@@ -571,11 +579,10 @@ export async function syncOp(
           `written or linked outside the mount root: ${escapes.join('\n').slice(0, 500)}`,
         );
       }
-      if (errors.length > 0) {
-        const text = errors.join('\n').slice(-1500);
-        out.stderr += `${stamp()} volsd-sync ${volume}: aws s3 sync: ${text}\n`;
-        return fail(Exit.SyncFailed, 'sync-failed', `aws s3 sync exited 1: ${text.slice(0, 500)}`);
-      }
+      const text = log.slice(-1500);
+      if (text) out.stderr += `${stamp()} volsd-sync ${volume}: aws s3 sync: ${text}\n`;
+      if (rc !== 0)
+        return fail(Exit.SyncFailed, 'sync-failed', `aws s3 sync exited ${rc}: ${text.slice(0, 500)}`);
       const changed = changedSince(root, stampNs);
       const after = Math.max(generation, before);
       mkdirSync(`${root}/.volsd`, { recursive: true });
@@ -667,23 +674,27 @@ function stamp(): string {
   return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
-/** `aws s3 sync s3://bucket/prefix root/ --delete --exact-timestamps` with the excludes. */
+/**
+ * `aws s3 sync s3://bucket/prefix ROOT/ --delete --exact-timestamps` with the excludes: returns the
+ * CLI's exit code (1 a transfer failed, 2 a local file was skipped with a warning) and its messages.
+ */
 async function transfer(
   s3: S3Client,
   signal: AbortSignal | undefined,
   bucket: string,
-  realroot: string,
+  root: string,
   wanted: Map<string, Listed>,
   excluded: (rel: string) => boolean,
   done: { downloads: number; bytes: number; deletes: number },
-): Promise<string[]> {
+): Promise<{ rc: number; log: string }> {
   const errors: string[] = [];
-  const local = localFiles(realroot);
+  const { files: local, warnings } = localFiles(root);
   const downloads: [string, Listed][] = [];
   for (const [rel, item] of wanted) {
     const have = local.get(rel);
-    if (have && have.size === item.size && have.mtimeNs === BigInt(item.lastModifiedMs) * 1_000_000n)
+    if (have && have.size === item.size && have.mtimeNs === BigInt(item.lastModifiedMs) * 1_000_000n) {
       continue;
+    }
     downloads.push([rel, item]);
   }
   let next = 0;
@@ -693,13 +704,14 @@ async function transfer(
       const entry = downloads[next++];
       if (!entry) continue;
       const [rel, item] = entry;
-      const dest = join(realroot, rel);
+      const dest = `${root}/${rel}`;
       try {
         const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: item.key }), {
           abortSignal: signal,
         });
         const body = object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
         mkdirSync(dirname(dest), { recursive: true });
+        // As s3transfer: a temporary file beside the destination, renamed over it.
         const tmp = `${dest}.${Math.random().toString(16).slice(2, 10)}`;
         await writeFile(tmp, body);
         renameSync(tmp, dest);
@@ -723,5 +735,6 @@ async function transfer(
       errors.push(`delete failed: ${have.path} ${errorText(error)}`);
     }
   }
-  return errors;
+  const rc = errors.length > 0 ? 1 : warnings.length > 0 ? 2 : 0;
+  return { rc, log: [...warnings, ...errors].join('\n') };
 }
