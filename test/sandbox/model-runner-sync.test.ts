@@ -217,6 +217,22 @@ describe.runIf(!missing)('modelled Volsd-Sync vs the script', () => {
       pair.prepare((side) => rmSync(join(side.volumeDir(volA), 'sub'), { recursive: true }));
     });
 
+    it('prints at most 20 refused keys and counts them all, alike', async () => {
+      // Prepare
+      for (let i = 0; i < 25; i++) await put(`many/../refused-${String(i).padStart(2, '0')}.txt`, 'pwned');
+      await put('many/ok.txt', 'fine');
+
+      // Act
+      const out = await sync(pair, 8, { Prefix: 'many/', Concurrency: '1' });
+
+      // Assess
+      const model = expectSame(pair, out);
+      expect({ lines: model.rejected.length, summary: model.results.at(-1)?.rejectedKeys }).toEqual({
+        lines: 20,
+        summary: 25,
+      });
+    });
+
     it('reports stale and malformed records as skipped, alike', async () => {
       // Prepare
       pair.prepare((side) => {
