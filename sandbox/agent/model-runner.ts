@@ -8,10 +8,11 @@
  *
  * Differences from the scripts, all invisible to the Lambdas: no lock timeouts (exit 11: runs of one
  * volume on one host are serialised by an in-process mutex instead of flock), no tool check (exit 12),
- * the device wait and the unmount busy retries are modelled rather than slept (the simulator
- * materialises devices before a run; nothing changes a host between two synchronous steps), the
- * freeze watchdog is a timer of this process, not a detached `volsd-autothaw`, and stderr's log lines
- * are close to, not exactly, the scripts'.
+ * the scripts' sleeps (device wait, busy unmount) and the freeze watchdog run on the clock given in
+ * the options (real time by default), the watchdog is a timer of this process, not a detached
+ * `volsd-autothaw` (its pid line in /run/volsd/frozen/<volume> is this process's), the text of a
+ * failed download differs from the AWS CLI's, and stderr's log lines are close to, not exactly, the
+ * scripts'.
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';

@@ -15,7 +15,6 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   realpathSync,
   renameSync,
   rmdirSync,
@@ -585,13 +584,4 @@ export function isSymlink(path: string): boolean {
 /** `: >>file` without changing an existing file's content (the effect of `exec {fd}>file` is truncation, of an empty lock file). */
 function touch(path: string): void {
   closeSync(openSync(path, 'a'));
-}
-
-/** Reads a symlink, undefined when it is not one. */
-export function readLink(path: string): string | undefined {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return undefined;
-  }
 }

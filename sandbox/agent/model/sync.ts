@@ -124,6 +124,7 @@ function classify(key: string, prefix: string): Refused | undefined {
         parent = true;
         if (reason === '' || reason === 'absolute') reason = 'parent-segment';
       } else if (reason !== '') {
+        // awk's `continue`: a reason found stays; only `..` still upgrades it.
       } else if (seg === '.') reason = 'dot-segment';
       else if (seg === '') reason = 'empty-segment';
       else if (bytes(seg) > 255) reason = 'too-long';
