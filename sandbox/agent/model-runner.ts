@@ -14,6 +14,7 @@
  * failed download differs from the AWS CLI's, and stderr's log lines are close to, not exactly, the
  * scripts'.
  */
+import { setMaxListeners } from 'node:events';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -124,6 +125,18 @@ async function withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
 
 class Aborted extends Error {}
 
+/**
+ * A signal that follows `signal` and may carry many listeners: every S3 request in flight (the
+ * CLI's 10 downloads, per volume) listens to it, past Node's warning threshold of 10.
+ */
+function fanOutSignal(signal: AbortSignal | undefined): AbortSignal {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  if (signal?.aborted) controller.abort();
+  else signal?.addEventListener('abort', () => controller.abort(), { once: true });
+  return controller.signal;
+}
+
 /** A sleep that ends early, with Aborted, when the run's signal fires. */
 function abortableSleep(sleep: Sleep | undefined, signal: AbortSignal | undefined): Sleep {
   return (seconds) =>
@@ -228,7 +241,7 @@ export function modelRunner(
         case 'sync': {
           const done = await syncOp(host, env, out, {
             s3,
-            signal: ctx.signal,
+            signal: fanOutSignal(ctx.signal),
             withLock: (v, fn) => withLock(`${host.root}\0${v}`, fn),
           });
           exitCode = done.exitCode;
