@@ -482,7 +482,13 @@ describe.runIf(!missing)('modelled runner vs the scripts', () => {
       await pair.run(DocumentName.Freeze, { VolumeId: volA, Mode: 'freeze', MaxFreezeSeconds: '1' });
 
       // Act
-      await new Promise((resolve) => setTimeout(resolve, 1600));
+      const frozenFiles = () =>
+        Object.values(pair.trees()).flatMap((tree) =>
+          Object.keys(tree).filter((p) => p.includes('/frozen/')),
+        );
+      for (let i = 0; i < 100 && frozenFiles().length > 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
 
       // Assess
       const trees = pair.trees();
