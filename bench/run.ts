@@ -3,11 +3,13 @@
  * calls, state transitions, Lambda invocations and table writes each operation costs. Prints a report;
  * `--json` prints one JSON object instead. Options: --launches N (default 10), --time-scale X (0.1).
  */
+
 import { parseArgs } from 'node:util';
 import { Sandbox } from '../sandbox/runtime.js';
 import { percentiles, round } from '../sandbox/scenarios/report.js';
 import { countKinds } from '../sandbox/sim/accounting.js';
 import type { LocalExecution } from '../sandbox/stepfunctions.js';
+import { costPerThousand } from './cost.js';
 
 // Node 20 runs the tests and the sandbox here; the Lambdas run on Node 22. The SDK's notice about it is noise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -32,35 +34,6 @@ if (!Number.isInteger(launches) || launches < 1 || !(timeScale > 0 && timeScale 
  * API call (the simulator's own api latency is drawn from 0.05-0.15 s).
  */
 const unitCost = { lambdaInvoke: 0.03, stateTransition: 0.02, dynamoCall: 0.008, awsCall: 0.1 };
-
-/**
- * AWS list prices, us-east-1 (shared/aws-reference/FACTS.md; docs/cost.md): Standard transitions,
- * Lambda requests and arm64 GB-seconds, DynamoDB on-demand writes and reads, SQS requests.
- */
-const price = {
-  transition: 0.025 / 1000,
-  lambdaRequest: 0.2 / 1e6,
-  lambdaGbSecond: 0.0000133334,
-  write: 0.625 / 1e6,
-  read: 0.125 / 1e6,
-  sqsRequest: 0.4 / 1e6,
-};
-/** Assumed Lambda size and time per step for the GB-second estimate. */
-const lambdaGbSecondsPerInvocation = 0.5 * 0.15;
-
-/** Control-plane dollars per 1,000 operations from per-operation counts. */
-function costPerThousand(
-  per: { stateTransitions: number; lambdaInvocations: number; tableWrites: number },
-  reads: number,
-) {
-  const one =
-    per.stateTransitions * price.transition +
-    per.lambdaInvocations * (price.lambdaRequest + lambdaGbSecondsPerInvocation * price.lambdaGbSecond) +
-    per.tableWrites * price.write +
-    reads * price.read +
-    3 * price.sqsRequest;
-  return round(one * 1000, 3);
-}
 
 /** States that wait for AWS to finish something asynchronous (attach, detach, an SSM command, a boot). */
 const waitingStates = new Set([

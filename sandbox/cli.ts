@@ -7,12 +7,13 @@ import { runBurst } from './scenarios/burst.js';
 import { runChaos } from './scenarios/chaos.js';
 import { runDemo } from './scenarios/demo.js';
 import { runPushScenario } from './scenarios/push.js';
+import { runScale } from './scenarios/scale.js';
 
 // Node 20 runs the tests and the sandbox here; the Lambdas run on Node 22. The SDK's notice about it is noise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const usage = `usage: npm run sandbox -- [--scenario demo|burst|push|chaos] [--instances N] [--idle-per-az M] [--azs K]
-                      [--operations N] [--seed S] [--time-scale X] [--json]`;
+const usage = `usage: npm run sandbox -- [--scenario demo|burst|push|chaos|scale] [--instances N] [--idle-per-az M] [--azs K]
+                      [--burst B] [--operations N] [--seed S] [--time-scale X] [--agent scripts|model] [--json]`;
 
 function fail(message: string): never {
   console.error(`volsd sandbox: ${message}\n${usage}`);
@@ -36,6 +37,8 @@ try {
       azs: { type: 'string' },
       seed: { type: 'string' },
       operations: { type: 'string' },
+      burst: { type: 'string' },
+      agent: { type: 'string' },
       'time-scale': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -58,6 +61,11 @@ const timeScale = v['time-scale'] === undefined ? 0.05 : Number(v['time-scale'])
 if (!(timeScale > 0 && timeScale <= 1)) fail('--time-scale must be in (0, 1]');
 const seed = positiveInt('seed', v.seed as string | undefined, 1, 0);
 const log = json ? () => undefined : (line: string) => console.log(line);
+
+const agentOption = v.agent as string | undefined;
+if (agentOption !== undefined && agentOption !== 'scripts' && agentOption !== 'model')
+  fail(`--agent must be scripts or model, got "${agentOption}"`);
+const agent = agentOption as 'scripts' | 'model' | undefined;
 
 const scenario = String(v.scenario);
 let result: unknown;
@@ -97,6 +105,19 @@ switch (scenario) {
       azs: positiveInt('azs', v.azs as string | undefined, 2),
       seed,
       timeScale,
+      agent: agent ?? 'model',
+      log,
+    });
+    break;
+  case 'scale':
+    result = await runScale({
+      instances: positiveInt('instances', v.instances as string | undefined, 1000),
+      burst: positiveInt('burst', v.burst as string | undefined, 200),
+      idlePerAz: positiveInt('idle-per-az', v['idle-per-az'] as string | undefined, 20, 0),
+      azs: positiveInt('azs', v.azs as string | undefined, 3),
+      seed,
+      timeScale: v['time-scale'] === undefined ? 0.1 : timeScale,
+      agent: agent ?? 'model',
       log,
     });
     break;

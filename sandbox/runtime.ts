@@ -1,9 +1,11 @@
 import './polyfills.js';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { VolumeRepository } from '../lambdas/shared/repository.js';
 import { poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
@@ -35,8 +37,17 @@ export interface SandboxOptions {
   lambdaCrashRate?: number;
   /** Real EC2 token-bucket throttling in the simulator. @default true */
   throttling?: boolean;
+  /** Largest size of the served group. @default 100 */
+  maxGroupSize?: number;
   /** Keep the sandbox directory after stop (for inspection). */
   keepFiles?: boolean;
+  /**
+   * How the SSM agent runs Volsd's documents: `scripts` runs the real scripts under bash with the
+   * shims and the real AWS CLI (faithful, ~0.1-1 s of wall time each); `model` runs their in-process
+   * TypeScript twins (`sandbox/agent/model-runner.ts`, held to the scripts by a conformance test), with
+   * modelled durations: for the chaos and scale scenarios. @default 'scripts'
+   */
+  agent?: 'scripts' | 'model';
 }
 
 /** Names and ARNs the sandbox wires, as the CDK construct would. */
@@ -105,6 +116,8 @@ export class Sandbox {
       lambdaCrashRate: o.lambdaCrashRate ?? 0,
       throttling: o.throttling ?? true,
       keepFiles: o.keepFiles ?? false,
+      agent: o.agent ?? 'scripts',
+      maxGroupSize: o.maxGroupSize ?? 100,
     };
     const rootDir = await mkdtemp(join(tmpdir(), 'volsd-sandbox-'));
     const wiring: SandboxWiring = {
@@ -134,7 +147,17 @@ export class Sandbox {
       accountId,
       throttling: options.throttling,
     });
-    registerVolsdDocuments(cloud.ssm, { s3Endpoint: s3.endpoint });
+    if (options.agent === 'model') {
+      const { registerModelledDocuments } = await import('./agent/model-runner.js');
+      registerModelledDocuments(cloud.ssm, {
+        s3Endpoint: s3.endpoint,
+        // The scripts' sleeps and the freeze watchdog on the modelled clock, like everything else.
+        sleep: (seconds) => cloud.clock.sleep(seconds),
+        setTimer: (seconds, fire) => cloud.clock.setTimer(seconds, fire),
+      });
+    } else {
+      registerVolsdDocuments(cloud.ssm, { s3Endpoint: s3.endpoint });
+    }
 
     // The environment the CDK construct gives the functions; the SDK reads AWS_ENDPOINT_URL_DYNAMODB.
     Object.assign(process.env, {
@@ -168,6 +191,23 @@ export class Sandbox {
         modelledRetryStrategy(cloud, 8);
     }
     countingMiddleware(clients.dynamo, accounting, 'dynamodb');
+    // The client (a module singleton, like in a Lambda container) read AWS_ENDPOINT_URL_DYNAMODB when the
+    // first sandbox of this process started: point every request at this sandbox's server.
+    const { port } = new URL(dynamo.endpoint);
+    clients.dynamo.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { hostname?: string; port?: number };
+        request.hostname = '127.0.0.1';
+        request.port = Number(port);
+        return next(args);
+      },
+      { step: 'build', priority: 'high', name: 'volsdSandboxDynamoEndpoint', override: true },
+    );
+    // Here one client serves every concurrent "Lambda invocation"; on AWS each concurrent invocation
+    // has its own container and sockets. The SDK's 50 sockets would queue a burst's table calls.
+    (clients.dynamo.config as { requestHandler: unknown }).requestHandler = new NodeHttpHandler({
+      httpAgent: new Agent({ keepAlive: true, maxSockets: 1024 }),
+    });
 
     // Every statemachines/<name>.asl.json runs with lambdas/<name>/handler.ts behind `${<Name>FunctionArn}`,
     // the substitution the CDK construct passes.
@@ -263,6 +303,7 @@ export class Sandbox {
       },
       terminateHook: { name: wiring.terminateHookName, heartbeatTimeout: 300, defaultResult: 'CONTINUE' },
       desiredCapacity: 0,
+      maxSize: options.maxGroupSize,
       bootSeconds: options.bootSeconds,
       replaceAbandoned: false,
     });

@@ -1,6 +1,6 @@
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { poolTag, Role, roleTag } from '../../lambdas/shared/tags.js';
-import { wirePushPipeline } from '../push-wiring.js';
+import { type PushPipeline, wirePushPipeline } from '../push-wiring.js';
 import { Sandbox } from '../runtime.js';
 import { localCredentials, localRegion } from '../servers.js';
 import { Rng } from '../sim/rng.js';
@@ -11,13 +11,23 @@ export interface ChaosOptions {
   seed: number;
   timeScale: number;
   azs?: number;
+  /** How documents run: the scripts' in-process twins (fast) or the real scripts. @default 'model' */
+  agent?: 'scripts' | 'model';
   log?: (line: string) => void;
 }
 
 /** What the chaos run did, beside the scenario figures. */
 export interface ChaosResult extends ScenarioResult {
   operations: Record<string, number>;
+  /** The operations in the order issued (one letter each), to show a seed reproduces its run. */
+  sequence: string;
   duplicateEvents: number;
+  /**
+   * Why the launches that did not go InService failed, by the error their acquire ended on (from the
+   * executions' output): mostly InstanceGone (scaled in or terminated before it was ready) and the
+   * injected SSM failures. Each was compensated and its lifecycle action completed (the invariants).
+   */
+  failedLaunchesBy: Record<string, number>;
 }
 
 /**
@@ -27,7 +37,10 @@ export interface ChaosResult extends ScenarioResult {
  */
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const log = o.log ?? (() => undefined);
+  // The operations draw from their own stream, so the sequence of operations depends on the seed
+  // alone; duplicate deliveries (drawn as events happen) have another.
   const rng = new Rng(o.seed);
+  const duplicates = new Rng(o.seed ^ 0xd0b1e);
   const sandbox = await Sandbox.start({
     azs: o.azs ?? 2,
     idlePerAz: 2,
@@ -35,6 +48,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     timeScale: o.timeScale,
     lambdaCrashRate: 0.02,
     heartbeatTimeout: 900,
+    agent: o.agent ?? 'model',
   });
   const s3 = new S3Client({
     endpoint: sandbox.s3.endpoint,
@@ -43,15 +57,17 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     forcePathStyle: true,
   });
   const ops: Record<string, number> = {};
+  const sequence: string[] = [];
   let duplicateEvents = 0;
+  let push: PushPipeline | undefined;
   try {
     const recorder = new ScenarioRecorder(sandbox);
-    const push = await wirePushPipeline(sandbox, { batchingWindowSeconds: 5 });
+    push = await wirePushPipeline(sandbox, { batchingWindowSeconds: 5 });
     await sandbox.replenishAll();
     // 20% of lifecycle events are delivered twice, as EventBridge and SQS may.
     sandbox.cloud.events.on('event', (event: { source?: string; 'detail-type'?: string }) => {
       if (event.source !== 'aws.autoscaling' || !/Lifecycle Action$/.test(event['detail-type'] ?? '')) return;
-      if (rng.chance(0.2)) {
+      if (duplicates.chance(0.2)) {
         duplicateEvents++;
         sandbox.intake.send(JSON.stringify(event));
       }
@@ -135,6 +151,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         }
       }
       ops[op] = (ops[op] ?? 0) + 1;
+      sequence.push(op === 'manualRelease' ? 'R' : op === 'manualAcquire' ? 'A' : op.charAt(0));
       await sandbox.cloud.clock.sleep(rng.int(2, 20));
     }
     log(`chaos: ${o.operations} operations issued; settling with faults off`);
@@ -169,11 +186,30 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       rejectedKeys: 0,
       writesOutsideRoot: null,
     });
-    return { ...result, operations: ops, duplicateEvents };
+    return {
+      ...result,
+      operations: ops,
+      sequence: sequence.join(''),
+      duplicateEvents,
+      failedLaunchesBy: failedLaunches(sandbox),
+    };
   } finally {
+    push?.close();
     s3.destroy();
     await sandbox.stop();
   }
+}
+
+function failedLaunches(sandbox: Sandbox): Record<string, number> {
+  const by: Record<string, number> = {};
+  for (const e of sandbox.sfn.executions.values()) {
+    if (e.stateMachineArn !== sandbox.wiring.stateMachines.acquire || !e.name.startsWith('launch-')) continue;
+    const outcome = (JSON.parse(e.output ?? '{}') as { outcome?: string }).outcome ?? '';
+    if (e.status === 'SUCCEEDED' && !outcome.startsWith('failed')) continue;
+    const reason = outcome.replace(/^failed: /, '') || e.error || e.status;
+    by[reason] = (by[reason] ?? 0) + 1;
+  }
+  return by;
 }
 
 async function settleAll(sandbox: Sandbox, push: { drained(timeoutSeconds?: number): Promise<void> }) {

@@ -212,6 +212,9 @@ export class Cloud {
     return Object.hasOwn(this.commandTable(service), operation);
   }
 
+  /** EC2 calls refused by the token buckets (real request-rate throttling, not injected faults). */
+  rateLimited = 0;
+
   /**
    * Answers one API call: counts it, waits the modelled API latency, applies throttling and faults,
    * then runs the command against the model. Throws SimServiceError for AWS errors. The result is
@@ -232,10 +235,12 @@ export class Cloud {
       if (request.DryRun === true)
         fail('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
       const bucket = ec2Bucket(operation, request);
-      const throttled =
-        (this.throttling && !this.buckets.take(bucket.key, bucket.spec)) ||
-        this.faults.strike('throttle', { action: operation });
-      if (throttled) fail('RequestLimitExceeded', 'Request limit exceeded.', 503);
+      const limited = this.throttling && !this.buckets.take(bucket.key, bucket.spec);
+      const throttled = limited || this.faults.strike('throttle', { action: operation });
+      if (throttled) {
+        if (limited) this.rateLimited++;
+        fail('RequestLimitExceeded', 'Request limit exceeded.', 503);
+      }
     }
     if (this.faults.strike('internalError', { action: operation })) {
       fail(
