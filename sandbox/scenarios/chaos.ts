@@ -64,6 +64,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const recorder = new ScenarioRecorder(sandbox);
     push = await wirePushPipeline(sandbox, { batchingWindowSeconds: 5 });
     await sandbox.replenishAll();
+    // A snapshot, as the schedule takes one: an AZ without idle volumes then gets one created for the
+    // launching instance (direct creation) rather than waiting for replenish.
+    if (sandbox.wiring.stateMachines.snapshot) {
+      sandbox.sfn.start(
+        sandbox.wiring.stateMachines.snapshot,
+        `chaos-snapshot-${o.seed}`,
+        JSON.stringify({ pool: sandbox.options.pool, reason: 'chaos' }),
+      );
+      await sandbox.settle();
+    }
     // 20% of lifecycle events are delivered twice, as EventBridge and SQS may.
     sandbox.cloud.events.on('event', (event: { source?: string; 'detail-type'?: string }) => {
       if (event.source !== 'aws.autoscaling' || !/Lifecycle Action$/.test(event['detail-type'] ?? '')) return;

@@ -16,6 +16,12 @@ interface PendingTimer {
  * with `timeScale = 0.01`, one modelled second lasts 10 ms of wall time. Every timer the simulator
  * starts goes through here, so `close()` can cancel all of them and leave nothing alive.
  *
+ * Lag compensation (on by default): the clock stands still while the process is too busy to run
+ * timers on time. A saturated CPU (a burst of 200 acquires, several sandboxes on 2 cores) would
+ * otherwise let modelled minutes pass while the work waits for the CPU, and AWS's timeouts (a
+ * lifecycle hook's heartbeat timeout) would fire on time that no AWS service would have spent. A
+ * 10 ms wall-time probe measures how late it runs; lateness beyond 5 ms is taken off the clock.
+ *
  * Timers are not unref'd on purpose: a script that awaits `sleep()` at top level must not exit
  * early. `close()` is what releases them.
  */
@@ -26,18 +32,46 @@ export class SimClock {
   private readonly startEpochMs = Date.now();
   private readonly timers = new Set<PendingTimer>();
   private closed = false;
+  /** Wall milliseconds taken off the clock because the process ran late (see the class comment). */
+  private pausedMs = 0;
+  private last = 0;
+  private probe?: NodeJS.Timeout;
 
-  /** @param timeScale wall seconds per modelled second, > 0 (1 = real time, 0.001 = 1000x faster). */
-  constructor(readonly timeScale: number) {
+  /**
+   * @param timeScale wall seconds per modelled second, > 0 (1 = real time, 0.001 = 1000x faster).
+   * @param options.compensateLag stop the clock while the process runs late. @default true
+   */
+  constructor(
+    readonly timeScale: number,
+    options: { compensateLag?: boolean } = {},
+  ) {
     if (!(timeScale > 0) || !Number.isFinite(timeScale)) {
       throw new RangeError(`timeScale must be a positive number, got ${timeScale}`);
     }
     this.msPerSecond = 1000 * timeScale;
+    if (options.compensateLag ?? true) {
+      const period = 10;
+      let expected = performance.now() + period;
+      this.probe = setInterval(() => {
+        const at = performance.now();
+        const late = at - expected;
+        if (late > 5) this.pausedMs += late;
+        expected = at + period;
+      }, period);
+      this.probe.unref();
+    }
   }
 
-  /** Modelled seconds since the clock started. */
+  /** Wall seconds the clock stood still because the process ran late. */
+  get lagSeconds(): number {
+    return this.pausedMs / 1000;
+  }
+
+  /** Modelled seconds since the clock started (never decreasing: a pause found late holds the clock). */
   now(): number {
-    return (performance.now() - this.startWall) / this.msPerSecond;
+    const t = (performance.now() - this.startWall - this.pausedMs) / this.msPerSecond;
+    if (t > this.last) this.last = t;
+    return this.last;
   }
 
   /** The modelled instant as a Date (the clock starts at the wall time of its creation). */
@@ -106,6 +140,7 @@ export class SimClock {
   /** Cancels every timer and rejects every pending sleep. Idempotent. */
   close(): void {
     this.closed = true;
+    clearInterval(this.probe);
     for (const timer of this.timers) {
       clearTimeout(timer.handle);
       timer.reject?.(new SimClockClosed());

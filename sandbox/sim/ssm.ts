@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type {
   Command,
   CommandInvocation,
@@ -471,6 +472,8 @@ export class SsmSim {
     }
     this.ec2.materialize(inv.instanceId);
     const abort = new AbortController();
+    // A runner may hand the signal to many requests at once (a sync downloads in parallel).
+    setMaxListeners(1000, abort.signal);
     inv.abort = abort;
     const minimum = this.ctx.delay(this.ctx.latency.ssmExecution);
     const started = inv.startedAtModel;
