@@ -80,6 +80,7 @@ switch (scenario) {
       azs: positiveInt('azs', v.azs as string | undefined, 1),
       seed,
       timeScale,
+      ...(agent ? { agent } : {}),
       log,
     });
     break;

@@ -7,6 +7,8 @@ export interface BurstOptions {
   azs: number;
   seed: number;
   timeScale: number;
+  /** How documents run. @default 'scripts' */
+  agent?: 'scripts' | 'model';
   log?: (line: string) => void;
 }
 
@@ -23,6 +25,8 @@ export async function runBurst(
     idlePerAz: o.idlePerAz,
     seed: o.seed,
     timeScale: o.timeScale,
+    maxGroupSize: Math.max(100, o.instances),
+    agent: o.agent ?? 'scripts',
   });
   try {
     const recorder = new ScenarioRecorder(sandbox);
