@@ -4,7 +4,7 @@ import { type PushPipeline, wirePushPipeline } from '../push-wiring.js';
 import { Sandbox } from '../runtime.js';
 import { localCredentials, localRegion } from '../servers.js';
 import { Rng } from '../sim/rng.js';
-import { ScenarioRecorder, type ScenarioResult } from './report.js';
+import { pipelineFigures, ScenarioRecorder, type ScenarioResult } from './report.js';
 
 export interface ChaosOptions {
   operations: number;
@@ -188,14 +188,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       new PutObjectCommand({ Bucket: sandbox.wiring.bucket, Key: 'live/last.html', Body: 'last' }),
     );
     await settleAll(sandbox, push);
-    const result = await recorder.result('chaos', {
-      pushes: (await push.pushes()).length,
-      fanOuts: await push.fanOuts(),
-      volumesCurrent: null,
-      volumesTotal: null,
-      rejectedKeys: 0,
-      writesOutsideRoot: null,
-    });
+    const result = await recorder.result('chaos', await pipelineFigures(push));
     return {
       ...result,
       operations: ops,

@@ -24,6 +24,19 @@ export interface PushFigures {
   writesOutsideRoot: number | null;
 }
 
+/** The push block of a scenario that pushed through the pipeline but did not count volumes itself. */
+export async function pipelineFigures(push: {
+  pushes(): Promise<unknown[]>;
+  fanOuts(): Promise<number>;
+}): Promise<PushFigures> {
+  return {
+    ...noPushFigures,
+    pushes: (await push.pushes()).length,
+    fanOuts: await push.fanOuts(),
+    rejectedKeys: 0,
+  };
+}
+
 export const noPushFigures: PushFigures = {
   pushes: null,
   fanOuts: null,

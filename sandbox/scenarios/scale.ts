@@ -5,7 +5,7 @@ import { volumeGeneration } from '../invariants.js';
 import { type PushPipeline, wirePushPipeline } from '../push-wiring.js';
 import { Sandbox } from '../runtime.js';
 import { localCredentials, localRegion } from '../servers.js';
-import { percentiles, round, ScenarioRecorder, type ScenarioResult } from './report.js';
+import { percentiles, pipelineFigures, round, ScenarioRecorder, type ScenarioResult } from './report.js';
 
 /** Options of the scale scenario. */
 export interface ScaleOptions {
@@ -162,14 +162,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     await sandbox.settle();
     await sandbox.replenishAll();
 
-    const result = await recorder.result('scale', {
-      pushes: (await push.pushes()).length,
-      fanOuts: await push.fanOuts(),
-      volumesCurrent: null,
-      volumesTotal: null,
-      rejectedKeys: 0,
-      writesOutsideRoot: null,
-    });
+    const result = await recorder.result('scale', await pipelineFigures(push));
     const executions = [...sandbox.sfn.executions.values()];
     const throttleFailures = executions.filter(
       (e) =>

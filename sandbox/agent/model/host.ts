@@ -24,24 +24,10 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { ExitCode } from '../../../lambdas/shared/documents.js';
 
-/** Exit codes of the scripts (the table in scripts/volsd-lib.sh). */
-export const Exit = {
-  Ok: 0,
-  BadParameters: 2,
-  DeviceNotFound: 3,
-  DeviceMismatch: 4,
-  MountConflict: 5,
-  MountFailed: 6,
-  UnmountFailed: 7,
-  SyncFailed: 8,
-  PathEscape: 9,
-  FreezeFailed: 10,
-  LockTimeout: 11,
-  ToolMissing: 12,
-  FormatFailed: 13,
-  NotMounted: 14,
-} as const;
+/** Exit codes of the scripts (the table in scripts/volsd-lib.sh), from the document catalogue. */
+export const Exit = ExitCode;
 
 /** The parameter grammar of volsd-lib.sh. */
 export const reVolumeId = /^vol-([0-9a-f]{8}|[0-9a-f]{17})$/;
