@@ -710,7 +710,9 @@ export class Ec2Sim {
         'The parameter volumeSet cannot be used with the parameter maxResults',
       );
     }
-    let items = [...this.volumes.values()];
+    // One id (every poll of Volsd's) is a lookup: scanning every volume ever created made long runs slow.
+    const one = input.VolumeIds?.length === 1 ? this.volumes.get(input.VolumeIds[0] ?? '') : undefined;
+    let items = one ? [one] : [...this.volumes.values()];
     if (input.VolumeIds?.length) {
       const missing = input.VolumeIds.filter((id) => !this.volumes.has(id));
       if (missing.length)
@@ -856,7 +858,8 @@ export class Ec2Sim {
         'The parameter instancesSet cannot be used with the parameter maxResults',
       );
     }
-    let items = [...this.instances.values()];
+    const one = input.InstanceIds?.length === 1 ? this.instances.get(input.InstanceIds[0] ?? '') : undefined;
+    let items = one ? [one] : [...this.instances.values()];
     if (input.InstanceIds?.length) {
       const missing = input.InstanceIds.filter((id) => !this.instances.has(id));
       if (missing.length === 1)

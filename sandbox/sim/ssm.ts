@@ -659,8 +659,9 @@ export class SsmSim {
   } {
     const now = this.ctx.clock.now();
     const rows: { command: SimCommand; inv: Invocation }[] = [];
-    for (const command of this.commandsById.values()) {
-      if (input.CommandId && command.id !== input.CommandId) continue;
+    const byId = input.CommandId ? this.commandsById.get(input.CommandId) : undefined;
+    const candidates = input.CommandId ? (byId ? [byId] : []) : this.commandsById.values();
+    for (const command of candidates) {
       if (now < command.visibleAt) continue;
       for (const inv of command.invocations) {
         if (input.InstanceId && inv.instanceId !== input.InstanceId) continue;
