@@ -90,7 +90,9 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, config }) => {
   const toCreate = Math.max(0, Math.min(deficit, room, maxCreatePerRound));
   if (deficit > room)
     logger.warn('worker attachment limit caps the pool', { az: ctx.az, deficit, room, limit });
-  const retire = deficit < 0 ? idle.slice(0, -deficit).map((v) => v.volumeId) : [];
+  // A retire left unfinished (a run that failed after marking its extras RETIRING) is this run's to finish.
+  const unfinished = volumes.filter((v) => v.state === VolumeState.Retiring).map((v) => v.volumeId);
+  const retire = [...unfinished, ...(deficit < 0 ? idle.slice(0, -deficit).map((v) => v.volumeId) : [])];
   const created = await createVolumes(ctx, toCreate, pool.latestSnapshot, { repo, ec2, config });
   return {
     ...ctx,
@@ -265,8 +267,11 @@ const markIdle: Step<ReplenishCtx> = async (ctx, { repo }) => {
   return { ...ctx, volumes: [] };
 };
 
-/** Retires idle extras: RETIRING (skipped if claimed meanwhile), then unmount on the worker. */
-const retireUnmount: Step<ReplenishCtx> = async (ctx, { repo, ssm, config }) => {
+/**
+ * Retires idle extras, and finishes the retires a failed run left: RETIRING (an extra claimed meanwhile
+ * is skipped), then unmount where the volume is attached.
+ */
+const retireUnmount: Step<ReplenishCtx> = async (ctx, { repo, ssm, ec2, config }) => {
   const retiring: string[] = [];
   const commands: PendingCommand[] = [];
   for (const volumeId of ctx.retire ?? []) {
@@ -285,14 +290,17 @@ const retireUnmount: Step<ReplenishCtx> = async (ctx, { repo, ssm, config }) => 
       }
     } else if (record.state !== VolumeState.Retiring) continue;
     retiring.push(volumeId);
-    if (record.holder) {
+    // Unmount where EC2 says it is attached (a leftover may already be detached, its holder gone).
+    const volume = await describeVolume(ec2, volumeId);
+    const on = volume ? attachmentOf(volume)?.InstanceId : undefined;
+    if (on) {
       const commandId = await sendDocument(ssm, {
         documentName: config.UNMOUNT_DOCUMENT,
-        instanceId: record.holder,
+        instanceId: on,
         parameters: { VolumeId: volumeId },
         comment: `volsd retire ${volumeId}`,
       });
-      commands.push({ commandId, instanceId: record.holder, document: config.UNMOUNT_DOCUMENT });
+      commands.push({ commandId, instanceId: on, document: config.UNMOUNT_DOCUMENT });
     }
   }
   return { ...ctx, retire: retiring, commands };

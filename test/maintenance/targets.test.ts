@@ -1,8 +1,10 @@
+import { DetachVolumeCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VolumeState } from '../../lambdas/shared/model.js';
 import { poolTag } from '../../lambdas/shared/tags.js';
 import { checkInvariants, volumeGeneration } from '../../sandbox/invariants.js';
 import { Sandbox } from '../../sandbox/runtime.js';
+import { runDocument, sandboxClients } from './helpers.js';
 
 let sandbox: Sandbox;
 
@@ -58,6 +60,40 @@ describe('pool targets', () => {
     await sandbox.replenishAll();
     expect(await idlePerAz()).toEqual({ 'us-east-1a': 1, 'us-east-1b': 1 });
     expect(poolVolumesInEc2()).toHaveLength(2);
+    expect((await checkInvariants(sandbox)).violations).toEqual([]);
+  });
+
+  it('finishes the retires a failed run left: RETIRING volumes on the worker or detached are deleted', async () => {
+    // Two extras a failed run marked RETIRING: one still mounted on the worker, one already detached.
+    await sandbox.repo.setTarget('web', 2);
+    await sandbox.replenishAll();
+    const az = sandbox.options.azs[0] ?? 'us-east-1a';
+    const [onWorker, detached] = await sandbox.repo.listVolumes({ pool: 'web', az, state: VolumeState.Idle });
+    if (!onWorker || !detached) throw new Error('expected two idle volumes');
+    for (const v of [onWorker, detached]) {
+      await sandbox.repo.transition({
+        volumeId: v.volumeId,
+        from: VolumeState.Idle,
+        to: VolumeState.Retiring,
+      });
+    }
+    const worker = sandbox.workers[az] ?? '';
+    await runDocument(sandbox, 'Volsd-Unmount', worker, { VolumeId: detached.volumeId });
+    const { ec2 } = await sandboxClients();
+    await ec2.send(new DetachVolumeCommand({ VolumeId: detached.volumeId }));
+    await sandbox.cloud.waitFor(
+      () =>
+        sandbox.cloud.snapshotState().volumes.find((v) => v.volumeId === detached.volumeId)?.state ===
+        'available',
+      60,
+    );
+    await sandbox.replenishAll();
+    const ids = new Set(poolVolumesInEc2().map((v) => v.volumeId));
+    expect(ids.has(onWorker.volumeId)).toBe(false);
+    expect(ids.has(detached.volumeId)).toBe(false);
+    expect(await sandbox.repo.findVolume(onWorker.volumeId)).toBeUndefined();
+    expect(await sandbox.repo.findVolume(detached.volumeId)).toBeUndefined();
+    expect(await idlePerAz()).toEqual({ 'us-east-1a': 2, 'us-east-1b': 2 });
     expect((await checkInvariants(sandbox)).violations).toEqual([]);
   });
 });
