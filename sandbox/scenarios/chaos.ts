@@ -178,7 +178,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       sandbox.sfn.start(
         sandbox.wiring.stateMachines.reconcile,
         `chaos-reconcile-${o.seed}`,
-        JSON.stringify({ pool: sandbox.options.pool, reason: 'chaos' }),
+        // Everything has settled (faults off, nothing running): no grace is needed before repairing.
+        JSON.stringify({
+          pool: sandbox.options.pool,
+          reason: 'chaos',
+          graceSeconds: 0,
+          claimMaxAgeSeconds: 0,
+        }),
       );
       await settleAll(sandbox, push);
     }
