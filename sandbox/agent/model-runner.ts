@@ -29,7 +29,7 @@ import type { DocumentRunner, RunnerContext, RunnerResult } from '../sim/ssm.js'
 import { Exit, Host, Output, ScriptExit, type Sleep } from './model/host.js';
 import { formatOp, freezeOp, mountOp, type SetTimer, unmountOp } from './model/ops.js';
 import { type SyncStats, syncOp } from './model/sync.js';
-import { defaultAwsEnv } from './runner.js';
+import { defaultAwsEnv, withDefaultEndpoint } from './runner.js';
 
 /**
  * Modelled seconds per step of a document run. The defaults are assumptions for a Nitro instance
@@ -195,14 +195,7 @@ export function modelRunner(
   };
 
   return async (ctx: RunnerContext): Promise<RunnerResult> => {
-    const parameters = { ...ctx.parameters };
-    if (
-      options.s3Endpoint &&
-      doc.parameters.some((p) => p.name === 'S3Endpoint') &&
-      !parameters.S3Endpoint?.[0]
-    ) {
-      parameters.S3Endpoint = [options.s3Endpoint];
-    }
+    const parameters = withDefaultEndpoint(doc, ctx.parameters, options.s3Endpoint);
     // As scriptRunner: parameters that fail the document's validation reject the run.
     const env = toEnv(doc, parameters);
     const op = doc.script.replace(/^.*volsd-/, '').replace(/\.sh$/, '');

@@ -177,6 +177,22 @@ export function renderRunCommand(
 
 const maxOutput = 4 * 1024 * 1024;
 
+/**
+ * The command's parameters, with `s3Endpoint` (the sandbox's s3rver) as S3Endpoint for a document that
+ * has the parameter when the command leaves it empty. Used by both runners.
+ */
+export function withDefaultEndpoint(
+  doc: VolsdDocument,
+  given: Record<string, string[]>,
+  s3Endpoint: string | undefined,
+): Record<string, string[]> {
+  const parameters = { ...given };
+  if (s3Endpoint && doc.parameters.some((p) => p.name === 'S3Endpoint') && !parameters.S3Endpoint?.[0]) {
+    parameters.S3Endpoint = [s3Endpoint];
+  }
+  return parameters;
+}
+
 /** Returns the runner for one document (by value or by name). */
 export function scriptRunner(
   docOrName: VolsdDocument | DocumentName,
@@ -196,14 +212,7 @@ export function scriptRunner(
     for (const tool of ['flock', 'awk', 'find', 'realpath', 'setsid'])
       requireTool(tool, 'by the Volsd scripts');
 
-    const parameters = { ...ctx.parameters };
-    if (
-      options.s3Endpoint &&
-      doc.parameters.some((p) => p.name === 'S3Endpoint') &&
-      !parameters.S3Endpoint?.[0]
-    ) {
-      parameters.S3Endpoint = [options.s3Endpoint];
-    }
+    const parameters = withDefaultEndpoint(doc, ctx.parameters, options.s3Endpoint);
     const path = [shimsDir, tools.awsDir, process.env.PATH].filter(Boolean).join(delimiter);
     const env: Record<string, string> = {
       PATH: path,
