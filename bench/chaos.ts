@@ -99,6 +99,13 @@ export function chaosMarkdown(runs: ChaosResult[], o: { operations: number; time
         : [
             `Seed ${r.seed} violations:`,
             ...r.invariants.violations.map((v) => `- ${v.invariant}: ${v.detail}`),
+            ...(r.lifecycleDiagnostics ?? []).flatMap((d) => [
+              `- ${d.instanceId} ${d.transition.replace('autoscaling:', '')}: started ${d.startedAt} s, deadline ${d.deadlineAt} s, ${d.heartbeats} heartbeats; executions:`,
+              ...d.executions.map(
+                (e) =>
+                  `  - ${e.name} ${e.status}${e.error ? ` (${e.error})` : ''} ${e.startedAt}-${e.stoppedAt ?? '…'} s: … ${e.states.slice(-6).join(' ')}`,
+              ),
+            ]),
           ],
     ),
   ].join('\n');
@@ -119,24 +126,36 @@ async function main() {
   const seeds = values.seeds.split(',').map(Number);
   const parallel = Math.max(1, Number(values.parallel));
   const results: ChaosResult[] = [];
+  const failed: string[] = [];
+  const dir = join(repo, values.out);
+  // Written after every seed, so a long run that is stopped keeps the seeds that finished.
+  const write = () => {
+    results.sort((a, b) => a.seed - b.seed);
+    writeFileSync(join(dir, 'chaos.json'), `${JSON.stringify(results, null, 2)}\n`);
+    const md = chaosMarkdown(results, { operations, timeScale });
+    writeFileSync(join(dir, 'chaos.md'), `${md}\n`);
+    return md;
+  };
   const queue = [...seeds];
   await Promise.all(
     Array.from({ length: Math.min(parallel, seeds.length) }, async () => {
       for (let seed = queue.shift(); seed !== undefined; seed = queue.shift()) {
         console.error(`chaos: seed ${seed}, ${operations} operations, time scale ${timeScale}`);
-        const result = await runSeed(seed, operations, timeScale);
-        console.error(`chaos: seed ${seed} done, ${result.invariants.violations.length} violations`);
-        results.push(result);
+        try {
+          const result = await runSeed(seed, operations, timeScale);
+          console.error(`chaos: seed ${seed} done, ${result.invariants.violations.length} violations`);
+          results.push(result);
+          write();
+        } catch (err) {
+          failed.push(`seed ${seed}: ${(err as Error).message}`);
+          console.error(`chaos: ${failed.at(-1)}`);
+        }
       }
     }),
   );
-  results.sort((a, b) => a.seed - b.seed);
-  const dir = join(repo, values.out);
-  writeFileSync(join(dir, 'chaos.json'), `${JSON.stringify(results, null, 2)}\n`);
-  const md = chaosMarkdown(results, { operations, timeScale });
-  writeFileSync(join(dir, 'chaos.md'), `${md}\n`);
-  console.log(md);
-  process.exit(results.every((r) => r.invariants.violations.length === 0) ? 0 : 1);
+  console.log(write());
+  for (const f of failed) console.error(`chaos: no result for ${f}`);
+  process.exit(failed.length === 0 && results.every((r) => r.invariants.violations.length === 0) ? 0 : 1);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

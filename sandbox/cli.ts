@@ -60,7 +60,8 @@ const json = v.json === true;
 const timeScale = v['time-scale'] === undefined ? 0.05 : Number(v['time-scale']);
 if (!(timeScale > 0 && timeScale <= 1)) fail('--time-scale must be in (0, 1]');
 const seed = positiveInt('seed', v.seed as string | undefined, 1, 0);
-const log = json ? () => undefined : (line: string) => console.log(line);
+// With --json, stdout carries the result alone; progress goes to stderr.
+const log = json ? (line: string) => console.error(line) : (line: string) => console.log(line);
 
 const agentOption = v.agent as string | undefined;
 if (agentOption !== undefined && agentOption !== 'scripts' && agentOption !== 'model')

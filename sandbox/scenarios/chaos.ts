@@ -28,6 +28,31 @@ export interface ChaosResult extends ScenarioResult {
    * injected SSM failures. Each was compensated and its lifecycle action completed (the invariants).
    */
   failedLaunchesBy: Record<string, number>;
+  /**
+   * For each lifecycle action that timed out or never completed (empty when none): the action and the
+   * executions that concerned its instance, with the states they went through, to find the cause.
+   */
+  lifecycleDiagnostics: LifecycleDiagnostic[];
+}
+
+/** A lifecycle action that did not complete in time, and what the workflows did about its instance. */
+export interface LifecycleDiagnostic {
+  instanceId: string;
+  transition: string;
+  startedAt: number;
+  deadlineAt: number;
+  completedAt?: number;
+  heartbeats: number;
+  executions: {
+    name: string;
+    status: string;
+    error?: string;
+    /** Modelled seconds, as the action's times. */
+    startedAt: number;
+    stoppedAt?: number;
+    /** The states entered, with the modelled second each was entered (the last 30). */
+    states: string[];
+  }[];
 }
 
 /**
@@ -93,6 +118,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const files = new Set<string>();
     const manual: string[] = [];
     const workerReplacedAt = Math.floor(o.operations / 2);
+    const progressEvery = Math.max(100, Math.ceil(o.operations / 20));
+    const wallStart = Date.now();
     for (let i = 0; i < o.operations; i++) {
       const roll = rng.next();
       let op: string;
@@ -163,6 +190,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       ops[op] = (ops[op] ?? 0) + 1;
       sequence.push(op === 'manualRelease' ? 'R' : op === 'manualAcquire' ? 'A' : op.charAt(0));
       await sandbox.cloud.clock.sleep(rng.int(2, 20));
+      if ((i + 1) % progressEvery === 0)
+        log(
+          `chaos seed ${o.seed}: ${i + 1}/${o.operations} operations, ${Math.round((Date.now() - wallStart) / 1000)} s wall, heap ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB`,
+        );
     }
     log(`chaos: ${o.operations} operations issued; settling with faults off`);
     sandbox.cloud.faults.set({
@@ -201,6 +232,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       sequence: sequence.join(''),
       duplicateEvents,
       failedLaunchesBy: failedLaunches(sandbox),
+      lifecycleDiagnostics: lifecycleDiagnostics(sandbox),
     };
   } finally {
     push?.close();
@@ -219,6 +251,31 @@ function failedLaunches(sandbox: Sandbox): Record<string, number> {
     by[reason] = (by[reason] ?? 0) + 1;
   }
   return by;
+}
+
+function lifecycleDiagnostics(sandbox: Sandbox): LifecycleDiagnostic[] {
+  const late = sandbox.cloud.lifecycleActions().filter((a) => a.timedOut || a.completedAt === undefined);
+  if (late.length === 0) return [];
+  const executions = [...sandbox.sfn.executions.values()];
+  const epochMs = sandbox.cloud.clock.date(0).getTime(); // path times in the clock's modelled seconds
+  return late.map((a) => ({
+    instanceId: a.instanceId,
+    transition: a.transition,
+    startedAt: a.startedAt,
+    deadlineAt: a.deadlineAt,
+    ...(a.completedAt !== undefined ? { completedAt: a.completedAt } : {}),
+    heartbeats: a.heartbeats.length,
+    executions: executions
+      .filter((e) => e.input.includes(a.instanceId))
+      .map((e) => ({
+        name: e.name,
+        status: e.status,
+        ...(e.error ? { error: e.error } : {}),
+        startedAt: Math.round((e.startDate.getTime() - epochMs) / 1000),
+        ...(e.stopDate ? { stoppedAt: Math.round((e.stopDate.getTime() - epochMs) / 1000) } : {}),
+        states: e.path.slice(-30).map((p) => `${p.state}@${Math.round((p.at - epochMs) / 1000)}`),
+      })),
+  }));
 }
 
 async function settleAll(sandbox: Sandbox, push: { drained(timeoutSeconds?: number): Promise<void> }) {

@@ -190,6 +190,8 @@ function elapsed(from: Date | undefined, to: Date | undefined): string {
 export class SsmSim {
   private readonly runners = new Map<string, DocumentRunner>();
   private readonly commandsById = new Map<string, SimCommand>();
+  /** Commands with an invocation on the instance (so an instance going away does not scan every command). */
+  private readonly commandsByInstance = new Map<string, Set<SimCommand>>();
   private readonly parameters = new Map<string, StoredParameter>();
 
   constructor(
@@ -333,6 +335,11 @@ export class SsmSim {
     for (const inv of command.invocations) inv.commandId = command.id;
     if (command.maxConcurrency < 1) validation('MaxConcurrency must be at least 1');
     this.commandsById.set(command.id, command);
+    for (const inv of command.invocations) {
+      const set = this.commandsByInstance.get(inv.instanceId) ?? new Set<SimCommand>();
+      set.add(command);
+      this.commandsByInstance.set(inv.instanceId, set);
+    }
     if (command.invocations.length === 0) {
       command.status = 'Success';
       command.details = 'NoInstancesInTag';
@@ -572,7 +579,9 @@ export class SsmSim {
 
   private onInstance(instanceId: string, event: InstanceEvent): void {
     if (event !== 'shutting-down' && event !== 'terminated') return;
-    for (const command of this.commandsById.values()) {
+    const commands = this.commandsByInstance.get(instanceId) ?? new Set<SimCommand>();
+    if (event === 'terminated') this.commandsByInstance.delete(instanceId);
+    for (const command of commands) {
       for (const inv of command.invocations) {
         if (inv.instanceId !== instanceId || terminal.has(inv.details)) continue;
         if (inv.details === 'InProgress') {
@@ -738,11 +747,12 @@ export class SsmSim {
   }
 
   private listCommands(input: ListCommandsRequest): { Commands: Command[]; NextToken?: string } {
-    let commands = [...this.commandsById.values()].reverse();
+    let commands: SimCommand[];
     if (input.CommandId) {
-      commands = commands.filter((c) => c.id === input.CommandId);
-      if (commands.length === 0) fail('InvalidCommandId', '');
-    }
+      const one = this.commandsById.get(input.CommandId);
+      if (!one) fail('InvalidCommandId', '');
+      commands = [one];
+    } else commands = [...this.commandsById.values()].reverse();
     if (input.InstanceId)
       commands = commands.filter((c) => c.invocations.some((i) => i.instanceId === input.InstanceId));
     commands = commands.filter((c) =>
