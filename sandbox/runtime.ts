@@ -301,7 +301,13 @@ export class Sandbox {
         heartbeatTimeout: options.heartbeatTimeout,
         defaultResult: 'ABANDON',
       },
-      terminateHook: { name: wiring.terminateHookName, heartbeatTimeout: 300, defaultResult: 'CONTINUE' },
+      // Both hooks share the handlers' HEARTBEAT_TIMEOUT, as the CDK construct wires them: the handlers
+      // pace their heartbeats to it, so a shorter terminate hook would time out under a long release.
+      terminateHook: {
+        name: wiring.terminateHookName,
+        heartbeatTimeout: options.heartbeatTimeout,
+        defaultResult: 'CONTINUE',
+      },
       desiredCapacity: 0,
       maxSize: options.maxGroupSize,
       bootSeconds: options.bootSeconds,

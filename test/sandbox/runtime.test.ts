@@ -35,6 +35,31 @@ describe('sandbox runtime', () => {
     }
   });
 
+  it('gives both lifecycle hooks the heartbeat timeout the handlers pace their heartbeats to', async () => {
+    const sandbox = await Sandbox.start({
+      azs: 1,
+      idlePerAz: 0,
+      timeScale: 0.02,
+      seed: 5,
+      heartbeatTimeout: 450,
+    });
+    try {
+      const out = (await sandbox.cloud.handle('autoscaling', 'DescribeLifecycleHooks', {
+        AutoScalingGroupName: sandbox.wiring.groupName,
+      })) as { LifecycleHooks: { LifecycleTransition: string; HeartbeatTimeout: number }[] };
+      const byTransition = Object.fromEntries(
+        out.LifecycleHooks.map((h) => [h.LifecycleTransition, h.HeartbeatTimeout]),
+      );
+      expect(byTransition).toEqual({
+        'autoscaling:EC2_INSTANCE_LAUNCHING': 450,
+        'autoscaling:EC2_INSTANCE_TERMINATING': 450,
+      });
+      expect(process.env.HEARTBEAT_TIMEOUT).toBe('450');
+    } finally {
+      await sandbox.stop();
+    }
+  });
+
   it('leaves no server listening and no timer or socket alive after stop', async () => {
     const before = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').length;
     const sandbox = await Sandbox.start({ azs: 1, idlePerAz: 1, timeScale: 0.02, seed: 4 });
