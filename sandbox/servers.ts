@@ -8,6 +8,7 @@ import dynalite from 'dynalite';
 import S3rver from 's3rver';
 import { createTableInput } from '../lambdas/shared/table-schema.js';
 import { makeS3rverFaithful } from './agent/s3-fidelity.js';
+import { closeDynaliteIteratorsOnDestroy } from './dynalite-iterators.js';
 
 /** Fake credentials for the local servers: never real ones, and never read from the environment. */
 export const localCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -25,6 +26,8 @@ export interface LocalDynamo {
 
 /** Starts dynalite on 127.0.0.1:0 and returns clients bound to it. */
 export async function startDynamo(): Promise<LocalDynamo> {
+  // Without it every Query and Scan leaks a store iterator and, with it, every value ever written.
+  closeDynaliteIteratorsOnDestroy();
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

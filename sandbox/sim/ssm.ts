@@ -540,6 +540,9 @@ export class SsmSim {
   ): void {
     if (terminal.has(inv.details)) return;
     for (const cancel of inv.timers.splice(0)) cancel();
+    // The run is over (it ended, or was aborted before this): its signal and every listener a runner
+    // hung on it (one per S3 request of a sync) need not live as long as the command's history.
+    inv.abort = undefined;
     inv.details = details;
     inv.responseCode = code;
     if (inv.startedAt) inv.endedAt = this.ctx.clock.date();
