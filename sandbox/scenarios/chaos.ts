@@ -22,6 +22,8 @@ export interface ChaosResult extends ScenarioResult {
   /** The operations in the order issued (one letter each), to show a seed reproduces its run. */
   sequence: string;
   duplicateEvents: number;
+  /** Manual clients terminated after their release succeeded. */
+  clientsRetired: number;
   /**
    * Why the launches that did not go InService failed, by the error their acquire ended on (from the
    * executions' output): mostly InstanceGone (scaled in or terminated before it was ready) and the
@@ -84,6 +86,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const ops: Record<string, number> = {};
   const sequence: string[] = [];
   let duplicateEvents = 0;
+  let clientsRetired = 0;
   let push: PushPipeline | undefined;
   try {
     const recorder = new ScenarioRecorder(sandbox);
@@ -180,11 +183,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             action: 'manual-release',
             requestId: `chaos-${i}`,
           };
-          sandbox.sfn.start(
+          const { executionArn } = sandbox.sfn.start(
             sandbox.wiring.stateMachines.release,
             `manual-release-${instanceId}-chaos-${i}`,
             JSON.stringify(input),
           );
+          // The host is then retired, as a host that gave its volume back is. Left running it would stay
+          // tagged with the pool and receive every later push: 10% of the operations add one, so the
+          // pushes of a 10,000-operation run would each reach a thousand idle hosts. A host whose release
+          // failed stays, holding its volume, for the reconcile.
+          const execution = sandbox.sfn.executions.get(executionArn);
+          void execution?.done.then(() => {
+            if (execution.status !== 'SUCCEEDED' || sandbox.cloud.clock.isClosed) return;
+            sandbox.cloud.terminateInstance(instanceId);
+            clientsRetired++;
+          });
         }
       }
       ops[op] = (ops[op] ?? 0) + 1;
@@ -231,6 +244,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       operations: ops,
       sequence: sequence.join(''),
       duplicateEvents,
+      clientsRetired,
       failedLaunchesBy: failedLaunches(sandbox),
       lifecycleDiagnostics: lifecycleDiagnostics(sandbox),
     };

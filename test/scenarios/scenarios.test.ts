@@ -26,6 +26,7 @@ describe('scenarios', () => {
       expect(r.faultsInjected[fault], fault).toBeGreaterThan(0);
     }
     expect(r.duplicateEvents).toBeGreaterThan(0);
+    expect(r.clientsRetired).toBeGreaterThan(0);
     expect(r.instancesReady).toBeGreaterThan(0);
     expect(r.invariants.checked.length).toBeGreaterThanOrEqual(8);
     expect(r.invariants.violations).toEqual([]);
