@@ -20,7 +20,8 @@ function runSeed(seed: number, operations: number, timeScale: number): Promise<C
     const child = spawn(
       process.execPath,
       [
-        // A 10,000-operation seed outgrows Node's default heap limit (about 4 GB here) near its end.
+        // Headroom: a seed keeps its run's history (a few hundred MB at 10,000 operations since the dynalite
+        // iterator fix, docs/sandbox.md); before that fix it reached Node's default limit (about 4 GB here).
         '--max-old-space-size=6144',
         '--import',
         'tsx',
