@@ -1,5 +1,8 @@
 import { createRequire } from 'node:module';
 
+/** `require` as dynalite resolves its own dependencies: the module instances its store really uses. */
+export const requireAsDynalite = createRequire(createRequire(import.meta.url).resolve('dynalite'));
+
 /**
  * dynalite 4 reads Query and Scan results through Readable streams over `memory-level` iterators, and
  * its stream's `destroy` closes the iterator with `iterator.return()`, a method abstract-level 3's
@@ -13,8 +16,7 @@ import { createRequire } from 'node:module';
  * stops its `takeWhile`) then release their iterator and the tree version with it.
  */
 export function closeDynaliteIteratorsOnDestroy(): void {
-  const fromDynalite = createRequire(createRequire(import.meta.url).resolve('dynalite'));
-  const fromMemoryLevel = createRequire(fromDynalite.resolve('memory-level'));
+  const fromMemoryLevel = createRequire(requireAsDynalite.resolve('memory-level'));
   const level = fromMemoryLevel('abstract-level') as Record<string, { prototype: IteratorLike }>;
   for (const name of ['AbstractIterator', 'AbstractKeyIterator', 'AbstractValueIterator']) {
     const proto = level[name]?.prototype;

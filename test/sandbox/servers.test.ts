@@ -1,6 +1,6 @@
-import { createRequire } from 'node:module';
 import { PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { requireAsDynalite } from '../../sandbox/dynalite-iterators.js';
 import { type LocalDynamo, startDynamo } from '../../sandbox/servers.js';
 
 interface LevelIterator {
@@ -9,8 +9,7 @@ interface LevelIterator {
 
 // The iterators dynalite opens on its memory-level store, recorded as they are created.
 const opened: LevelIterator[] = [];
-const fromDynalite = createRequire(createRequire(import.meta.url).resolve('dynalite'));
-const { MemoryLevel } = fromDynalite('memory-level') as {
+const { MemoryLevel } = requireAsDynalite('memory-level') as {
   MemoryLevel: { prototype: Record<string, (...args: unknown[]) => LevelIterator> };
 };
 for (const method of ['_iterator', '_keys', '_values']) {
