@@ -93,6 +93,11 @@ export function chaosMarkdown(runs: ChaosResult[], o: { operations: number; time
     ...faults.map((f) => row([`fault: ${f}`, ...runs.map((r) => r.faultsInjected[f] ?? 0)])),
     // Counted from the pool's push records, of which the pipeline lists the newest 1,000 at most.
     row(['pushes recorded (1,000 = at least)', ...runs.map((r) => r.push.pushes ?? 0)]),
+    row(['pool at target after the run', ...runs.map((r) => (r.poolAtTargetAfter ? 'yes' : 'no'))]),
+    row([
+      'closing replenish runs that failed',
+      ...runs.map((r) => r.endOfRun?.replenish.filter((x) => x.status !== 'SUCCEEDED').length ?? '-'),
+    ]),
     row(['invariants checked', ...runs.map((r) => r.invariants.checked.length)]),
     row(['**violations**', ...runs.map((r) => `**${r.invariants.violations.length}**`)]),
     row(['modelled hours', ...runs.map((r) => (r.modelledSeconds / 3600).toFixed(1))]),

@@ -13,6 +13,7 @@ import { CommandPending, InvalidInput, VolumeNotReady } from '../shared/errors.j
 import { azMetric, logger, metrics } from '../shared/logger.js';
 import { VolumeState } from '../shared/model.js';
 import type { PendingCommand, Step } from '../shared/steps.js';
+import { nowMs } from '../shared/time.js';
 import { attachmentLimit, findWorker } from '../shared/workers.js';
 
 /** A volume the replenish run is bringing into the pool. */
@@ -41,6 +42,10 @@ export interface ReplenishCtx {
   round?: number;
   created?: number;
   retired?: number;
+  /** When AttachToWorker last ran (epoch ms): an attach still not done long after is stuck. */
+  attachRequestedAt?: number;
+  /** Volumes this run set aside (a stuck attach aborted, or on another instance): a later round's. */
+  setAside?: number;
   /** True when another round is worth it (the target was not reached for capacity or a race). */
   again?: boolean;
   error?: { Error?: string; Cause?: string };
@@ -50,6 +55,8 @@ export interface ReplenishCtx {
 export const leaseSeconds = 900;
 /** At most this many volumes are created in one round (CreateVolume's own bucket refills at 5/s). */
 export const maxCreatePerRound = 20;
+/** An attach to the worker not done this long after it was asked for is stuck: aborted, set aside. */
+export const workerAttachTimeoutMs = 90_000;
 
 const leaseName = (ctx: ReplenishCtx) => `replenish#${ctx.pool}#${ctx.az}`;
 
@@ -170,18 +177,41 @@ const attachToWorker: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
     const worker = await requireLiveInstance(ec2, workerId);
     await attachVolume(ec2, v.volumeId, workerId, freeDevice(worker));
   }
-  return ctx;
+  return { ...ctx, attachRequestedAt: nowMs() };
 };
 
-/** Polled until every new volume is attached to the worker. */
+/**
+ * Polled until every volume of the round is attached to the worker. One still not attached there
+ * `workerAttachTimeoutMs` after AttachToWorker (an attach stuck in `attaching`, or a volume on another
+ * instance) is set aside, a stuck attach force-detached first: the volume stays SYNCING for the next
+ * round (`again`) or the reconcile, and the round goes on with the others and with its retires.
+ */
 const waitAttached: Step<ReplenishCtx> = async (ctx, { ec2 }) => {
+  const late = nowMs() - (ctx.attachRequestedAt ?? nowMs()) > workerAttachTimeoutMs;
+  const ready: NewVolume[] = [];
+  const setAside: string[] = [];
   for (const v of ctx.volumes ?? []) {
-    const attachment = attachmentOf((await describeVolume(ec2, v.volumeId)) ?? {});
-    if (!attachment || attachment.InstanceId !== ctx.workerId || attachment.State !== 'attached') {
-      throw new VolumeNotReady(`volume ${v.volumeId} is ${attachment?.State ?? 'not attached'}`);
+    const volume = await describeVolume(ec2, v.volumeId);
+    const attachment = volume ? attachmentOf(volume) : undefined;
+    if (attachment?.State === 'attached' && attachment.InstanceId === ctx.workerId) {
+      ready.push(v);
+      continue;
     }
+    if (!late) throw new VolumeNotReady(`volume ${v.volumeId} is ${attachment?.State ?? 'not attached'}`);
+    if (volume && attachment?.InstanceId === ctx.workerId) await detachVolume(ec2, volume, { force: true });
+    setAside.push(
+      `${v.volumeId} (${attachment ? `${attachment.State} on ${attachment.InstanceId}` : 'not attached'})`,
+    );
   }
-  return ctx;
+  if (setAside.length === 0) return ctx;
+  logger.warn('attach to the worker did not complete; volumes set aside', { az: ctx.az, setAside });
+  metrics.addMetric('WorkerAttachAborted', 'Count', setAside.length);
+  return {
+    ...ctx,
+    volumes: ready,
+    setAside: (ctx.setAside ?? 0) + setAside.length,
+    again: true,
+  };
 };
 
 /**

@@ -35,6 +35,31 @@ export interface ChaosResult extends ScenarioResult {
    * executions that concerned its instance, with the states they went through, to find the cause.
    */
   lifecycleDiagnostics: LifecycleDiagnostic[];
+  /** What the end of the run did: the reconcile's findings and each AZ's last replenish. */
+  endOfRun: EndOfRun;
+}
+
+/** The closing reconcile and replenish runs, from their executions' output. */
+export interface EndOfRun {
+  reconcile?: {
+    status: string;
+    outcome?: string;
+    found?: number;
+    truncated?: boolean;
+    repaired?: Record<string, number>;
+    failedRepairs?: number;
+    unresolved?: string[];
+  };
+  replenish: {
+    az: string;
+    status: string;
+    created?: number;
+    retired?: number;
+    /** The error a failed run ended on, and its cause. */
+    error?: string;
+    cause?: string;
+    states: string[];
+  }[];
 }
 
 /** A lifecycle action that did not complete in time, and what the workflows did about its instance. */
@@ -218,21 +243,52 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     });
     await settleAll(sandbox, push);
     await sandbox.waitForWorkers();
+    const endOfRun: EndOfRun = { replenish: [] };
     if (sandbox.wiring.stateMachines.reconcile) {
-      sandbox.sfn.start(
+      const { executionArn } = sandbox.sfn.start(
         sandbox.wiring.stateMachines.reconcile,
         `chaos-reconcile-${o.seed}`,
         // Everything has settled (faults off, nothing running): no grace is needed before repairing.
+        // One run repairs up to the schema's 100 (25 by default; a schedule's next run takes the rest).
         JSON.stringify({
           pool: sandbox.options.pool,
           reason: 'chaos',
           graceSeconds: 0,
           claimMaxAgeSeconds: 0,
+          maxRepairs: 100,
         }),
       );
       await settleAll(sandbox, push);
+      const execution = sandbox.sfn.executions.get(executionArn);
+      const out = JSON.parse(execution?.output ?? '{}') as NonNullable<EndOfRun['reconcile']>;
+      endOfRun.reconcile = {
+        status: execution?.status ?? 'unknown',
+        outcome: out.outcome,
+        found: out.found,
+        truncated: out.truncated,
+        repaired: out.repaired,
+        failedRepairs: out.failedRepairs,
+        unresolved: out.unresolved,
+      };
     }
+    const before = new Set(sandbox.sfn.executions.keys());
     await sandbox.replenishAll();
+    for (const [arn, e] of sandbox.sfn.executions) {
+      if (before.has(arn) || e.stateMachineArn !== sandbox.wiring.stateMachines.replenish) continue;
+      const out = JSON.parse(e.output ?? '{}') as { created?: number; retired?: number };
+      const az = (JSON.parse(e.input) as { az?: string }).az ?? '?';
+      // The states entered, once each, in order: shows where a run ended (AnotherRunHoldsTheAz, Failed).
+      const states = [...new Set(e.path.map((p) => p.state))];
+      endOfRun.replenish.push({
+        az,
+        status: e.status,
+        created: out.created,
+        retired: out.retired,
+        error: e.error,
+        cause: e.cause,
+        states,
+      });
+    }
     // The last push: afterwards every InService instance must be current.
     await s3.send(
       new PutObjectCommand({ Bucket: sandbox.wiring.bucket, Key: 'live/last.html', Body: 'last' }),
@@ -247,6 +303,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       clientsRetired,
       failedLaunchesBy: failedLaunches(sandbox),
       lifecycleDiagnostics: lifecycleDiagnostics(sandbox),
+      endOfRun,
     };
   } finally {
     push?.close();

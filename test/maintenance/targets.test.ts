@@ -96,4 +96,25 @@ describe('pool targets', () => {
     expect(await idlePerAz()).toEqual({ 'us-east-1a': 2, 'us-east-1b': 2 });
     expect((await checkInvariants(sandbox)).violations).toEqual([]);
   });
+
+  it('aborts an attach to the worker that stays stuck, and the next round brings that volume in', async () => {
+    // A stuck attach used to fail every replenish of the AZ for good: each adopted the volume, found it
+    // still "attaching" and gave up in WaitAttached, before its retires and before the pool refilled.
+    const az = sandbox.options.azs[1] ?? 'us-east-1b';
+    const worker = sandbox.workers[az] ?? '';
+    sandbox.cloud.faults.once('stuckAttach', { action: 'AttachVolume', instanceId: worker });
+    await sandbox.repo.setTarget('web', 3);
+    const before = new Set(sandbox.sfn.executions.keys());
+    await sandbox.replenishAll();
+    expect(sandbox.cloud.faults.armed()).toEqual([]); // the stuck attach did happen
+    const runs = [...sandbox.sfn.executions.entries()].filter(([arn]) => !before.has(arn));
+    expect(runs.map(([, e]) => e.status)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    expect(await idlePerAz()).toEqual({ 'us-east-1a': 3, 'us-east-1b': 3 });
+    expect(poolVolumesInEc2()).toHaveLength(6);
+    const attachments = sandbox.cloud
+      .snapshotState()
+      .volumes.filter((v) => v.attachment?.state === 'attaching');
+    expect(attachments).toEqual([]);
+    expect((await checkInvariants(sandbox)).violations).toEqual([]);
+  });
 });
