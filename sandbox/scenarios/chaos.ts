@@ -55,6 +55,9 @@ export interface EndOfRun {
     status: string;
     created?: number;
     retired?: number;
+    /** Rounds run, and volumes set aside (an attach to the worker not done in time). */
+    rounds?: number;
+    setAside?: number;
     /** The error a failed run ended on, and its cause. */
     error?: string;
     cause?: string;
@@ -275,7 +278,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await sandbox.replenishAll();
     for (const [arn, e] of sandbox.sfn.executions) {
       if (before.has(arn) || e.stateMachineArn !== sandbox.wiring.stateMachines.replenish) continue;
-      const out = JSON.parse(e.output ?? '{}') as { created?: number; retired?: number };
+      const out = JSON.parse(e.output ?? '{}') as {
+        created?: number;
+        retired?: number;
+        round?: number;
+        setAside?: number;
+      };
       const az = (JSON.parse(e.input) as { az?: string }).az ?? '?';
       // The states entered, once each, in order: shows where a run ended (AnotherRunHoldsTheAz, Failed).
       const states = [...new Set(e.path.map((p) => p.state))];
@@ -284,6 +292,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         status: e.status,
         created: out.created,
         retired: out.retired,
+        rounds: out.round,
+        setAside: out.setAside,
         error: e.error,
         cause: e.cause,
         states,
