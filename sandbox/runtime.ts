@@ -340,16 +340,21 @@ export class Sandbox {
     return this.workers;
   }
 
-  /** Starts the replenish workflow for every AZ and waits for them (the schedule's tick). */
-  async replenishAll(reason = 'schedule'): Promise<void> {
-    for (const az of this.options.azs) {
-      this.sfn.start(
-        this.wiring.stateMachines.replenish,
-        `tick-${az}-${Math.round(this.cloud.clock.now() * 1000)}`,
-        JSON.stringify({ pool: this.options.pool, az, reason }),
-      );
-    }
+  /**
+   * Starts the replenish workflow for every AZ and waits for them (the schedule's tick). Returns the
+   * executions' ARNs, in the order of the AZs.
+   */
+  async replenishAll(reason = 'schedule'): Promise<string[]> {
+    const arns = this.options.azs.map(
+      (az) =>
+        this.sfn.start(
+          this.wiring.stateMachines.replenish,
+          `tick-${az}-${Math.round(this.cloud.clock.now() * 1000)}`,
+          JSON.stringify({ pool: this.options.pool, az, reason }),
+        ).executionArn,
+    );
     await this.settle();
+    return arns;
   }
 
   /** Sets the group's desired capacity (scale out or in). */

@@ -274,10 +274,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         unresolved: out.unresolved,
       };
     }
-    const before = new Set(sandbox.sfn.executions.keys());
-    await sandbox.replenishAll();
-    for (const [arn, e] of sandbox.sfn.executions) {
-      if (before.has(arn) || e.stateMachineArn !== sandbox.wiring.stateMachines.replenish) continue;
+    for (const arn of await sandbox.replenishAll()) {
+      const e = sandbox.sfn.executions.get(arn);
+      if (!e) continue;
       const out = JSON.parse(e.output ?? '{}') as {
         created?: number;
         retired?: number;
