@@ -16,6 +16,7 @@ import { Accounting, countingMiddleware } from './sim/accounting.js';
 import { Cloud } from './sim/cloud.js';
 import { attachSimulator, modelledRetryStrategy } from './sim/middleware.js';
 import { Rng } from './sim/rng.js';
+import type { StrictRule } from './sim/rules.js';
 import { type LocalLambda, LocalStepFunctions } from './stepfunctions.js';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -37,6 +38,11 @@ export interface SandboxOptions {
   lambdaCrashRate?: number;
   /** Real EC2 token-bucket throttling in the simulator. @default true */
   throttling?: boolean;
+  /**
+   * AWS-strict rules of the simulator to switch off, for comparison only (`sandbox/sim/rules.ts`).
+   * @default every rule on
+   */
+  rules?: Partial<Record<StrictRule, boolean>>;
   /** Largest size of the served group. @default 100 */
   maxGroupSize?: number;
   /** Keep the sandbox directory after stop (for inspection). */
@@ -118,6 +124,7 @@ export class Sandbox {
       keepFiles: o.keepFiles ?? false,
       agent: o.agent ?? 'scripts',
       maxGroupSize: o.maxGroupSize ?? 100,
+      rules: o.rules ?? {},
     };
     const rootDir = await mkdtemp(join(tmpdir(), 'volsd-sandbox-'));
     const wiring: SandboxWiring = {
@@ -146,6 +153,7 @@ export class Sandbox {
       region,
       accountId,
       throttling: options.throttling,
+      rules: options.rules,
     });
     if (options.agent === 'model') {
       const { registerModelledDocuments } = await import('./agent/model-runner.js');

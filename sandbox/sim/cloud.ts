@@ -15,6 +15,7 @@ import { fail, type SimService, UnsupportedCommandError } from './errors.js';
 import { type FaultKind, Faults } from './faults.js';
 import { defaultLatency, type LatencyModel } from './latency.js';
 import { Rng } from './rng.js';
+import { resolveRules, rulesInForce, type StrictRule, type StrictRules } from './rules.js';
 import { type CommandView, SsmSim } from './ssm.js';
 import { ec2Bucket, TokenBuckets } from './throttle.js';
 
@@ -40,6 +41,11 @@ export interface CloudOptions {
   region?: string;
   /** @default '123456789012' */
   accountId?: string;
+  /**
+   * AWS-strict rules to switch off (`{ attachRequiresRunning: false }`), for comparison only: every
+   * rule of `rules.ts` is on unless named false here.
+   */
+  rules?: Partial<Record<StrictRule, boolean>>;
 }
 
 /** A plain JSON view of the whole simulated cloud, for invariant checks and reports. */
@@ -78,6 +84,8 @@ export class Cloud {
   readonly accountId: string;
   readonly azs: readonly string[];
   readonly latency: LatencyModel;
+  /** The AWS-strict rules, each true when in force. */
+  readonly rules: StrictRules;
   private readonly ctx: SimContext;
   private readonly buckets: TokenBuckets;
   private readonly throttling: boolean;
@@ -96,6 +104,7 @@ export class Cloud {
     this.azs = o.azs ?? [`${this.region}a`, `${this.region}b`, `${this.region}c`];
     this.latency = { ...defaultLatency, ...o.latency };
     this.throttling = o.throttling ?? true;
+    this.rules = resolveRules(o.rules);
     this.requestIds = rng.fork('requests');
     // Nobody may be listening; an 'error' event must never be what crashes the sandbox.
     this.events.setMaxListeners(100);
@@ -115,6 +124,7 @@ export class Cloud {
       this.accountId,
       this.azs,
       o.attachmentLimit ?? 27,
+      this.rules,
     );
     this.buckets = new TokenBuckets(this.clock);
     this.ec2 = new Ec2Sim(this.ctx);
@@ -123,6 +133,11 @@ export class Cloud {
   }
 
   // ---------------------------------------------------------------- helpers (not AWS APIs)
+
+  /** The names of the AWS-strict rules in force (the scenarios' `strictRules`). */
+  strictRules(): StrictRule[] {
+    return rulesInForce(this.rules);
+  }
 
   /** Launches a stand-alone instance; returns its id. */
   launchInstance(o: LaunchOptions): string {

@@ -5,6 +5,7 @@ import type { SimClock } from './clock.js';
 import type { Faults } from './faults.js';
 import { draw, type LatencyModel, type Range } from './latency.js';
 import type { Rng } from './rng.js';
+import type { StrictRules } from './rules.js';
 
 /** What the EC2, Auto Scaling and SSM models share. Built by `Cloud`; internal to the simulator. */
 export class SimContext {
@@ -28,6 +29,8 @@ export class SimContext {
     readonly accountId: string,
     readonly azs: readonly string[],
     readonly attachmentLimit: number,
+    /** The AWS-strict rules in force (`rules.ts`). */
+    readonly rules: StrictRules,
   ) {}
 
   /** A modelled duration drawn from `range`. */

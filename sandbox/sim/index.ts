@@ -34,5 +34,6 @@ export { type FaultKind, type FaultMatch, type FaultRates, Faults, faultKinds } 
 export { defaultLatency, type LatencyModel, type Range } from './latency.js';
 export { attachSimulator, modelledRetryStrategy, serviceOf, simulatorMiddlewareName } from './middleware.js';
 export { hash32, Rng, seededChance } from './rng.js';
+export { resolveRules, rulesInForce, type StrictRule, type StrictRules, strictRuleNames } from './rules.js';
 export type { CommandView, DocumentRunner, RunnerContext, RunnerResult } from './ssm.js';
 export { ec2Categories } from './throttle.js';
