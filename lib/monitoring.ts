@@ -87,6 +87,14 @@ export interface MetricAlarmOptions {
    * @default TreatMissingData.NOT_BREACHING
    */
   readonly treatMissingData?: TreatMissingData;
+  /**
+   * Also notify the topic when the alarm goes to INSUFFICIENT_DATA. For a metric that is always
+   * reported once the pool runs, with `TreatMissingData.MISSING`: its going silent is then seen, while
+   * the silence before its first report (a new alarm starts in INSUFFICIENT_DATA) is not a transition
+   * and notifies nobody.
+   * @default false
+   */
+  readonly notifyOnInsufficientData?: boolean;
   /** What the alarm means and what to do. */
   readonly description: string;
 }
@@ -127,9 +135,14 @@ export class Monitoring extends Construct {
           threshold: props.idlePerAz,
           comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
           evaluationPeriods: Math.max(1, Math.ceil(belowFor.toSeconds() / idlePeriod.toSeconds())),
-          // Replenish reports every run: silence means it is not running, which is just as bad.
-          treatMissingData: TreatMissingData.BREACHING,
-          description: `Volsd ${props.poolName}: idle volumes in ${az} below ${props.idlePerAz} for ${belowFor.toHumanString()}. Launches there take the slow path; check replenish and the AZ's sync worker.`,
+          // Not BREACHING: a new alarm evaluates the periods before its creation, when replenish could
+          // not have reported yet, so it fired at every first deploy. MISSING keeps the new alarm in
+          // INSUFFICIENT_DATA until replenish's first report; a period replenish skips is left out of
+          // the evaluation. Once it runs, replenish reports every run, so silence over the whole window
+          // means it has stopped: that is the transition to INSUFFICIENT_DATA, and it is notified.
+          treatMissingData: TreatMissingData.MISSING,
+          notifyOnInsufficientData: true,
+          description: `Volsd ${props.poolName}: idle volumes in ${az} below ${props.idlePerAz} for ${belowFor.toHumanString()} (INSUFFICIENT_DATA: replenish has stopped reporting). Launches there take the slow path; check replenish and the AZ's sync worker.`,
         });
       });
     }
@@ -196,6 +209,7 @@ export class Monitoring extends Construct {
     });
     alarm.addAlarmAction(this.action);
     alarm.addOkAction(this.action);
+    if (options.notifyOnInsufficientData) alarm.addInsufficientDataAction(this.action);
     this.alarms.push(alarm);
     return alarm;
   }
@@ -246,7 +260,10 @@ export class Monitoring extends Construct {
     });
   }
 
-  /** Alarm when a sync worker group has had no InService instance for 15 minutes. */
+  /**
+   * Alarm when a sync worker group has had no InService instance for 15 minutes, and a notice when
+   * its group metric stops arriving.
+   */
   public alarmOnMissingWorker(group: IAutoScalingGroup, label: string): Alarm {
     const metric = new Metric({
       namespace: 'AWS/AutoScaling',
@@ -259,8 +276,15 @@ export class Monitoring extends Construct {
       threshold: 1,
       comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: 3,
-      treatMissingData: TreatMissingData.BREACHING,
-      description: `Volsd ${this.poolName}: sync worker ${label} has not been InService for 15 minutes; idle volumes of its AZ are unavailable.`,
+      // Not BREACHING: the group and its metric collection are created with the alarm, so the 15
+      // minutes a new alarm evaluates are all missing and it fired at every first deploy. An empty
+      // group still reports (GroupInServiceInstances 0, every minute while collection is enabled), so
+      // a missing worker is a breaching datapoint, not missing data. Missing data once the pool runs
+      // means the metric itself is gone (collection disabled, group deleted): MISSING turns that into
+      // INSUFFICIENT_DATA, notified, while the new alarm's start in INSUFFICIENT_DATA notifies nobody.
+      treatMissingData: TreatMissingData.MISSING,
+      notifyOnInsufficientData: true,
+      description: `Volsd ${this.poolName}: sync worker ${label} has not been InService for 15 minutes; idle volumes of its AZ are unavailable. INSUFFICIENT_DATA: the group's GroupInServiceInstances metric stopped (group deleted or metrics collection disabled).`,
     });
   }
 

@@ -363,7 +363,7 @@ const retireDelete: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
 /** Gives the AZ's lease back. */
 const done: Step<ReplenishCtx> = async (ctx, { repo }) => {
   if (ctx.leased && ctx.runId) await repo.releaseLease(leaseName(ctx), ctx.runId);
-  // Every run reports the AZ's idle count: the "idle below target" alarm treats silence as breaching.
+  // Every run reports the AZ's idle count: the "idle below target" alarm notifies when it goes silent.
   const idle = await repo.listVolumes({ pool: ctx.pool, az: ctx.az, state: VolumeState.Idle });
   azMetric(ctx.pool, ctx.az, 'IdleVolumes', idle.length);
   logger.info('replenish round done', {

@@ -422,7 +422,7 @@ describe('observability', () => {
         Namespace: metricsNamespace,
         Threshold: 2,
         ComparisonOperator: 'LessThanThreshold',
-        TreatMissingData: 'breaching',
+        TreatMissingData: 'missing',
         Dimensions: expect.arrayContaining([
           { Name: 'Pool', Value: 'web' },
           expect.objectContaining({ Name: 'Az' }),

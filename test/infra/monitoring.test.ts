@@ -1,5 +1,6 @@
 import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AutoScalingGroup } from 'aws-cdk-lib/aws-autoscaling';
 import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import { DefinitionBody, Pass, StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +22,10 @@ beforeAll(() => {
   });
   // Added after the dashboard exists: the alarm widget must still list them.
   monitoring.alarmOnFailedExecutions(sm, 'Acquire');
+  monitoring.alarmOnMissingWorker(
+    AutoScalingGroup.fromAutoScalingGroupName(stack, 'Worker', 'worker-a'),
+    '0',
+  );
   monitoring.alarmOnMetric('SyncLag', new Metric({ namespace: metricsNamespace, metricName: 'SyncLag' }), {
     threshold: 300,
     description: 'sync lag over 5 minutes',
@@ -76,7 +81,53 @@ describe('Monitoring', () => {
   });
 
   it('counts its alarms', () => {
-    // IdleBelowTarget (1 AZ), AcquireFailed, PushPartial, and the two added above.
-    expect(monitoring.alarms).toHaveLength(5);
+    // IdleBelowTarget (1 AZ), AcquireFailed, PushPartial, and the three added above.
+    expect(monitoring.alarms).toHaveLength(6);
+  });
+});
+
+// A new alarm evaluates the periods before its creation; with missing data as breaching these two fired
+// at every first deploy, before replenish's first report and before the worker group's first metric.
+describe('alarms quiet at a first deploy', () => {
+  const topic = [{ Ref: Match.stringLikeRegexp('AlarmTopic') }];
+
+  it('treats missing idle-volume data as missing, not as breaching', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'IdleVolumes',
+      TreatMissingData: 'missing',
+    });
+  });
+
+  it('notifies when replenish stops reporting idle volumes (INSUFFICIENT_DATA)', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'IdleVolumes',
+      InsufficientDataActions: topic,
+    });
+  });
+
+  it('treats missing sync-worker data as missing, not as breaching', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'GroupInServiceInstances',
+      Dimensions: [{ Name: 'AutoScalingGroupName', Value: 'worker-a' }],
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 1,
+      EvaluationPeriods: 3,
+      TreatMissingData: 'missing',
+    });
+  });
+
+  it("notifies when the worker group's metric stops arriving (INSUFFICIENT_DATA)", () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'GroupInServiceInstances',
+      InsufficientDataActions: topic,
+    });
+  });
+
+  it('keeps event counts, silent when nothing happens, off INSUFFICIENT_DATA notices', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'AcquireFailed',
+      TreatMissingData: 'notBreaching',
+      InsufficientDataActions: Match.absent(),
+    });
   });
 });
