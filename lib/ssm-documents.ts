@@ -69,6 +69,9 @@ export class SsmDocuments extends Construct {
           documentType: 'Command',
           documentFormat: 'JSON',
           content,
+          // A changed script becomes a new version of the same named document (Replace would need a
+          // new name). Commands name $LATEST (lambdas/shared/commands.ts): CloudFormation is documented
+          // to make the new version the default, but reported not to (docs/decisions.md).
           updateMethod: 'NewVersion',
           targetType: '/AWS::EC2::Instance',
         }),

@@ -12,6 +12,7 @@
  */
 import { SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
+import { deployedDocumentVersion } from '../shared/commands.js';
 import { commandParameters, DocumentName, getDocument } from '../shared/documents.js';
 import { validateKey } from '../shared/push-keys.js';
 import type { PushRecord, PushRecords, RejectedKeyReport } from '../shared/push-records.js';
@@ -225,6 +226,7 @@ async function sendSync(deps: FanOutDeps, generation: number): Promise<string> {
   const out = await deps.ssm.send(
     new SendCommandCommand({
       DocumentName: config.syncDocument,
+      DocumentVersion: deployedDocumentVersion,
       Targets: [{ Key: `tag:${poolTag}`, Values: [config.pool] }],
       Parameters: parameters,
       MaxConcurrency: config.maxConcurrency,

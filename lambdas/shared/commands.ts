@@ -9,6 +9,14 @@ import { CommandFailed, CommandPending, InstanceNotReady } from './errors.js';
 
 const errorName = (err: unknown) => (err instanceof Error ? err.name : '');
 
+/**
+ * The document version every Volsd SendCommand names: the newest, the one the last deploy wrote.
+ * CloudFormation updates the documents with `UpdateMethod: NewVersion`, documented to make the new
+ * version the default, but reported not to; without a version SendCommand runs the default, which
+ * could then stay an older script (docs/decisions.md, "SSM document versions").
+ */
+export const deployedDocumentVersion = '$LATEST';
+
 /** Sends an SSM document to one instance and returns the command id. */
 export async function sendDocument(
   ssm: SSMClient,
@@ -24,6 +32,7 @@ export async function sendDocument(
     const out = await ssm.send(
       new SendCommandCommand({
         DocumentName: input.documentName,
+        DocumentVersion: deployedDocumentVersion,
         InstanceIds: [input.instanceId],
         Parameters: Object.fromEntries(Object.entries(input.parameters).map(([k, v]) => [k, [v]])),
         TimeoutSeconds: input.timeoutSeconds ?? 60,

@@ -9,6 +9,7 @@
  */
 import { ListCommandsCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { collectPushStatus, finalCommandStatuses, type StatusDeps } from '../fanout/status.js';
+import { deployedDocumentVersion } from '../shared/commands.js';
 import { commandParameters, DocumentName, getDocument } from '../shared/documents.js';
 import { CommandPending, InvalidInput } from '../shared/errors.js';
 import { logger } from '../shared/logger.js';
@@ -81,6 +82,7 @@ const send: Step<SyncAllCtx> = async (ctx, { repo, ssm, config }) => {
   const out = await ssm.send(
     new SendCommandCommand({
       DocumentName: config.SYNC_DOCUMENT,
+      DocumentVersion: deployedDocumentVersion,
       Targets: [{ Key: `tag:${poolTag}`, Values: [pool] }],
       Parameters: parameters,
       MaxConcurrency: rate.FANOUT_MAX_CONCURRENCY,

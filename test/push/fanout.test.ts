@@ -79,6 +79,17 @@ describe('fanOutBatch: one push per batch', () => {
     });
   });
 
+  it('names the document version the last deploy wrote ($LATEST), not the default', async () => {
+    // Prepare
+    const batch = [message('m1', ['live/a.html'])];
+
+    // Act
+    await fanOutBatch(batch, deps);
+
+    // Assess
+    expect(ssmMock).toHaveReceivedCommandWith(SendCommandCommand, { DocumentVersion: '$LATEST' });
+  });
+
   it('bumps the generation once, before sending the command, and records the push after', async () => {
     // Prepare
     const batch = [message('m1', ['live/a.html']), message('m2', ['live/b.html'])];
