@@ -395,7 +395,11 @@ export class VolumeRepository {
     }
   }
 
-  /** Lists a pool's volumes, optionally in one AZ and one state (a Query on the byPool index). */
+  /**
+   * Lists a pool's volumes, optionally in one AZ and one state (a Query on the byPool index). The index
+   * is eventually consistent: a volume may be missing, or shown in a state it has left. Anything decided
+   * on a volume listed here must be confirmed on the item (a conditional write, or `findVolume`).
+   */
   async listVolumes(filter: { pool: string; az?: string; state?: VolumeState }): Promise<VolumeRecord[]> {
     const pool = parseOrThrow(poolNameSchema, filter.pool, 'pool');
     const az = filter.az === undefined ? undefined : parseOrThrow(azSchema, filter.az, 'az');
@@ -528,16 +532,30 @@ export class VolumeRepository {
     az: string,
     instanceId: string,
   ): Promise<VolumeRecord | undefined> {
-    const claimed = await this.listVolumes({ pool, az, state: VolumeState.Claimed });
-    return claimed.find((v) => v.holder === instanceId);
+    // The index lags the table (eventually consistent): a volume it shows CLAIMED by this instance may
+    // since have gone back to the pool and to another instance. Only the item, read consistently,
+    // says whose it is. (A claim the index does not show yet is missed: the retry then claims another
+    // volume, and the first, CLAIMED with no assignment naming it, is a stale claim reconcile returns.)
+    const listed = await this.listVolumes({ pool, az, state: VolumeState.Claimed });
+    for (const candidate of listed.filter((v) => v.holder === instanceId)) {
+      const current = await this.findVolume(candidate.volumeId);
+      if (current?.state === VolumeState.Claimed && current.holder === instanceId) return current;
+    }
+    return undefined;
   }
 
   private async claimIdle(pool: string, az: string, instanceId: string): Promise<VolumeRecord | undefined> {
     // Each round reads the idle volumes afresh and tries a few of them, starting at an offset derived
     // from the instance id so that concurrent claimers spread over the candidates. Re-reading after a
     // few conflicts keeps a lost race cheap: a loser never walks a long list of volumes already taken.
+    // The index lags the table: it may still list volumes already claimed. The conditional write on the
+    // item (state = IDLE) is what decides; a candidate that lost is not tried again in this claim, so a
+    // stale index ends in NoIdleVolume once every volume it lists is known taken, instead of 50 rounds
+    // of lost races on the same items.
+    const taken = new Set<string>();
     for (let round = 0; round < 50; round++) {
-      const candidates = await this.listVolumes({ pool, az, state: VolumeState.Idle });
+      const listed = await this.listVolumes({ pool, az, state: VolumeState.Idle });
+      const candidates = listed.filter((v) => !taken.has(v.volumeId));
       if (candidates.length === 0) return undefined;
       const offset = (hash(instanceId) + round) % candidates.length;
       for (let i = 0; i < Math.min(3, candidates.length); i++) {
@@ -545,6 +563,7 @@ export class VolumeRepository {
         if (!candidate) continue;
         const claimed = await this.tryClaim(candidate, instanceId);
         if (claimed) return claimed;
+        taken.add(candidate.volumeId);
       }
     }
     throw new ConcurrentModification(`claim for ${instanceId} kept losing races in pool ${pool}, AZ ${az}`);
@@ -630,7 +649,11 @@ export class VolumeRepository {
     }
   }
 
-  /** Instances waiting for an idle volume in the pool and AZ (claims that found nothing, not yet given up). */
+  /**
+   * Instances waiting for an idle volume in the pool and AZ (claims that found nothing, not yet given up).
+   * An estimate of demand read from the lagging index, never a decision on one item: a waiter missed or
+   * counted twice makes one replenish round create a volume fewer or more, and the next round corrects it.
+   */
   async countWaiting(poolName: string, azInput: string): Promise<number> {
     const pool = parseOrThrow(poolNameSchema, poolName, 'pool');
     const az = parseOrThrow(azSchema, azInput, 'az');
