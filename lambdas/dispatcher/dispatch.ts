@@ -5,8 +5,7 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { InvalidInput } from '../shared/errors.js';
-import type { WorkflowInput } from '../shared/workflow-input.js';
-import { executionName } from '../shared/workflow-input.js';
+import { executionName, WorkflowAction, type WorkflowInput } from '../shared/workflow-input.js';
 import { type IntakeDecision, type PendingLifecycleAction, parseIntakeMessage } from './parse.js';
 
 /** The dispatcher's configuration, read once at cold start (see `handler.ts`). */
@@ -22,8 +21,12 @@ export interface DispatcherConfig {
   verifyInstances: boolean;
 }
 
-/** What {@link dispatchRecord} did with a message; `Rejected` and `Failed` are thrown, not returned. */
-export type DispatchOutcome = 'Started' | 'Duplicate' | 'Ignored' | 'Rejected' | 'Failed';
+/**
+ * What {@link dispatchRecord} did with a message; `Rejected` and `Failed` are thrown, not returned.
+ * `Late`: a well-formed event of a served group about an instance whose action can no longer be open
+ * (see {@link checkInstance}); acknowledged and dropped, never retried into the DLQ.
+ */
+export type DispatchOutcome = 'Started' | 'Duplicate' | 'Late' | 'Ignored' | 'Rejected' | 'Failed';
 
 /** The part of a logger the dispatcher uses (Powertools' Logger fits). */
 export interface DispatchLog {
@@ -51,12 +54,12 @@ export interface IntakeRecord {
 
 /** What {@link dispatchRecord} returns for a message it handled. */
 export interface DispatchResult {
-  outcome: 'Started' | 'Duplicate' | 'Ignored';
+  outcome: 'Started' | 'Duplicate' | 'Late' | 'Ignored';
   /** Execution name, when a workflow was (or had already been) started. */
   executionName?: string;
   /** ARN of the execution this call started (absent for a duplicate). */
   executionArn?: string;
-  /** Why the message was ignored. */
+  /** Why the message was ignored, or is late. */
   reason?: string;
 }
 
@@ -71,22 +74,40 @@ export function truncate(text: string, max = logPreviewChars): string {
 const hasName = (err: unknown, name: string): boolean => err instanceof Error && err.name === name;
 
 /**
- * Checks with Auto Scaling that the instance is one of the event's group. Safe against eventual
- * consistency: Auto Scaling emitted the event about an instance it manages, so it knows it; an
- * instance it does not know is a forged or misrouted event.
+ * Asks Auto Scaling where the event's instance stands. The event already passed the account, Region and
+ * group checks, so it is Auto Scaling's own; what is left to tell apart:
+ * - the instance is in the event's group, its action possibly open: `current`, start the workflow;
+ * - Auto Scaling no longer knows it, or knows it `Terminated`: the event is late (a delivery or a
+ *   replay after the action ended, the instance gone). Auto Scaling emitted the event about an instance
+ *   it managed, so not knowing it means it stopped managing it, not that it never did. `late`;
+ * - a launch event for an instance already `Terminating...`: an instance leaves `Pending` only once its
+ *   launch action is over, so that action cannot be open, and the terminate event does the work. `late`;
+ * - the instance is in another group: not this event's instance (forged or misrouted), rejected.
+ * A late event is acknowledged and dropped (logged, counted `Late`): retrying it cannot succeed, and
+ * the intake DLQ holds only messages Volsd cannot parse or act on, so its alarm always means something.
+ * What a late terminate leaves behind (a volume still recorded on a gone instance) is reconcile's.
  */
-async function verifyInstance(deps: DispatchDeps, input: WorkflowInput): Promise<void> {
+async function checkInstance(
+  deps: DispatchDeps,
+  input: WorkflowInput,
+): Promise<{ kind: 'current' } | { kind: 'late'; reason: string }> {
   const out = await deps.autoScaling.send(
     new DescribeAutoScalingInstancesCommand({ InstanceIds: [input.instanceId] }),
   );
   const found = out.AutoScalingInstances?.find((i) => i.InstanceId === input.instanceId);
-  if (!found) throw new InvalidInput(`unknown instance ${input.instanceId}: Auto Scaling does not manage it`);
+  if (!found) return { kind: 'late', reason: 'Auto Scaling no longer manages the instance' };
   const group = input.lifecycle?.groupName;
   if (found.AutoScalingGroupName !== group) {
     throw new InvalidInput(
       `instance ${input.instanceId} belongs to group ${found.AutoScalingGroupName ?? '(none)'}, not ${group}`,
     );
   }
+  const state = found.LifecycleState ?? '';
+  if (state === 'Terminated') return { kind: 'late', reason: 'the instance is terminated' };
+  if (input.action === WorkflowAction.Launch && state.startsWith('Terminating')) {
+    return { kind: 'late', reason: `launch event for an instance already ${state}` };
+  }
+  return { kind: 'current' };
 }
 
 async function startWorkflow(
@@ -94,8 +115,19 @@ async function startWorkflow(
   decision: Extract<IntakeDecision, { kind: 'start' }>,
 ): Promise<DispatchResult> {
   const { config } = deps;
-  if (config.verifyInstances) await verifyInstance(deps, decision.input);
   const name = executionName(decision.input);
+  if (config.verifyInstances) {
+    const check = await checkInstance(deps, decision.input);
+    if (check.kind === 'late') {
+      deps.log.info('late lifecycle event acknowledged and dropped', {
+        stateMachine: decision.stateMachine,
+        executionName: name,
+        instanceId: decision.input.instanceId,
+        reason: check.reason,
+      });
+      return { outcome: 'Late', executionName: name, reason: check.reason };
+    }
+  }
   const stateMachineArn =
     decision.stateMachine === 'acquire' ? config.acquireStateMachineArn : config.releaseStateMachineArn;
   try {
@@ -160,7 +192,7 @@ async function handle(record: IntakeRecord, deps: DispatchDeps): Promise<Dispatc
 /**
  * Handles one intake message: validates it, then starts the acquire (launch) or release (terminate)
  * workflow under a name derived from the event, so every delivery of one event maps to one execution.
- * Resolves for a started, duplicate or ignored message. Rejects with {@link InvalidInput} for a bad
+ * Resolves for a started, duplicate, late or ignored message. Rejects with {@link InvalidInput} for a bad
  * message (logged with a one-line reason) and with the SDK's error for a transient failure; either way
  * the caller reports the message as a batch item failure and SQS delivers it again, then to the DLQ.
  */

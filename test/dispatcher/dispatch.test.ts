@@ -7,7 +7,6 @@ import { allCustomMatcher } from 'aws-sdk-client-mock-vitest';
 import 'aws-sdk-client-mock-vitest/extend';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { dispatchRecord, truncate } from '../../lambdas/dispatcher/dispatch.js';
-import { InvalidInput } from '../../lambdas/shared/errors.js';
 import { fixture, fixtureText, realTokenFixture, sqsRecord, testConfig } from './events.js';
 import {
   asgMock,
@@ -216,22 +215,83 @@ describe('dispatchRecord: messages with nothing to do', () => {
   });
 });
 
-describe('dispatchRecord: rejections and failures', () => {
-  it('rejects an instance Auto Scaling does not know, starting nothing', async () => {
-    const { deps, count } = testDeps();
+describe('dispatchRecord: late events', () => {
+  const unknownInstanceRecord = () => {
     const event = fixture('eventbridge-asg-launch-lifecycle-action');
     event.detail.EC2InstanceId = 'i-0000000000000dead';
+    return sqsRecord('m-late', event);
+  };
 
-    const act = dispatchRecord(sqsRecord('m-unknown', event), deps);
+  it('acknowledges an event about an instance Auto Scaling no longer manages as late', async () => {
+    const { deps } = testDeps();
 
-    await expect(act).rejects.toBeInstanceOf(InvalidInput);
-    await expect(act).rejects.toThrow(
-      'unknown instance i-0000000000000dead: Auto Scaling does not manage it',
-    );
-    expect(sfnMock.calls()).toHaveLength(0);
-    expect(count.mock.calls).toEqual([['Rejected']]);
+    const result = await dispatchRecord(unknownInstanceRecord(), deps);
+
+    expect(result).toMatchObject({ outcome: 'Late', reason: 'Auto Scaling no longer manages the instance' });
   });
 
+  it('starts nothing for a late event', async () => {
+    const { deps } = testDeps();
+
+    await dispatchRecord(unknownInstanceRecord(), deps);
+
+    expect(sfnMock.calls()).toHaveLength(0);
+  });
+
+  it('counts a late event as Late, not as a rejection', async () => {
+    const { deps, count } = testDeps();
+
+    await dispatchRecord(unknownInstanceRecord(), deps);
+
+    expect(count.mock.calls).toEqual([['Late']]);
+  });
+
+  it('logs a late event on one info line with its reason', async () => {
+    const { deps, lines } = testDeps();
+
+    await dispatchRecord(unknownInstanceRecord(), deps);
+
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 'info',
+        message: 'late lifecycle event acknowledged and dropped',
+        attributes: expect.objectContaining({ instanceId: 'i-0000000000000dead' }),
+      }),
+    ]);
+  });
+
+  it('acknowledges a terminate event about an instance already Terminated as late', async () => {
+    const { deps } = testDeps();
+    installAutoScaling({ [instance]: 'my-asg' }, { [instance]: 'Terminated' });
+
+    const result = await dispatchRecord(terminateRecord(), deps);
+
+    expect(result.outcome).toBe('Late');
+  });
+
+  it('acknowledges a launch event about an instance already terminating as late', async () => {
+    const { deps } = testDeps();
+    installAutoScaling({ [instance]: 'my-asg' }, { [instance]: 'Terminating:Wait' });
+
+    const result = await dispatchRecord(launchRecord(), deps);
+
+    expect(result).toMatchObject({
+      outcome: 'Late',
+      reason: 'launch event for an instance already Terminating:Wait',
+    });
+  });
+
+  it('starts the release for a terminate event of an instance waiting on its terminate hook', async () => {
+    const { deps } = testDeps();
+    installAutoScaling({ [instance]: 'my-asg' }, { [instance]: 'Terminating:Wait' });
+
+    const result = await dispatchRecord(terminateRecord(), deps);
+
+    expect(result.outcome).toBe('Started');
+  });
+});
+
+describe('dispatchRecord: rejections and failures', () => {
   it('rejects an instance that belongs to another group', async () => {
     const { deps } = testDeps();
     installAutoScaling({ [instance]: 'other-asg' });

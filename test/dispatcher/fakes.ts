@@ -57,8 +57,14 @@ export class FakeStepFunctions {
   }
 }
 
-/** Auto Scaling that knows `instances` (instance id -> group) and holds open lifecycle actions. */
-export function installAutoScaling(instances: Record<string, string>): void {
+/**
+ * Auto Scaling that knows `instances` (instance id -> group) and holds open lifecycle actions; each
+ * instance is `Pending:Wait` unless `lifecycleStates` names another state.
+ */
+export function installAutoScaling(
+  instances: Record<string, string>,
+  lifecycleStates: Record<string, string> = {},
+): void {
   asgMock.on(DescribeAutoScalingInstancesCommand).callsFake(async (req) => ({
     AutoScalingInstances: (req.InstanceIds ?? []).flatMap((id: string) => {
       const group = instances[id];
@@ -68,7 +74,7 @@ export function installAutoScaling(instances: Record<string, string>): void {
               InstanceId: id,
               AutoScalingGroupName: group,
               AvailabilityZone: 'us-west-2a',
-              LifecycleState: 'Pending:Wait',
+              LifecycleState: lifecycleStates[id] ?? 'Pending:Wait',
               HealthStatus: 'HEALTHY',
               ProtectedFromScaleIn: false,
             },

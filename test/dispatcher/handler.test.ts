@@ -44,7 +44,7 @@ function mixedBatch(): SQSEvent {
       }),
     ),
     sqsRecord(
-      'bad-unknown-instance',
+      'late-unknown-instance',
       changed((e) => {
         e.detail.EC2InstanceId = 'i-0000000000000dead';
       }),
@@ -66,7 +66,6 @@ const badIds = [
   'bad-json',
   'bad-missing-fields',
   'bad-unknown-group',
-  'bad-unknown-instance',
   'bad-account',
   'bad-region',
   'bad-100kb',
@@ -121,7 +120,7 @@ describe('dispatcher handler: partial batch failures', () => {
       acc[outcome] = (acc[outcome] ?? 0) + 1;
       return acc;
     }, {});
-    expect(tally).toEqual({ Started: 2, Ignored: 1, Rejected: 7 });
+    expect(tally).toEqual({ Started: 2, Late: 1, Ignored: 1, Rejected: 6 });
   });
 
   it('reports a batch where every message is bad as item failures instead of failing the invocation', async () => {
