@@ -386,6 +386,11 @@ export class Sandbox {
     }
   }
 
+  /** Messages the intake queue moved to its dead-letter queue (each one its DLQ alarm would report). */
+  intakeDeadLetters(): number {
+    return this.intake.dlq.length;
+  }
+
   private sfnRunning(): boolean {
     return [...this.sfn.executions.values()].some((e) => e.status === 'RUNNING');
   }
