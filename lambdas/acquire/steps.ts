@@ -1,12 +1,11 @@
 import { createHash } from 'node:crypto';
 import { sendDocument } from '../shared/commands.js';
 import {
+  attachAtFreeDevice,
   attachmentOf,
-  attachVolume,
   createPoolVolume,
   describeVolume,
   detachVolume,
-  freeDevice,
   requireLiveInstance,
   requireVolume,
   setDeleteOnTermination,
@@ -48,9 +47,12 @@ function need<T>(value: T | undefined, what: string): T {
   return value;
 }
 
-/** Finds the instance's AZ; an instance that is gone ends the acquire. */
+/**
+ * Finds the instance's AZ; an instance that is gone ends the acquire. One EC2 does not know yet (its
+ * launch is seconds old: DescribeInstances is eventually consistent) is InstanceNotReady, polled.
+ */
 const resolve: Step = async (ctx, { ec2, repo }) => {
-  const instance = await requireLiveInstance(ec2, ctx.instanceId);
+  const instance = await requireLiveInstance(ec2, ctx.instanceId, { justLaunched: true });
   const az = instance.Placement?.AvailabilityZone;
   if (!az) throw new InstanceGone(`instance ${ctx.instanceId} has no placement`);
   const pool = await repo.getPool(ctx.pool);
@@ -129,6 +131,8 @@ async function createForInstance(
 /** Unmounts the claimed volume on the worker that holds it (skipped when it is attached nowhere else). */
 const unmountOnWorker: Step = async (ctx, { ec2, ssm, config }) => {
   const volumeId = need(ctx.volumeId, 'volumeId');
+  // A volume created for this instance was never on a worker (and EC2 may not list it yet).
+  if (ctx.direct) return ctx;
   const attachment = attachmentOf(await requireVolume(ec2, volumeId));
   if (!attachment?.InstanceId || attachment.InstanceId === ctx.instanceId) return ctx;
   const commandId = await sendDocument(ssm, {
@@ -158,6 +162,7 @@ const detachFromWorker: Step = async (ctx, { ec2, repo }) => {
       expectedHolder: ctx.instanceId,
     });
   }
+  if (ctx.direct) return ctx;
   const volume = await requireVolume(ec2, volumeId);
   const attachment = attachmentOf(volume);
   if (attachment && attachment.InstanceId !== ctx.instanceId) await detachVolume(ec2, volume);
@@ -167,14 +172,19 @@ const detachFromWorker: Step = async (ctx, { ec2, repo }) => {
 /** Polled until the volume is available (or already on its way to this instance). */
 const waitDetached: Step = async (ctx, { ec2 }) => {
   const volumeId = need(ctx.volumeId, 'volumeId');
-  const volume = await requireVolume(ec2, volumeId);
+  const volume = await requireVolume(ec2, volumeId, { justCreated: ctx.direct === true });
   const attachment = attachmentOf(volume);
   if (volume.State === 'available' || attachment?.InstanceId === ctx.instanceId) return ctx;
   throw new VolumeNotReady(`volume ${volumeId} is ${volume.State}/${attachment?.State ?? '-'}`);
 };
 
-/** Chooses a free device on the instance and attaches the volume. Re-runnable. */
-const attach: Step = async (ctx, { ec2, repo }) => {
+/**
+ * Attaches the volume at a free device of the instance once it is `running` (AWS refuses AttachVolume
+ * while it is pending: InstanceNotReady, polled by the state machine while it boots). Device names an
+ * aborted attach left unusable (`avoidDevices`) are not chosen again. Re-runnable.
+ */
+const attach: Step = async (ctx, deps) => {
+  const { ec2, repo } = deps;
   const volumeId = need(ctx.volumeId, 'volumeId');
   const volume = await requireVolume(ec2, volumeId);
   const attachment = attachmentOf(volume);
@@ -185,7 +195,10 @@ const attach: Step = async (ctx, { ec2, repo }) => {
   if (attempts > maxAttachAttempts)
     throw new AttachStuck(`volume ${volumeId}: ${maxAttachAttempts} attaches did not complete`);
   const instance = await requireLiveInstance(ec2, ctx.instanceId);
-  const device = freeDevice(instance);
+  if (instance.State?.Name === 'pending') {
+    await maybeHeartbeat(ctx, deps);
+    throw new InstanceNotReady(`instance ${ctx.instanceId} is pending: attach once it runs`);
+  }
   const record = await repo.getVolume(volumeId);
   if (record.state === VolumeState.Detaching) {
     await repo.transition({
@@ -193,14 +206,13 @@ const attach: Step = async (ctx, { ec2, repo }) => {
       from: VolumeState.Detaching,
       to: VolumeState.Attaching,
       expectedHolder: ctx.instanceId,
-      set: { device },
     });
   } else if (record.state !== VolumeState.Attaching || record.holder !== ctx.instanceId) {
     throw new ConcurrentModification(
       `volume ${volumeId} is ${record.state}, held by ${record.holder ?? '-'}`,
     );
   }
-  await attachVolume(ec2, volumeId, ctx.instanceId, device);
+  const device = await attachAtFreeDevice(ec2, volumeId, instance, ctx.avoidDevices ?? []);
   return { ...ctx, device, attachAttempts: attempts, attachRequestedAt: nowMs() };
 };
 
@@ -225,6 +237,8 @@ const waitAttached: Step = async (ctx, deps) => {
 const abortAttach: Step = async (ctx, { ec2, repo }) => {
   const volumeId = need(ctx.volumeId, 'volumeId');
   const volume = await requireVolume(ec2, volumeId);
+  const stuckAt =
+    attachmentOf(volume)?.InstanceId === ctx.instanceId ? attachmentOf(volume)?.Device : undefined;
   await detachVolume(ec2, volume, { force: true });
   const record = await repo.getVolume(volumeId);
   if (record.state === VolumeState.Attaching) {
@@ -237,7 +251,10 @@ const abortAttach: Step = async (ctx, { ec2, repo }) => {
   }
   metrics.addMetric('AttachAborted', 'Count', 1);
   const { error: _e, ...rest } = ctx;
-  return rest;
+  // A forced detach can leave the device name unusable on the instance until it reboots (EBS user
+  // guide, "Detach an Amazon EBS volume"): the next attach takes another.
+  const avoid = stuckAt ? [...new Set([...(ctx.avoidDevices ?? []), stuckAt])] : ctx.avoidDevices;
+  return avoid ? { ...rest, avoidDevices: avoid } : rest;
 };
 
 /** Mounts the volume on the instance (Volsd-Mount finds the device by the volume id in its NVMe serial). */

@@ -1,12 +1,11 @@
 import { commandOutcome, sendDocument } from '../shared/commands.js';
 import {
+  attachAtFreeDevice,
   attachmentOf,
-  attachVolume,
   createPoolVolume,
   deleteVolume,
   describeVolume,
   detachVolume,
-  freeDevice,
   requireLiveInstance,
 } from '../shared/ec2-ops.js';
 import { CommandPending, InvalidInput, VolumeNotReady } from '../shared/errors.js';
@@ -46,6 +45,8 @@ export interface ReplenishCtx {
   attachRequestedAt?: number;
   /** Volumes this run set aside (a stuck attach aborted, or on another instance): a later round's. */
   setAside?: number;
+  /** Worker device names a forced detach of this run may have left unusable until the worker reboots. */
+  avoidDevices?: string[];
   /** True when another round is worth it (the target was not reached for capacity or a race). */
   again?: boolean;
   error?: { Error?: string; Cause?: string };
@@ -175,7 +176,7 @@ const attachToWorker: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
     const volume = await describeVolume(ec2, v.volumeId);
     if (!volume || attachmentOf(volume)) continue;
     const worker = await requireLiveInstance(ec2, workerId);
-    await attachVolume(ec2, v.volumeId, workerId, freeDevice(worker));
+    await attachAtFreeDevice(ec2, v.volumeId, worker, ctx.avoidDevices ?? []);
   }
   return { ...ctx, attachRequestedAt: nowMs() };
 };
@@ -190,6 +191,7 @@ const waitAttached: Step<ReplenishCtx> = async (ctx, { ec2 }) => {
   const late = nowMs() - (ctx.attachRequestedAt ?? nowMs()) > workerAttachTimeoutMs;
   const ready: NewVolume[] = [];
   const setAside: string[] = [];
+  const avoid = new Set(ctx.avoidDevices ?? []);
   for (const v of ctx.volumes ?? []) {
     const volume = await describeVolume(ec2, v.volumeId);
     const attachment = volume ? attachmentOf(volume) : undefined;
@@ -198,7 +200,11 @@ const waitAttached: Step<ReplenishCtx> = async (ctx, { ec2 }) => {
       continue;
     }
     if (!late) throw new VolumeNotReady(`volume ${v.volumeId} is ${attachment?.State ?? 'not attached'}`);
-    if (volume && attachment?.InstanceId === ctx.workerId) await detachVolume(ec2, volume, { force: true });
+    if (volume && attachment?.InstanceId === ctx.workerId) {
+      await detachVolume(ec2, volume, { force: true });
+      // A forced detach can leave the name unusable until the worker reboots: later rounds take another.
+      if (attachment?.Device) avoid.add(attachment.Device);
+    }
     setAside.push(
       `${v.volumeId} (${attachment ? `${attachment.State} on ${attachment.InstanceId}` : 'not attached'})`,
     );
@@ -210,6 +216,7 @@ const waitAttached: Step<ReplenishCtx> = async (ctx, { ec2 }) => {
     ...ctx,
     volumes: ready,
     setAside: (ctx.setAside ?? 0) + setAside.length,
+    ...(avoid.size ? { avoidDevices: [...avoid] } : {}),
     again: true,
   };
 };

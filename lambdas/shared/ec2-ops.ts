@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   AttachVolumeCommand,
   CreateVolumeCommand,
@@ -11,7 +12,8 @@ import {
   type Volume,
   type VolumeType,
 } from '@aws-sdk/client-ec2';
-import { InstanceGone, NoFreeDevice, VolumeNotFound, VolumeNotReady } from './errors.js';
+import { InstanceGone, InstanceNotReady, NoFreeDevice, VolumeNotFound, VolumeNotReady } from './errors.js';
+import { logger } from './logger.js';
 import { poolTag, Role, roleTag } from './tags.js';
 
 /** Device names Volsd attaches at: the range AWS recommends for EBS data volumes, then the rest. */
@@ -34,9 +36,18 @@ export async function describeVolume(ec2: EC2Client, volumeId: string): Promise<
   }
 }
 
-/** Like describeVolume, but a missing volume is VolumeNotFound. */
-export async function requireVolume(ec2: EC2Client, volumeId: string): Promise<Volume> {
+/**
+ * Like describeVolume, but a missing volume is VolumeNotFound; or, with `justCreated` (a volume this
+ * workflow created moments ago), VolumeNotReady: EC2 reads are eventually consistent, and a new id may
+ * be unknown to DescribeVolumes for a while ("Eventual consistency in the Amazon EC2 API").
+ */
+export async function requireVolume(
+  ec2: EC2Client,
+  volumeId: string,
+  options: { justCreated?: boolean } = {},
+): Promise<Volume> {
   const volume = await describeVolume(ec2, volumeId);
+  if (!volume && options.justCreated) throw new VolumeNotReady(`volume ${volumeId} is not visible yet`);
   if (!volume) throw new VolumeNotFound(`EC2 has no volume ${volumeId}`);
   return volume;
 }
@@ -46,14 +57,26 @@ export function attachmentOf(volume: Volume) {
   return volume.Attachments?.find((a) => a.State !== 'detached');
 }
 
-/** The instance as EC2 sees it; InstanceGone when it is terminated, shutting down or unknown. */
-export async function requireLiveInstance(ec2: EC2Client, instanceId: string): Promise<Instance> {
+/**
+ * The instance as EC2 sees it; InstanceGone when it is terminated, shutting down or unknown. With
+ * `justLaunched` (a lifecycle event about it arrived moments ago), an id EC2 does not know yet is
+ * InstanceNotReady: DescribeInstances is eventually consistent right after launch (EC2 error codes,
+ * InvalidInstanceID.NotFound), so the caller polls a bounded time before calling it gone.
+ */
+export async function requireLiveInstance(
+  ec2: EC2Client,
+  instanceId: string,
+  options: { justLaunched?: boolean } = {},
+): Promise<Instance> {
   let instance: Instance | undefined;
   try {
     const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
     instance = out.Reservations?.[0]?.Instances?.[0];
   } catch (err) {
     if (errorName(err) !== 'InvalidInstanceID.NotFound') throw err;
+    if (options.justLaunched) {
+      throw new InstanceNotReady(`instance ${instanceId} is not known to EC2 yet`, { cause: err });
+    }
   }
   const state = instance?.State?.Name;
   if (
@@ -68,13 +91,73 @@ export async function requireLiveInstance(ec2: EC2Client, instanceId: string): P
   return instance;
 }
 
-/** The first candidate device name that the instance does not use. */
-export function freeDevice(instance: Instance): string {
-  const used = new Set((instance.BlockDeviceMappings ?? []).map((m) => m.DeviceName));
+/** The first candidate device name that the instance does not use and the caller does not avoid. */
+export function freeDevice(instance: Instance, avoid: Iterable<string> = []): string {
+  const used = new Set([...(instance.BlockDeviceMappings ?? []).map((m) => m.DeviceName), ...avoid]);
   const device = candidateDevices.find((d) => !used.has(d));
   if (!device) throw new NoFreeDevice(`instance ${instance.InstanceId} has no free device name`);
   return device;
 }
+
+/**
+ * Device names in use on the instance: its block device mappings and the attachments DescribeVolumes
+ * reports. The two are eventually consistent with each other (aws-ebs-csi-driver PR #2183: right after
+ * an attach the instance's mappings may not list it yet), so a choice made from one alone can collide.
+ */
+export async function devicesInUse(ec2: EC2Client, instance: Instance): Promise<Set<string>> {
+  const used = new Set((instance.BlockDeviceMappings ?? []).map((m) => m.DeviceName ?? ''));
+  let nextToken: string | undefined;
+  do {
+    const out = await ec2.send(
+      new DescribeVolumesCommand({
+        Filters: [{ Name: 'attachment.instance-id', Values: [instance.InstanceId ?? ''] }],
+        NextToken: nextToken,
+      }),
+    );
+    for (const v of out.Volumes ?? []) {
+      for (const a of v.Attachments ?? []) {
+        if (a.InstanceId === instance.InstanceId && a.Device) used.add(a.Device);
+      }
+    }
+    nextToken = out.NextToken;
+  } while (nextToken);
+  used.delete('');
+  return used;
+}
+
+/** How many device names one attach tries when EC2 says the chosen one is in use. */
+const deviceTries = 3;
+
+/**
+ * Attaches at the first device name free on the instance (per {@link devicesInUse}, less `avoid`);
+ * when EC2 answers that the name is in use (a mapping it had not shown yet), tries the next one.
+ * Returns the device the attach was accepted at.
+ */
+export async function attachAtFreeDevice(
+  ec2: EC2Client,
+  volumeId: string,
+  instance: Instance,
+  avoid: Iterable<string> = [],
+): Promise<string> {
+  const skip = new Set([...(await devicesInUse(ec2, instance)), ...avoid]);
+  for (let tries = 1; ; tries++) {
+    const device = freeDevice({ ...instance, BlockDeviceMappings: [] }, skip);
+    try {
+      await attachVolume(ec2, volumeId, instance.InstanceId ?? '', device);
+      return device;
+    } catch (err) {
+      if (
+        !(errorName(err) === 'InvalidParameterValue' && /in use/i.test(messageOf(err))) ||
+        tries >= deviceTries
+      )
+        throw err;
+      logger.info('device name in use on the instance, trying another', { volumeId, device });
+      skip.add(device);
+    }
+  }
+}
+
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** Requests an attach; maps the instance's disappearance to InstanceGone. */
 export async function attachVolume(ec2: EC2Client, volumeId: string, instanceId: string, device: string) {
@@ -82,6 +165,13 @@ export async function attachVolume(ec2: EC2Client, volumeId: string, instanceId:
     await ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }));
   } catch (err) {
     const name = errorName(err);
+    // AWS refuses an attach while the instance is pending ("Instance 'i-...' is not 'running'."):
+    // it will run in seconds, so this is a wait, not a failure.
+    if (name === 'IncorrectState' && /is not 'running'/.test(messageOf(err))) {
+      throw new InstanceNotReady(`cannot attach ${volumeId} yet: instance ${instanceId} is pending`, {
+        cause: err,
+      });
+    }
     if (name === 'IncorrectInstanceState' || name === 'InvalidInstanceID.NotFound') {
       throw new InstanceGone(`cannot attach ${volumeId}: instance ${instanceId} is not running`, {
         cause: err,
@@ -161,24 +251,50 @@ export async function createPoolVolume(
   input: { pool: string; az: string; snapshotId?: string | undefined; clientToken: string; spec: VolumeSpec },
 ): Promise<string> {
   const { spec } = input;
+  const request = {
+    AvailabilityZone: input.az,
+    Size: input.snapshotId ? undefined : spec.VOLUME_SIZE_GIB,
+    SnapshotId: input.snapshotId,
+    VolumeType: spec.VOLUME_TYPE as VolumeType,
+    Iops: spec.VOLUME_IOPS,
+    Throughput: spec.VOLUME_THROUGHPUT,
+    Encrypted: true,
+    KmsKeyId: spec.KMS_KEY_ID,
+  };
+  let clientToken = input.clientToken.slice(-64);
+  try {
+    return await createTaggedVolume(ec2, input.pool, request, clientToken);
+  } catch (err) {
+    if (errorName(err) !== 'IdempotentParameterMismatch') throw err;
+    // The token was first used with other parameters (a retry after the pool's latest snapshot or
+    // size changed): take a token bound to these parameters, so a retry of this call stays idempotent.
+    // A volume the first call may have made is the reconcile's to find (tagged with the pool).
+    clientToken = createHash('sha256')
+      .update(`${clientToken}:${JSON.stringify(request)}`)
+      .digest('hex')
+      .slice(0, 64);
+    logger.warn('client token reused with other parameters; taking a new one', { clientToken });
+    return createTaggedVolume(ec2, input.pool, request, clientToken);
+  }
+}
+
+async function createTaggedVolume(
+  ec2: EC2Client,
+  pool: string,
+  request: Omit<ConstructorParameters<typeof CreateVolumeCommand>[0], 'ClientToken' | 'TagSpecifications'>,
+  clientToken: string,
+): Promise<string> {
   const created = await ec2.send(
     new CreateVolumeCommand({
-      AvailabilityZone: input.az,
-      Size: input.snapshotId ? undefined : spec.VOLUME_SIZE_GIB,
-      SnapshotId: input.snapshotId,
-      VolumeType: spec.VOLUME_TYPE as VolumeType,
-      Iops: spec.VOLUME_IOPS,
-      Throughput: spec.VOLUME_THROUGHPUT,
-      Encrypted: true,
-      KmsKeyId: spec.KMS_KEY_ID,
-      ClientToken: input.clientToken.slice(-64),
+      ...request,
+      ClientToken: clientToken,
       TagSpecifications: [
         {
           ResourceType: 'volume',
           Tags: [
-            { Key: poolTag, Value: input.pool },
+            { Key: poolTag, Value: pool },
             { Key: roleTag, Value: Role.Volume },
-            { Key: 'Name', Value: `volsd-${input.pool}` },
+            { Key: 'Name', Value: `volsd-${pool}` },
           ],
         },
       ],

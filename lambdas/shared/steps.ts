@@ -37,6 +37,8 @@ export interface WorkflowCtx extends WorkflowInput {
   /** Instance that held the volume before (the AZ's sync worker). */
   workerId?: string;
   device?: string;
+  /** Device names not to attach at again (a forced detach may leave one unusable until reboot). */
+  avoidDevices?: string[];
   command?: PendingCommand;
   /** Results of the last finished command (its VOLSD_RESULT lines). */
   lastResults?: ScriptResult[];

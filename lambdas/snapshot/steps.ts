@@ -285,7 +285,14 @@ const unreserve: Step<SnapshotCtx> = async (ctx, { repo }) => {
 /** Polled until the snapshot is `completed` (VolumeNotReady while `pending`); `error` is SnapshotFailed. */
 const waitCompleted: Step<SnapshotCtx> = async (ctx, { ec2 }) => {
   const snapshotId = need(ctx.snapshotId, 'snapshotId');
-  const out = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }));
+  // A snapshot id is unknown to DescribeSnapshots for a while after CreateSnapshot (EC2 reads are
+  // eventually consistent): not yet, polled within the state machine's bound.
+  const out = await ec2
+    .send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))
+    .catch((err: unknown) => {
+      if (errorName(err) !== 'InvalidSnapshot.NotFound') throw err;
+      throw new VolumeNotReady(`snapshot ${snapshotId} is not visible yet`, { cause: err });
+    });
   const snapshot = out.Snapshots?.[0];
   if (!snapshot) throw new SnapshotFailed(`snapshot ${snapshotId} disappeared`);
   if (snapshot.State === 'error')

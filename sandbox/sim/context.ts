@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Accounting } from './accounting.js';
 import type { SimClock } from './clock.js';
 import type { Faults } from './faults.js';
-import { draw, type LatencyModel, type Range } from './latency.js';
+import { draw, drawWithTail, type LatencyModel, type Range } from './latency.js';
 import type { Rng } from './rng.js';
 import type { StrictRules } from './rules.js';
 
@@ -36,6 +36,24 @@ export class SimContext {
   /** A modelled duration drawn from `range`. */
   delay(range: Range): number {
     return draw(this.jitter, range);
+  }
+
+  /**
+   * An attach or detach duration drawn from `range`, with the long tail of rule `attachTail`: a few
+   * in a hundred take several times as long.
+   */
+  attachDelay(range: Range): number {
+    if (!this.rules.attachTail) return draw(this.jitter, range);
+    return drawWithTail(this.jitter, range, this.latency.attachTail);
+  }
+
+  /**
+   * Modelled time from which a resource created now is known to Describe* (rule
+   * `eventualConsistency`); now when the rule is off.
+   */
+  visibleFrom(): number {
+    const now = this.clock.now();
+    return this.rules.eventualConsistency ? now + draw(this.jitter, this.latency.consistency) : now;
   }
 
   /** `${rootDir}/hosts/<instanceId>`. */

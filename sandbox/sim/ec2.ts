@@ -54,6 +54,18 @@ interface Attachment {
   stuck: boolean;
   /** Cancels the pending transition timer. */
   cancel?: () => void;
+  /** Modelled time from which DescribeInstances' block device mappings show it (eventual consistency). */
+  mappedFrom: number;
+}
+
+/** A block device mapping DescribeInstances still shows after its detach (eventual consistency). */
+interface StaleMapping {
+  volumeId: string;
+  device: string;
+  attachTime: Date;
+  deleteOnTermination: boolean;
+  /** Modelled time until which it is still shown. */
+  until: number;
 }
 
 interface Volume {
@@ -79,6 +91,10 @@ interface Volume {
   lastSnapshotAt?: number;
   /** Every instance the volume was ever attached to, in order (ground truth for tests). */
   attachedTo: string[];
+  /** Modelled time from which Describe* knows it (eventual consistency). */
+  visibleFrom: number;
+  /** The CreateVolume parameters its client token was given with (IdempotentParameterMismatch). */
+  request?: string;
 }
 
 interface Instance {
@@ -97,6 +113,17 @@ interface Instance {
   volumes: Set<string>;
   timers: (() => void)[];
   terminatedAt?: Date;
+  /** The OS has booted (after running; the SSM agent registers after it). */
+  osReady: boolean;
+  /** Modelled time from which Describe* knows it (eventual consistency). */
+  visibleFrom: number;
+  /**
+   * Device names a forced detach left unusable until the instance reboots (rule attachTail, EBS user
+   * guide, "Detach an Amazon EBS volume"): an attach at one of them stays `attaching`.
+   */
+  unusableDevices: Set<string>;
+  /** Mappings of detached volumes DescribeInstances still shows for a while. */
+  staleMappings: StaleMapping[];
 }
 
 interface Snapshot {
@@ -110,6 +137,8 @@ interface Snapshot {
   kmsKeyId?: string;
   tags: Map<string, string>;
   cancel?: () => void;
+  /** Modelled time from which Describe* knows it (eventual consistency). */
+  visibleFrom: number;
 }
 
 /** Options of `launchInstance`. */
@@ -120,12 +149,15 @@ export interface LaunchOptions {
   instanceType?: string;
   /** Modelled seconds from launch to running. @default drawn from latency.instanceBoot */
   bootSeconds?: number;
-  /** EBS attachments allowed, root volume included. @default the cloud's attachmentLimit */
+  /**
+   * EBS attachments allowed, root volume included. @default the instance type's MaximumEbsAttachments
+   * (rule instanceTypeLimits), else the cloud's attachmentLimit
+   */
   attachmentLimit?: number;
 }
 
 /** What an instance goes through; `Ec2Sim.onInstance` listeners get these. */
-export type InstanceEvent = 'running' | 'agent-online' | 'shutting-down' | 'terminated';
+export type InstanceEvent = 'running' | 'os-ready' | 'agent-online' | 'shutting-down' | 'terminated';
 
 /** A plain view of a volume for invariant checks. */
 export interface VolumeView {
@@ -159,6 +191,8 @@ export interface InstanceView {
   state: InstanceStateName;
   tags: Record<string, string>;
   agentOnline: boolean;
+  /** The OS has booted (the moment the web server could start). */
+  osReady: boolean;
   attachmentLimit: number;
   rootVolumeId: string;
   hostRoot: string;
@@ -181,15 +215,30 @@ const deviceName = /^\/dev\/(sd[a-z]([1-9][0-5]?)?|xvd[a-z]{1,2})$/;
 const defaultInstanceType = 'm7g.large';
 const rootDevice = '/dev/xvda';
 
-/** Instance types DescribeInstanceTypes knows (all Nitro, NVMe EBS, shared attachment limit). */
-const instanceTypeCatalog: Record<string, { vcpus: number; memoryMiB: number; arch: 'arm64' | 'x86_64' }> = {
-  't4g.small': { vcpus: 2, memoryMiB: 2048, arch: 'arm64' },
-  't4g.medium': { vcpus: 2, memoryMiB: 4096, arch: 'arm64' },
-  'm7g.large': { vcpus: 2, memoryMiB: 8192, arch: 'arm64' },
-  'm7g.xlarge': { vcpus: 4, memoryMiB: 16384, arch: 'arm64' },
-  'c7g.large': { vcpus: 2, memoryMiB: 4096, arch: 'arm64' },
-  't3.medium': { vcpus: 2, memoryMiB: 4096, arch: 'x86_64' },
-  'm7i.large': { vcpus: 2, memoryMiB: 8192, arch: 'x86_64' },
+/**
+ * Instance types DescribeInstanceTypes knows (all Nitro, NVMe EBS). `ebs` is EbsInfo's
+ * MaximumEbsAttachments and AttachmentLimitType as EC2 reports them (moto's dump of real
+ * DescribeInstanceTypes data, `moto/ec2/resources/instance_types.json.gz`; FACTS §8): a `shared` limit
+ * is what is left of the 28 Nitro slots with one network interface; `dedicated` counts EBS alone. The
+ * root volume counts towards either.
+ */
+const instanceTypeCatalog: Record<
+  string,
+  {
+    vcpus: number;
+    memoryMiB: number;
+    arch: 'arm64' | 'x86_64';
+    ebs: { max: number; type: 'shared' | 'dedicated' };
+  }
+> = {
+  't4g.small': { vcpus: 2, memoryMiB: 2048, arch: 'arm64', ebs: { max: 27, type: 'shared' } },
+  't4g.medium': { vcpus: 2, memoryMiB: 4096, arch: 'arm64', ebs: { max: 27, type: 'shared' } },
+  'm7g.large': { vcpus: 2, memoryMiB: 8192, arch: 'arm64', ebs: { max: 27, type: 'shared' } },
+  'm7g.xlarge': { vcpus: 4, memoryMiB: 16384, arch: 'arm64', ebs: { max: 27, type: 'shared' } },
+  'c7g.large': { vcpus: 2, memoryMiB: 4096, arch: 'arm64', ebs: { max: 27, type: 'shared' } },
+  't3.medium': { vcpus: 2, memoryMiB: 4096, arch: 'x86_64', ebs: { max: 27, type: 'shared' } },
+  'm7i.large': { vcpus: 2, memoryMiB: 8192, arch: 'x86_64', ebs: { max: 32, type: 'dedicated' } },
+  'm8g.large': { vcpus: 2, memoryMiB: 8192, arch: 'arm64', ebs: { max: 32, type: 'dedicated' } },
 };
 
 function tagsOf(map: ReadonlyMap<string, string>): Record<string, string> {
@@ -275,18 +324,33 @@ export class Ec2Sim {
         attachTime: now,
         nvmeIndex: 0,
         stuck: false,
+        mappedFrom: 0,
       },
+      visibleFrom: 0,
     };
     this.volumes.set(root.id, root);
+    const type = o.instanceType ?? defaultInstanceType;
+    const catalogued = instanceTypeCatalog[type];
+    if (this.ctx.rules.instanceTypeLimits && !catalogued && o.attachmentLimit === undefined) {
+      throw new RangeError(
+        `instance type ${type} has no EBS data in the simulator (known: ${Object.keys(instanceTypeCatalog).join(', ')})`,
+      );
+    }
     const instance: Instance = {
       id,
       az: o.az,
-      type: o.instanceType ?? defaultInstanceType,
+      type,
       state: 'pending',
       tags: new Map(Object.entries(o.tags ?? {})),
       launchTime: now,
-      attachmentLimit: o.attachmentLimit ?? this.ctx.attachmentLimit,
+      attachmentLimit:
+        o.attachmentLimit ??
+        (this.ctx.rules.instanceTypeLimits && catalogued ? catalogued.ebs.max : this.ctx.attachmentLimit),
       agentOnline: false,
+      osReady: false,
+      visibleFrom: this.ctx.visibleFrom(),
+      unusableDevices: new Set(),
+      staleMappings: [],
       rootVolumeId: root.id,
       reservationId: `r-${this.ctx.ids.hex(17)}`,
       privateIp: `10.0.${this.ctx.ids.int(0, 255)}.${this.ctx.ids.int(1, 254)}`,
@@ -300,11 +364,19 @@ export class Ec2Sim {
         if (instance.state !== 'pending') return;
         instance.state = 'running';
         this.changed(id, 'running');
+        // The OS boots once the instance runs; its SSM agent registers after the OS is up.
         instance.timers.push(
-          this.ctx.clock.setTimer(this.ctx.delay(this.ctx.latency.agentRegistration), () => {
+          this.ctx.clock.setTimer(this.ctx.delay(this.ctx.latency.osBoot), () => {
             if (instance.state !== 'running') return;
-            instance.agentOnline = true;
-            this.changed(id, 'agent-online');
+            instance.osReady = true;
+            this.changed(id, 'os-ready');
+            instance.timers.push(
+              this.ctx.clock.setTimer(this.ctx.delay(this.ctx.latency.agentRegistration), () => {
+                if (instance.state !== 'running') return;
+                instance.agentOnline = true;
+                this.changed(id, 'agent-online');
+              }),
+            );
           }),
         );
       }),
@@ -315,11 +387,12 @@ export class Ec2Sim {
 
   /** Starts terminating an instance (shutting-down, then terminated; volumes detach or are deleted). */
   terminateInstance(instanceId: string): void {
-    const instance = this.instance(instanceId);
+    const instance = this.known(instanceId);
     if (instance.state === 'shutting-down' || instance.state === 'terminated') return;
     for (const cancel of instance.timers.splice(0)) cancel();
     instance.state = 'shutting-down';
     instance.agentOnline = false;
+    instance.osReady = false;
     this.changed(instanceId, 'shutting-down');
     instance.timers.push(
       this.ctx.clock.setTimer(this.ctx.delay(this.ctx.latency.instanceShutdown), () =>
@@ -350,12 +423,12 @@ export class Ec2Sim {
 
   /** The AZ of an instance. */
   instanceAz(instanceId: string): string {
-    return this.instance(instanceId).az;
+    return this.known(instanceId).az;
   }
 
   /** Sets a tag on an instance without the API (Auto Scaling's own tags use this). */
   tagInstance(instanceId: string, key: string, value: string): void {
-    this.instance(instanceId).tags.set(key, value);
+    this.known(instanceId).tags.set(key, value);
   }
 
   /** The devices the instance's OS sees now (data volumes only, in NVMe order). */
@@ -395,6 +468,7 @@ export class Ec2Sim {
         state: i.state,
         tags: tagsOf(i.tags),
         agentOnline: i.agentOnline,
+        osReady: i.osReady,
         attachmentLimit: i.attachmentLimit,
         rootVolumeId: i.rootVolumeId,
         hostRoot: this.ctx.hostRoot(i.id),
@@ -425,9 +499,21 @@ export class Ec2Sim {
   // ---------------------------------------------------------------- volumes
 
   private createVolume(input: CreateVolumeRequest): Ec2Volume {
+    // The parameters a client token is bound to ("Ensuring idempotency": the same token with other
+    // parameters is IdempotentParameterMismatch); tags and the token itself are not compared.
+    const { ClientToken: _token, TagSpecifications: _tags, DryRun: _dry, ...bound } = input;
+    const request = JSON.stringify(bound, Object.keys(bound).sort());
     if (input.ClientToken) {
       const existing = this.volumes.get(this.clientTokens.get(input.ClientToken) ?? '');
-      if (existing) return this.describeVolume(existing);
+      if (existing) {
+        if (this.ctx.rules.idempotencyMismatch && existing.request !== request) {
+          fail(
+            'IdempotentParameterMismatch',
+            'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).',
+          );
+        }
+        return this.describeVolume(existing);
+      }
     }
     const az = required(input.AvailabilityZone, 'AvailabilityZone');
     if (!this.ctx.azs.includes(az)) fail('InvalidParameterValue', `Invalid availability zone: [${az}]`);
@@ -477,6 +563,8 @@ export class Ec2Sim {
       attachedTo: [],
       root: false,
       pendingReady: snapshot ? 2 : 1,
+      visibleFrom: this.ctx.visibleFrom(),
+      request,
     };
     this.volumes.set(volume.id, volume);
     if (input.ClientToken) this.clientTokens.set(input.ClientToken, volume.id);
@@ -490,7 +578,9 @@ export class Ec2Sim {
       }
     };
     const latency = snapshot ? this.ctx.latency.volumeCreateFromSnapshot : this.ctx.latency.volumeCreate;
-    volume.cancel = this.ctx.clock.setTimer(this.ctx.delay(latency), ready);
+    // Never `available` before Describe* knows it: a poll sees NotFound, then creating or available.
+    const known = volume.visibleFrom - this.ctx.clock.now();
+    volume.cancel = this.ctx.clock.setTimer(Math.max(this.ctx.delay(latency), known), ready);
     if (snapshot) {
       const from = this.ctx.snapshotDataDir(snapshot.id);
       this.ctx.track(
@@ -545,6 +635,11 @@ export class Ec2Sim {
         `Value (${device}) for parameter device is invalid. ${device} is not a valid EBS device name.`,
       );
     }
+    if (instance.state === 'pending' && this.ctx.rules.attachRequiresRunning) {
+      // AttachVolume API reference: "to a running or stopped instance"; the code and message as AWS
+      // answers while the instance is pending (ansible-collections/amazon.aws PR #497).
+      fail('IncorrectState', `Instance '${instance.id}' is not 'running'.`);
+    }
     if (instance.state !== 'running' && instance.state !== 'pending') {
       fail('IncorrectInstanceState', `Instance '${instance.id}' is not 'running'.`);
     }
@@ -581,14 +676,16 @@ export class Ec2Sim {
       state: 'attaching',
       deleteOnTermination: false,
       attachTime: this.ctx.clock.date(),
-      stuck: this.ctx.faults.strike('stuckAttach', site),
+      // A device name a forced detach left in use by the OS: the attach never completes.
+      stuck: this.ctx.faults.strike('stuckAttach', site) || instance.unusableDevices.has(device),
+      mappedFrom: this.ctx.visibleFrom(),
     };
     volume.attachment = attachment;
     volume.attachedTo.push(attachment.instanceId);
     volume.state = 'in-use';
     instance.volumes.add(volume.id);
     if (!attachment.stuck) {
-      attachment.cancel = this.ctx.clock.setTimer(this.ctx.delay(this.ctx.latency.attach), () => {
+      attachment.cancel = this.ctx.clock.setTimer(this.ctx.attachDelay(this.ctx.latency.attach), () => {
         if (volume.attachment !== attachment || attachment.state !== 'attaching') return;
         attachment.state = 'attached';
         attachment.nvmeIndex = this.freeNvmeIndex(instance);
@@ -628,6 +725,9 @@ export class Ec2Sim {
     if (input.Force) {
       attachment.cancel?.();
       attachment.stuck = false;
+      // "the device name may be unusable until reboot" (FACTS §2): only when the OS saw the device, or
+      // was still waiting for it (an attach that did not complete).
+      if (this.ctx.rules.attachTail) instance.unusableDevices.add(attachment.device);
       this.startDetach(volume, attachment, true);
     } else if (attachment.state === 'attaching') {
       fail('IncorrectState', `Volume '${volume.id}' is in the 'attaching' state.`);
@@ -649,7 +749,7 @@ export class Ec2Sim {
     attachment.state = 'detaching';
     this.ctx.notify();
     if (attachment.stuck) return;
-    attachment.cancel = this.ctx.clock.setTimer(this.ctx.delay(this.ctx.latency.detach), () => {
+    attachment.cancel = this.ctx.clock.setTimer(this.ctx.attachDelay(this.ctx.latency.detach), () => {
       if (volume.attachment !== attachment) return;
       // A mount that appeared while detaching holds the device, as on AWS.
       if (!force && this.mounted(volume, attachment)) this.waitUntilUnmounted(volume, attachment);
@@ -688,6 +788,15 @@ export class Ec2Sim {
     if (volume.state === 'in-use') volume.state = 'available';
     const instance = this.instances.get(attachment.instanceId);
     instance?.volumes.delete(volume.id);
+    if (instance && this.ctx.rules.eventualConsistency && !volume.root) {
+      instance.staleMappings.push({
+        volumeId: volume.id,
+        device: attachment.device,
+        attachTime: attachment.attachTime,
+        deleteOnTermination: attachment.deleteOnTermination,
+        until: this.ctx.visibleFrom(),
+      });
+    }
     this.materialize(attachment.instanceId);
     this.ctx.notify();
   }
@@ -712,9 +821,9 @@ export class Ec2Sim {
     }
     // One id (every poll of Volsd's) is a lookup: scanning every volume ever created made long runs slow.
     const one = input.VolumeIds?.length === 1 ? this.volumes.get(input.VolumeIds[0] ?? '') : undefined;
-    let items = one ? [one] : [...this.volumes.values()];
+    let items = (one ? [one] : [...this.volumes.values()]).filter((v) => this.visible(v));
     if (input.VolumeIds?.length) {
-      const missing = input.VolumeIds.filter((id) => !this.volumes.has(id));
+      const missing = input.VolumeIds.filter((id) => !this.visible(this.volumes.get(id)));
       if (missing.length)
         fail('InvalidVolume.NotFound', `The volume '${missing.join(', ')}' does not exist.`);
       const wanted = new Set(input.VolumeIds);
@@ -859,9 +968,9 @@ export class Ec2Sim {
       );
     }
     const one = input.InstanceIds?.length === 1 ? this.instances.get(input.InstanceIds[0] ?? '') : undefined;
-    let items = one ? [one] : [...this.instances.values()];
+    let items = (one ? [one] : [...this.instances.values()]).filter((i) => this.visible(i));
     if (input.InstanceIds?.length) {
-      const missing = input.InstanceIds.filter((id) => !this.instances.has(id));
+      const missing = input.InstanceIds.filter((id) => !this.visible(this.instances.get(id)));
       if (missing.length === 1)
         fail('InvalidInstanceID.NotFound', `The instance ID '${missing[0]}' does not exist`);
       if (missing.length > 1)
@@ -924,9 +1033,25 @@ export class Ec2Sim {
 
   private describeInstance(i: Instance): Ec2Instance {
     const arch = instanceTypeCatalog[i.type]?.arch ?? 'arm64';
+    const now = this.ctx.clock.now();
+    // Eventual consistency: a new attachment shows only from `mappedFrom`; a detached one lingers
+    // as attached until `until` (aws-ebs-csi-driver PR #2183 met both).
+    i.staleMappings = i.staleMappings.filter((m) => m.until > now && !i.volumes.has(m.volumeId));
+    const stale = i.staleMappings.map(
+      (m) =>
+        ({
+          DeviceName: m.device,
+          Ebs: {
+            AttachTime: m.attachTime,
+            DeleteOnTermination: m.deleteOnTermination,
+            Status: 'attached',
+            VolumeId: m.volumeId,
+          },
+        }) as const,
+    );
     const mappings = [...i.volumes]
       .map((id) => this.volumes.get(id))
-      .filter((v) => v?.attachment !== undefined)
+      .filter((v) => v?.attachment !== undefined && v.attachment.mappedFrom <= now)
       .map((v) => {
         const a = v?.attachment as Attachment;
         return {
@@ -939,7 +1064,8 @@ export class Ec2Sim {
             VolumeId: v?.id,
           },
         } as const;
-      });
+      })
+      .concat(stale);
     return withTags(
       {
         InstanceId: i.id,
@@ -984,7 +1110,13 @@ export class Ec2Sim {
       );
     return {
       InstanceTypes: names.map((name) => {
-        const t = instanceTypeCatalog[name] ?? { vcpus: 2, memoryMiB: 8192, arch: 'arm64' as const };
+        const t = instanceTypeCatalog[name] ?? {
+          vcpus: 2,
+          memoryMiB: 8192,
+          arch: 'arm64' as const,
+          ebs: { max: 27, type: 'shared' as const },
+        };
+        const real = this.ctx.rules.instanceTypeLimits;
         return {
           InstanceType: name as InstanceTypeInfo['InstanceType'],
           CurrentGeneration: true,
@@ -997,10 +1129,10 @@ export class Ec2Sim {
             EbsOptimizedSupport: 'default',
             EncryptionSupport: 'supported',
             NvmeSupport: 'required',
-            // Nitro: 28 slots shared by network interfaces, EBS volumes and instance store (FACTS §2);
-            // with its one network interface an instance takes `attachmentLimit` (27) EBS volumes.
-            MaximumEbsAttachments: this.ctx.attachmentLimit + 1,
-            AttachmentLimitType: 'shared',
+            // Rule instanceTypeLimits: the type's real EbsInfo. Off: the old uniform model (28 slots
+            // shared, of which the cloud's attachmentLimit are EBS).
+            MaximumEbsAttachments: real ? t.ebs.max : this.ctx.attachmentLimit + 1,
+            AttachmentLimitType: real ? t.ebs.type : 'shared',
           },
           NetworkInfo: { MaximumNetworkInterfaces: 3 },
         };
@@ -1032,7 +1164,7 @@ export class Ec2Sim {
 
   private terminateInstances(input: TerminateInstancesRequest): object {
     const ids = required(input.InstanceIds, 'InstanceIds');
-    const missing = ids.filter((id) => !this.instances.has(id));
+    const missing = ids.filter((id) => !this.visible(this.instances.get(id)));
     if (missing.length === 1)
       fail('InvalidInstanceID.NotFound', `The instance ID '${missing[0]}' does not exist`);
     if (missing.length > 1)
@@ -1147,6 +1279,7 @@ export class Ec2Sim {
       encrypted: volume.encrypted,
       kmsKeyId: volume.kmsKeyId,
       tags: tagsFromSpecifications(input.TagSpecifications, 'snapshot'),
+      visibleFrom: this.ctx.visibleFrom(),
     };
     // The snapshot is point-in-time: the tree is captured now, while the API call runs.
     const dataDir = this.ctx.snapshotDataDir(snapshot.id);
@@ -1170,9 +1303,9 @@ export class Ec2Sim {
     Snapshots: Ec2Snapshot[];
     NextToken?: string;
   } {
-    let items = [...this.snapshots.values()];
+    let items = [...this.snapshots.values()].filter((s) => this.visible(s));
     if (input.SnapshotIds?.length) {
-      const missing = input.SnapshotIds.filter((id) => !this.snapshots.has(id));
+      const missing = input.SnapshotIds.filter((id) => !this.visible(this.snapshots.get(id)));
       if (missing.length)
         fail('InvalidSnapshot.NotFound', `The snapshot '${missing.join(', ')}' does not exist.`);
       const wanted = new Set(input.SnapshotIds);
@@ -1262,9 +1395,14 @@ export class Ec2Sim {
 
   // ---------------------------------------------------------------- lookups
 
+  /** Describe* and every API call know a resource from its `visibleFrom` on (eventual consistency). */
+  private visible(r: { visibleFrom: number } | undefined): boolean {
+    return r !== undefined && r.visibleFrom <= this.ctx.clock.now();
+  }
+
   private volume(id: string): Volume {
     const v = this.volumes.get(id);
-    if (!v) {
+    if (!v || !this.visible(v)) {
       if (!/^vol-[0-9a-f]+$/.test(id))
         fail('InvalidParameterValue', `Invalid id: "${id}" (expecting "vol-...")`);
       fail('InvalidVolume.NotFound', `The volume '${id}' does not exist.`);
@@ -1274,16 +1412,23 @@ export class Ec2Sim {
 
   private instance(id: string): Instance {
     const i = this.instances.get(id);
-    if (!i) {
+    if (!i || !this.visible(i)) {
       if (!/^i-[0-9a-f]+$/.test(id)) fail('InvalidInstanceID.Malformed', `Invalid id: "${id}"`);
       fail('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
     }
     return i;
   }
 
+  /** An instance by id, whether or not the API knows it yet (for the simulator's own helpers). */
+  private known(id: string): Instance {
+    const i = this.instances.get(id);
+    if (!i) throw new RangeError(`unknown instance ${id}`);
+    return i;
+  }
+
   private snapshot(id: string): Snapshot {
     const s = this.snapshots.get(id);
-    if (!s) {
+    if (!s || !this.visible(s)) {
       if (!/^snap-[0-9a-f]+$/.test(id))
         fail('InvalidSnapshotID.Malformed', `Invalid id: "${id}" (expecting "snap-...")`);
       fail('InvalidSnapshot.NotFound', `The snapshot '${id}' does not exist.`);

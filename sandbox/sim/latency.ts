@@ -24,8 +24,23 @@ export interface LatencyModel {
   snapshot: Range;
   /** Instance pending -> running (brief: 20-40 s). */
   instanceBoot: Range;
-  /** running -> SSM agent registered and answering (brief: ~10 s). */
+  /** running -> the OS has booted (the web server could start). Assumed (AL2023 on Nitro: seconds). */
+  osBoot: Range;
+  /** OS booted -> SSM agent registered and answering (with osBoot: the brief's ~10 s after running). */
   agentRegistration: Range;
+  /**
+   * Eventual consistency (rule `eventualConsistency`): how long a new volume, snapshot or instance id
+   * stays unknown to Describe*, and how long DescribeInstances block device mappings lag an attach or
+   * detach. AWS gives no number ("Eventual consistency in the Amazon EC2 API"): a few seconds, assumed
+   * at the long end.
+   */
+  consistency: Range;
+  /**
+   * Tail of attach and detach (rule `attachTail`): with probability `chance` a duration is multiplied by
+   * a factor drawn in `factor`, so p99 is several times the median. AWS documents no figure; public
+   * reports of attaches taking tens of seconds are the reason (assumed, conservative).
+   */
+  attachTail: { chance: number; factor: Range };
   /** shutting-down -> terminated. Assumed. */
   instanceShutdown: Range;
   /** Auto Scaling launch -> instance in Pending:Wait and the lifecycle event sent. Assumed. */
@@ -50,7 +65,10 @@ export const defaultLatency: LatencyModel = {
   detach: [1, 4],
   snapshot: [20, 60],
   instanceBoot: [20, 40],
-  agentRegistration: [8, 12],
+  osBoot: [6, 9],
+  agentRegistration: [2, 3],
+  consistency: [1, 5],
+  attachTail: { chance: 0.05, factor: [2, 8] },
   instanceShutdown: [5, 15],
   lifecycleHookDelay: [1, 3],
   ssmInvocationVisible: [0.2, 0.8],
@@ -63,4 +81,13 @@ export const defaultLatency: LatencyModel = {
 export function draw(rng: Rng, range: Range): number {
   const [min, max] = range;
   return max > min ? rng.uniform(min, max) : min;
+}
+
+/**
+ * A duration in `range` with a tail: with probability `tail.chance` it is multiplied by a factor drawn
+ * in `tail.factor` (rule attachTail).
+ */
+export function drawWithTail(rng: Rng, range: Range, tail: LatencyModel['attachTail']): number {
+  const base = draw(rng, range);
+  return rng.next() < tail.chance ? base * draw(rng, tail.factor) : base;
 }

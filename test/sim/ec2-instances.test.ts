@@ -89,13 +89,20 @@ describe('instances', () => {
     expect(error.message).toBe("The instance ID 'i-0123456789abcdef0' does not exist");
   });
 
-  it('DescribeInstanceTypes reports NVMe and the EBS attachment limit', async () => {
-    const out = await h.ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: ['m7g.large'] }));
+  it("DescribeInstanceTypes reports NVMe and each type's real EBS attachment limit", async () => {
+    const out = await h.ec2.send(
+      new DescribeInstanceTypesCommand({ InstanceTypes: ['m7g.large', 'm7i.large'] }),
+    );
 
-    expect(out.InstanceTypes?.[0]?.EbsInfo).toMatchObject({
+    const byType = Object.fromEntries((out.InstanceTypes ?? []).map((t) => [t.InstanceType, t.EbsInfo]));
+    expect(byType['m7g.large']).toMatchObject({
       NvmeSupport: 'required',
-      MaximumEbsAttachments: 28,
+      MaximumEbsAttachments: 27,
       AttachmentLimitType: 'shared',
+    });
+    expect(byType['m7i.large']).toMatchObject({
+      MaximumEbsAttachments: 32,
+      AttachmentLimitType: 'dedicated',
     });
   });
 

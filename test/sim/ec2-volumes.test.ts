@@ -12,7 +12,7 @@ import {
   ModifyInstanceAttributeCommand,
 } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Harness, harness, rejection, runningInstance } from './harness.js';
+import { type Harness, harness, rejection, runningInstance, untilConsistent } from './harness.js';
 
 let h: Harness;
 
@@ -255,6 +255,7 @@ describe('AttachVolume', () => {
     h = await harness({ latency: { volumeCreate: [600, 600] } });
     const instanceId = await runningInstance(h.cloud);
     const out = await h.ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 5 }));
+    await untilConsistent(h.cloud);
 
     const error = await rejection(
       h.ec2.send(
@@ -277,9 +278,25 @@ describe('AttachVolume', () => {
     expect(error.name).toBe('IncorrectInstanceState');
   });
 
-  it('accepts a pending (booting) instance', async () => {
+  it("fails with IncorrectState, AWS's message, while the instance is pending", async () => {
     const volumeId = await availableVolume();
     const instanceId = h.cloud.launchInstance({ az: 'us-east-1a', bootSeconds: 1000 });
+    await untilConsistent(h.cloud);
+
+    const error = await rejection(
+      h.ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: '/dev/sdf' })),
+    );
+
+    expect(error.name).toBe('IncorrectState');
+    expect(error.message).toBe(`Instance '${instanceId}' is not 'running'.`);
+  });
+
+  it('accepts a pending instance only with rule attachRequiresRunning off', async () => {
+    await h.dispose();
+    h = await harness({ rules: { attachRequiresRunning: false } });
+    const volumeId = await availableVolume();
+    const instanceId = h.cloud.launchInstance({ az: 'us-east-1a', bootSeconds: 1000 });
+    await untilConsistent(h.cloud);
 
     const out = await h.ec2.send(
       new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: '/dev/sdf' }),

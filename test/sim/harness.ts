@@ -65,6 +65,14 @@ export async function runningInstance(
   return id;
 }
 
+/**
+ * Waits until every id created before the call is known to Describe* (rule eventualConsistency: a new
+ * id may be unknown for up to `latency.consistency` modelled seconds).
+ */
+export function untilConsistent(cloud: Cloud): Promise<void> {
+  return cloud.clock.sleep(cloud.latency.consistency[1] + 0.001);
+}
+
 /** The error a promise rejects with (fails the test if it resolves). */
 export async function rejection(promise: Promise<unknown>): Promise<Error & Record<string, unknown>> {
   try {

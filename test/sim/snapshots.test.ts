@@ -7,7 +7,7 @@ import {
   DescribeSnapshotsCommand,
 } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Harness, harness, rejection } from './harness.js';
+import { type Harness, harness, rejection, untilConsistent } from './harness.js';
 
 let h: Harness;
 
@@ -172,6 +172,7 @@ describe('snapshots', () => {
     await h.dispose();
     h = await harness({ latency: { snapshot: [100_000, 100_000] } });
     const out = await h.ec2.send(new CreateSnapshotCommand({ VolumeId: await volumeWithData({}) }));
+    await untilConsistent(h.cloud);
 
     const error = await rejection(
       h.ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', SnapshotId: out.SnapshotId })),
