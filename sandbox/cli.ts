@@ -8,12 +8,14 @@ import { runChaos } from './scenarios/chaos.js';
 import { runDemo } from './scenarios/demo.js';
 import { runPushScenario } from './scenarios/push.js';
 import { runScale } from './scenarios/scale.js';
+import { resolveRules, type StrictRule, strictRuleNames } from './sim/rules.js';
 
 // Node 20 runs the tests and the sandbox here; the Lambdas run on Node 22. The SDK's notice about it is noise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const usage = `usage: npm run sandbox -- [--scenario demo|burst|push|chaos|scale] [--instances N] [--idle-per-az M] [--azs K]
-                      [--burst B] [--operations N] [--seed S] [--time-scale X] [--agent scripts|model] [--json]`;
+                      [--burst B] [--operations N] [--seed S] [--time-scale X] [--agent scripts|model] [--json]
+                      [--no-rule NAME]...  (switch an AWS-strict rule off, for comparison: ${strictRuleNames.join(', ')})`;
 
 function fail(message: string): never {
   console.error(`volsd sandbox: ${message}\n${usage}`);
@@ -39,6 +41,7 @@ try {
       operations: { type: 'string' },
       burst: { type: 'string' },
       agent: { type: 'string' },
+      'no-rule': { type: 'string', multiple: true },
       'time-scale': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -68,6 +71,16 @@ if (agentOption !== undefined && agentOption !== 'scripts' && agentOption !== 'm
   fail(`--agent must be scripts or model, got "${agentOption}"`);
 const agent = agentOption as 'scripts' | 'model' | undefined;
 
+// Every AWS-strict rule is on; --no-rule switches one off, for comparison only.
+const off = (parsed.values['no-rule'] as string[] | undefined) ?? [];
+let rules: Partial<Record<StrictRule, boolean>> | undefined;
+try {
+  rules = off.length ? resolveRules(Object.fromEntries(off.map((n) => [n, false]))) : undefined;
+} catch (err) {
+  fail((err as Error).message);
+}
+const ruleOptions = rules ? { rules } : {};
+
 const scenario = String(v.scenario);
 let result: unknown;
 switch (scenario) {
@@ -82,6 +95,7 @@ switch (scenario) {
       seed,
       timeScale,
       ...(agent ? { agent } : {}),
+      ...ruleOptions,
       log,
     });
     break;
@@ -92,6 +106,7 @@ switch (scenario) {
       azs: positiveInt('azs', v.azs as string | undefined, 1),
       seed,
       timeScale,
+      ...ruleOptions,
       log,
     });
     result = {
@@ -108,6 +123,7 @@ switch (scenario) {
       seed,
       timeScale,
       agent: agent ?? 'model',
+      ...ruleOptions,
       log,
     });
     break;
@@ -120,6 +136,7 @@ switch (scenario) {
       seed,
       timeScale: v['time-scale'] === undefined ? 0.1 : timeScale,
       agent: agent ?? 'model',
+      ...ruleOptions,
       log,
     });
     break;

@@ -1,7 +1,9 @@
-import { Sandbox } from '../runtime.js';
+import { Sandbox, type SandboxOptions } from '../runtime.js';
 import { round, ScenarioRecorder, type ScenarioResult } from './report.js';
 
 export interface BurstOptions {
+  /** AWS-strict rules switched off, for comparison only. @default every rule on */
+  rules?: SandboxOptions['rules'];
   instances: number;
   idlePerAz: number;
   azs: number;
@@ -27,6 +29,7 @@ export async function runBurst(
     timeScale: o.timeScale,
     maxGroupSize: Math.max(100, o.instances),
     agent: o.agent ?? 'scripts',
+    ...(o.rules ? { rules: o.rules } : {}),
   });
   try {
     const recorder = new ScenarioRecorder(sandbox);

@@ -1,12 +1,14 @@
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { poolTag, Role, roleTag } from '../../lambdas/shared/tags.js';
 import { type PushPipeline, wirePushPipeline } from '../push-wiring.js';
-import { Sandbox } from '../runtime.js';
+import { Sandbox, type SandboxOptions } from '../runtime.js';
 import { localCredentials, localRegion } from '../servers.js';
 import { Rng } from '../sim/rng.js';
 import { pipelineFigures, ScenarioRecorder, type ScenarioResult } from './report.js';
 
 export interface ChaosOptions {
+  /** AWS-strict rules switched off, for comparison only. @default every rule on */
+  rules?: SandboxOptions['rules'];
   operations: number;
   seed: number;
   timeScale: number;
@@ -104,6 +106,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     lambdaCrashRate: 0.02,
     heartbeatTimeout: 900,
     agent: o.agent ?? 'model',
+    ...(o.rules ? { rules: o.rules } : {}),
   });
   const s3 = new S3Client({
     endpoint: sandbox.s3.endpoint,

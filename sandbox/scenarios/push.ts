@@ -18,7 +18,7 @@ import { validateKey } from '../../lambdas/shared/push-keys.js';
 import type { PushRecord } from '../../lambdas/shared/push-records.js';
 import { putObjectVerbatim } from '../agent/s3-fidelity.js';
 import { type PushPipeline, wirePushPipeline } from '../push-wiring.js';
-import { Sandbox } from '../runtime.js';
+import { Sandbox, type SandboxOptions } from '../runtime.js';
 import { localCredentials, localRegion } from '../servers.js';
 import { ScenarioRecorder, type ScenarioResult } from './report.js';
 
@@ -346,6 +346,8 @@ export async function uploadHostileBatch(
 
 /** Options of {@link runPushScenario}. */
 export interface PushScenarioOptions {
+  /** AWS-strict rules switched off, for comparison only. @default every rule on */
+  rules?: SandboxOptions['rules'];
   /** Web instances in service before the pushes. */
   instances: number;
   idlePerAz: number;
@@ -387,6 +389,7 @@ export async function runPushScenario(o: PushScenarioOptions): Promise<PushScena
     idlePerAz: o.idlePerAz,
     seed: o.seed,
     timeScale: o.timeScale,
+    ...(o.rules ? { rules: o.rules } : {}),
   });
   let push: PushPipeline | undefined;
   const scratch = await mkdtemp(join(tmpdir(), 'volsd-push-scenario-'));

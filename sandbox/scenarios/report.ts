@@ -50,6 +50,10 @@ export const noPushFigures: PushFigures = {
 export interface ScenarioResult {
   scenario: string;
   seed: number;
+  /** The AWS-strict rules of the simulator in force for this run (`sandbox/sim/rules.ts`). */
+  strictRules: string[];
+  /** Messages the lifecycle intake queue moved to its dead-letter queue (0: every event was acted on). */
+  intakeDeadLetters: number;
   instancesLaunched: number;
   instancesReady: number;
   instancesFailed: number;
@@ -130,6 +134,8 @@ export class ScenarioRecorder {
     return {
       scenario,
       seed: sandbox.options.seed,
+      strictRules: sandbox.cloud.strictRules(),
+      intakeDeadLetters: sandbox.intakeDeadLetters(),
       instancesLaunched: launches.length,
       instancesReady: ready.length,
       instancesFailed: launches.filter((a) => a.result !== 'CONTINUE').length,

@@ -3,12 +3,14 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { VolumeState } from '../../lambdas/shared/model.js';
 import { volumeGeneration } from '../invariants.js';
 import { type PushPipeline, wirePushPipeline } from '../push-wiring.js';
-import { Sandbox } from '../runtime.js';
+import { Sandbox, type SandboxOptions } from '../runtime.js';
 import { localCredentials, localRegion } from '../servers.js';
 import { percentiles, pipelineFigures, round, ScenarioRecorder, type ScenarioResult } from './report.js';
 
 /** Options of the scale scenario. */
 export interface ScaleOptions {
+  /** AWS-strict rules switched off, for comparison only. @default every rule on */
+  rules?: SandboxOptions['rules'];
   /** Instances launched in all. @default 1000 */
   instances?: number;
   /** Launches per burst. @default 200 */
@@ -80,6 +82,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     heartbeatTimeout: 900,
     maxGroupSize: instances,
     agent,
+    ...(o.rules ? { rules: o.rules } : {}),
   });
   const s3 = new S3Client({
     endpoint: sandbox.s3.endpoint,
