@@ -13,7 +13,7 @@ import { registerVolsdDocuments } from './agent/runner.js';
 import { LocalQueue } from './queue.js';
 import { type LocalDynamo, type LocalS3, localCredentials, startDynamo, startS3 } from './servers.js';
 import { Accounting, countingMiddleware } from './sim/accounting.js';
-import { Cloud } from './sim/cloud.js';
+import { Cloud, type CloudOptions } from './sim/cloud.js';
 import { attachSimulator, modelledRetryStrategy } from './sim/middleware.js';
 import { Rng } from './sim/rng.js';
 import type { StrictRule } from './sim/rules.js';
@@ -43,6 +43,8 @@ export interface SandboxOptions {
    * @default every rule on
    */
   rules?: Partial<Record<StrictRule, boolean>>;
+  /** Other tenants' load on the throttled APIs (`CloudOptions.backgroundLoad`). @default none */
+  backgroundLoad?: CloudOptions['backgroundLoad'];
   /** Largest size of the served group. @default 100 */
   maxGroupSize?: number;
   /** Keep the sandbox directory after stop (for inspection). */
@@ -125,6 +127,7 @@ export class Sandbox {
       agent: o.agent ?? 'scripts',
       maxGroupSize: o.maxGroupSize ?? 100,
       rules: o.rules ?? {},
+      backgroundLoad: o.backgroundLoad ?? {},
     };
     const rootDir = await mkdtemp(join(tmpdir(), 'volsd-sandbox-'));
     const wiring: SandboxWiring = {
@@ -154,6 +157,7 @@ export class Sandbox {
       accountId,
       throttling: options.throttling,
       rules: options.rules,
+      backgroundLoad: options.backgroundLoad,
     });
     if (options.agent === 'model') {
       const { registerModelledDocuments } = await import('./agent/model-runner.js');

@@ -71,11 +71,14 @@ export type VolsdErrorName = keyof typeof namedErrors;
 
 /**
  * AWS error names (SDK exception `name`s) that the state machines match directly: throttling that
- * outlived the SDK's own retries, and EC2's "device name in use" on attach.
+ * outlived the SDK's own retries, and EC2's "device name in use" on attach. Throttling is spelled per
+ * protocol: EC2 `RequestLimitExceeded`, SSM (JSON) `ThrottlingException`, Auto Scaling (query)
+ * `Throttling`, all "Rate exceeded" for the last two.
  */
 export const awsErrorNames: readonly string[] = [
   'RequestLimitExceeded',
   'ThrottlingException',
+  'Throttling',
   'TooManyUpdates',
   'ProvisionedThroughputExceededException',
   'InvalidParameterValue',

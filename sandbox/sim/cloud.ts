@@ -17,7 +17,7 @@ import { defaultLatency, type LatencyModel } from './latency.js';
 import { Rng } from './rng.js';
 import { resolveRules, rulesInForce, type StrictRule, type StrictRules } from './rules.js';
 import { type CommandView, SsmSim } from './ssm.js';
-import { ec2Bucket, TokenBuckets } from './throttle.js';
+import { autoScalingBucket, type BucketSpec, ec2Bucket, ssmBucket, TokenBuckets } from './throttle.js';
 
 /** Options of `Cloud`. */
 export interface CloudOptions {
@@ -35,8 +35,17 @@ export interface CloudOptions {
   latency?: Partial<LatencyModel>;
   /** Where the simulator counts the calls it answers. */
   accounting?: Accounting;
-  /** Real EC2 token-bucket throttling. @default true */
+  /**
+   * Real token-bucket throttling: EC2 always, SSM and Auto Scaling under their rules
+   * (`ssmThrottling`, `autoScalingThrottling`). `false` turns all of it off. @default true
+   */
   throttling?: boolean;
+  /**
+   * A scenario option, not a rule (off by default): other tenants of the account calling the same
+   * APIs, as requests per modelled second taken from EVERY throttled bucket of the service (each
+   * action's), on top of the sandbox's own calls. A rate at or above a bucket's refill keeps it empty.
+   */
+  backgroundLoad?: BackgroundLoad;
   /** @default 'us-east-1' */
   region?: string;
   /** @default '123456789012' */
@@ -46,6 +55,13 @@ export interface CloudOptions {
    * rule of `rules.ts` is on unless named false here.
    */
   rules?: Partial<Record<StrictRule, boolean>>;
+}
+
+/** Other tenants' request rates per service, per action bucket (requests per modelled second). */
+export interface BackgroundLoad {
+  ec2PerSecond?: number;
+  ssmPerSecond?: number;
+  autoScalingPerSecond?: number;
 }
 
 /** A plain JSON view of the whole simulated cloud, for invariant checks and reports. */
@@ -89,6 +105,7 @@ export class Cloud {
   private readonly ctx: SimContext;
   private readonly buckets: TokenBuckets;
   private readonly throttling: boolean;
+  private readonly background: Readonly<Record<SimService, number>>;
   private readonly requestIds: Rng;
   private closing?: Promise<void>;
 
@@ -105,6 +122,11 @@ export class Cloud {
     this.latency = { ...defaultLatency, ...o.latency };
     this.throttling = o.throttling ?? true;
     this.rules = resolveRules(o.rules);
+    this.background = {
+      ec2: backgroundRate(o.backgroundLoad?.ec2PerSecond, 'ec2PerSecond'),
+      ssm: backgroundRate(o.backgroundLoad?.ssmPerSecond, 'ssmPerSecond'),
+      autoscaling: backgroundRate(o.backgroundLoad?.autoScalingPerSecond, 'autoScalingPerSecond'),
+    };
     this.requestIds = rng.fork('requests');
     // Nobody may be listening; an 'error' event must never be what crashes the sandbox.
     this.events.setMaxListeners(100);
@@ -229,6 +251,8 @@ export class Cloud {
 
   /** EC2 calls refused by the token buckets (real request-rate throttling, not injected faults). */
   rateLimited = 0;
+  /** SSM and Auto Scaling calls refused by their token buckets (`ssmThrottling`, `autoScalingThrottling`). */
+  readonly controlPlaneRateLimited: Record<'ssm' | 'autoscaling', number> = { ssm: 0, autoscaling: 0 };
 
   /**
    * Answers one API call: counts it, waits the modelled API latency, applies throttling and faults,
@@ -250,11 +274,19 @@ export class Cloud {
       if (request.DryRun === true)
         fail('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
       const bucket = ec2Bucket(operation, request);
-      const limited = this.throttling && !this.buckets.take(bucket.key, bucket.spec);
+      const limited = this.throttling && !this.buckets.take(bucket.key, bucket.spec, this.background.ec2);
       const throttled = limited || this.faults.strike('throttle', { action: operation });
       if (throttled) {
         if (limited) this.rateLimited++;
         fail('RequestLimitExceeded', 'Request limit exceeded.', 503);
+      }
+    } else if (this.throttling) {
+      // SSM (JSON protocol) answers ThrottlingException, Auto Scaling (query protocol) Throttling, both
+      // "Rate exceeded", 400 (botocore/boto3 and aws-sdk-go reports, FACTS §8; docs/sandbox.md).
+      const bucket = this.controlPlaneBucket(service, operation);
+      if (bucket && !this.buckets.take(bucket.key, bucket.spec, this.background[service])) {
+        this.controlPlaneRateLimited[service]++;
+        fail(service === 'ssm' ? 'ThrottlingException' : 'Throttling', 'Rate exceeded', 400);
       }
     }
     if (this.faults.strike('internalError', { action: operation })) {
@@ -288,9 +320,25 @@ export class Cloud {
     return this.closing;
   }
 
+  /** The bucket of an SSM or Auto Scaling call when its throttling rule is in force. */
+  private controlPlaneBucket(
+    service: 'ssm' | 'autoscaling',
+    operation: string,
+  ): { key: string; spec: BucketSpec } | undefined {
+    if (service === 'ssm') return this.rules.ssmThrottling ? ssmBucket(operation) : undefined;
+    return this.rules.autoScalingThrottling ? autoScalingBucket(operation) : undefined;
+  }
+
   private commandTable(service: SimService): Record<string, (input: never) => object> {
     if (service === 'ec2') return this.ec2.commands;
     if (service === 'autoscaling') return this.autoscaling.commands;
     return this.ssm.commands;
   }
+}
+
+function backgroundRate(value: number | undefined, name: string): number {
+  if (value === undefined) return 0;
+  if (!Number.isFinite(value) || value < 0)
+    throw new RangeError(`backgroundLoad.${name} must be a finite number >= 0, got ${value}`);
+  return value;
 }

@@ -23,6 +23,8 @@ import type { SimContext } from './context.js';
 import type { DeviceView } from './devices.js';
 import type { Ec2Sim, InstanceEvent } from './ec2.js';
 import { fail } from './errors.js';
+import type { Range } from './latency.js';
+import type { Rng } from './rng.js';
 import { paginate } from './util.js';
 
 /** What a document runner gets: the instance, its file tree, the command's parameters and the devices. */
@@ -102,6 +104,8 @@ interface Invocation {
   stderr: string;
   abort?: AbortController;
   timers: (() => void)[];
+  /** Cancels the pending re-delivery of a Delayed invocation (one at a time, not one per attempt). */
+  redeliver?: () => void;
 }
 
 interface SimCommand {
@@ -112,6 +116,8 @@ interface SimCommand {
   instanceIds: string[];
   targets: { Key: string; Values: string[] }[];
   requestedAt: Date;
+  /** Modelled second of the request. */
+  requestedAtModel: number;
   /** Modelled second the invocations become visible. */
   visibleAt: number;
   maxConcurrencyText: string;
@@ -123,6 +129,8 @@ interface SimCommand {
   invocations: Invocation[];
   status: CommandStatus;
   details: string;
+  /** Command-level timers (the start of delivery, when targets are resolved then). */
+  timers: (() => void)[];
 }
 
 interface StoredParameter {
@@ -147,6 +155,16 @@ export interface CommandView {
     responseCode: number;
   }[];
 }
+
+/**
+ * `ssmDelivery`: delivery latency is lognormal around the middle of `latency.ssmDelivery` (1 s by
+ * default) with sigma 0.7, so p90 is 2.5x the median and p99 5.1x; capped at 30x. AWS publishes no
+ * figure: assumed, chosen with a tail heavier than the uniform range it replaces.
+ */
+const deliverySigma = 0.7;
+const deliveryCapFactor = 30;
+/** Modelled seconds between delivery attempts to an agent that does not answer (Delayed). Assumed. */
+const redeliverySeconds = 2;
 
 const maxStdout = 24000;
 const maxStderr = 8000;
@@ -173,6 +191,19 @@ function parseRate(
   return m[2] ? Math.max(min, round((n / 100) * targets)) : n;
 }
 
+/**
+ * A delivery latency with a tail (`ssmDelivery`): lognormal with its median at the middle of `range`
+ * and sigma `deliverySigma`, capped at `deliveryCapFactor` x the median. Two draws of `rng` (Box-Muller),
+ * so a seed replays the same latencies.
+ */
+export function tailedDelivery(rng: Rng, range: Range): number {
+  const median = (range[0] + range[1]) / 2;
+  const u = 1 - rng.next();
+  const v = rng.next();
+  const z = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  return Math.min(median * deliveryCapFactor, median * Math.exp(deliverySigma * z));
+}
+
 function iso(d: Date | undefined): string {
   return d ? d.toISOString() : '';
 }
@@ -193,6 +224,10 @@ export class SsmSim {
   /** Commands with an invocation on the instance (so an instance going away does not scan every command). */
   private readonly commandsByInstance = new Map<string, Set<SimCommand>>();
   private readonly parameters = new Map<string, StoredParameter>();
+  /** Instances whose agent registered (managed nodes), until they terminate. */
+  private readonly registered = new Set<string>();
+  /** Registered instances whose agent lost its connection (`setAgentConnection`). */
+  private readonly connectionLost = new Set<string>();
 
   constructor(
     private readonly ctx: SimContext,
@@ -215,6 +250,33 @@ export class SsmSim {
     GetParametersByPath: (i: GetParametersByPathRequest) => this.getParametersByPath(i),
     DeleteParameter: (i: DeleteParameterRequest) => this.deleteParameter(i),
   };
+
+  /**
+   * Takes a registered instance's agent offline (`online: false`: PingStatus ConnectionLost, as when
+   * the agent crashes or loses its network) or back online. A scenario helper, not an AWS API.
+   */
+  setAgentConnection(instanceId: string, online: boolean): void {
+    if (!this.registered.has(instanceId))
+      throw new Error(`${instanceId} has no registered SSM agent (not running yet, or terminated)`);
+    if (online) this.connectionLost.delete(instanceId);
+    else this.connectionLost.add(instanceId);
+    this.ctx.notify();
+  }
+
+  /** True when the instance's agent answers now: registered, running, connected. */
+  private reachable(instanceId: string): boolean {
+    return this.ec2.agentOnline(instanceId) && !this.connectionLost.has(instanceId);
+  }
+
+  /**
+   * Whether SendCommand may address the instance. Under `ssmDelivery` every registered (managed)
+   * running instance is accepted, reachable or not: an agent that lost its connection gets Delayed
+   * invocations that end DeliveryTimedOut. Without the rule, only a reachable agent is accepted.
+   */
+  private addressable(instanceId: string): boolean {
+    if (!this.ctx.rules.ssmDelivery) return this.reachable(instanceId);
+    return this.registered.has(instanceId) && this.ec2.instanceState(instanceId) === 'running';
+  }
 
   /** Registers (or replaces) the runner that executes document `name`. */
   registerDocument(name: string, runner: DocumentRunner): void {
@@ -240,8 +302,10 @@ export class SsmSim {
   /** Aborts running documents and cancels timers. */
   close(): void {
     for (const c of this.commandsById.values()) {
+      for (const cancel of c.timers.splice(0)) cancel();
       for (const inv of c.invocations) {
         for (const cancel of inv.timers.splice(0)) cancel();
+        inv.redeliver?.();
         inv.abort?.abort();
       }
     }
@@ -281,9 +345,10 @@ export class SsmSim {
       );
     }
 
-    let instanceIds: string[];
+    const targetList = targets.map((t) => ({ Key: t.Key ?? '', Values: [...(t.Values ?? [])] }));
+    let instanceIds: string[] | undefined;
     if (ids.length > 0) {
-      const invalid = ids.filter((id) => !this.ec2.agentOnline(id));
+      const invalid = ids.filter((id) => !this.addressable(id));
       if (invalid.length) {
         fail(
           'InvalidInstanceId',
@@ -292,76 +357,104 @@ export class SsmSim {
       }
       instanceIds = [...ids];
     } else {
-      instanceIds = this.resolveTargets(targets.map((t) => ({ Key: t.Key ?? '', Values: t.Values ?? [] })));
+      this.checkTargets(targetList);
+      // Under `ssmDelivery` tag targets are resolved when the command is delivered, not now: an
+      // instance tagged (or registered) in between is reached, one gone in between is not.
+      if (!this.ctx.rules.ssmDelivery) instanceIds = this.resolveTargets(targetList);
     }
 
     const parameters = input.Parameters ?? {};
     const executionTimeout = Number(parameters.executionTimeout?.[0] ?? 3600);
     const now = this.ctx.clock.now();
+    const maxConcurrencyText = input.MaxConcurrency ?? '50';
+    const maxErrorsText = input.MaxErrors ?? '0';
     const command: SimCommand = {
       id: this.ctx.ids.uuid(),
       documentName,
       comment: input.Comment ?? '',
       parameters,
       instanceIds: [...ids],
-      targets: targets.map((t) => ({ Key: t.Key ?? '', Values: [...(t.Values ?? [])] })),
+      targets: targetList,
       requestedAt: this.ctx.clock.date(now),
+      requestedAtModel: now,
       visibleAt: now + this.ctx.delay(this.ctx.latency.ssmInvocationVisible),
-      maxConcurrencyText: input.MaxConcurrency ?? '50',
-      maxErrorsText: input.MaxErrors ?? '0',
-      maxConcurrency: parseRate(
-        input.MaxConcurrency ?? '50',
-        instanceIds.length,
-        'maxConcurrency',
-        Math.ceil,
-        1,
-      ),
-      maxErrors: parseRate(input.MaxErrors ?? '0', instanceIds.length, 'maxErrors', Math.floor, 0),
+      maxConcurrencyText,
+      maxErrorsText,
+      // Validated now (ValidationException at the call); recomputed against the resolved targets.
+      maxConcurrency: parseRate(maxConcurrencyText, instanceIds?.length ?? 0, 'maxConcurrency', Math.ceil, 1),
+      maxErrors: parseRate(maxErrorsText, instanceIds?.length ?? 0, 'maxErrors', Math.floor, 0),
       timeoutSeconds,
       executionTimeout: Number.isFinite(executionTimeout) && executionTimeout > 0 ? executionTimeout : 3600,
-      invocations: instanceIds.map((instanceId) => ({
-        commandId: '',
-        instanceId,
-        details: 'Pending',
-        dispatched: false,
-        responseCode: -1,
-        stdout: '',
-        stderr: '',
-        timers: [],
-      })),
+      invocations: [],
       status: 'Pending',
       details: 'Pending',
+      timers: [],
     };
-    for (const inv of command.invocations) inv.commandId = command.id;
     if (command.maxConcurrency < 1) validation('MaxConcurrency must be at least 1');
     this.commandsById.set(command.id, command);
-    for (const inv of command.invocations) {
-      const set = this.commandsByInstance.get(inv.instanceId) ?? new Set<SimCommand>();
-      set.add(command);
-      this.commandsByInstance.set(inv.instanceId, set);
-    }
-    if (command.invocations.length === 0) {
-      command.status = 'Success';
-      command.details = 'NoInstancesInTag';
-    } else {
-      const start = this.ctx.clock.setTimer(command.visibleAt - now, () => this.pump(command));
-      command.invocations[0]?.timers.push(start);
-      for (const inv of command.invocations) {
-        inv.timers.push(
-          this.ctx.clock.setTimer(timeoutSeconds, () => {
-            if (inv.details === 'Pending' || inv.details === 'Delayed')
-              this.finish(command, inv, 'DeliveryTimedOut', -1);
-          }),
-        );
-      }
+    if (instanceIds) this.addInvocations(command, instanceIds);
+    if (!instanceIds || command.invocations.length > 0) {
+      command.timers.push(
+        this.ctx.clock.setTimer(command.visibleAt - now, () => {
+          if (!instanceIds) {
+            this.addInvocations(command, this.resolveTargets(command.targets));
+            if (command.invocations.length === 0) {
+              this.emitCommand(command);
+              this.ctx.notify();
+              return;
+            }
+          }
+          this.pump(command);
+        }),
+      );
     }
     this.emitCommand(command);
     this.ctx.notify();
     return { Command: this.commandOutput(command) };
   }
 
-  /** Tag targets (ANDed across entries, values ORed) reach the registered, online instances that match. */
-  private resolveTargets(targets: { Key: string; Values: string[] }[]): string[] {
+  /**
+   * Gives the command its invocations on `instanceIds` (at the call, or at delivery for tag targets
+   * under `ssmDelivery`): rate controls against their number, delivery timeouts counted from the
+   * request. No instance: the command ends Success / NoInstancesInTag.
+   */
+  private addInvocations(command: SimCommand, instanceIds: string[]): void {
+    const targets = instanceIds.length;
+    command.maxConcurrency = parseRate(command.maxConcurrencyText, targets, 'maxConcurrency', Math.ceil, 1);
+    command.maxErrors = parseRate(command.maxErrorsText, targets, 'maxErrors', Math.floor, 0);
+    command.invocations = instanceIds.map((instanceId) => ({
+      commandId: command.id,
+      instanceId,
+      details: 'Pending',
+      dispatched: false,
+      responseCode: -1,
+      stdout: '',
+      stderr: '',
+      timers: [],
+    }));
+    if (targets === 0) {
+      command.status = 'Success';
+      command.details = 'NoInstancesInTag';
+      return;
+    }
+    const timeoutIn = command.requestedAtModel + command.timeoutSeconds - this.ctx.clock.now();
+    for (const inv of command.invocations) {
+      const set = this.commandsByInstance.get(inv.instanceId) ?? new Set<SimCommand>();
+      set.add(command);
+      this.commandsByInstance.set(inv.instanceId, set);
+      // Not delivered within TimeoutSeconds of the request: DeliveryTimedOut (SendCommand TimeoutSeconds:
+      // "If this time is reached and the command hasn't already started running, it won't run").
+      inv.timers.push(
+        this.ctx.clock.setTimer(Math.max(0, timeoutIn), () => {
+          if (inv.details === 'Pending' || inv.details === 'Delayed')
+            this.finish(command, inv, 'DeliveryTimedOut', -1);
+        }),
+      );
+    }
+  }
+
+  /** Refuses target keys the simulator does not model (InvalidTarget). */
+  private checkTargets(targets: { Key: string; Values: string[] }[]): void {
     for (const t of targets) {
       if (!t.Key.startsWith('tag:') && t.Key !== 'tag-key' && t.Key !== 'InstanceIds') {
         fail(
@@ -370,6 +463,13 @@ export class SsmSim {
         );
       }
     }
+  }
+
+  /**
+   * Tag targets (ANDed across entries, values ORed) reach the running instances that match and that
+   * SendCommand may address (`addressable`: under `ssmDelivery` also those whose agent is offline).
+   */
+  private resolveTargets(targets: { Key: string; Values: string[] }[]): string[] {
     return this.ec2
       .instanceIds((tags, state) => {
         if (state !== 'running') return false;
@@ -385,7 +485,7 @@ export class SsmSim {
           ? (targets.find((t) => t.Key === 'InstanceIds')?.Values ?? [])
           : [],
       )
-      .filter((id) => this.ec2.agentOnline(id));
+      .filter((id) => this.addressable(id));
   }
 
   private errorCount(command: SimCommand): number {
@@ -424,24 +524,33 @@ export class SsmSim {
       this.finish(command, inv, 'Undeliverable', -1);
       return;
     }
-    if (!this.ec2.agentOnline(inv.instanceId)) {
-      // The agent is away (rebooting, not yet registered): AWS retries delivery until the delivery timeout.
+    if (!this.reachable(inv.instanceId)) {
+      // The agent does not answer (connection lost, rebooting): AWS marks the invocation Delayed and
+      // retries delivery until the delivery timeout (TimeoutSeconds), then DeliveryTimedOut.
       if (inv.details !== 'Delayed') this.setDetails(command, inv, 'Delayed');
-      inv.timers.push(
-        this.ctx.clock.setTimer(2, () => inv.details === 'Delayed' && this.deliver(command, inv)),
-      );
+      inv.redeliver?.();
+      inv.redeliver = this.ctx.clock.setTimer(redeliverySeconds, () => {
+        inv.redeliver = undefined;
+        if (inv.details === 'Delayed') this.deliver(command, inv);
+      });
       return;
     }
     inv.timers.push(
-      this.ctx.clock.setTimer(this.ctx.delay(this.ctx.latency.ssmDelivery), () => {
+      this.ctx.clock.setTimer(this.deliveryDelay(), () => {
         if (terminal.has(inv.details)) return;
-        if (!this.ec2.agentOnline(inv.instanceId)) {
+        if (!this.reachable(inv.instanceId)) {
           this.deliver(command, inv);
           return;
         }
         this.execute(command, inv, site);
       }),
     );
+  }
+
+  /** Modelled seconds from dispatch to the agent starting the document. */
+  private deliveryDelay(): number {
+    const range = this.ctx.latency.ssmDelivery;
+    return this.ctx.rules.ssmDelivery ? tailedDelivery(this.ctx.jitter, range) : this.ctx.delay(range);
   }
 
   private execute(
@@ -540,6 +649,8 @@ export class SsmSim {
   ): void {
     if (terminal.has(inv.details)) return;
     for (const cancel of inv.timers.splice(0)) cancel();
+    inv.redeliver?.();
+    inv.redeliver = undefined;
     // The run is over (it ended, or was aborted before this): its signal and every listener a runner
     // hung on it (one per S3 request of a sync) need not live as long as the command's history.
     inv.abort = undefined;
@@ -581,6 +692,12 @@ export class SsmSim {
   }
 
   private onInstance(instanceId: string, event: InstanceEvent): void {
+    if (event === 'agent-online') this.registered.add(instanceId);
+    if (event === 'terminated') {
+      // A terminated instance is no managed node any more: SendCommand answers InvalidInstanceId.
+      this.registered.delete(instanceId);
+      this.connectionLost.delete(instanceId);
+    }
     if (event !== 'shutting-down' && event !== 'terminated') return;
     const commands = this.commandsByInstance.get(instanceId) ?? new Set<SimCommand>();
     if (event === 'terminated') this.commandsByInstance.delete(instanceId);
@@ -786,7 +903,10 @@ export class SsmSim {
     InstanceInformationList: InstanceInformation[];
     NextToken?: string;
   } {
-    let ids = this.ec2.instanceIds(() => true).filter((id) => this.ec2.agentOnline(id));
+    // Registered agents: online ones, and those whose connection is lost (PingStatus ConnectionLost).
+    let ids = this.ec2
+      .instanceIds(() => true)
+      .filter((id) => this.reachable(id) || (this.connectionLost.has(id) && this.registered.has(id)));
     const wanted = [
       ...(input.InstanceInformationFilterList ?? [])
         .filter((f) => f.key === 'InstanceIds')
@@ -812,7 +932,7 @@ export class SsmSim {
     return {
       InstanceInformationList: page.map((id) => ({
         InstanceId: id,
-        PingStatus: 'Online',
+        PingStatus: this.connectionLost.has(id) ? 'ConnectionLost' : 'Online',
         LastPingDateTime: this.ctx.clock.date(),
         AgentVersion: '3.3.0.0',
         IsLatestVersion: true,

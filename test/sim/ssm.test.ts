@@ -204,11 +204,12 @@ describe('SendCommand by tag targets', () => {
   });
 
   it('succeeds with NoInstancesInTag when nothing matches', async () => {
-    const out = await h.ssm.send(
-      new SendCommandCommand({ DocumentName: 'Echo', Targets: [{ Key: 'tag:none', Values: ['x'] }] }),
-    );
+    // Tag targets are resolved at delivery (rule ssmDelivery): the answer to SendCommand is Pending.
+    const commandId = await send({ DocumentName: 'Echo', Targets: [{ Key: 'tag:none', Values: ['x'] }] });
+    await finished(commandId);
+    const out = await h.ssm.send(new ListCommandsCommand({ CommandId: commandId }));
 
-    expect(out.Command).toMatchObject({
+    expect(out.Commands?.[0]).toMatchObject({
       Status: 'Success',
       StatusDetails: 'NoInstancesInTag',
       TargetCount: 0,
