@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import { isThrottlingError } from '@smithy/service-error-classification';
 import { afterEach, describe, expect, it } from 'vitest';
+import { commandOutcome, sendDocument } from '../../lambdas/shared/commands.js';
 import type { CloudOptions } from '../../sandbox/sim/cloud.js';
 import { attachSimulator } from '../../sandbox/sim/middleware.js';
 import { Rng } from '../../sandbox/sim/rng.js';
@@ -290,5 +291,39 @@ describe('ssmDelivery', () => {
 
     expect(draw(5)).toEqual(draw(5));
     expect(draw(5)).not.toEqual(draw(6));
+  });
+
+  it("keeps the handlers' poller waiting on a Delayed invocation (CommandPending)", async () => {
+    const c = await cloud();
+    const instanceId = await runningInstance(c.cloud);
+    c.cloud.ssm.setAgentConnection(instanceId, false);
+    const commandId = await sendDocument(c.ssm, { documentName: 'Echo', instanceId, parameters: {} });
+    await c.cloud.waitFor(
+      () => invocationsOf(c, commandId)[0]?.statusDetails === 'Delayed',
+      300,
+      'a Delayed invocation',
+    );
+
+    const error = await rejection(commandOutcome(c.ssm, commandId, instanceId));
+
+    expect(error.name).toBe('CommandPending');
+  });
+
+  it("ends the handlers' poller with CommandFailed once the invocation is DeliveryTimedOut", async () => {
+    const c = await cloud();
+    const instanceId = await runningInstance(c.cloud);
+    c.cloud.ssm.setAgentConnection(instanceId, false);
+    const commandId = await sendDocument(c.ssm, {
+      documentName: 'Echo',
+      instanceId,
+      parameters: {},
+      timeoutSeconds: 30,
+    });
+    await commandDone(c, commandId);
+
+    const error = await rejection(commandOutcome(c.ssm, commandId, instanceId));
+
+    expect(error.name).toBe('CommandFailed');
+    expect(error.message).toContain('TimedOut');
   });
 });
