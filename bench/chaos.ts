@@ -56,7 +56,10 @@ function runSeed(seed: number, operations: number, timeScale: number): Promise<C
 }
 
 /** The summary of the runs, as Markdown. */
-export function chaosMarkdown(runs: ChaosResult[], o: { operations: number; timeScale: number }): string {
+export function chaosMarkdown(
+  runs: ChaosResult[],
+  o: { operations: number; timeScale: number; before?: { label: string; runs: ChaosResult[] } | undefined },
+): string {
   const faults = [...new Set(runs.flatMap((r) => Object.keys(r.faultsInjected)))].filter((f) =>
     runs.some((r) => (r.faultsInjected[f] ?? 0) > 0),
   );
@@ -105,6 +108,25 @@ export function chaosMarkdown(runs: ChaosResult[], o: { operations: number; time
     '',
     `Invariants: ${runs[0]?.invariants.checked.join(', ') ?? ''}.`,
     '',
+    `AWS-strict rules of the simulator in force (docs/sandbox.md): ${runs[0]?.strictRules?.length ? runs[0].strictRules.join(', ') : 'none'}; messages dead-lettered by the lifecycle intake, by seed: ${runs.map((r) => r.intakeDeadLetters ?? '-').join(', ')}.`,
+    '',
+    ...(o.before
+      ? [
+          `Before the AWS-strict rules (${o.before.label}), by seed:`,
+          '',
+          row(['seed', ...o.before.runs.map((r) => String(r.seed))]),
+          row(['---', ...o.before.runs.map(() => '---')]),
+          row([
+            'operations',
+            ...o.before.runs.map((r) => Object.values(r.operations).reduce((a, b) => a + b, 0)),
+          ]),
+          row(['launches', ...o.before.runs.map((r) => r.instancesLaunched)]),
+          row(['ready (InService)', ...o.before.runs.map((r) => r.instancesReady)]),
+          row(['**violations**', ...o.before.runs.map((r) => `**${r.invariants.violations.length}**`)]),
+          row(['modelled hours', ...o.before.runs.map((r) => (r.modelledSeconds / 3600).toFixed(1))]),
+          '',
+        ]
+      : []),
     ...runs.flatMap((r) =>
       r.invariants.violations.length === 0
         ? []
@@ -133,8 +155,17 @@ async function main() {
       out: { type: 'string', default: 'docs' },
       // Rewrites chaos.md from the chaos.json already in --out, without running anything.
       'render-only': { type: 'boolean', default: false },
+      // An earlier chaos.json to show beside this run, and its label.
+      before: { type: 'string' },
+      'before-label': { type: 'string' },
     },
   });
+  const before = values.before
+    ? {
+        label: values['before-label'] ?? values.before,
+        runs: JSON.parse(readFileSync(values.before, 'utf8')) as ChaosResult[],
+      }
+    : undefined;
   const operations = Number(values.operations);
   const timeScale = Number(values['time-scale']);
   const seeds = values.seeds.split(',').map(Number);
@@ -144,14 +175,14 @@ async function main() {
   const dir = join(repo, values.out);
   if (values['render-only']) {
     const runs = JSON.parse(readFileSync(join(dir, 'chaos.json'), 'utf8')) as ChaosResult[];
-    writeFileSync(join(dir, 'chaos.md'), `${chaosMarkdown(runs, { operations, timeScale })}\n`);
+    writeFileSync(join(dir, 'chaos.md'), `${chaosMarkdown(runs, { operations, timeScale, before })}\n`);
     return;
   }
   // Written after every seed, so a long run that is stopped keeps the seeds that finished.
   const write = () => {
     results.sort((a, b) => a.seed - b.seed);
     writeFileSync(join(dir, 'chaos.json'), `${JSON.stringify(results, null, 2)}\n`);
-    const md = chaosMarkdown(results, { operations, timeScale });
+    const md = chaosMarkdown(results, { operations, timeScale, before });
     writeFileSync(join(dir, 'chaos.md'), `${md}\n`);
     return md;
   };

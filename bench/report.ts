@@ -44,6 +44,16 @@ interface OpSummary {
 interface RunReport {
   launches: number;
   timeScale: number;
+  /** The simulator's AWS-strict rules in force for the run (absent in reports older than them). */
+  strictRules?: string[];
+  acquire: OpSummary;
+  release: OpSummary;
+}
+
+/** The acquire and release rows of an earlier report, shown beside this run's (`--before-json`). */
+export interface BeforeRows {
+  /** Where the figures come from (report, commit, what differed). */
+  label: string;
   acquire: OpSummary;
   release: OpSummary;
 }
@@ -90,9 +100,14 @@ async function json<T>(args: string[]): Promise<T> {
 
 const v = (n: number | null | undefined) => (n === null || n === undefined ? 'n/a' : String(n));
 
-function opRow(name: string, o: OpSummary): string {
+/** The cells of an operation's row after its name. */
+function opCells(o: OpSummary): string {
   const p = o.perOperation;
-  return `| ${name} | ${o.succeeded}/${o.executions} | ${v(o.seconds.p50)} | ${v(o.seconds.p99)} | ${v(o.orchestrationOverheadSeconds.p50)} | ${o.computedOrchestrationSeconds} | ${p.awsCalls} | ${p.stateTransitions} | ${p.lambdaInvocations} | ${p.tableWrites} | $${o.dollarsPer1000} |`;
+  return `${o.succeeded}/${o.executions} | ${v(o.seconds.p50)} | ${v(o.seconds.p99)} | ${v(o.orchestrationOverheadSeconds.p50)} | ${o.computedOrchestrationSeconds} | ${p.awsCalls} | ${p.stateTransitions} | ${p.lambdaInvocations} | ${p.tableWrites} | $${o.dollarsPer1000} |`;
+}
+
+function opRow(name: string, o: OpSummary): string {
+  return `| ${name} | ${opCells(o)}`;
 }
 
 /** The Markdown of `docs/benchmarks.md`. */
@@ -102,6 +117,8 @@ export function benchmarksMarkdown(o: {
   runReport: RunReport;
   push: PushBenchRun[];
   pushNote: string;
+  commit?: string;
+  before?: BeforeRows;
 }): string {
   const r = o.runReport;
   const a = measuredAssumptions(r);
@@ -120,6 +137,8 @@ export function benchmarksMarkdown(o: {
     '',
     `- Date: ${o.date}. Machine: ${o.cores} cores, Node ${process.versions.node}, no AWS account: every figure comes from the sandbox (\`docs/sandbox.md\`) or the model below.`,
     `- Time scale: acquire/release bench ${r.timeScale}, push bench ${pushScales} (wall seconds per modelled second). Times are modelled AWS seconds.`,
+    ...(o.commit ? [`- Code: commit ${o.commit}.`] : []),
+    `- AWS-strict rules of the simulator in force (docs/sandbox.md): ${r.strictRules?.length ? r.strictRules.join(', ') : 'none'}.`,
     '- Caveat (docs/sandbox.md): the shell scripts and the AWS CLI they run do real work at wall speed, so at a small',
     '  time scale their share of every modelled figure is inflated by 1 / time scale (one AWS CLI start costs ~0.6 s of',
     '  wall time). The figures are upper bounds for the script and CLI parts; the "computed" column prices the same',
@@ -131,6 +150,12 @@ export function benchmarksMarkdown(o: {
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     opRow('acquire', r.acquire),
     opRow('release', r.release),
+    ...(o.before
+      ? [
+          opRow(`acquire, before: ${o.before.label}`, o.before.acquire),
+          opRow(`release, before: ${o.before.label}`, o.before.release),
+        ]
+      : []),
     '',
     `Acquire time includes the instance's boot (modelled 20-40 s) and SSM agent (8-12 s): of it, waiting for the boot p50 ${v(r.acquire.waitingForBootSeconds.p50)} s.`,
     'Overhead = duration - states waiting on AWS (attach, detach, SSM) - boot wait. Computed = the counts priced at',
@@ -194,6 +219,8 @@ if (isMain) {
       'run-json': { type: 'string' },
       'push-json': { type: 'string' },
       'push-note': { type: 'string' },
+      'before-json': { type: 'string' },
+      commit: { type: 'string' },
     },
   });
   const runReport = values['run-json']
@@ -219,6 +246,10 @@ if (isMain) {
       runReport,
       push: pushReport.runs,
       pushNote,
+      ...(values.commit ? { commit: values.commit } : {}),
+      ...(values['before-json']
+        ? { before: JSON.parse(readFileSync(values['before-json'], 'utf8')) as BeforeRows }
+        : {}),
     }),
   );
   writeFileSync(join(repo, 'docs', 'time-to-ready.svg'), timeToReadySvg(a));

@@ -71,8 +71,9 @@ function summarize(sandbox: Sandbox, machine: 'acquire' | 'release', executions:
     const waiting = Object.entries(t)
       .filter(([s]) => waitingStates.has(s))
       .reduce((a, [, v]) => a + v, 0);
-    // Mount retries on InstanceNotReady until the instance's agent answers: that is the boot, not Volsd.
-    const boot = machine === 'acquire' ? (t.Mount ?? 0) : 0;
+    // Attach retries on InstanceNotReady while the instance is pending, and Mount until its agent
+    // answers: that is the boot, not Volsd (each also holds one API call of ~0.1 s).
+    const boot = machine === 'acquire' ? (t.Attach ?? 0) + (t.Mount ?? 0) : 0;
     bootWait.push(boot);
     overhead.push(Math.max(0, total - waiting - boot));
   }
@@ -149,7 +150,8 @@ try {
     bench: 'acquire-release',
     launches,
     timeScale,
-    note: 'modelled AWS seconds; instance boot 30 s + SSM agent ~10 s are part of time to ready',
+    strictRules: sandbox.cloud.strictRules(),
+    note: 'modelled AWS seconds; instance pending 20-40 s, OS boot and SSM agent ~10 s are part of time to ready',
     acquire,
     release,
     replenish: summarize(sandbox, 'replenish' as 'release', replenishes),

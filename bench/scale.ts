@@ -31,8 +31,18 @@ const pct = (p: { p50: number | null; p99: number | null }) => `${p.p50 ?? '-'} 
 /** The report of one scale run, as Markdown. */
 export function scaleMarkdown(
   r: ScaleResult,
-  o: { timeScale: number; command: string; note?: string | undefined },
+  o: {
+    timeScale: number;
+    command: string;
+    note?: string | undefined;
+    /** An earlier run to show beside this one (its label and result). */
+    before?: { label: string; result: ScaleResult } | undefined;
+  },
 ): string {
+  const b = o.before?.result;
+  const sum = (x: ScaleResult) => x.bursts.reduce((a, y) => a + y.directCreates, 0);
+  const beside = (name: string, now: string | number | null, then: string | number | null | undefined) =>
+    `| ${name} | ${now ?? '-'} | ${then ?? '-'} |`;
   const lines = [
     '# Scale scenario',
     '',
@@ -44,6 +54,7 @@ export function scaleMarkdown(
     `${r.doubleAssignments} shared volumes, ${r.leakedVolumes} leaked, ${r.staleAtReady ?? '-'} stale at ready;`,
     `invariants violated: ${r.invariants.violations.length}** (checked: ${r.invariants.checked.join(', ')}).`,
     `Wall time ${r.wallSeconds} s for ${r.modelledSeconds} modelled s.`,
+    `AWS-strict rules of the simulator in force (docs/sandbox.md): ${r.strictRules?.length ? r.strictRules.join(', ') : 'none'}; messages dead-lettered by the lifecycle intake: ${r.intakeDeadLetters ?? '-'}.`,
     '',
     '| burst | launches | ready | failed | time to ready p50 / p99 (s) | direct creations | pool recovery (s) | push convergence (s) | volumes synced by the push |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
@@ -61,6 +72,40 @@ export function scaleMarkdown(
     '  The modelled clock stands still while the process runs late (docs/sandbox.md, "CPU and the modelled',
     '  clock"), so a saturated CPU does not stretch modelled times; the Step Functions interpreter\'s own',
     '  Wait/Retry timers are not paused, so under load the polls come more often in modelled time than on AWS.',
+    ...(o.before && b
+      ? [
+          '',
+          `## Beside the run before the AWS-strict rules (${o.before.label})`,
+          '',
+          '| figure | this run | before |',
+          '| --- | --- | --- |',
+          beside(
+            'ready / launched',
+            `${r.instancesReady} / ${r.instancesLaunched}`,
+            `${b.instancesReady} / ${b.instancesLaunched}`,
+          ),
+          beside('time to ready p50 / p99 (s)', pct(r.timeToReadySeconds), pct(b.timeToReadySeconds)),
+          beside(
+            'after the own boot p50 / p99 (s)',
+            pct(r.addedBeyondBootSeconds),
+            pct(b.addedBeyondBootSeconds),
+          ),
+          beside('direct creations', sum(r), sum(b)),
+          beside('EC2 calls throttled', r.throttling.rateLimited, b.throttling.rateLimited),
+          beside('AWS calls per acquire', r.perAcquire.awsCalls, b.perAcquire.awsCalls),
+          beside(
+            'state transitions per acquire',
+            r.perAcquire.stateTransitions,
+            b.perAcquire.stateTransitions,
+          ),
+          beside(
+            'Lambda invocations per acquire',
+            r.perAcquire.lambdaInvocations,
+            b.perAcquire.lambdaInvocations,
+          ),
+          beside('invariants violated', r.invariants.violations.length, b.invariants.violations.length),
+        ]
+      : []),
     ...(o.note ? ['', o.note] : []),
     '',
   ];
@@ -79,6 +124,9 @@ async function main() {
       out: { type: 'string', default: 'docs' },
       'from-json': { type: 'string' },
       note: { type: 'string' },
+      // An earlier scale.json to show beside this run, and its label.
+      before: { type: 'string' },
+      'before-label': { type: 'string' },
     },
   });
   const timeScale = Number(values['time-scale']);
@@ -97,11 +145,20 @@ async function main() {
       });
   const dir = join(repo, values.out);
   writeFileSync(join(dir, 'scale.json'), `${JSON.stringify(result, null, 2)}\n`);
-  writeFileSync(
-    join(dir, 'scale.md'),
-    scaleMarkdown(result, { timeScale, command: 'npm run bench:scale', note: values.note }),
-  );
-  console.log(scaleMarkdown(result, { timeScale, command: 'npm run bench:scale', note: values.note }));
+  const before = values.before
+    ? {
+        label: values['before-label'] ?? values.before,
+        result: JSON.parse(readFileSync(values.before, 'utf8')) as ScaleResult,
+      }
+    : undefined;
+  const markdown = scaleMarkdown(result, {
+    timeScale,
+    command: 'npm run bench:scale',
+    note: values.note,
+    before,
+  });
+  writeFileSync(join(dir, 'scale.md'), markdown);
+  console.log(markdown);
   process.exit(result.invariants.violations.length === 0 ? 0 : 1);
 }
 
