@@ -177,6 +177,8 @@ export interface VolumeView {
     device: string;
     state: AttachmentState;
     deleteOnTermination: boolean;
+    /** When AttachVolume was accepted (ISO time on the modelled clock). */
+    attachTime: string;
     nvmeDevice?: string;
     stuck: boolean;
   };
@@ -946,6 +948,7 @@ export class Ec2Sim {
               device: a.device,
               state: a.state,
               deleteOnTermination: a.deleteOnTermination,
+              attachTime: a.attachTime.toISOString(),
               ...(a.nvmeIndex !== undefined ? { nvmeDevice: `/dev/nvme${a.nvmeIndex}n1` } : {}),
               stuck: a.stuck,
             },
