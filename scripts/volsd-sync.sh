@@ -106,8 +106,15 @@ fi
 # --- One listing, classified: the keys to refuse become exclusions of every volume's sync. ---------
 # The classifier reads the JSON array the AWS CLI prints (one key a line, JSON-escaped) byte-wise.
 # Per refused or skipped key it prints: reason, the key still JSON-escaped (for the report), an
-# exclusion pattern for the AWS CLI (fnmatch: * ? [ bracketed, control characters as ?, a leading /
-# as [/] so os.path.join keeps the root), and for `..` keys the relative path (for the tripwire).
+# exclusion pattern for the AWS CLI, and for `..` keys the relative path (for the tripwire).
+# The pattern matches exactly the refused key and no other. The CLI joins it to the sync root
+# (os.path.join: a leading / would drop the root, so it is written [/]) and matches with Python's
+# fnmatch, where only * ? and [ are special and ? or * also match /. So * ? [ become the one-character
+# classes [*] [?] [[], a control character is written as itself in a class ([<BEL>]), and NUL, which
+# no argv can carry, becomes [!<U+0001>-<U+D7FF><U+E000>-<U+10FFFF>]: a class that holds only NUL and
+# the lone surrogates, characters every key holding them is refused for. The pattern is printed with
+# its control characters as \xHH and backslashes doubled (printf %b restores them), as it may hold the
+# separator or a newline. (Evidence and the rejected `?`: docs/decisions.md.)
 read -r -d '' classifier <<'AWK' || true
 function hexval(h,    i, v) {
   v = 0
@@ -119,13 +126,23 @@ function pattern(rel,    i, ch, out) {
   for (i = 1; i <= length(rel); i++) {
     ch = substr(rel, i, 1)
     if (ch == "*" || ch == "?" || ch == "[") out = out "[" ch "]"
-    else if (ch ~ /[\001-\037\177]/) out = out "?"
+    else if (ch == "\\") out = out "\\\\"
+    else if (ch == nul || ch == surrogate) out = out nulclass
+    else if (ch in ord) out = out sprintf("[\\x%02x]", ord[ch])
     else if (i == 1 && ch == "/") out = out "[/]"
     else out = out ch
   }
   return out
 }
-BEGIN { sep = "\037"; total = 0; plen = length(prefix) }
+BEGIN {
+  sep = "\037"; total = 0; plen = length(prefix)
+  # Stand-ins for the characters no argv can carry: bytes that valid UTF-8 never holds.
+  nul = "\377"; surrogate = "\376"
+  nulclass = "[!\\x01-\355\237\277\356\200\200-\364\217\277\277]"
+  for (c = 1; c < 32; c++) ord[sprintf("%c", c)] = c
+  ord["\177"] = 127
+  escaped["b"] = "\b"; escaped["f"] = "\f"; escaped["n"] = "\n"; escaped["r"] = "\r"; escaped["t"] = "\t"
+}
 {
   line = $0
   sub(/^[ \t]+/, "", line)
@@ -139,15 +156,17 @@ BEGIN { sep = "\037"; total = 0; plen = length(prefix) }
     c = substr(s, i + 1, 1)
     if (c == "u") {
       code = hexval(substr(s, i + 2, 4))
-      if (code < 32 || code == 127) ctl = 1; else odd = 1
-      dec = dec "\001"
+      if (code == 0) { ctl = 1; dec = dec nul }
+      else if (code < 32 || code == 127) { ctl = 1; dec = dec sprintf("%c", code) }
+      else { odd = 1; dec = dec surrogate }
       s = substr(s, i + 6)
       continue
     }
     if (c == "\"") dec = dec "\""
     else if (c == "/") dec = dec "/"
     else if (c == "\\") { dec = dec "\\"; bs = 1 }
-    else { dec = dec "\001"; ctl = 1 }
+    else if (c in escaped) { dec = dec escaped[c]; ctl = 1 }
+    else { dec = dec nul; ctl = 1 }
     s = substr(s, i + 2)
   }
   dec = dec s
@@ -208,6 +227,7 @@ if ! $failed_listing; then
     else
       rejected+=("$(volsd_json key "\"$json\"" reason "\"$reason\"")")
     fi
+    printf -v glob '%b' "$glob"
     excludes+=(--exclude "$glob")
     [[ -z $rel ]] || parent_rels+=("$rel")
   done < <(LC_ALL=C awk -v prefix="$prefix" "$classifier" "$listing")

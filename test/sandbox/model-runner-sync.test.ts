@@ -23,8 +23,11 @@ const validKeys: Record<string, string> = {
   'live/change.txt': 'version 1',
   'live/old.txt': 'to be deleted',
   'live/odd name [1] *x*.txt': 'glob characters are plain names',
-  // Matched by the exclusion pattern of the control-character key below (`?`): the CLI skips it.
-  'live/escapeXcontrol.txt': 'excluded by a refused key',
+  // One character away from the refused keys below: their exclusion patterns must not hide them.
+  'live/escapeXcontrol.txt': 'next to a refused key',
+  'live/docs/index.html': 'docs',
+  'live/nul/file.txt': 'next to a NUL',
+  'live/star?x.txt': 'next to a refused key with a glob character',
 };
 
 const hostileKeys: Record<string, string> = {
@@ -37,6 +40,9 @@ const hostileKeys: Record<string, string> = {
   'live/escape\nnewline.txt': 'control-character',
   'live/escape\\backslash.txt': 'backslash',
   'live/.volsd/generation': 'reserved',
+  'live/docs\u0007index.html': 'control-character',
+  'live/nul\u0000file.txt': 'control-character',
+  'live/star?x\u007f.txt': 'control-character',
   [`live/${`${'x'.repeat(220)}/`.repeat(5)}too-long.txt`]: 'too-long',
 };
 
@@ -118,7 +124,16 @@ describe.runIf(!missing)('modelled Volsd-Sync vs the script', () => {
     it('syncs every volume, refuses the hostile keys and deletes alike', () => {
       // Assess
       const model = expectSame(pair, first);
-      expect(model.results.at(-1)).toMatchObject({ op: 'sync-summary', ok: 2, rejectedKeys: 10 });
+      expect(model.results.at(-1)).toMatchObject({ op: 'sync-summary', ok: 2, rejectedKeys: 13 });
+    });
+
+    it('syncs alike the good keys one character away from a refused key', () => {
+      // Assess: the exclusion of `live/docs<BEL>index.html` matches that key only.
+      const trees = pair.trees();
+      for (const tree of [trees.script, trees.model])
+        for (const volume of [volA, volB])
+          for (const path of ['docs/index.html', 'nul/file.txt', 'star?x.txt', 'escapeXcontrol.txt'])
+            expect(tree[`volumes/${volume}/${path}`], `${volume}/${path}`).toMatch(/^file/);
     });
 
     it('moves only what changed on the next sync, alike', async () => {

@@ -14,7 +14,7 @@ import {
 } from '../../lambdas/shared/documents.js';
 import { makeS3rverFaithful, putObjectVerbatim } from '../../sandbox/agent/s3-fidelity.js';
 import { volumeId } from '../helpers/ids.js';
-import { createHost, type RunOutcome, snapshot, type TestHost } from './host.js';
+import { createHost, type RunOutcome, snapshot, type TestHost, walk } from './host.js';
 
 const bucket = 'volsd-push';
 const volA = volumeId(0xa);
@@ -28,6 +28,10 @@ const validKeys: Record<string, string> = {
   'live/change.txt': 'version 1',
   'live/old.txt': 'to be deleted',
   'live/odd name [1] *x*.txt': 'glob characters are plain names',
+  // Good keys one character away from refused ones below: a `?` in the exclusion would hide them.
+  'live/docs/index.html': 'docs',
+  'live/nul/file.txt': 'next to a NUL',
+  'live/tabXsep.txt': 'next to a tab',
 };
 
 /** Keys that must never be written where they point, with the reason Volsd-Sync gives. */
@@ -39,6 +43,9 @@ const hostileKeys: Record<string, string> = {
   'live/escape\nnewline.txt': 'control-character',
   'live/escape\\backslash.txt': 'backslash',
   'live/.volsd/generation': 'reserved',
+  'live/docs\u0007index.html': 'control-character',
+  'live/nul\u0000file.txt': 'control-character',
+  'live/tab\tsep.txt': 'control-character',
 };
 
 let server: S3rver;
@@ -131,6 +138,17 @@ describe('Volsd-Sync against S3', () => {
     }
   });
 
+  it('excludes exactly the refused keys: a good key one character away is synced', () => {
+    // Assess: `live/docs<BEL>index.html` is refused, `live/docs/index.html` is not hidden by it.
+    for (const volume of [volA, volB]) {
+      expect(content(volume, 'docs/index.html')).toBe(validKeys['live/docs/index.html']);
+      expect(content(volume, 'nul/file.txt')).toBe(validKeys['live/nul/file.txt']);
+      expect(content(volume, 'tabXsep.txt')).toBe(validKeys['live/tabXsep.txt']);
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for
+      expect(walk(host.volumeDir(volume)).filter((p) => /[\x00-\x1f]/.test(p))).toEqual([]);
+    }
+  });
+
   it('shows the content at the mount path', () => {
     // Assess
     expect(readFileSync(join(host.hostRoot, webPath, 'index.html'), 'utf8')).toBe(
@@ -185,7 +203,7 @@ describe('Volsd-Sync against S3', () => {
     expect(first.result).toMatchObject({
       op: 'sync-summary',
       directoryMarkers: 1,
-      rejectedKeys: 7,
+      rejectedKeys: 10,
       ok: 2,
       failed: 0,
     });

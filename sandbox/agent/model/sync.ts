@@ -85,14 +85,25 @@ function pythonJson(key: string): string {
   return out;
 }
 
-/** The classifier's exclusion pattern for a refused key's relative path. */
-function patternOf(rel: string): string {
+/**
+ * A class of Python's fnmatch that holds only NUL and the lone surrogates: how the script names a NUL,
+ * which no argv can carry (every key holding either is refused, so no good key matches it).
+ */
+export const nulClass = '[!\u0001-\ud7ff\ue000-\u{10ffff}]';
+
+/**
+ * The classifier's exclusion pattern for a refused key's relative path, as the AWS CLI receives it:
+ * it matches exactly that path. `*` `?` `[` and control characters become one-character classes,
+ * NUL {@link nulClass}, a leading `/` `[/]` (os.path.join would drop the root before it).
+ */
+export function patternOf(rel: string): string {
   let out = '';
   let i = 0;
   for (const ch of rel) {
+    const code = ch.charCodeAt(0);
     if (ch === '*' || ch === '?' || ch === '[') out += `[${ch}]`;
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is matched
-    else if (/[\x01-\x1f\x7f]/.test(ch)) out += '?';
+    else if (code === 0 || (ch.length === 1 && code >= 0xd800 && code <= 0xdfff)) out += nulClass;
+    else if (code < 0x20 || code === 0x7f) out += `[${ch}]`;
     else if (i === 0 && ch === '/') out += '[/]';
     else out += ch;
     i++;
@@ -136,24 +147,28 @@ function classify(key: string, prefix: string): Refused | undefined {
   return { reason, json: pythonJson(key), pattern: patternOf(rel), parentRel: parent && !ctl ? rel : '' };
 }
 
-/** Python's fnmatch.translate, anchored (what the AWS CLI's --exclude uses; `*` crosses `/`). */
+/**
+ * Python's fnmatch.translate, anchored (what the AWS CLI's --exclude uses; `*` and `?` cross `/`),
+ * matching code points as Python's str does.
+ */
 export function fnmatchRegExp(pattern: string): RegExp {
+  const chars = [...pattern];
   let re = '';
   let i = 0;
-  const n = pattern.length;
+  const n = chars.length;
   while (i < n) {
-    const c = pattern[i] ?? '';
+    const c = chars[i] ?? '';
     i++;
     if (c === '*') re += '[\\s\\S]*';
     else if (c === '?') re += '[\\s\\S]';
     else if (c === '[') {
       let j = i;
-      if (pattern[j] === '!') j++;
-      if (pattern[j] === ']') j++;
-      while (j < n && pattern[j] !== ']') j++;
+      if (chars[j] === '!') j++;
+      if (chars[j] === ']') j++;
+      while (j < n && chars[j] !== ']') j++;
       if (j >= n) re += '\\[';
       else {
-        let stuff = pattern.slice(i, j);
+        let stuff = chars.slice(i, j).join('');
         i = j + 1;
         const negate = stuff.startsWith('!');
         if (negate) stuff = stuff.slice(1);
@@ -162,7 +177,7 @@ export function fnmatchRegExp(pattern: string): RegExp {
       }
     } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, (ch) => `\\${ch}`);
   }
-  return new RegExp(`^${re}$`);
+  return new RegExp(`^${re}$`, 'u');
 }
 
 /** GNU `realpath -m`: every symlink resolved, missing components allowed. */
