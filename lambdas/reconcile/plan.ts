@@ -63,6 +63,11 @@ export interface Repair {
   az?: string;
   /** Table state when planned: a repair whose volume moved on meanwhile is skipped. */
   from?: VolumeState;
+  /**
+   * The item's version when planned (read from the item, not the index): the repair acts on the item
+   * only at this version, so nothing it decided on can have changed underneath.
+   */
+  version?: number;
   /** The worker that keeps or gets the volume (remount, adopt, setHolder, toPool) or unmounts it (retire). */
   workerId?: string;
   /** Detach before finishing: forced (from a dead or wrong instance) or after the worker unmounted it. */
@@ -183,6 +188,7 @@ export function planRepairs(
       volumeId: r.volumeId,
       az: r.az,
       from: r.state,
+      version: r.version,
       ...(r.holder ? { instanceId: r.holder } : {}),
     };
     if (!v) {

@@ -267,6 +267,46 @@ export async function gatherFacts(deps: StepDeps, extra: ReconcileConfig, poolNa
 }
 
 /**
+ * Plans the repairs on the items, not on the index. The facts' records come from the byPool index,
+ * which lags the table (eventually consistent): a record may show a state, holder or age its item has
+ * left, and a volume registered a moment ago may be missing (untracked, to EC2's eyes). Every volume a
+ * first plan would touch (and the volume a waiting launch's assignment names) is read again from its
+ * item, consistently, and the plan is made again over those items. Each repair then carries the
+ * version it was planned on, and acts only on the item at that version.
+ */
+export async function planOnItems(
+  repo: StepDeps['repo'],
+  facts: Facts,
+  bounds: ReconcileBounds,
+  failureResult: 'CONTINUE' | 'ABANDON',
+): Promise<ReturnType<typeof planRepairs>> {
+  const unbounded = { ...bounds, maxRepairs: Number.MAX_SAFE_INTEGER };
+  const first = planRepairs(facts, unbounded, failureResult);
+  const ids = new Set<string>();
+  for (const r of first.repairs) {
+    if (r.volumeId) ids.add(r.volumeId);
+    if (r.action === 'complete' && r.instanceId) {
+      const assignment = await repo.getAssignment(r.instanceId);
+      if (assignment?.volumeId) ids.add(assignment.volumeId);
+    }
+  }
+  if (ids.size === 0) return planRepairs(facts, bounds, failureResult);
+  const records = new Map(facts.records.map((r) => [r.volumeId, r]));
+  const volumes = new Map(facts.volumes);
+  for (const batch of chunks([...ids], 25)) {
+    const items = await Promise.all(batch.map((id) => repo.findVolume(id)));
+    batch.forEach((id, i) => {
+      const item = items[i];
+      if (item?.pool === facts.pool.name) records.set(id, item);
+      else records.delete(id);
+      // Another pool's item on a volume tagged with this pool: not this run's to repair, nor to adopt.
+      if (item && item.pool !== facts.pool.name) volumes.delete(id);
+    });
+  }
+  return planRepairs({ ...facts, records: [...records.values()], volumes }, bounds, failureResult);
+}
+
+/**
  * Builds reconcile's steps over its own configuration (read once, at the first step of a container).
  * @param config reconcile's configuration beside the workflow configuration
  */
@@ -292,7 +332,7 @@ export function reconcileSteps(
       return { ...base, leased: false, repairs: [], found: 0, outcome: 'busy' };
     }
     const facts = await gatherFacts(deps, config(), pool);
-    const plan = planRepairs(facts, bounds, deps.config.ACQUIRE_FAILURE_RESULT);
+    const plan = await planOnItems(deps.repo, facts, bounds, deps.config.ACQUIRE_FAILURE_RESULT);
     for (const u of plan.unresolved)
       logger.warn('reconcile: drift left for an operator', { pool, detail: u });
     if (plan.found > plan.repairs.length) {
@@ -513,7 +553,7 @@ async function completeWaiting(r: Repair, ctx: ReconcileCtx, deps: StepDeps): Pr
     if (r.action === 'remount' && r.volumeId) {
       // The worker did not take the volume back: its real state is unknown, the next run resolves ERROR.
       const record = await deps.repo.findVolume(r.volumeId);
-      if (record && record.state === r.from) {
+      if (record && record.state === r.from && (r.version === undefined || record.version === r.version)) {
         await deps.repo.transition({
           volumeId: r.volumeId,
           from: record.state,
@@ -560,7 +600,7 @@ async function dropAssignment(deps: StepDeps, record: VolumeRecord): Promise<voi
  * The table (and EC2) side of a repair. Every action re-reads the volume first: one that moved on since
  * the plan (a workflow got to it) is skipped, one already where the repair would put it is done.
  */
-async function finishRepair(r: Repair, ctx: ReconcileCtx, deps: StepDeps): Promise<Repair> {
+export async function finishRepair(r: Repair, ctx: ReconcileCtx, deps: StepDeps): Promise<Repair> {
   const { repo, ec2, autoScaling, config } = deps;
   const pool = need(ctx.pool, 'pool');
   const done = (note?: string): Repair => ({ ...r, status: 'done', ...(note ? { note } : {}) });
@@ -590,6 +630,8 @@ async function finishRepair(r: Repair, ctx: ReconcileCtx, deps: StepDeps): Promi
 
   const volumeId = need(r.volumeId, 'volumeId');
   if (r.action === 'delete') {
+    // Irreversible: the table must still not know the volume (a registration since the plan wins).
+    if (await repo.findVolume(volumeId)) return skipped('now in the table');
     await deleteVolume(ec2, volumeId);
     return done();
   }
@@ -611,9 +653,13 @@ async function finishRepair(r: Repair, ctx: ReconcileCtx, deps: StepDeps): Promi
       ? done()
       : skipped('no longer in the table');
   if (r.action === 'replenish') return done();
+  // The item as planned: in the planned state at the planned version. In that state at another version,
+  // it moved on and came back (another holder, another age): what the plan decided on may not hold.
+  const asPlanned = record.state === r.from && (r.version === undefined || record.version === r.version);
+  const movedOn = `now ${record.state} v${record.version} (planned ${r.from} v${r.version ?? '-'})`;
   if (r.action === 'forget') {
     if (record.state !== VolumeState.Retiring && record.state !== VolumeState.Error) {
-      if (record.state !== r.from) return skipped(`now ${record.state}`);
+      if (!asPlanned) return skipped(movedOn);
       await repo.transition({
         volumeId,
         from: record.state,
@@ -627,7 +673,7 @@ async function finishRepair(r: Repair, ctx: ReconcileCtx, deps: StepDeps): Promi
     return done();
   }
   if (r.action === 'setHolder') {
-    if (record.state !== VolumeState.Idle) return skipped(`now ${record.state}`);
+    if (record.state !== VolumeState.Idle || !asPlanned) return skipped(movedOn);
     await repo.setHolder(volumeId, VolumeState.Idle, need(r.workerId, 'workerId'));
     return done();
   }
@@ -635,8 +681,7 @@ async function finishRepair(r: Repair, ctx: ReconcileCtx, deps: StepDeps): Promi
     const workerId = need(r.workerId, 'workerId');
     if (record.state === VolumeState.Idle && record.holder === workerId)
       return done('already IDLE on the worker');
-    if (record.state !== r.from || record.holder !== r.instanceId)
-      return skipped(`now ${record.state}/${record.holder ?? '-'}`);
+    if (!asPlanned || record.holder !== r.instanceId) return skipped(`${movedOn}/${record.holder ?? '-'}`);
     const set = { ...clearHold, holder: workerId, reason: null };
     if (record.state === VolumeState.Claimed) {
       await repo.transition({
@@ -661,7 +706,7 @@ async function finishRepair(r: Repair, ctx: ReconcileCtx, deps: StepDeps): Promi
   }
   if (r.action === 'toPool') {
     if (record.state === VolumeState.Syncing) return done('already SYNCING');
-    if (record.state !== r.from) return skipped(`now ${record.state}`);
+    if (!asPlanned) return skipped(movedOn);
     const set = { ...clearHold, holder: r.workerId ?? null, reason };
     let version = record.version;
     if (record.state === VolumeState.Claimed) {
@@ -681,8 +726,7 @@ async function finishRepair(r: Repair, ctx: ReconcileCtx, deps: StepDeps): Promi
     return done();
   }
   if (r.action === 'dispose') {
-    if (record.state !== r.from || record.holder !== r.instanceId)
-      return skipped(`now ${record.state}/${record.holder ?? '-'}`);
+    if (!asPlanned || record.holder !== r.instanceId) return skipped(`${movedOn}/${record.holder ?? '-'}`);
     const clear = { ...clearHold, holder: null, reason };
     if (record.state === VolumeState.InUse) {
       await repo.transition({
@@ -711,6 +755,7 @@ async function finishRepair(r: Repair, ctx: ReconcileCtx, deps: StepDeps): Promi
   if (r.action === 'retire') {
     if (record.state !== VolumeState.Retiring && record.state !== VolumeState.Error)
       return skipped(`now ${record.state}`);
+    if (record.state === r.from && !asPlanned) return skipped(movedOn);
     if (record.state === VolumeState.Error) {
       await repo.transition({
         volumeId,

@@ -10,7 +10,7 @@ import {
 } from '../shared/ec2-ops.js';
 import { CommandPending, InvalidInput, VolumeNotReady } from '../shared/errors.js';
 import { azMetric, logger, metrics } from '../shared/logger.js';
-import { VolumeState } from '../shared/model.js';
+import { type VolumeRecord, VolumeState } from '../shared/model.js';
 import type { PendingCommand, Step } from '../shared/steps.js';
 import { nowMs } from '../shared/time.js';
 import { attachmentLimit, findWorker } from '../shared/workers.js';
@@ -81,7 +81,16 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, config }) => {
   if (!pool.azs.includes(ctx.az)) throw new InvalidInput(`AZ ${ctx.az} is not one of pool ${ctx.pool}'s AZs`);
   const worker = await findWorker(ec2, ctx.pool, ctx.az);
   const workerId = worker.InstanceId ?? '';
-  const volumes = await repo.listVolumes({ pool: ctx.pool, az: ctx.az });
+  // The index lags the table: a volume handed back a moment ago (reconcile, a recycling release, a
+  // compensation, each of which starts this workflow right after its write) may still show IDLE or held
+  // there, and one that became IDLE may still show SYNCING. The index lists the AZ's volumes; what each
+  // one counts as is read from its item, consistently.
+  const listed = await repo.listVolumes({ pool: ctx.pool, az: ctx.az });
+  const volumes: VolumeRecord[] = [];
+  for (let i = 0; i < listed.length; i += 25) {
+    const items = await Promise.all(listed.slice(i, i + 25).map((v) => repo.findVolume(v.volumeId)));
+    for (const item of items) if (item) volumes.push(item);
+  }
   const idle = volumes.filter((v) => v.state === VolumeState.Idle);
   // Holding the lease, no other replenish runs here: every CREATING or SYNCING volume is a leftover (a
   // crashed run, a failed acquire handing its volume back, a recycling release). This run adopts them.

@@ -10,7 +10,7 @@ import { commandOutcome, type ScriptResult, sendDocument } from '../shared/comma
 import { attachmentOf, describeVolume, requireLiveInstance } from '../shared/ec2-ops.js';
 import { ConcurrentModification, InstanceGone, InvalidInput, VolumeNotReady } from '../shared/errors.js';
 import { logger, metrics } from '../shared/logger.js';
-import { VolumeState } from '../shared/model.js';
+import { type VolumeRecord, VolumeState } from '../shared/model.js';
 import type { PendingCommand, Step } from '../shared/steps.js';
 import { generationTag, poolTag, roleTag } from '../shared/tags.js';
 import { nowIso, nowMs } from '../shared/time.js';
@@ -120,11 +120,24 @@ const plan: Step<SnapshotCtx> = async (ctx, { repo, ec2, config }) => {
   const pool = await repo.getPool(input.pool);
   if (input.az && !pool.azs.includes(input.az))
     throw new InvalidInput(`AZ ${input.az} is not one of pool ${input.pool}'s AZs`);
-  const idle = await repo.listVolumes({ pool: input.pool, ...(input.az ? { az: input.az } : {}) });
-  const candidates = idle
-    .filter((v) => v.state === VolumeState.Idle && v.holder && v.generation === pool.generation)
-    .sort((a, b) => a.volumeId.localeCompare(b.volumeId));
-  for (const candidate of candidates) {
+  // The index lags the table: a volume that became IDLE or current a moment ago still shows its old
+  // state or generation there (right after a replenish or a push, none would qualify). The index only
+  // lists the pool's volumes, those it shows qualifying first; each one's item, read consistently, says
+  // whether it qualifies, and its version is what the hold below is conditional on.
+  const listed = await repo.listVolumes({ pool: input.pool, ...(input.az ? { az: input.az } : {}) });
+  const shownCurrent = (v: VolumeRecord) =>
+    v.state === VolumeState.Idle && v.holder !== undefined && v.generation === pool.generation;
+  const order = listed.sort(
+    (a, b) => Number(shownCurrent(b)) - Number(shownCurrent(a)) || a.volumeId.localeCompare(b.volumeId),
+  );
+  for (const { volumeId } of order) {
+    const candidate = await repo.findVolume(volumeId);
+    if (
+      candidate?.state !== VolumeState.Idle ||
+      !candidate.holder ||
+      candidate.generation !== pool.generation
+    )
+      continue;
     const workerId = candidate.holder ?? '';
     const volume = await describeVolume(ec2, candidate.volumeId);
     const attachment = volume ? attachmentOf(volume) : undefined;
