@@ -20,7 +20,7 @@ mount_path=${VOLSD_MOUNT_PATH:-}
 options=${VOLSD_MOUNT_OPTIONS-noatime}
 wait_seconds=${VOLSD_DEVICE_WAIT_SECONDS:-60}
 volsd_check_volume_id "$volume"
-volsd_check_mount_path "$mount_path"
+volsd_check_mount_path "$mount_path" "${VOLSD_MOUNT_ROOTS:-}"
 volsd_check VOLSD_MOUNT_OPTIONS "$options" "$VOLSD_RE_MOUNT_OPTIONS"
 volsd_check VOLSD_DEVICE_WAIT_SECONDS "$wait_seconds" "$VOLSD_RE_SECONDS"
 volsd_require_tools mount lsblk blkid mkfs.xfs flock awk readlink

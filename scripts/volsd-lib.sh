@@ -23,7 +23,7 @@
 # - Exit codes (ExitCode in lambdas/shared/documents.ts holds the same table):
 #     0 ok | 2 bad parameters | 3 device not found | 4 device serial mismatch | 5 mount conflict
 #     6 mount failed | 7 unmount failed | 8 sync failed | 9 path escape | 10 freeze failed
-#     11 lock timeout | 12 tool missing | 13 format failed | 14 not mounted
+#     11 lock timeout | 12 tool missing | 13 format failed | 14 not mounted | 15 mount path refused
 
 readonly VOLSD_EXIT_OK=0
 readonly VOLSD_EXIT_BAD_PARAMETERS=2
@@ -39,15 +39,25 @@ readonly VOLSD_EXIT_LOCK_TIMEOUT=11
 readonly VOLSD_EXIT_TOOL_MISSING=12
 readonly VOLSD_EXIT_FORMAT_FAILED=13
 readonly VOLSD_EXIT_NOT_MOUNTED=14
+readonly VOLSD_EXIT_MOUNT_REFUSED=15
 
 # The parameter grammar; documents.ts uses the same expressions as allowedPattern.
 readonly VOLSD_RE_VOLUME_ID='^vol-([0-9a-f]{8}|[0-9a-f]{17})$'
 readonly VOLSD_RE_MOUNT_PATH='^(/[A-Za-z0-9_][A-Za-z0-9._-]*)+$'
+readonly VOLSD_RE_MOUNT_ROOTS='^((/[A-Za-z0-9_][A-Za-z0-9._-]*)+( (/[A-Za-z0-9_][A-Za-z0-9._-]*)+)*)?$'
 readonly VOLSD_RE_MOUNT_OPTIONS='^[A-Za-z0-9_=,.:-]*$'
 readonly VOLSD_RE_SECONDS='^([0-9]{1,2}|[12][0-9]{2}|300)$'
 
 # Mount points that would take the host down if a volume covered them.
 readonly VOLSD_FORBIDDEN_MOUNTS=' /bin /boot /dev /etc /home /lib /lib64 /opt /proc /root /run /sbin /srv /sys /tmp /usr /var /var/lib /var/log '
+# Trees no volume is mounted at or under (by prefix, after resolving symlinks on the host): content
+# there is run or read by root (cron.d, systemd units, PATH, authorized_keys). Volsd's own state tree
+# /var/lib/volsd (the sync worker's mounts) is the one exception. lambdas/shared/mount-path.ts holds
+# the same lists for the edge.
+readonly VOLSD_SYSTEM_TREES='/bin /boot /dev /etc /home /lib /lib32 /lib64 /libx32 /proc /root /run /sbin /sys /tmp /usr /var/lib /var/lock /var/log /var/run /var/spool'
+readonly VOLSD_OWN_TREE=/var/lib/volsd
+# Options every Volsd mount carries: pool content never brings setuid programs or device nodes.
+readonly VOLSD_FORCED_OPTIONS='nosuid,nodev'
 
 VOLSD_OP=volsd
 VOLSD_VOLUME=''
@@ -138,11 +148,104 @@ volsd_check_volume_id() {
   VOLSD_VOLUME=$1
 }
 
+# volsd_check_mount_path PATH [ROOTS]: the grammar, then volsd_check_mount_target (ROOTS: the
+# space-separated roots a mount path must lie under, from VOLSD_MOUNT_ROOTS; empty: any root).
 volsd_check_mount_path() {
   volsd_check VOLSD_MOUNT_PATH "$1" "$VOLSD_RE_MOUNT_PATH"
   ((${#1} <= 200)) || volsd_fail "$VOLSD_EXIT_BAD_PARAMETERS" bad-parameters "VOLSD_MOUNT_PATH is longer than 200 characters"
   [[ $VOLSD_FORBIDDEN_MOUNTS != *" $1 "* ]] ||
     volsd_fail "$VOLSD_EXIT_BAD_PARAMETERS" bad-parameters "refusing to mount over the system directory $1"
+  volsd_check VOLSD_MOUNT_ROOTS "${2:-}" "$VOLSD_RE_MOUNT_ROOTS"
+  volsd_check_mount_target "$1" "${2:-}"
+}
+
+# volsd_under PATH DIR: PATH is DIR or lies under it.
+volsd_under() {
+  [[ $1 == "$2" || $1 == "$2"/* || $2 == / ]]
+}
+
+# volsd_system_tree PATH: prints the system tree PATH lies in (at or under), if any.
+volsd_system_tree() {
+  local tree
+  volsd_under "$1" "$VOLSD_OWN_TREE" && return 0
+  for tree in $VOLSD_SYSTEM_TREES; do
+    if volsd_under "$1" "$tree"; then
+      printf '%s' "$tree"
+      return 0
+    fi
+  done
+}
+
+# volsd_resolve PATH: the host path PATH leads to, its symlinks resolved component by component
+# (realpath -m: missing components allowed), or nothing when it leads out of the host root (only
+# under VOLSD_ROOT). A mount point is taken as it stands: on a host it is a directory, and the
+# sandbox's mount shim makes it a symlink to the volume's data.
+volsd_resolve() {
+  local top cur='' comp real
+  local -a comps
+  top=$(realpath -m -- "${R:-/}")
+  IFS=/ read -r -a comps <<<"${1#/}"
+  for comp in "${comps[@]}"; do
+    [[ -n $comp ]] || continue
+    cur+=/$comp
+    [[ -L $R$cur && -z $(volsd_source_at "$cur") ]] || continue
+    real=$(realpath -m -- "$R$cur")
+    if [[ $top != / ]]; then
+      if [[ $real == "$top" ]]; then
+        real=/
+      elif [[ $real == "$top"/* ]]; then
+        real=${real#"$top"}
+      else
+        return 0
+      fi
+    fi
+    cur=${real%/}
+  done
+  printf '%s' "${cur:-/}"
+}
+
+# volsd_check_mount_target PATH [ROOTS]: refuses (exit 15) a mount path that, its symlinks resolved on
+# this host, lies in a system tree or, when ROOTS (space-separated absolute paths) is given, outside
+# every root (each resolved too). Sets VOLSD_MOUNT_TARGET to the resolved path.
+volsd_check_mount_target() {
+  local mnt=$1 roots=${2:-} real tree root real_root inside=false
+  real=$(volsd_resolve "$mnt")
+  [[ -n $real ]] || volsd_fail "$VOLSD_EXIT_MOUNT_REFUSED" mount-path-refused \
+    "refusing to mount at $mnt: it resolves outside the host's root" mountPath "$(volsd_json_str "$mnt")"
+  tree=$(volsd_system_tree "$real")
+  if [[ -n $tree || $real == / ]]; then
+    volsd_fail "$VOLSD_EXIT_MOUNT_REFUSED" mount-path-refused \
+      "refusing to mount at $mnt: it resolves to $real, in the system tree ${tree:-/}" \
+      mountPath "$(volsd_json_str "$mnt")" resolved "$(volsd_json_str "$real")"
+  fi
+  if [[ -n $roots ]]; then
+    for root in $roots; do
+      real_root=$(volsd_resolve "$root")
+      if [[ -n $real_root ]] && volsd_under "$real" "$real_root"; then
+        inside=true
+        break
+      fi
+    done
+    $inside || volsd_fail "$VOLSD_EXIT_MOUNT_REFUSED" mount-path-refused \
+      "refusing to mount at $mnt: it resolves to $real, outside the allowed mount roots ($roots)" \
+      mountPath "$(volsd_json_str "$mnt")" resolved "$(volsd_json_str "$real")"
+  fi
+  VOLSD_MOUNT_TARGET=$real
+}
+
+# volsd_forced_options OPTIONS: OPTIONS with nosuid and nodev added (and any suid, dev or exec-free
+# contradiction of them dropped).
+volsd_forced_options() {
+  local out='' option
+  local -a list
+  IFS=, read -r -a list <<<"$1"
+  for option in "${list[@]}"; do
+    case $option in
+    '' | suid | dev | nosuid | nodev) ;;
+    *) out+=${out:+,}$option ;;
+    esac
+  done
+  printf '%s' "${out:+$out,}$VOLSD_FORCED_OPTIONS"
 }
 
 # The NVMe serial of an EBS volume is its id without the dash (vol-0abc -> vol0abc).
@@ -273,6 +376,7 @@ volsd_mount_volume() {
   # Every idle volume of a pool comes from one snapshot, so all carry the same XFS UUID, and XFS
   # refuses to mount a second filesystem with a UUID already mounted unless told `nouuid`.
   fstype=$(blkid -o value -s TYPE -- "$R$dev" 2>/dev/null) || fstype=''
+  options=$(volsd_forced_options "$options")
   if [[ $fstype == xfs && ,$options, != *,nouuid,* ]]; then
     options=${options:+$options,}nouuid
   fi

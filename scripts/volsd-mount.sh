@@ -4,10 +4,13 @@
 # Environment:
 #   VOLSD_VOLUME_ID             the volume (vol-...)                                   required
 #   VOLSD_MOUNT_PATH            where to mount it (absolute, plain characters)          required
-#   VOLSD_MOUNT_OPTIONS         mount options                                          default noatime
+#   VOLSD_MOUNT_OPTIONS         mount options (nosuid,nodev are always added)          default noatime
+#   VOLSD_MOUNT_ROOTS           space-separated roots the mount path must lie under     default: any
 #   VOLSD_DEVICE_WAIT_SECONDS   how long to wait for the device to appear after attach (0-300) default 60
 #   VOLSD_ROOT                  prefix of every host path (empty on a real host)
 #
+# The mount path is resolved on the host (every symlink, realpath -m) and refused with exit 15 when it
+# leads into a system tree (/etc, /usr, ... by prefix; see volsd-lib.sh) or outside VOLSD_MOUNT_ROOTS.
 # Waits (bounded) for the device whose by-id name or NVMe serial names the volume, checks its serial,
 # mounts it (XFS gets `nouuid`, see volsd-lib.sh) and records it in /etc/volsd/mounts.d/<volumeId> so
 # Volsd-Sync finds it. Idempotent: the volume already mounted at the path is a success. Refuses a path
@@ -27,10 +30,10 @@ mount_path=${VOLSD_MOUNT_PATH:-}
 options=${VOLSD_MOUNT_OPTIONS-noatime}
 wait_seconds=${VOLSD_DEVICE_WAIT_SECONDS:-60}
 volsd_check_volume_id "$volume"
-volsd_check_mount_path "$mount_path"
+volsd_check_mount_path "$mount_path" "${VOLSD_MOUNT_ROOTS:-}"
 volsd_check VOLSD_MOUNT_OPTIONS "$options" "$VOLSD_RE_MOUNT_OPTIONS"
 volsd_check VOLSD_DEVICE_WAIT_SECONDS "$wait_seconds" "$VOLSD_RE_SECONDS"
-volsd_require_tools mount lsblk blkid flock awk readlink
+volsd_require_tools mount lsblk blkid flock awk readlink realpath
 
 volsd_lock "$volume" 120
 volsd_device_or_fail "$volume" "$wait_seconds"

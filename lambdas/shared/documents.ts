@@ -83,6 +83,17 @@ const mountPath: DocumentParameter = {
   description: 'Absolute path to mount the volume at (not a system directory such as /, /etc, /var).',
 };
 
+const mountRoots: DocumentParameter = {
+  name: 'MountRoots',
+  env: 'VOLSD_MOUNT_ROOTS',
+  type: 'String',
+  default: '',
+  allowedPattern: '^((/[A-Za-z0-9_][A-Za-z0-9._-]*)+( (/[A-Za-z0-9_][A-Za-z0-9._-]*)+)*)?$',
+  maxChars: 1000,
+  description:
+    'Space-separated roots the mount path must lie under once its symlinks are resolved on the host (empty: any path outside the system trees).',
+};
+
 const mountOptions: DocumentParameter = {
   name: 'MountOptions',
   env: 'VOLSD_MOUNT_OPTIONS',
@@ -110,7 +121,7 @@ export const documents: Readonly<Record<DocumentName, VolsdDocument>> = {
       'Volsd: mount an attached EBS volume, found and verified by its NVMe serial, and record it for Volsd-Sync.',
     script: 'scripts/volsd-mount.sh',
     timeoutSeconds: 600,
-    parameters: [volumeId, mountPath, mountOptions, deviceWaitSeconds],
+    parameters: [volumeId, mountPath, mountOptions, deviceWaitSeconds, mountRoots],
   },
   [DocumentName.Unmount]: {
     name: DocumentName.Unmount,
@@ -137,7 +148,7 @@ export const documents: Readonly<Record<DocumentName, VolsdDocument>> = {
       'Volsd: give an empty EBS volume an XFS filesystem (never over an existing one), then mount it.',
     script: 'scripts/volsd-format.sh',
     timeoutSeconds: 900,
-    parameters: [volumeId, mountPath, mountOptions, deviceWaitSeconds],
+    parameters: [volumeId, mountPath, mountOptions, deviceWaitSeconds, mountRoots],
   },
   [DocumentName.Sync]: {
     name: DocumentName.Sync,
@@ -266,6 +277,7 @@ export const ExitCode = {
   ToolMissing: 12,
   FormatFailed: 13,
   NotMounted: 14,
+  MountRefused: 15,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

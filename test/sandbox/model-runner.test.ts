@@ -6,7 +6,7 @@ import { InvalidInput } from '../../lambdas/shared/errors.js';
 import { modelRunner, registerModelledDocuments } from '../../sandbox/agent/model-runner.js';
 import type { DocumentRunner } from '../../sandbox/sim/ssm.js';
 import { volumeId } from '../helpers/ids.js';
-import { missingTools, type Outcome, Pair } from './model-runner-pair.js';
+import { instanceId, missingTools, type Outcome, Pair } from './model-runner-pair.js';
 
 const volA = volumeId(0xa);
 const volB = volumeId(0xb);
@@ -168,6 +168,54 @@ describe.runIf(!missing)('modelled runner vs the scripts', () => {
 
       // Assess
       expect(expectSame(out).exitCode).toBe(ExitCode.BadParameters);
+    });
+
+    it.each([
+      ['/etc/cron.d', {}],
+      ['/usr/local/bin', {}],
+      ['/srv/other', { MountRoots: '/srv/www /data' }],
+    ])('refuses %s by the mount path policy alike (exit 15)', async (path, extra) => {
+      // Prepare
+      pair.createVolume(volA, { formatted: true });
+      pair.attach(volA, 1);
+
+      // Act
+      const out = await mount(volA, path, extra);
+
+      // Assess
+      expect(expectSame(out).exitCode).toBe(ExitCode.MountRefused);
+    });
+
+    it('refuses alike a path whose symlink leads into /etc', async () => {
+      // Prepare
+      pair.createVolume(volA, { formatted: true });
+      pair.attach(volA, 1);
+      pair.prepare((side) => {
+        mkdirSync(join(side.hostRoot, 'srv/www'), { recursive: true });
+        symlinkSync('../../etc/cron.d', join(side.hostRoot, 'srv/www/site'));
+      });
+
+      // Act
+      const out = await mount(volA, '/srv/www/site', { MountRoots: '/srv/www' });
+
+      // Assess
+      expect(expectSame(out).results.at(-1)).toMatchObject({
+        code: 'mount-path-refused',
+        resolved: '/etc/cron.d',
+      });
+    });
+
+    it('mounts with nosuid,nodev whatever the options say, alike', async () => {
+      // Prepare
+      pair.createVolume(volA, { formatted: true });
+      pair.attach(volA, 1);
+
+      // Act
+      const out = await mount(volA, '/data/site', { MountRoots: '/srv/www /data', MountOptions: 'suid,dev' });
+
+      // Assess
+      expect(expectSame(out).exitCode).toBe(0);
+      expect(pair.trees().model[`hosts/${instanceId}/proc/mounts`]).toContain('rw,nosuid,nodev,nouuid');
     });
 
     it('fails alike when the mount command fails (injected fault)', async () => {

@@ -242,6 +242,7 @@ describe('parameters', () => {
     expect(env).toEqual({
       VOLSD_VOLUME_ID: vol,
       VOLSD_MOUNT_PATH: '/srv/www',
+      VOLSD_MOUNT_ROOTS: '',
       VOLSD_MOUNT_OPTIONS: 'noatime',
       VOLSD_DEVICE_WAIT_SECONDS: '60',
     });

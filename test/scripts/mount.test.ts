@@ -1,8 +1,9 @@
 import { existsSync, lstatSync, readFileSync } from 'node:fs';
-import { symlink, unlink } from 'node:fs/promises';
+import { mkdir, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DocumentName, ExitCode } from '../../lambdas/shared/documents.js';
+import { systemTrees, volsdOwnTree } from '../../lambdas/shared/mount-path.js';
 import { volumeId } from '../helpers/ids.js';
 import { createHost, eventually, runRaw, serialOf, type TestHost } from './host.js';
 
@@ -42,7 +43,7 @@ describe('Volsd-Mount', () => {
       device: '/dev/nvme2n1',
       status: 'mounted',
     });
-    expect(host.mounts()).toEqual(['/dev/nvme2n1 /srv/www xfs rw,noatime,nouuid 0 0']);
+    expect(host.mounts()).toEqual(['/dev/nvme2n1 /srv/www xfs rw,noatime,nosuid,nodev,nouuid 0 0']);
   });
 
   it('shows the volume content at the mount path', async () => {
@@ -174,7 +175,7 @@ describe('Volsd-Mount', () => {
 
     // Assess
     expect(out.exitCode).toBe(ExitCode.MountConflict);
-    expect(host.mounts()).toEqual(['/dev/nvme1n1 /srv/www xfs rw,noatime,nouuid 0 0']);
+    expect(host.mounts()).toEqual(['/dev/nvme1n1 /srv/www xfs rw,noatime,nosuid,nodev,nouuid 0 0']);
   });
 
   it('refuses a volume that is mounted elsewhere', async () => {
@@ -226,6 +227,125 @@ describe('Volsd-Mount', () => {
   });
 });
 
+describe('Volsd-Mount mount path policy', () => {
+  beforeEach(async () => {
+    await host.createVolume(volA, { formatted: true });
+    await host.attach(volA, 1);
+  });
+
+  it.each([
+    ['/etc/cron.d'],
+    ['/etc/systemd/system'],
+    ['/usr/local/bin'],
+    ['/root/keys'],
+    ['/home/ec2-user/site'],
+    ['/var/spool/cron'],
+  ])('refuses %s (under a system tree) with exit 15 and mounts nothing', async (path) => {
+    // Act
+    const out = await mount(volA, path);
+
+    // Assess
+    expect(out.exitCode).toBe(ExitCode.MountRefused);
+    expect(out.result).toMatchObject({ code: 'mount-path-refused' });
+    expect(String(out.result.error)).toContain('system tree');
+    expect(host.mounts()).toEqual([]);
+  });
+
+  it('refuses a path whose symlink leads into /etc, with exit 15, and creates nothing there', async () => {
+    // Prepare: /srv/www/site -> ../../etc/cron.d inside the host
+    await mkdir(join(host.hostRoot, 'srv/www'), { recursive: true });
+    await symlink('../../etc/cron.d', join(host.hostRoot, 'srv/www/site'));
+
+    // Act
+    const out = await mount(volA, '/srv/www/site', { MountRoots: '/srv/www' });
+
+    // Assess
+    expect(out.exitCode).toBe(ExitCode.MountRefused);
+    expect(out.result).toMatchObject({
+      code: 'mount-path-refused',
+      mountPath: '/srv/www/site',
+      resolved: '/etc/cron.d',
+    });
+    expect(host.mounts()).toEqual([]);
+    expect(existsSync(join(host.hostRoot, 'etc/cron.d'))).toBe(false);
+  });
+
+  it('refuses a path whose symlink leads out of the host root', async () => {
+    // Prepare
+    await mkdir(join(host.hostRoot, 'srv/www'), { recursive: true });
+    await symlink('/etc', join(host.hostRoot, 'srv/www/abs'));
+
+    // Act
+    const out = await mount(volA, '/srv/www/abs/cron.d');
+
+    // Assess
+    expect(out.exitCode).toBe(ExitCode.MountRefused);
+    expect(host.mounts()).toEqual([]);
+  });
+
+  it('refuses a path outside the allowed roots, also through a symlink', async () => {
+    // Prepare
+    await mkdir(join(host.hostRoot, 'srv/www'), { recursive: true });
+    await symlink('../other', join(host.hostRoot, 'srv/www/elsewhere'));
+
+    // Act
+    const plain = await mount(volA, '/srv/other', { MountRoots: '/srv/www /data' });
+    const linked = await mount(volA, '/srv/www/elsewhere', { MountRoots: '/srv/www /data' });
+
+    // Assess
+    for (const out of [plain, linked]) {
+      expect(out.exitCode).toBe(ExitCode.MountRefused);
+      expect(String(out.result.error)).toContain('outside the allowed mount roots');
+    }
+    expect(host.mounts()).toEqual([]);
+  });
+
+  it('mounts under an allowed root, with nosuid,nodev however the options read', async () => {
+    // Act
+    const out = await mount(volA, '/data/site', {
+      MountRoots: '/srv/www /data',
+      MountOptions: 'suid,dev,noatime',
+    });
+
+    // Assess
+    expect(out.exitCode, out.stderr).toBe(0);
+    expect(host.mounts()).toEqual(['/dev/nvme1n1 /data/site xfs rw,noatime,nosuid,nodev,nouuid 0 0']);
+  });
+
+  it("mounts the sync worker's volumes under Volsd's own /var/lib/volsd", async () => {
+    // Act
+    const out = await mount(volA, `/var/lib/volsd/pool/${volA}`);
+
+    // Assess
+    expect(out.exitCode, out.stderr).toBe(0);
+  });
+
+  it('stays idempotent: the volume already mounted at the path is a success', async () => {
+    // Prepare
+    await mount(volA, '/srv/www', { MountRoots: '/srv/www' });
+
+    // Act
+    const again = await mount(volA, '/srv/www', { MountRoots: '/srv/www' });
+
+    // Assess
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.result).toMatchObject({ status: 'already-mounted' });
+  });
+});
+
+describe('the mount path policy lists', () => {
+  it('are the same in scripts/volsd-lib.sh and lambdas/shared/mount-path.ts', () => {
+    // Act
+    const lib = readFileSync('scripts/volsd-lib.sh', 'utf8');
+    const trees = /^readonly VOLSD_SYSTEM_TREES='([^']*)'$/m.exec(lib)?.[1]?.split(' ');
+    const own = /^readonly VOLSD_OWN_TREE=(\S+)$/m.exec(lib)?.[1];
+
+    // Assess
+    expect(trees).toEqual([...systemTrees]);
+    expect(own).toBe(volsdOwnTree);
+  });
+});
+
 describe('Volsd-Format', () => {
   const format = (volume: string) =>
     host.run(DocumentName.Format, {
@@ -245,7 +365,7 @@ describe('Volsd-Format', () => {
     // Assess
     expect(out.exitCode).toBe(0);
     expect(out.result).toMatchObject({ op: 'format', formatted: true, status: 'mounted', generation: 0 });
-    expect(host.mounts()).toEqual(['/dev/nvme1n1 /var/lib/volsd/v xfs rw,noatime,nouuid 0 0']);
+    expect(host.mounts()).toEqual(['/dev/nvme1n1 /var/lib/volsd/v xfs rw,noatime,nosuid,nodev,nouuid 0 0']);
   });
 
   it('only mounts a volume that already has a filesystem, keeping its content', async () => {

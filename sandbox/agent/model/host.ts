@@ -35,6 +35,12 @@ export const reMountPath = /^(\/[A-Za-z0-9_][A-Za-z0-9._-]*)+$/;
 const forbiddenMounts =
   ' /bin /boot /dev /etc /home /lib /lib64 /opt /proc /root /run /sbin /srv /sys /tmp /usr /var /var/lib /var/log ';
 
+/** volsd_forced_options: the options with suid/dev dropped and nosuid,nodev always last. */
+export function forcedOptions(options: string): string {
+  const kept = options.split(',').filter((o) => !['', 'suid', 'dev', 'nosuid', 'nodev'].includes(o));
+  return [...kept, 'nosuid', 'nodev'].join(',');
+}
+
 /** A raw JSON value, as volsd_json takes it. */
 export type Raw = { raw: string };
 
@@ -505,6 +511,7 @@ export class Host {
     }
     mkdirSync(this.p(mnt), { recursive: true });
     const fstype = this.blkidType(this.p(dev)) ?? '';
+    options = forcedOptions(options);
     if (fstype === 'xfs' && !`,${options},`.includes(',nouuid,')) {
       options = options ? `${options},nouuid` : 'nouuid';
     }

@@ -3,9 +3,11 @@
  * unmount,freeze}.sh: the same steps in the same order, on the same files (see host.ts), with the
  * same VOLSD_RESULT lines and exit codes.
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { isUnder, systemTreeOf } from '../../../lambdas/shared/mount-path.js';
 import { Exit, firstLine, type Host, isFile, jsonOpt, jsonStr, type Output, raw, ShimError } from './host.js';
+import { realpathMissing } from './sync.js';
 
 /** Starts a timer on the runner's clock; returns its cancel function. */
 export type SetTimer = (seconds: number, fire: () => void) => () => void;
@@ -38,6 +40,79 @@ function thaw(host: Host, volume: string, mnt: string): { thawed: boolean } | { 
   return { thawed };
 }
 
+const reMountRoots = /^((\/[A-Za-z0-9_][A-Za-z0-9._-]*)+( (\/[A-Za-z0-9_][A-Za-z0-9._-]*)+)*)?$/;
+
+/**
+ * volsd_resolve: the host path PATH leads to, symlinks resolved component by component (a mount point
+ * taken as it stands), or undefined when it leads out of the host root.
+ */
+function resolveOnHost(host: Host, path: string): string | undefined {
+  const top = realpathMissing(host.root || '/');
+  let cur = '';
+  for (const comp of path.split('/')) {
+    if (comp === '') continue;
+    cur += `/${comp}`;
+    let link = false;
+    try {
+      link = lstatSync(host.p(cur)).isSymbolicLink();
+    } catch {
+      // missing: kept as written
+    }
+    if (!link || host.sourceAt(cur) !== '') continue;
+    let real = realpathMissing(host.p(cur));
+    if (top !== '/') {
+      if (real === top) real = '/';
+      else if (real.startsWith(`${top}/`)) real = real.slice(top.length);
+      else return undefined;
+    }
+    cur = real.replace(/\/$/, '');
+  }
+  return cur || '/';
+}
+
+/** volsd_check_mount_path's policy part (volsd_check_mount_target): exit 15 on a refused path. */
+function checkMountTarget(host: Host, out: Output, mnt: string, roots: string): void {
+  out.check('VOLSD_MOUNT_ROOTS', roots, reMountRoots);
+  const real = resolveOnHost(host, mnt);
+  if (real === undefined) {
+    out.fail(
+      Exit.MountRefused,
+      'mount-path-refused',
+      `refusing to mount at ${mnt}: it resolves outside the host's root`,
+      [['mountPath', jsonStr(mnt)]],
+    );
+  }
+  const tree = systemTreeOf(real);
+  if (tree !== undefined || real === '/') {
+    out.fail(
+      Exit.MountRefused,
+      'mount-path-refused',
+      `refusing to mount at ${mnt}: it resolves to ${real}, in the system tree ${tree ?? '/'}`,
+      [
+        ['mountPath', jsonStr(mnt)],
+        ['resolved', jsonStr(real)],
+      ],
+    );
+  }
+  const list = roots.split(' ').filter(Boolean);
+  if (list.length === 0) return;
+  const inside = list.some((root) => {
+    const realRoot = resolveOnHost(host, root);
+    return realRoot !== undefined && isUnder(real, realRoot);
+  });
+  if (!inside) {
+    out.fail(
+      Exit.MountRefused,
+      'mount-path-refused',
+      `refusing to mount at ${mnt}: it resolves to ${real}, outside the allowed mount roots (${roots})`,
+      [
+        ['mountPath', jsonStr(mnt)],
+        ['resolved', jsonStr(real)],
+      ],
+    );
+  }
+}
+
 /** Volsd-Mount (env as the script reads it); returns mounted | already-mounted. */
 export async function mountOp(host: Host, env: Record<string, string>, out: Output): Promise<string> {
   const volume = env.VOLSD_VOLUME_ID ?? '';
@@ -46,6 +121,7 @@ export async function mountOp(host: Host, env: Record<string, string>, out: Outp
   const wait = env.VOLSD_DEVICE_WAIT_SECONDS || '60';
   out.checkVolumeId(volume);
   out.checkMountPath(mountPath);
+  checkMountTarget(host, out, mountPath, env.VOLSD_MOUNT_ROOTS ?? '');
   out.check('VOLSD_MOUNT_OPTIONS', options, /^[A-Za-z0-9_=,.:-]*$/);
   out.check('VOLSD_DEVICE_WAIT_SECONDS', wait, /^([0-9]{1,2}|[12][0-9]{2}|300)$/);
   host.lockFile(volume);
@@ -76,6 +152,7 @@ export async function formatOp(
   const wait = env.VOLSD_DEVICE_WAIT_SECONDS || '60';
   out.checkVolumeId(volume);
   out.checkMountPath(mountPath);
+  checkMountTarget(host, out, mountPath, env.VOLSD_MOUNT_ROOTS ?? '');
   out.check('VOLSD_MOUNT_OPTIONS', options, /^[A-Za-z0-9_=,.:-]*$/);
   out.check('VOLSD_DEVICE_WAIT_SECONDS', wait, /^([0-9]{1,2}|[12][0-9]{2}|300)$/);
   host.lockFile(volume);
