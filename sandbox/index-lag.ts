@@ -151,6 +151,26 @@ export class IndexLag {
     return this.pending.size;
   }
 
+  /**
+   * Resolves once the index shows every write recorded so far (and those in flight meanwhile), waiting
+   * with `sleep` in modelled seconds. For a test that arranges table state and then acts on it: a real
+   * operator's table state is never that young. The workflows never wait for it.
+   */
+  async settled(sleep: (modelSeconds: number) => Promise<void>): Promise<void> {
+    for (;;) {
+      this.prune();
+      if (this.pending.size === 0) return;
+      const now = this.o.now();
+      let until = now;
+      for (const entry of this.pending.values()) {
+        // A write in flight is visible at most maxLag after its acknowledgement.
+        const last = entry.inFlight > 0 ? now + this.maxLag : (entry.writes.at(-1)?.visibleAt ?? now);
+        until = Math.max(until, last);
+      }
+      await sleep(Math.max(until - now, 0.01));
+    }
+  }
+
   private parse(
     request: WireRequest,
   ): { op: string; table: TrackedTable & { name: string }; body: Record<string, unknown> } | undefined {

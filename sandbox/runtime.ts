@@ -81,6 +81,8 @@ let active = false;
 export class Sandbox {
   readonly accounting = new Accounting();
   private stopped = false;
+  /** The lagging index model (rule indexLag), if in force. */
+  private indexLag: import('./index-lag.js').IndexLag | undefined;
   private constructor(
     readonly options: Required<Omit<SandboxOptions, 'azs'>> & { azs: string[] },
     readonly rootDir: string,
@@ -221,6 +223,33 @@ export class Sandbox {
       httpAgent: new Agent({ keepAlive: true, maxSockets: 1024 }),
     });
 
+    // Rule indexLag (sandbox/index-lag.ts): the handlers' index Queries answer as the index stood up to
+    // a modelled second ago; writes through the sandbox's own client (sandbox.repo) are recorded too, and
+    // its reads (invariants, scenarios) stay current. The handlers' client outlives a sandbox: a sandbox
+    // without the rule takes the previous one's model off it.
+    let indexLag: import('./index-lag.js').IndexLag | undefined;
+    if (cloud.rules.indexLag) {
+      const { IndexLag } = await import('./index-lag.js');
+      const { tableSchema } = await import('../lambdas/shared/table-schema.js');
+      const lagRng = new Rng(options.seed ^ 0x1dea);
+      indexLag = new IndexLag({
+        reader: dynamo.client,
+        tables: {
+          [wiring.tableName]: {
+            partitionKey: tableSchema.partitionKey,
+            sortKey: tableSchema.sortKey,
+            indexes: { [tableSchema.byPoolIndex.name]: tableSchema.byPoolIndex },
+          },
+        },
+        now: () => cloud.clock.now(),
+        random: () => lagRng.next(),
+      });
+      indexLag.attach(clients.dynamo, { lagQueries: true });
+      indexLag.attach(dynamo.client, { lagQueries: false });
+    } else {
+      clients.dynamo.middlewareStack.remove((await import('./index-lag.js')).indexLagMiddlewareName);
+    }
+
     // Every statemachines/<name>.asl.json runs with lambdas/<name>/handler.ts behind `${<Name>FunctionArn}`,
     // the substitution the CDK construct passes.
     const fn = (name: string) =>
@@ -327,6 +356,7 @@ export class Sandbox {
     });
     const workers: Record<string, string> = {};
     const sandbox = new Sandbox(options, rootDir, cloud, dynamo, s3, sfn, repo, intake, wiring, workers);
+    sandbox.indexLag = indexLag;
     Object.defineProperty(sandbox, 'accounting', { value: accounting });
     await sandbox.waitForWorkers();
     return sandbox;
@@ -388,6 +418,15 @@ export class Sandbox {
       if (this.cloud.clock.now() > deadline) throw new Error('sandbox did not settle in time');
       await this.cloud.clock.sleep(1);
     }
+  }
+
+  /**
+   * Waits (modelled time) until the table's index shows every write made so far (rule indexLag; at once
+   * without it). For tests that arrange table state and act on it at once: an operator's table state is
+   * never sub-second old when a workflow runs. Workflows never wait for it.
+   */
+  async indexSettled(): Promise<void> {
+    await this.indexLag?.settled((seconds) => this.cloud.clock.sleep(seconds));
   }
 
   /** Messages the intake queue moved to its dead-letter queue (each one its DLQ alarm would report). */

@@ -41,6 +41,8 @@ let runs = 0;
 /**
  * Runs the reconcile workflow once with no grace and no claim bound (the tests inject drift on a
  * settled pool, so nothing young is in flight) and waits for it, then for what it started (replenish).
+ * It starts once the table's index shows the drift just injected (rule indexLag): a real run leaves
+ * records younger than its grace (300 s) alone, and drift is never injected a second before it runs.
  */
 export async function runReconcile(
   sandbox: Sandbox,
@@ -48,6 +50,7 @@ export async function runReconcile(
 ): Promise<ReconcileResult> {
   const arn = sandbox.wiring.stateMachines.reconcile;
   if (!arn) throw new Error('the sandbox runs no reconcile state machine');
+  await sandbox.indexSettled();
   const { executionArn } = sandbox.sfn.start(
     arn,
     `reconcile-test-${++runs}`,
