@@ -32,7 +32,10 @@ export interface SandboxOptions {
   seed?: number;
   releasePolicy?: 'delete' | 'recycle';
   heartbeatTimeout?: number;
-  /** Seconds of modelled boot of the web instances. */
+  /**
+   * Seconds the web instances stay `pending`. @default drawn per instance from the simulator's
+   * `instanceBoot` range (seeded)
+   */
   bootSeconds?: number;
   /** Chance that a Lambda invocation's result is lost after it ran (the runtime dying). */
   lambdaCrashRate?: number;
@@ -84,7 +87,10 @@ export class Sandbox {
   /** The lagging index model (rule indexLag), if in force. */
   private indexLag: import('./index-lag.js').IndexLag | undefined;
   private constructor(
-    readonly options: Required<Omit<SandboxOptions, 'azs'>> & { azs: string[] },
+    readonly options: Required<Omit<SandboxOptions, 'azs' | 'bootSeconds'>> & {
+      azs: string[];
+      bootSeconds: number | undefined;
+    },
     readonly rootDir: string,
     readonly cloud: Cloud,
     readonly dynamo: LocalDynamo,
@@ -122,7 +128,7 @@ export class Sandbox {
       seed: o.seed ?? 1,
       releasePolicy: o.releasePolicy ?? 'delete',
       heartbeatTimeout: o.heartbeatTimeout ?? 600,
-      bootSeconds: o.bootSeconds ?? 30,
+      bootSeconds: o.bootSeconds,
       lambdaCrashRate: o.lambdaCrashRate ?? 0,
       throttling: o.throttling ?? true,
       keepFiles: o.keepFiles ?? false,
