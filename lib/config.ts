@@ -34,6 +34,8 @@ import type { VolsdStackProps } from './volsd-stack.js';
  * | `volsd:directCreate` | boolean | true | no idle volume in the AZ: create one from the latest snapshot for the instance |
  * | `volsd:fanOutMaxConcurrency` | string | `25%` | SSM MaxConcurrency of a push |
  * | `volsd:fanOutMaxErrors` | string | `25%` | SSM MaxErrors of a push |
+ * | `volsd:pushWriterArns` | string[] or `a,b` | `[]` | IAM role/user ARNs (`ArnLike` wildcards) allowed to write the push bucket besides the pool's publisher role; every other principal is denied |
+ * | `volsd:maxPushObjectBytes` | integer | 1073741824 (1 GiB) | largest pushed object; the fan-out refuses a larger key (`too-large`) |
  * | `volsd:workerInstanceType` | string | `t4g.small` | sync worker instance type (arm64) |
  * | `volsd:maxAzs` | integer | 2 | AZs of the new VPC |
  * | `volsd:vpcId`, `volsd:availabilityZones`, `volsd:subnetIds` | string, string[], string[] | new VPC | use an existing VPC (all three together; one subnet per AZ, same order) |
@@ -103,6 +105,8 @@ export const contextSchema = z
     'volsd:directCreate': bool.optional(),
     'volsd:fanOutMaxConcurrency': z.coerce.string().optional(),
     'volsd:fanOutMaxErrors': z.coerce.string().optional(),
+    'volsd:pushWriterArns': list.optional(),
+    'volsd:maxPushObjectBytes': integer.optional(),
     'volsd:workerInstanceType': text.optional(),
     'volsd:maxAzs': integer.optional(),
     'volsd:vpcId': text.optional(),
@@ -201,6 +205,7 @@ export function readAppConfig(node: Node): AppConfig {
         fastSnapshotRestore: c['volsd:fastSnapshotRestore'],
         directCreate: c['volsd:directCreate'],
         fanOut: { maxConcurrency: c['volsd:fanOutMaxConcurrency'], maxErrors: c['volsd:fanOutMaxErrors'] },
+        push: { writerArns: c['volsd:pushWriterArns'], maxObjectBytes: c['volsd:maxPushObjectBytes'] },
         workerInstanceType: c['volsd:workerInstanceType']
           ? new InstanceType(c['volsd:workerInstanceType'])
           : undefined,

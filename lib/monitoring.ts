@@ -1,4 +1,4 @@
-import { Duration, Names } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Names, Stack } from 'aws-cdk-lib';
 import type { IAutoScalingGroup } from 'aws-cdk-lib/aws-autoscaling';
 import {
   Alarm,
@@ -315,6 +315,12 @@ export class Monitoring extends Construct {
       enableKeyRotation: true,
       description: `Volsd ${this.poolName}: alarm topic encryption`,
     });
+    // Only this account's alarms, in this Region: the confused-deputy guard AWS asks of every
+    // service principal (CloudWatch passes both keys to SNS and, for the topic's key, to KMS).
+    const fromOwnAlarms = {
+      ArnLike: { 'aws:SourceArn': alarmArnPattern(this) },
+      StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
+    };
     // CloudWatch publishes alarms to an encrypted topic only when the key policy lets it.
     key.addToResourcePolicy(
       new PolicyStatement({
@@ -323,12 +329,36 @@ export class Monitoring extends Construct {
         principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
         resources: ['*'],
+        conditions: fromOwnAlarms,
       }),
     );
-    return new Topic(this, 'AlarmTopic', {
+    const topic = new Topic(this, 'AlarmTopic', {
       displayName: `Volsd ${this.poolName} alarms`,
       masterKey: key,
       enforceSSL: true,
     });
+    // enforceSSL gives the topic a policy holding only its TLS Deny, and a topic policy replaces
+    // SNS's default one: without this Allow, CloudWatch could not publish a single alarm.
+    topic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'AllowCloudWatchAlarms',
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [topic.topicArn],
+        conditions: fromOwnAlarms,
+      }),
+    );
+    return topic;
   }
+}
+
+/** ARN pattern of every CloudWatch alarm of the stack's account and Region. */
+export function alarmArnPattern(scope: Construct): string {
+  return Stack.of(scope).formatArn({
+    service: 'cloudwatch',
+    resource: 'alarm',
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    resourceName: '*',
+  });
 }

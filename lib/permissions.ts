@@ -1,6 +1,6 @@
 import { Arn, ArnFormat, Stack } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Effect, ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
@@ -146,17 +146,65 @@ export function deleteVolumeStatements({ scope, poolName }: PermissionScope): Po
 }
 
 /**
- * ModifyInstanceAttribute (DeleteOnTermination of an attached pool volume, a safety net) on
- * pool-tagged instances only. IAM cannot narrow it to the block device mapping attribute.
+ * Attributes `ModifyInstanceAttribute` could change that Volsd never does, each with the
+ * `ec2:Attribute/<name>` key EC2 sets for it (the API parameter's name, as in AWS's
+ * `ec2:Attribute/Description` example): a Deny per key, for the value forms IAM can see.
+ */
+export const forbiddenInstanceAttributes = [
+  'InstanceType',
+  'UserData',
+  'InstanceInitiatedShutdownBehavior',
+  'DisableApiTermination',
+  'SourceDestCheck',
+] as const;
+
+/**
+ * ModifyInstanceAttribute, for the one change Volsd makes (DeleteOnTermination of an attached pool
+ * volume, a safety net; `setDeleteOnTermination` in lambdas/shared/ec2-ops.ts):
+ * - allowed only on pool-tagged instances that are not sync workers (`volsd:role=worker` is set by the
+ *   pool on every worker; clients of groups given by name carry no role tag, so the test is "not a
+ *   worker" rather than "a client");
+ * - denied whenever the request names another attribute in `Attribute` (`ec2:Attribute`, the
+ *   primitive form: `--attribute instanceType --value ...`), and whenever it sets one of
+ *   {@link forbiddenInstanceAttributes} in its value form.
+ * IAM cannot allow "BlockDeviceMappings only": AWS documents `ec2:Attribute/<name>` only for
+ * primitive values and single-Value objects, not for a list of structures like BlockDeviceMappings,
+ * and Volsd's call sets no `Attribute`; an Allow conditioned on either would refuse Volsd's own call.
+ * So the Allow is narrowed by resource, and the other attributes are cut away by Deny statements
+ * whose conditions hold only when the key is present (`Null: false`), never for Volsd's request.
  */
 export function modifyInstanceStatements({ scope, poolName }: PermissionScope): PolicyStatement[] {
+  const instances = [ec2Arn(scope, 'instance')];
   return [
     new PolicyStatement({
-      sid: 'ModifyPoolInstances',
+      sid: 'ModifyPoolClientInstances',
       actions: ['ec2:ModifyInstanceAttribute'],
-      resources: [ec2Arn(scope, 'instance')],
-      conditions: { StringEquals: poolResource(poolName) },
+      resources: instances,
+      conditions: {
+        StringEquals: poolResource(poolName),
+        StringNotEquals: { [`aws:ResourceTag/${roleTag}`]: Role.Worker },
+      },
     }),
+    new PolicyStatement({
+      sid: 'ModifyNoOtherAttribute',
+      effect: Effect.DENY,
+      actions: ['ec2:ModifyInstanceAttribute'],
+      resources: instances,
+      conditions: {
+        Null: { 'ec2:Attribute': 'false' },
+        StringNotEqualsIgnoreCase: { 'ec2:Attribute': 'blockDeviceMapping' },
+      },
+    }),
+    ...forbiddenInstanceAttributes.map(
+      (name) =>
+        new PolicyStatement({
+          sid: `ModifyNo${name}`,
+          effect: Effect.DENY,
+          actions: ['ec2:ModifyInstanceAttribute'],
+          resources: instances,
+          conditions: { Null: { [`ec2:Attribute/${name}`]: 'false' } },
+        }),
+    ),
   ];
 }
 

@@ -73,6 +73,32 @@ export interface FanOutSettings {
   readonly maxErrors?: number | string;
 }
 
+/** Who may write to the push bucket, and how large a pushed object may be. */
+export interface PushSettings {
+  /**
+   * IAM principals allowed to write (PutObject, DeleteObject, DeleteObjectVersion) to the push
+   * bucket, besides the pool's own publisher role (`pool.push.publisherRole`), which is always
+   * allowed. ARNs of roles or users as `aws:PrincipalArn` carries them (a role's ARN with its path,
+   * never an assumed-role session ARN); `*` and `?` match as in `ArnLike`, e.g.
+   * `arn:aws:iam::111122223333:role/ci-*`. The bucket policy denies every other principal of any
+   * account, whatever its own IAM policies allow.
+   * @default [] (only the publisher role)
+   */
+  readonly writerArns?: readonly string[];
+  /**
+   * Largest object a push may carry, in bytes (1 B..5 TiB). S3 bucket policies cannot limit the size
+   * of a PutObject, so the fan-out refuses a larger key (reason `too-large`, reported like any
+   * refused key) and makes no push for it.
+   * @default 1 GiB (1073741824)
+   */
+  readonly maxObjectBytes?: number;
+}
+
+/** Default of {@link PushSettings.maxObjectBytes}: 1 GiB, far above a web asset, far below a volume. */
+export const defaultMaxPushObjectBytes = 1024 ** 3;
+/** S3's largest object: 5 TiB. */
+const maxS3ObjectBytes = 5 * 1024 ** 4;
+
 /** The settings of a pool that are plain values (no constructs): what the context file can carry. */
 export interface PoolSettingsProps {
   /** Pool name: tags, SSM parameter path, hook and document names. `^[a-z][a-z0-9-]{0,31}$`. */
@@ -145,6 +171,11 @@ export interface PoolSettingsProps {
    */
   readonly fanOut?: FanOutSettings;
   /**
+   * Writers of the push bucket and the push object size limit.
+   * @default only the pool's publisher role writes; objects up to 1 GiB
+   */
+  readonly push?: PushSettings;
+  /**
    * Instance type of the sync workers; must be arm64 (Graviton).
    * @default t4g.small
    */
@@ -166,6 +197,7 @@ export interface PoolSettings {
   readonly fastSnapshotRestore: boolean;
   readonly directCreate: boolean;
   readonly fanOut: { readonly maxConcurrency: string; readonly maxErrors: string };
+  readonly push: { readonly writerArns: readonly string[]; readonly maxObjectBytes: number };
   readonly workerInstanceType: InstanceType;
 }
 
@@ -199,6 +231,8 @@ const systemDirectories = [
 ];
 // Same as the MountPath parameter of Volsd-Mount (lambdas/shared/documents.ts): no hidden or dot segments.
 const mountPathPattern = /^(?:\/[A-Za-z0-9_][A-Za-z0-9._-]*)+$/;
+// What aws:PrincipalArn holds for an IAM principal: a role or user ARN (path included), or the root.
+const writerArnPattern = /^arn:aws[a-z-]*:iam::\d{12}:(?:root|(?:role|user)\/[\w+=,.@/*?-]+)$/;
 // The workflow functions accept [a-z0-9=,_-] (lambdas/shared/workflow-config.ts).
 const mountOptionsPattern = /^[a-z0-9_=-]+(?:,[a-z0-9_=-]+)*$/;
 const ratePattern = /^(?:\d+|\d+%)$/;
@@ -276,6 +310,10 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
     fanOut: {
       maxConcurrency: String(props.fanOut?.maxConcurrency ?? '25%'),
       maxErrors: String(props.fanOut?.maxErrors ?? '25%'),
+    },
+    push: {
+      writerArns: [...(props.push?.writerArns ?? [])],
+      maxObjectBytes: props.push?.maxObjectBytes ?? defaultMaxPushObjectBytes,
     },
     workerInstanceType: props.workerInstanceType ?? new InstanceType(defaultWorkerInstanceType),
   };
@@ -356,6 +394,15 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
   checkInteger(problems, 'snapshotRetention', settings.snapshotRetention, 1, 100);
   checkRate(problems, 'fanOut.maxConcurrency', settings.fanOut.maxConcurrency, false);
   checkRate(problems, 'fanOut.maxErrors', settings.fanOut.maxErrors, true);
+  checkInteger(problems, 'push.maxObjectBytes', settings.push.maxObjectBytes, 1, maxS3ObjectBytes);
+  for (const arn of settings.push.writerArns) {
+    // A session ARN (sts) never equals aws:PrincipalArn, and a bare `*` would re-open the bucket.
+    if (!Token.isUnresolved(arn) && !writerArnPattern.test(arn)) {
+      problems.push(
+        `push.writerArns: "${arn}" is not an IAM role, user or account root ARN (arn:<partition>:iam::<account>:role/<name>, user/<name> or root)`,
+      );
+    }
+  }
   if (settings.workerInstanceType.architecture !== InstanceArchitecture.ARM_64) {
     problems.push(
       `workerInstanceType must be arm64 (Graviton, e.g. t4g.small), got ${settings.workerInstanceType}`,

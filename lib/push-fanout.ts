@@ -89,6 +89,8 @@ export class PushFanOut extends Construct {
       SYNC_DOCUMENT: syncDocument,
       FANOUT_MAX_CONCURRENCY: fanOut.maxConcurrency,
       FANOUT_MAX_ERRORS: fanOut.maxErrors,
+      // The size limit a bucket policy cannot enforce (no condition key for a PutObject's size).
+      PUSH_MAX_OBJECT_BYTES: String(pool.settings.push.maxObjectBytes),
     };
 
     // The fan-out reads keys from the events, never objects: no grant on the bucket. Its timeout

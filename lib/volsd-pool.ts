@@ -129,7 +129,11 @@ export class VolsdPool extends Construct {
       availabilityZones: this.availabilityZones,
       idlePerAz: this.settings.idlePerAz,
     });
-    this.push = new PushBucket(this, 'Push', { encryptionKey: props.dataKey, removalPolicy });
+    this.push = new PushBucket(this, 'Push', {
+      encryptionKey: props.dataKey,
+      removalPolicy,
+      writerArns: this.settings.push.writerArns,
+    });
     this.intake = new LifecycleIntake(this, 'LifecycleIntake', {
       poolName,
       autoScalingGroups: props.autoScalingGroups,

@@ -103,6 +103,10 @@ export class VolsdStack extends Stack {
       PoolName: [this.pool.settings.poolName, 'Pool name (volsd-client --pool)'],
       TableName: [this.pool.table.table.tableName, 'Volume table'],
       PushBucketName: [this.pool.push.bucket.bucketName, 'Push bucket: publish under s3://<bucket>/live/'],
+      PushPublisherRoleArn: [
+        this.pool.push.publisherRole.roleArn,
+        'Assume to publish (allow sts:AssumeRole on it to your CI); other writers: volsd:pushWriterArns',
+      ],
       AlarmTopicArn: [this.pool.monitoring.alarmTopic.topicArn, 'Alarm topic'],
       InstancePolicyArn: [
         this.pool.clientPolicies.instancePolicy.managedPolicyArn,

@@ -24,6 +24,13 @@ export const fanOutEnv = {
   FANOUT_MAX_ERRORS: z.string().regex(ratePattern, 'a count or a percentage').default('10%'),
   /** SendCommand TimeoutSeconds: how long SSM keeps trying to deliver to an instance whose agent is away. */
   FANOUT_DELIVERY_TIMEOUT: env.seconds(600).pipe(z.number().min(30).max(2_592_000)),
+  /** Largest pushed object in bytes; a larger one is refused (`too-large`). The pool's default: 1 GiB. */
+  PUSH_MAX_OBJECT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(5 * 1024 ** 4)
+    .default(1024 ** 3),
 };
 
 /** The fan-out's and push status function's configuration. */
@@ -36,6 +43,8 @@ export interface FanOutConfig {
   maxConcurrency: string;
   maxErrors: string;
   deliveryTimeoutSeconds: number;
+  /** Largest object a push may carry, in bytes. */
+  maxObjectBytes: number;
 }
 
 /** Reads and validates the configuration from `source` (default `process.env`); throws naming bad variables. */
@@ -50,5 +59,6 @@ export function fanOutConfigFromEnv(source: Record<string, string | undefined> =
     maxConcurrency: c.FANOUT_MAX_CONCURRENCY,
     maxErrors: c.FANOUT_MAX_ERRORS,
     deliveryTimeoutSeconds: c.FANOUT_DELIVERY_TIMEOUT,
+    maxObjectBytes: c.PUSH_MAX_OBJECT_BYTES,
   };
 }

@@ -68,12 +68,20 @@ const s3RecordSchema = z.object({
   eventName: z.string(),
   s3: z.object({
     bucket: z.object({ name: z.string() }),
-    object: z.object({ key: z.string(), sequencer: z.string().optional() }),
+    // `size` is in ObjectCreated records only (bytes).
+    object: z.object({
+      key: z.string(),
+      size: z.number().nonnegative().optional(),
+      sequencer: z.string().optional(),
+    }),
   }),
 });
 const notificationSchema = z.object({ Records: z.array(s3RecordSchema).min(1) });
 // Sent once when the notification is configured: nothing to push.
 const testEventSchema = z.object({ Event: z.literal('s3:TestEvent') });
+
+/** Reason of a key whose object exceeds `maxObjectBytes` (beside Volsd-Sync's `KeyRejection` names). */
+export const tooLarge = 'too-large';
 
 type Classified =
   | { kind: 'malformed'; error: string }
@@ -105,7 +113,13 @@ function classify(message: PushMessage, config: FanOutConfig): Classified {
       continue;
     }
     const verdict = validateKey(record.s3.object.key, { prefix: config.prefix });
-    if (verdict.kind === 'valid') valid.push(verdict.key);
+    // No bucket policy can limit a PutObject's size, so the limit is held here, at the edge. Only a
+    // creation brings bytes: a removal goes through whatever its record says.
+    const created = record.eventName.startsWith('ObjectCreated:');
+    const size = record.s3.object.size;
+    if (verdict.kind === 'valid' && created && size !== undefined && size > config.maxObjectBytes) {
+      rejected.push({ key: verdict.key, reason: tooLarge });
+    } else if (verdict.kind === 'valid') valid.push(verdict.key);
     else if (verdict.kind === 'rejected') rejected.push({ key: verdict.key, reason: verdict.reason });
     else ignored++;
   }

@@ -18,7 +18,7 @@ import {
   type ResolvedStatement,
   volsdWildcardAcknowledgements,
 } from '../../lib/nag.js';
-import { ClientPolicies, WorkflowPermissions } from '../../lib/permissions.js';
+import { ClientPolicies, forbiddenInstanceAttributes, WorkflowPermissions } from '../../lib/permissions.js';
 import { actionsOf, allStatements, nagFindings, testApp, unscopedEc2Mutations } from './helpers.js';
 
 const env = { account: '123456789012', region: 'eu-west-1' };
@@ -156,6 +156,65 @@ describe('workflow permissions', () => {
         [arn('autoscaling', '123456789012:autoScalingGroup:*:autoScalingGroupName/web-a')],
       ],
     ]);
+  });
+
+  it('modify instance attributes only on pool instances that are not sync workers', () => {
+    const statements = allowing(resolved(permissions.forAcquire()), 'ec2:ModifyInstanceAttribute');
+    const allows = statements.filter((s) => s.Effect === 'Allow');
+    expect(allows).toEqual([
+      expect.objectContaining({
+        Resource: [arn('ec2', '123456789012:instance/*')],
+        Condition: {
+          StringEquals: { 'aws:ResourceTag/volsd:pool': 'web' },
+          StringNotEquals: { 'aws:ResourceTag/volsd:role': 'worker' },
+        },
+      }),
+    ]);
+  });
+
+  it('deny a ModifyInstanceAttribute that names any attribute but the block device mapping', () => {
+    const statements = allowing(resolved(permissions.forAcquire()), 'ec2:ModifyInstanceAttribute');
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Deny',
+        Resource: [arn('ec2', '123456789012:instance/*')],
+        Condition: {
+          Null: { 'ec2:Attribute': 'false' },
+          StringNotEqualsIgnoreCase: { 'ec2:Attribute': 'blockDeviceMapping' },
+        },
+      }),
+    );
+  });
+
+  it.each(forbiddenInstanceAttributes.map((name) => [name]))(
+    'deny a ModifyInstanceAttribute that sets %s',
+    (name) => {
+      const statements = allowing(resolved(permissions.forAcquire()), 'ec2:ModifyInstanceAttribute');
+      expect(statements).toContainEqual(
+        expect.objectContaining({
+          Effect: 'Deny',
+          Resource: [arn('ec2', '123456789012:instance/*')],
+          Condition: { Null: { [`ec2:Attribute/${name}`]: 'false' } },
+        }),
+      );
+    },
+  );
+
+  it('never deny the DeleteOnTermination request Volsd sends (no Attribute, no attribute value key)', () => {
+    // setDeleteOnTermination sends only InstanceId and BlockDeviceMappings: every Deny must need a key
+    // that request does not carry.
+    const denies = allowing(resolved(permissions.forAcquire()), 'ec2:ModifyInstanceAttribute').filter(
+      (s) => s.Effect === 'Deny',
+    );
+    expect(denies.length).toBeGreaterThan(0);
+    for (const deny of denies) {
+      const nullKeys = Object.entries(deny.Condition?.Null ?? {});
+      expect(nullKeys.length).toBeGreaterThan(0);
+      for (const [key, value] of nullKeys) {
+        expect(value).toBe('false');
+        expect(key).not.toMatch(/BlockDeviceMapping/i);
+      }
+    }
   });
 
   it('give fast snapshot restore only on pool snapshots when enabled', () => {

@@ -32,6 +32,7 @@ export const testConfig: FanOutConfig = {
   maxConcurrency: '25%',
   maxErrors: '5',
   deliveryTimeoutSeconds: 600,
+  maxObjectBytes: 1024 ** 3,
 };
 
 /** An S3 event notification body for `keys` (raw keys: encode them as S3 does before passing). */

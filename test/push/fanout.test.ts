@@ -179,6 +179,71 @@ describe('fanOutBatch: refused and ignored keys', () => {
     });
   });
 
+  it('refuses a key whose object is larger than maxObjectBytes and pushes the others', async () => {
+    // Prepare
+    const body = s3Notification(['live/big.iso', 'live/small.html']);
+    const records = body.Records as Array<{ s3: { object: { size?: number } } }>;
+    const [big] = records;
+    if (big) big.s3.object.size = testConfig.maxObjectBytes + 1;
+
+    // Act
+    const result = await fanOutBatch([sqsRecord('m1', body)], deps);
+
+    // Assess
+    expect({ keys: result.push?.keys, rejected: result.push?.rejected }).toEqual({
+      keys: ['live/small.html'],
+      rejected: [{ key: 'live/big.iso', reason: 'too-large' }],
+    });
+  });
+
+  it('accepts an object of exactly maxObjectBytes', async () => {
+    // Prepare
+    const body = s3Notification(['live/edge.bin']);
+    const [edge] = body.Records as Array<{ s3: { object: { size?: number } } }>;
+    if (edge) edge.s3.object.size = testConfig.maxObjectBytes;
+
+    // Act
+    const result = await fanOutBatch([sqsRecord('m1', body)], deps);
+
+    // Assess
+    expect({ keys: result.push?.keys, rejected: result.rejected }).toEqual({
+      keys: ['live/edge.bin'],
+      rejected: [],
+    });
+  });
+
+  it('records a batch of only too-large objects as refused, with no push', async () => {
+    // Prepare
+    const body = s3Notification(['live/huge.bin']);
+    const [huge] = body.Records as Array<{ s3: { object: { size?: number } } }>;
+    if (huge) huge.s3.object.size = 2 * testConfig.maxObjectBytes;
+
+    // Act
+    const result = await fanOutBatch([sqsRecord('m1', body)], deps);
+
+    // Assess
+    expect({ calls, status: result.push?.status, rejected: result.push?.rejected }).toEqual({
+      calls: ['recordRejection'],
+      status: 'Rejected',
+      rejected: [{ key: 'live/huge.bin', reason: 'too-large' }],
+    });
+  });
+
+  it('lets the removal of a key through whatever size its record states', async () => {
+    // Prepare
+    const batch = [message('m1', ['live/big.iso'], { eventName: 'ObjectRemoved:Delete' })];
+    const tiny = { ...deps, config: { ...testConfig, maxObjectBytes: 1 } };
+
+    // Act
+    const result = await fanOutBatch(batch, tiny);
+
+    // Assess
+    expect({ keys: result.push?.keys, rejected: result.rejected }).toEqual({
+      keys: ['live/big.iso'],
+      rejected: [],
+    });
+  });
+
   it('counts refused keys as a metric', async () => {
     // Prepare
     const batch = [message('m1', ['live/../a', 'live/..\\b', 'live/ok'])];
@@ -321,7 +386,7 @@ describe('fan-out handler', () => {
 describe('fan-out configuration', () => {
   const base = { TABLE_NAME: 'volsd-web', POOL_NAME: 'web', PUSH_BUCKET: 'volsd-web-push' };
 
-  it('defaults to MaxConcurrency 50, MaxErrors 10%, prefix live/ and the Volsd-Sync document', () => {
+  it('defaults to MaxConcurrency 50, MaxErrors 10%, prefix live/, the Volsd-Sync document and 1 GiB objects', () => {
     // Act
     const config = fanOutConfigFromEnv(base);
 
@@ -335,7 +400,16 @@ describe('fan-out configuration', () => {
       maxConcurrency: '50',
       maxErrors: '10%',
       deliveryTimeoutSeconds: 600,
+      maxObjectBytes: 1024 ** 3,
     });
+  });
+
+  it('reads the object size limit from PUSH_MAX_OBJECT_BYTES', () => {
+    // Act
+    const config = fanOutConfigFromEnv({ ...base, PUSH_MAX_OBJECT_BYTES: '1048576' });
+
+    // Assess
+    expect(config.maxObjectBytes).toBe(1048576);
   });
 
   it.each([
@@ -344,6 +418,8 @@ describe('fan-out configuration', () => {
     ['FANOUT_MAX_ERRORS', 'ten'],
     ['PUSH_PREFIX', '/live'],
     ['PUSH_BUCKET', 'Not_A_Bucket'],
+    ['PUSH_MAX_OBJECT_BYTES', '0'],
+    ['PUSH_MAX_OBJECT_BYTES', 'lots'],
   ])('refuses %s=%s', (name, value) => {
     // Act
     const load = () => fanOutConfigFromEnv({ ...base, [name]: value });
