@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { allVolumeStates, type VolumeState } from '../lambdas/shared/model.js';
+import { systemTreeOf } from '../lambdas/shared/mount-path.js';
 import { azSchema, poolNameSchema } from '../lambdas/shared/validate.js';
 import { workflowInputSchema } from '../lambdas/shared/workflow-input.js';
 import { exitCodeHelp, UsageError } from './errors.js';
@@ -305,8 +306,11 @@ function parseCommandArgs(
   const mount = str(values, 'mount');
   if (mount !== undefined) {
     if (!workflowInputSchema.shape.mountPath.safeParse(mount).success) {
+      const tree = systemTreeOf(mount);
       throw new UsageError(
-        `--mount must be an absolute path of [A-Za-z0-9._/-] without '..', not '${mount}'`,
+        tree
+          ? `--mount must not be in the system tree ${tree}, not '${mount}'`
+          : `--mount must be an absolute, normalized path of [A-Za-z0-9._-] segments (none empty, none starting with a dot), not '${mount}'`,
         helpHint(command),
       );
     }

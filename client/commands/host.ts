@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type VolumeRecord, VolumeState } from '../../lambdas/shared/model.js';
+import { mountPathProblem } from '../../lambdas/shared/mount-path.js';
 import { executionName, WorkflowAction, type WorkflowInput } from '../../lambdas/shared/workflow-input.js';
 import { awsCall } from '../aws.js';
 import { type CommandContext, type CommandResult, type HostSession, openHostSession } from '../context.js';
-import { ClientError, ExitCode } from '../errors.js';
+import { ClientError, ExitCode, UsageError } from '../errors.js';
 import { renderPairs } from '../format.js';
 import { requireArn } from '../pool-config.js';
 import { createProgress } from '../progress.js';
@@ -113,6 +114,13 @@ export async function acquire(ctx: CommandContext): Promise<CommandResult> {
   const { host, config } = session;
   const stateMachineArn = requireArn(config, 'acquireStateMachineArn', 'the acquire workflow');
   await refuseIfHeld(session);
+  if (ctx.args.mount) {
+    // The workflow and the host refuse it too; refusing here saves a claim and says why. The pool
+    // publishes its mount path only: further roots (the workflows' MOUNT_ROOTS) are checked there.
+    const roots = [config.mountPath ?? defaultMountPath];
+    const problem = mountPathProblem(ctx.args.mount, roots);
+    if (problem) throw new UsageError(`--mount: ${problem}`, 'volsd-client acquire --help');
+  }
   const input: WorkflowInput = {
     pool: config.pool,
     instanceId: host.instanceId,

@@ -23,6 +23,7 @@ import {
 import { completeLifecycleAction } from '../shared/lifecycle.js';
 import { logger, metrics } from '../shared/logger.js';
 import { VolumeState } from '../shared/model.js';
+import { mountPathProblem, mountRoots } from '../shared/mount-path.js';
 import { requestReplenish } from '../shared/replenish-request.js';
 import {
   maybeHeartbeat,
@@ -51,13 +52,17 @@ function need<T>(value: T | undefined, what: string): T {
  * Finds the instance's AZ; an instance that is gone ends the acquire. One EC2 does not know yet (its
  * launch is seconds old: DescribeInstances is eventually consistent) is InstanceNotReady, polled.
  */
-const resolve: Step = async (ctx, { ec2, repo }) => {
+const resolve: Step = async (ctx, { ec2, repo, config }) => {
   const instance = await requireLiveInstance(ec2, ctx.instanceId, { justLaunched: true });
   const az = instance.Placement?.AvailabilityZone;
   if (!az) throw new InstanceGone(`instance ${ctx.instanceId} has no placement`);
   const pool = await repo.getPool(ctx.pool);
   if (!pool.azs.includes(az))
     throw new InvalidInput(`instance ${ctx.instanceId} is in ${az}, outside pool ${ctx.pool}`);
+  if (ctx.mountPath !== undefined) {
+    const problem = mountPathProblem(ctx.mountPath, mountRoots(config.MOUNT_ROOTS, config.MOUNT_PATH));
+    if (problem) throw new InvalidInput(`refusing mount path ${ctx.mountPath}: ${problem}`);
+  }
   return { ...ctx, az, startedAt: ctx.startedAt ?? nowMs() };
 };
 
@@ -264,7 +269,13 @@ const mount: Step = async (ctx, { ec2, ssm, config }) => {
   const commandId = await sendDocument(ssm, {
     documentName: config.MOUNT_DOCUMENT,
     instanceId: ctx.instanceId,
-    parameters: { VolumeId: volumeId, MountPath: mountPath, MountOptions: config.MOUNT_OPTIONS },
+    parameters: {
+      VolumeId: volumeId,
+      MountPath: mountPath,
+      MountOptions: config.MOUNT_OPTIONS,
+      // The host checks the path again once its symlinks are resolved.
+      MountRoots: mountRoots(config.MOUNT_ROOTS, config.MOUNT_PATH).join(' '),
+    },
     comment: `volsd mount ${volumeId}`,
   }).catch(async (err: unknown) => {
     // Not reachable yet is normal while it boots; not reachable because it is gone ends the acquire now.

@@ -50,10 +50,9 @@ export function systemTreeOf(path: string): string | undefined {
   return systemTrees.find((tree) => isUnder(path, tree));
 }
 
-/** The mount roots of a pool: the configured ones (space-separated), else its mount path. */
+/** The mount roots of a pool: its mount path and the configured ones (space-separated). */
 export function mountRoots(configured: string | undefined, mountPath: string): string[] {
-  const roots = (configured ?? '').split(' ').filter(Boolean);
-  return roots.length > 0 ? roots : [mountPath];
+  return [...new Set([mountPath, ...(configured ?? '').split(' ').filter(Boolean)])];
 }
 
 /**

@@ -13,6 +13,14 @@ export const workflowConfigShape = {
     .string()
     .regex(/^\/[A-Za-z0-9._/-]{0,200}$/)
     .default('/srv/www'),
+  /**
+   * Space-separated roots a manual acquire's mount path must lie under (the pool's mount path is always
+   * one). Unset: the mount path alone.
+   */
+  MOUNT_ROOTS: z
+    .string()
+    .regex(/^((\/[A-Za-z0-9_][A-Za-z0-9._-]*)+( (\/[A-Za-z0-9_][A-Za-z0-9._-]*)+)*)?$/)
+    .optional(),
   MOUNT_OPTIONS: z
     .string()
     .regex(/^[a-z0-9=,_-]{1,200}$/)

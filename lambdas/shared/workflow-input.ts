@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { mountPathGrammar, systemTreeOf } from './mount-path.js';
 import { instanceIdSchema, poolNameSchema } from './validate.js';
 
 /** Why a workflow runs: an Auto Scaling lifecycle action, or a manual request (volsd-client). */
@@ -34,11 +35,16 @@ export const workflowInputSchema = z.object({
     WorkflowAction.ManualRelease,
   ]),
   lifecycle: lifecycleSchema.optional(),
-  /** Manual acquires may ask for another mount path than the pool's. */
+  /**
+   * Manual acquires may ask for another mount path than the pool's: absolute and normalized (the
+   * MountPath grammar of Volsd-Mount), in no system tree. Whether it lies under the pool's mount roots
+   * is checked by the acquire workflow, which knows them (lambdas/shared/mount-path.ts).
+   */
   mountPath: z
     .string()
-    .regex(/^\/[A-Za-z0-9._/-]{0,200}$/)
-    .refine((p) => !p.split('/').includes('..'), 'no .. in a mount path')
+    .max(200)
+    .regex(mountPathGrammar, 'an absolute, normalized path')
+    .refine((p) => systemTreeOf(p) === undefined, 'not in a system tree')
     .optional(),
   /** Manual requests carry a request id so one host can acquire again after a release. */
   requestId: z

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -70,7 +70,7 @@ describe('acquire, status and release on a host outside any group', () => {
   let acquireRun: ClientRun;
 
   it('acquire attaches a volume, mounts it with the current content where asked, and prints it', async () => {
-    const run = await runClient(['acquire', '--pool', 'web', '--mount', '/data'], hostEnv);
+    const run = await runClient(['acquire', '--pool', 'web', '--mount', '/srv/www/data'], hostEnv);
     acquireRun = run;
 
     expect(run.code).toBe(0);
@@ -82,12 +82,12 @@ describe('acquire, status and release on a host outside any group', () => {
       state: VolumeState.InUse,
       holder: host,
     });
-    expect(mountPoints(host)).toContain('/data');
-    expect(readFileSync(join(world.sandbox.cloud.hostRoot(host), 'data/index.html'), 'utf8')).toBe(
+    expect(mountPoints(host)).toContain('/srv/www/data');
+    expect(readFileSync(join(world.sandbox.cloud.hostRoot(host), 'srv/www/data/index.html'), 'utf8')).toBe(
       '<h1>by hand</h1>',
     );
     expect(run.stdout).toMatch(new RegExp(`volume\\s+${volumeId}`));
-    expect(run.stdout).toMatch(/mounted at\s+\/data/);
+    expect(run.stdout).toMatch(/mounted at\s+\/srv\/www\/data/);
   });
 
   it('acquire shows its progress as plain lines on stderr when stderr is a pipe', () => {
@@ -103,7 +103,7 @@ describe('acquire, status and release on a host outside any group', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(new RegExp(`volume\\s+${volumeId}`));
     expect(run.stdout).toMatch(new RegExp(`device\\s+${record.device}`));
-    expect(run.stdout).toMatch(/mounted at\s+\/data/);
+    expect(run.stdout).toMatch(/mounted at\s+\/srv\/www\/data/);
     expect(run.stdout).toMatch(/current/);
   });
 
@@ -122,7 +122,7 @@ describe('acquire, status and release on a host outside any group', () => {
       volumeId,
       state: 'IN_USE',
       device: record.device,
-      mountPath: '/data',
+      mountPath: '/srv/www/data',
       generation: record.generation,
       poolGeneration: pool.generation,
       current: true,
@@ -145,8 +145,8 @@ describe('acquire, status and release on a host outside any group', () => {
     expect(run.stdout).toMatch(new RegExp(`released\\s+${volumeId}`));
     expect(run.stderr).toMatch(/release: SUCCEEDED/);
     expect(attachedTo(host)).toEqual([]);
-    expect(mountPoints(host)).not.toContain('/data');
-    expect(existsSync(join(world.sandbox.cloud.hostRoot(host), 'data/index.html'))).toBe(false);
+    expect(mountPoints(host)).not.toContain('/srv/www/data');
+    expect(existsSync(join(world.sandbox.cloud.hostRoot(host), 'srv/www/data/index.html'))).toBe(false);
     expect(await world.sandbox.repo.getAssignment(host)).toBeUndefined();
     expect(await world.sandbox.repo.findVolume(volumeId)).toBeUndefined(); // release policy: delete
   });
@@ -187,6 +187,9 @@ describe('acquire and release with --output json, the host policy only and insta
   beforeAll(() => {
     const { AWS_ACCESS_KEY_ID: _key, AWS_SECRET_ACCESS_KEY: _secret, ...rest } = hostEnv;
     profileEnv = rest;
+    // The first acquire mounted under /srv/www (the pool's mount root); the sandbox's mount shim
+    // cannot hide the directory it left there, a real host could.
+    rmSync(join(world.sandbox.cloud.hostRoot(host), 'srv/www'), { recursive: true, force: true });
     world.gateway.allowOnly(hostPolicyActions);
   });
 

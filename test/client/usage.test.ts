@@ -67,12 +67,27 @@ describe.concurrent('usage errors exit 2 with one line and a hint, before any AW
     [['acquire', '--timeout', '0'], '--timeout must be a number of seconds', 'volsd-client acquire --help'],
     [
       ['acquire', '--mount', 'data'],
-      "--mount must be an absolute path of [A-Za-z0-9._/-] without '..', not 'data'",
+      "--mount must be an absolute, normalized path of [A-Za-z0-9._-] segments (none empty, none starting with a dot), not 'data'",
       'volsd-client acquire --help',
     ],
     [
       ['acquire', '--mount', '/srv/../etc'],
-      '--mount must be an absolute path',
+      '--mount must be an absolute, normalized path',
+      'volsd-client acquire --help',
+    ],
+    [
+      ['acquire', '--mount', '/srv/www/'],
+      '--mount must be an absolute, normalized path',
+      'volsd-client acquire --help',
+    ],
+    [
+      ['acquire', '--mount', '/etc/cron.d'],
+      "--mount must not be in the system tree /etc, not '/etc/cron.d'",
+      'volsd-client acquire --help',
+    ],
+    [
+      ['acquire', '--mount', '/usr/local/bin'],
+      "--mount must not be in the system tree /usr, not '/usr/local/bin'",
       'volsd-client acquire --help',
     ],
     [['acquire', '--mount'], "option '--mount' needs a value", 'volsd-client acquire --help'],
