@@ -185,6 +185,50 @@ describe('pool settings', () => {
   });
 });
 
+describe('push settings', () => {
+  it('default to no named writer and a 1 GiB object limit', () => {
+    expect(resolvePoolSettings(valid).push).toEqual({ writerArns: [], maxObjectBytes: 1024 ** 3 });
+  });
+
+  it.each([
+    ['*', 'a bare wildcard'],
+    ['arn:aws:sts::123456789012:assumed-role/ci/session', 'a session ARN'],
+    ['arn:aws:iam::*:role/ci', 'any account'],
+    ['arn:aws:s3:::bucket', 'not IAM'],
+  ])('refuse writer %s (%s)', (arn) => {
+    expect(problemsOf({ push: { writerArns: [arn] } })).toContain(`push.writerArns: "${arn}"`);
+  });
+
+  it.each([
+    ['arn:aws:iam::123456789012:role/ci-*'],
+    ['arn:aws:iam::123456789012:role/path/publisher'],
+    ['arn:aws:iam::123456789012:user/deploy'],
+  ])('accept writer %s', (arn) => {
+    expect(resolvePoolSettings({ ...valid, push: { writerArns: [arn] } }).push.writerArns).toEqual([arn]);
+  });
+
+  it('refuse an object limit of 0 bytes', () => {
+    expect(problemsOf({ push: { maxObjectBytes: 0 } })).toContain('push.maxObjectBytes must be an integer');
+  });
+
+  it('refuse an object limit above S3 largest object (5 TiB)', () => {
+    expect(problemsOf({ push: { maxObjectBytes: 5 * 1024 ** 4 + 1 } })).toContain(
+      'push.maxObjectBytes must be an integer',
+    );
+  });
+
+  it('read volsd:pushWriterArns and volsd:maxPushObjectBytes from the context', () => {
+    const app = testApp({
+      'volsd:pushWriterArns': 'arn:aws:iam::123456789012:role/a,arn:aws:iam::123456789012:role/b',
+      'volsd:maxPushObjectBytes': '1048576',
+    });
+    expect(readAppConfig(app.node).stackProps.pool.push).toEqual({
+      writerArns: ['arn:aws:iam::123456789012:role/a', 'arn:aws:iam::123456789012:role/b'],
+      maxObjectBytes: 1048576,
+    });
+  });
+});
+
 describe('VolsdPool placement', () => {
   const vpcStack = () => {
     const stack = new Stack(testApp(), 'Placement');
