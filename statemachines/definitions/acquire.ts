@@ -1,0 +1,342 @@
+import { catchAll, catchOn, type FatalLists, poll, stateMachine, taskBuilder } from './profiles.js';
+
+/**
+ * Fatal errors per step: the named errors the step can throw that no retry would cure.
+ */
+const fatal: FatalLists = {
+  resolve: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  claim: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  unmountOnWorker: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  waitCommand: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  detachFromWorker: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  waitDetached: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  attach: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  waitAttached: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  abortAttach: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  mount: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  bringCurrent: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  finish: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  compensate: ['InvalidInput', 'IllegalTransition'],
+  compensateDone: ['InvalidInput', 'IllegalTransition'],
+  abandon: ['InvalidInput'],
+};
+
+const task = taskBuilder('AcquireFunctionArn', fatal);
+
+export const acquire = stateMachine({
+  Comment:
+    "Volsd acquire: claim an idle volume in the instance's AZ, move it from the sync worker to the instance, mount it, bring it current, then let the instance go InService. Any failure compensates and completes the lifecycle action with the configured result.",
+  StartAt: 'Resolve',
+  TimeoutSeconds: 1800,
+  States: {
+    Resolve: task({
+      comment: "Find the instance's AZ; a gone instance ends the acquire.",
+      step: 'resolve',
+      poll: [
+        poll('InstanceNotReady', {
+          IntervalSeconds: 1,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 5,
+          MaxAttempts: 12,
+        }),
+      ],
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'Claim',
+    }),
+    Claim: task({
+      comment:
+        'Claim an idle volume (idempotent per instance). Nothing idle: a replenish is requested and the claim retried with backoff (2 s growing to 30 s) for about 10 minutes, with lifecycle heartbeats.',
+      step: 'claim',
+      poll: [
+        poll('NoIdleVolume', { IntervalSeconds: 2, BackoffRate: 1.6, MaxDelaySeconds: 30, MaxAttempts: 24 }),
+      ],
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'UnmountOnWorker',
+    }),
+    UnmountOnWorker: task({
+      comment: 'Unmount the volume on the sync worker that holds it (Volsd-Unmount).',
+      step: 'unmountOnWorker',
+      poll: [
+        poll('InstanceNotReady', {
+          IntervalSeconds: 2,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 10,
+          MaxAttempts: 10,
+        }),
+      ],
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'WaitUnmount',
+    }),
+    WaitUnmount: task({
+      step: 'waitCommand',
+      poll: [
+        poll('CommandPending', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 20 }),
+      ],
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'DetachFromWorker',
+    }),
+    DetachFromWorker: task({
+      step: 'detachFromWorker',
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'WaitDetached',
+    }),
+    WaitDetached: task({
+      comment: 'Poll until the volume is available (detach takes 1-4 s).',
+      step: 'waitDetached',
+      poll: [
+        poll('VolumeNotReady', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 20 }),
+      ],
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'Attach',
+    }),
+    Attach: task({
+      comment: 'Choose a free device on the instance and attach; runs while the instance boots.',
+      step: 'attach',
+      poll: [
+        poll('InstanceNotReady', {
+          IntervalSeconds: 2,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 5,
+          MaxAttempts: 30,
+        }),
+        poll('InvalidParameterValue', {
+          IntervalSeconds: 1,
+          BackoffRate: 1,
+          MaxDelaySeconds: 1,
+          MaxAttempts: 3,
+        }),
+      ],
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'WaitAttached',
+    }),
+    WaitAttached: task({
+      comment:
+        'Poll until attached; an attach stuck past 90 s is aborted and retried, as the EBS CSI driver does.',
+      step: 'waitAttached',
+      poll: [
+        poll('VolumeNotReady', {
+          IntervalSeconds: 1,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 10,
+          MaxAttempts: 14,
+        }),
+      ],
+      catch: [
+        catchOn(['AttachStuck', 'VolumeNotReady'], '$.error', 'AbortAttach'),
+        catchAll('$.error', 'Compensate'),
+      ],
+      next: 'Mount',
+    }),
+    AbortAttach: task({
+      comment: 'Force-detach the stuck attachment; the next Attach starts clean (at most 3 attaches).',
+      step: 'abortAttach',
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'WaitDetached',
+    }),
+    Mount: task({
+      comment: 'Volsd-Mount on the instance, as soon as its SSM agent answers.',
+      step: 'mount',
+      poll: [
+        poll('InstanceNotReady', {
+          IntervalSeconds: 2,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 10,
+          MaxAttempts: 24,
+        }),
+      ],
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'WaitMount',
+    }),
+    WaitMount: task({
+      step: 'waitCommand',
+      poll: [
+        poll('CommandPending', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 20 }),
+      ],
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'BringCurrent',
+    }),
+    BringCurrent: task({
+      comment: "Compare the volume's generation with the pool's; start Volsd-Sync when behind.",
+      step: 'bringCurrent',
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'IsCurrent',
+    }),
+    IsCurrent: {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.current', BooleanEquals: true, Next: 'Finish' }],
+      Default: 'WaitSync',
+    },
+    WaitSync: task({
+      step: 'waitCommand',
+      poll: [
+        poll('CommandPending', {
+          IntervalSeconds: 1,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 15,
+          MaxAttempts: 60,
+        }),
+      ],
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'BringCurrent',
+    }),
+    Finish: task({
+      comment: 'DeleteOnTermination, IN_USE, CompleteLifecycleAction CONTINUE, ask for a replenish.',
+      step: 'finish',
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'Acquired',
+    }),
+    Acquired: { Type: 'Succeed' },
+    Compensate: task({
+      comment:
+        'Give the volume back where it really is (EC2 is the truth): remount on the worker, hand to the pool, or ERROR.',
+      step: 'compensate',
+      catch: [catchAll('$.compensationError', 'Abandon')],
+      next: 'CompensationCommand?',
+    }),
+    'CompensationCommand?': {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.command', IsPresent: true, Next: 'WaitCompensation' }],
+      Default: 'CompensateDone',
+    },
+    WaitCompensation: task({
+      step: 'waitCommand',
+      poll: [
+        poll('CommandPending', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 20 }),
+      ],
+      catch: [catchAll('$.compensationError', 'CompensateDone')],
+      next: 'CompensateDone',
+    }),
+    CompensateDone: task({
+      step: 'compensateDone',
+      catch: [catchAll('$.compensationError', 'Abandon')],
+      next: 'Abandon',
+    }),
+    Abandon: task({
+      comment: 'CompleteLifecycleAction with the configured failure result (ABANDON by default).',
+      step: 'abandon',
+      catch: [catchAll('$.abandonError', 'AcquireFailed')],
+      next: 'AcquireFailed',
+    }),
+    AcquireFailed: { Type: 'Fail', ErrorPath: '$.error.Error', CausePath: '$.error.Cause' },
+  },
+});

@@ -1,0 +1,185 @@
+import { catchAll, catchOn, type FatalLists, poll, stateMachine, taskBuilder } from './profiles.js';
+
+/**
+ * Fatal errors per step: the named errors the step can throw that no retry would cure.
+ */
+const fatal: FatalLists = {
+  find: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  unmount: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  waitCommand: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  detach: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  waitDetached: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  forceDetach: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  dispose: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  finish: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  giveUp: ['InvalidInput'],
+};
+
+const task = taskBuilder('ReleaseFunctionArn', fatal);
+
+export const release = stateMachine({
+  Comment:
+    "Volsd release: unmount the instance's volume, detach it, delete or recycle it, drop the assignment and complete the lifecycle action. An instance holding nothing completes at once.",
+  StartAt: 'Find',
+  TimeoutSeconds: 1800,
+  States: {
+    Find: task({
+      comment:
+        "The instance's volume, marked RELEASING; while an acquire for it is still running (up to about 10 minutes) it waits, with lifecycle heartbeats.",
+      step: 'find',
+      poll: [
+        poll('VolumeNotReady', {
+          IntervalSeconds: 2,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 15,
+          MaxAttempts: 45,
+        }),
+      ],
+      catch: [catchAll('$.error', 'GiveUp')],
+      next: 'Found?',
+    }),
+    'Found?': {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.found', BooleanEquals: true, Next: 'Unmount' }],
+      Default: 'Finish',
+    },
+    Unmount: task({
+      comment: 'Volsd-Unmount on the instance; an instance that no longer answers is not waited for.',
+      step: 'unmount',
+      catch: [catchAll('$.error', 'ForceDetach')],
+      next: 'WaitUnmount',
+    }),
+    WaitUnmount: task({
+      step: 'waitCommand',
+      poll: [
+        poll('CommandPending', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 12 }),
+      ],
+      catch: [catchAll('$.error', 'ForceDetach')],
+      next: 'Detach',
+    }),
+    Detach: task({
+      step: 'detach',
+      catch: [catchAll('$.error', 'GiveUp')],
+      next: 'WaitDetached',
+    }),
+    WaitDetached: task({
+      step: 'waitDetached',
+      poll: [
+        poll('VolumeNotReady', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 12 }),
+      ],
+      catch: [catchOn(['VolumeNotReady'], '$.error', 'AlreadyForced?'), catchAll('$.error', 'GiveUp')],
+      next: 'Dispose',
+    }),
+    'AlreadyForced?': {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.force', BooleanEquals: true, Next: 'GiveUp' }],
+      Default: 'ForceDetach',
+    },
+    ForceDetach: task({
+      comment: 'A busy or unanswered unmount: detach with Force.',
+      step: 'forceDetach',
+      catch: [catchAll('$.error', 'GiveUp')],
+      next: 'Detach',
+    }),
+    Dispose: task({
+      comment: 'Release policy: delete the volume (default) or recycle it into the pool for a full resync.',
+      step: 'dispose',
+      catch: [catchAll('$.error', 'GiveUp')],
+      next: 'Finish',
+    }),
+    Finish: task({
+      comment: 'Drop the assignment, CompleteLifecycleAction CONTINUE, ask for a replenish.',
+      step: 'finish',
+      catch: [catchAll('$.error', 'GiveUp')],
+      next: 'Released',
+    }),
+    Released: { Type: 'Succeed' },
+    GiveUp: task({
+      comment: 'Complete the lifecycle action anyway; reconcile finishes what is left.',
+      step: 'giveUp',
+      catch: [catchAll('$.giveUpError', 'ReleaseFailed')],
+      next: 'ReleaseFailed',
+    }),
+    ReleaseFailed: { Type: 'Fail', ErrorPath: '$.error.Error', CausePath: '$.error.Cause' },
+  },
+});

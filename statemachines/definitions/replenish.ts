@@ -1,0 +1,329 @@
+import { catchAll, type FatalLists, poll, stateMachine, taskBuilder } from './profiles.js';
+
+/**
+ * Fatal errors per step: the named errors the step can throw that no retry would cure.
+ */
+const fatal: FatalLists = {
+  plan: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  waitAvailable: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  attachToWorker: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  waitAttached: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  prepare: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  waitCommands: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  sync: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  markIdle: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  retireUnmount: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  retireDetach: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  retireDelete: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  done: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'UnknownPool',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
+  failed: ['InvalidInput'],
+};
+
+const task = taskBuilder('ReplenishFunctionArn', fatal);
+
+export const replenish = stateMachine({
+  Comment:
+    "Volsd replenish, one pool and AZ: keep idle + in-flight volumes at the target. Create from the latest snapshot (or empty, then format), attach to the AZ's sync worker, mount, sync to the current generation, mark IDLE; retire idle extras. One run per pool and AZ at a time (a lease in the table).",
+  StartAt: 'Init',
+  TimeoutSeconds: 3600,
+  States: {
+    Init: {
+      Type: 'Pass',
+      Parameters: {
+        'pool.$': '$.pool',
+        'az.$': '$.az',
+        'reason.$': '$.reason',
+        'runId.$': '$$.Execution.Name',
+      },
+      Next: 'Plan',
+    },
+    Plan: task({
+      comment:
+        "Take the AZ's lease; count idle + in-flight against the target; create the missing volumes (client tokens make a retry create nothing twice); pick extras to retire.",
+      step: 'plan',
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'Leased?',
+    }),
+    'Leased?': {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.leased', BooleanEquals: true, Next: 'HasVolumes?' }],
+      Default: 'AnotherRunHoldsTheAz',
+    },
+    AnotherRunHoldsTheAz: { Type: 'Succeed' },
+    'HasVolumes?': {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.volumes[0]', IsPresent: true, Next: 'WaitAvailable' }],
+      Default: 'HasRetire?',
+    },
+    WaitAvailable: task({
+      step: 'waitAvailable',
+      poll: [
+        poll('VolumeNotReady', {
+          IntervalSeconds: 2,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 10,
+          MaxAttempts: 20,
+        }),
+      ],
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'AttachToWorker',
+    }),
+    AttachToWorker: task({
+      step: 'attachToWorker',
+      poll: [
+        poll('InvalidParameterValue', {
+          IntervalSeconds: 1,
+          BackoffRate: 1,
+          MaxDelaySeconds: 1,
+          MaxAttempts: 3,
+        }),
+      ],
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'WaitAttached',
+    }),
+    WaitAttached: task({
+      step: 'waitAttached',
+      poll: [
+        poll('VolumeNotReady', {
+          IntervalSeconds: 1,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 10,
+          MaxAttempts: 20,
+        }),
+      ],
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'AnyAttached?',
+    }),
+    'AnyAttached?': {
+      Type: 'Choice',
+      Comment: 'WaitAttached may set every volume aside (stuck attaches): then only the retires are left.',
+      Choices: [{ Variable: '$.volumes[0]', IsPresent: true, Next: 'Prepare' }],
+      Default: 'HasRetire?',
+    },
+    Prepare: task({
+      comment:
+        'Volsd-Format (empty volume) or Volsd-Mount (from a snapshot) on the worker, under its pool root.',
+      step: 'prepare',
+      poll: [
+        poll('InstanceNotReady', {
+          IntervalSeconds: 2,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 10,
+          MaxAttempts: 20,
+        }),
+      ],
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'WaitPrepared',
+    }),
+    WaitPrepared: task({
+      step: 'waitCommands',
+      poll: [
+        poll('CommandPending', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 30 }),
+      ],
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'Sync',
+    }),
+    Sync: task({
+      comment:
+        "Volsd-Sync each new volume to the pool's current generation (a snapshot-born volume moves only the delta).",
+      step: 'sync',
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'WaitSynced',
+    }),
+    WaitSynced: task({
+      step: 'waitCommands',
+      poll: [
+        poll('CommandPending', {
+          IntervalSeconds: 1,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 15,
+          MaxAttempts: 60,
+        }),
+      ],
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'MarkIdle',
+    }),
+    MarkIdle: task({
+      step: 'markIdle',
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'HasRetire?',
+    }),
+    'HasRetire?': {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.retire[0]', IsPresent: true, Next: 'RetireUnmount' }],
+      Default: 'Done',
+    },
+    RetireUnmount: task({
+      comment: 'IDLE -> RETIRING (skipped if claimed meanwhile), unmount on the worker.',
+      step: 'retireUnmount',
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'WaitRetireUnmount',
+    }),
+    WaitRetireUnmount: task({
+      step: 'waitCommands',
+      poll: [
+        poll('CommandPending', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 20 }),
+      ],
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'RetireDetach',
+    }),
+    RetireDetach: task({
+      step: 'retireDetach',
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'RetireDelete',
+    }),
+    RetireDelete: task({
+      step: 'retireDelete',
+      poll: [
+        poll('VolumeNotReady', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 20 }),
+      ],
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'Done',
+    }),
+    Done: task({
+      step: 'done',
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'Again?',
+    }),
+    'Again?': {
+      Type: 'Choice',
+      Choices: [
+        {
+          And: [
+            { Variable: '$.again', BooleanEquals: true },
+            { Variable: '$.round', NumericLessThan: 3 },
+          ],
+          Next: 'Plan',
+        },
+      ],
+      Default: 'Replenished',
+    },
+    Replenished: { Type: 'Succeed' },
+    Failed: task({
+      step: 'failed',
+      catch: [catchAll('$.failedError', 'ReplenishFailed')],
+      next: 'ReplenishFailed',
+    }),
+    ReplenishFailed: { Type: 'Fail', ErrorPath: '$.error.Error', CausePath: '$.error.Cause' },
+  },
+});
