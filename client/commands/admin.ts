@@ -19,6 +19,13 @@ export async function volumes(ctx: CommandContext): Promise<CommandResult> {
       ...(ctx.args.state ? { state: ctx.args.state } : {}),
     }),
   );
+  // Volumes tagged with the pool that reconcile could not prove Volsd created (its last report): shown,
+  // never managed. Not in a state of Volsd's, so a --state filter leaves them out.
+  const foreign = ctx.args.state
+    ? []
+    : (await awsCall('dynamodb:GetItem', () => repo.getForeignVolumes(config.pool))).volumes.filter(
+        (f) => !ctx.args.az || f.az === ctx.args.az,
+      );
   const now = ctx.now();
   const rows = list.map((v) => {
     const age = secondsSince(v.createdAt, now);
@@ -31,11 +38,18 @@ export async function volumes(ctx: CommandContext): Promise<CommandResult> {
       age === undefined ? '' : formatAge(age),
     ];
   });
+  for (const f of foreign) rows.push([f.volumeId, f.az, 'FOREIGN', f.attachedTo ?? '', '', '']);
   const text =
-    list.length === 0
+    rows.length === 0
       ? `no volumes in pool '${config.pool}'${ctx.args.az ? ` in ${ctx.args.az}` : ''}${ctx.args.state ? ` in state ${ctx.args.state}` : ''}\n`
-      : renderTable(['VOLUME', 'AZ', 'STATE', 'HOLDER', 'GENERATION', 'AGE'], rows);
-  return { data: list, text };
+      : renderTable(['VOLUME', 'AZ', 'STATE', 'HOLDER', 'GENERATION', 'AGE'], rows) +
+        (foreign.length
+          ? `FOREIGN: tagged with the pool but not created by Volsd (reconcile leaves them alone): ${foreign.map((f) => `${f.volumeId} (${f.why})`).join('; ')}\n`
+          : '');
+  return {
+    data: [...list, ...foreign.map((f) => ({ ...f, ec2State: f.state, state: 'FOREIGN', foreign: true }))],
+    text,
+  };
 }
 
 /** Per-AZ counts of the `pool` view. */

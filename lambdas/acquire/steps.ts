@@ -3,7 +3,7 @@ import { sendDocument } from '../shared/commands.js';
 import {
   attachAtFreeDevice,
   attachmentOf,
-  createPoolVolume,
+  createRecordedVolume,
   describeVolume,
   detachVolume,
   requireLiveInstance,
@@ -108,7 +108,7 @@ async function createForInstance(
     .update(`direct:${executionName(ctx)}`)
     .digest('hex')
     .slice(0, 48);
-  const volumeId = await createPoolVolume(ec2, {
+  const volumeId = await createRecordedVolume(ec2, repo, {
     pool: ctx.pool,
     az,
     snapshotId: snapshot.snapshotId,

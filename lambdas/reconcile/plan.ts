@@ -5,7 +5,9 @@ import type { PendingCommand } from '../shared/steps.js';
  * The kinds of drift reconcile repairs, each counted as a metric (`Reconcile<Kind>`):
  * - `staleClaim`: CLAIMED/DETACHING/ATTACHING older than the acquire bound with no running acquire;
  * - `terminatedHolder`: IN_USE/RELEASING whose instance is terminated (or unknown to EC2);
- * - `untracked`: an EC2 volume tagged with the pool that the table does not know;
+ * - `untracked`: an EC2 volume tagged with the pool that the table does not know, and that Volsd provably
+ *   created (its creation record names it, or names its creation tag: see {@link provenanceOf}); one
+ *   it cannot prove is foreign: reported ({@link RepairPlan.foreign}), never touched;
  * - `missing`: a table entry whose volume EC2 no longer has;
  * - `strandedPoolVolume`: IDLE/SYNCING/CREATING off a live worker (its worker was replaced), or IDLE on a
  *   worker that is not its recorded holder;
@@ -72,6 +74,8 @@ export interface Repair {
   workerId?: string;
   /** Detach before finishing: forced (from a dead or wrong instance) or after the worker unmounted it. */
   detach?: 'force' | 'afterUnmount';
+  /** `adopt`/`adoptInUse` proven by a creation tag: the record to bind the volume id to. */
+  creationKey?: string;
   /** `complete`: the result, the group and the hook. */
   result?: 'CONTINUE' | 'ABANDON';
   groupName?: string;
@@ -102,6 +106,8 @@ export interface Ec2VolumeFact {
   createdAt: number;
   /** Its `volsd:role` tag, if any. */
   role?: string;
+  /** Its `volsd:creation` tag (the nonce of the creation record Volsd wrote before creating it), if any. */
+  creation?: string;
   /** Its attachment unless detached. */
   attachment?: { instanceId: string; state: string };
 }
@@ -115,6 +121,17 @@ export interface PendingLaunchFact {
   hookName?: string;
 }
 
+/** A creation Volsd recorded in the table before CreateVolume (`VolumeRepository.openCreation`). */
+export interface CreationFact {
+  key: string;
+  az: string;
+  nonce: string;
+  /** Epoch milliseconds. */
+  createdAt: number;
+  /** The volume CreateVolume returned, once the creator recorded it. */
+  volumeId?: string;
+}
+
 /** Everything reconcile compares, gathered by the `scan` step. */
 export interface Facts {
   /** Epoch milliseconds. */
@@ -126,6 +143,8 @@ export interface Facts {
   /** Names of the running acquire executions; undefined when the acquire state machine is not known. */
   runningAcquires?: string[];
   pendingLaunches: PendingLaunchFact[];
+  /** The pool's creation records: what proves a volume is Volsd's. */
+  creations: CreationFact[];
 }
 
 /** How cautious a run is. */
@@ -148,6 +167,59 @@ export interface RepairPlan {
   found: number;
   /** Drift seen that no repair resolves safely (logged for an operator). */
   unresolved: string[];
+  /** Volumes tagged with the pool that Volsd cannot prove it created: reported, left alone. */
+  foreign: ForeignVolumeFact[];
+  /** Keys of creation records that prove nothing any more (their volume is gone, or never came). */
+  staleCreations: string[];
+}
+
+/** A volume tagged with the pool that is not provably Volsd's. */
+export interface ForeignVolumeFact {
+  volumeId: string;
+  az: string;
+  state: string;
+  attachedTo?: string;
+  why: string;
+}
+
+/**
+ * A creation tag is taken only for a volume created at most this long before its record (the clocks of
+ * Lambda and EC2 differ by far less)...
+ */
+export const creationSkewMs = 5 * 60_000;
+/** ...and at most this long after it (a creating step's retries end well within it). */
+export const creationWindowMs = 60 * 60_000;
+
+/** Whether Volsd provably created the volume, and by which record. */
+export type Provenance =
+  | { proven: true; creationKey: string; bind: boolean }
+  | { proven: false; why: string };
+
+/**
+ * Provenance of a volume the table does not know. Proven when a creation record names its id (written by
+ * the creator right after CreateVolume, or by an earlier adoption: an id cannot be forged). Otherwise,
+ * when the creator crashed between CreateVolume and recording the id, by its `volsd:creation` tag: the
+ * tag must name a record of its AZ that names no volume yet, the volume must have been created within
+ * that record's window (an existing volume someone tags now was created before the record), and it must
+ * be the only volume carrying that tag (a copy of the tag of Volsd's own volume makes two: neither is
+ * taken). Anything else is foreign. Tagging rights alone can forge none of these: the nonce is random,
+ * written only by Volsd's roles, and proves at most one volume, for a bounded time.
+ */
+export function provenanceOf(v: Ec2VolumeFact, facts: Facts): Provenance {
+  const byId = facts.creations.find((c) => c.volumeId === v.volumeId);
+  if (byId) return { proven: true, creationKey: byId.key, bind: false };
+  if (!v.creation) return { proven: false, why: 'not created by Volsd: no creation record names it' };
+  const record = facts.creations.find((c) => c.nonce === v.creation);
+  if (!record) return { proven: false, why: 'its creation tag names no creation record' };
+  if (record.volumeId)
+    return { proven: false, why: `its creation tag names the record of ${record.volumeId}` };
+  if (record.az !== v.az) return { proven: false, why: `its creation record is for ${record.az}` };
+  if (v.createdAt < record.createdAt - creationSkewMs || v.createdAt > record.createdAt + creationWindowMs)
+    return { proven: false, why: 'created outside the window of its creation record' };
+  let carriers = 0;
+  for (const other of facts.volumes.values()) if (other.creation === v.creation) carriers++;
+  if (carriers !== 1) return { proven: false, why: `${carriers} volumes carry its creation tag` };
+  return { proven: true, creationKey: record.key, bind: true };
 }
 
 const liveStates = new Set(['pending', 'running']);
@@ -163,6 +235,7 @@ export function planRepairs(
 ): RepairPlan {
   const out: Repair[] = [];
   const unresolved: string[] = [];
+  const foreign: ForeignVolumeFact[] = [];
   const instance = (id: string | undefined) => (id ? facts.instances.get(id) : undefined);
   const gone = (id: string) => {
     const i = facts.instances.get(id);
@@ -337,7 +410,24 @@ export function planRepairs(
     if (v.role !== undefined && v.role !== 'volume') continue;
     if (v.state === 'creating' || (facts.now - v.createdAt) / 1000 < bounds.graceSeconds) continue;
     const at = v.attachment;
-    const base = { kind: 'untracked' as const, volumeId: v.volumeId, az: v.az };
+    const provenance = provenanceOf(v, facts);
+    if (!provenance.proven) {
+      // Someone else's volume with the pool's tags: adopting it would wipe it (sync --delete) or delete it.
+      foreign.push({
+        volumeId: v.volumeId,
+        az: v.az,
+        state: v.state,
+        ...(at ? { attachedTo: at.instanceId } : {}),
+        why: provenance.why,
+      });
+      continue;
+    }
+    const base = {
+      kind: 'untracked' as const,
+      volumeId: v.volumeId,
+      az: v.az,
+      ...(provenance.bind ? { creationKey: provenance.creationKey } : {}),
+    };
     if (v.state === 'error' || !facts.pool.azs.includes(v.az)) {
       if (at)
         unresolved.push(
@@ -415,5 +505,30 @@ export function planRepairs(
 
   const order = (r: Repair) => repairKinds.indexOf(r.kind);
   const sorted = out.sort((a, b) => order(a) - order(b));
-  return { repairs: sorted.slice(0, bounds.maxRepairs), found: sorted.length, unresolved };
+  return {
+    repairs: sorted.slice(0, bounds.maxRepairs),
+    found: sorted.length,
+    unresolved,
+    foreign,
+    staleCreations: staleCreations(facts, bounds),
+  };
+}
+
+/**
+ * Creation records that prove nothing any more: bound to a volume that neither EC2 (with the pool's
+ * tag) nor the table knows, or unbound, past their window, with no volume carrying their tag. Only
+ * records older than the grace: a volume just created may not be visible to DescribeVolumes yet.
+ */
+function staleCreations(facts: Facts, bounds: ReconcileBounds): string[] {
+  const known = new Set(facts.records.map((r) => r.volumeId));
+  const tagged = new Set([...facts.volumes.values()].flatMap((v) => (v.creation ? [v.creation] : [])));
+  const out: string[] = [];
+  for (const c of facts.creations) {
+    const age = facts.now - c.createdAt;
+    if (age < bounds.graceSeconds * 1000) continue;
+    if (c.volumeId) {
+      if (!facts.volumes.has(c.volumeId) && !known.has(c.volumeId)) out.push(c.key);
+    } else if (age > creationWindowMs + bounds.graceSeconds * 1000 && !tagged.has(c.nonce)) out.push(c.key);
+  }
+  return out;
 }

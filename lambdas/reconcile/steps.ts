@@ -9,7 +9,7 @@ import { DescribeInstancesCommand, DescribeVolumesCommand, type EC2Client } from
 import { ListExecutionsCommand, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
 import { commandOutcome, sendDocument } from '../shared/commands.js';
-import { attachmentOf, deleteVolume, describeVolume, detachVolume } from '../shared/ec2-ops.js';
+import { attachmentOf, creationTag, deleteVolume, describeVolume, detachVolume } from '../shared/ec2-ops.js';
 import {
   CommandFailed,
   CommandPending,
@@ -28,6 +28,7 @@ import {
   defaultBounds,
   type Ec2VolumeFact,
   type Facts,
+  type ForeignVolumeFact,
   type InstanceFact,
   type PendingLaunchFact,
   planRepairs,
@@ -36,6 +37,9 @@ import {
   type RepairKind,
   repairKinds,
 } from './plan.js';
+
+/** At most this many foreign volumes are named in the execution's output and the table's report. */
+export const maxForeignReported = 50;
 
 /** Seconds the pool's reconcile lease lasts (the state machine's own timeout). */
 export const leaseSeconds = 1800;
@@ -69,6 +73,10 @@ export interface ReconcileCtx {
   found?: number;
   truncated?: boolean;
   unresolved?: string[];
+  /** Volumes tagged with the pool that Volsd cannot prove it created: reported, never touched. */
+  foreign?: ForeignVolumeFact[];
+  /** How many foreign volumes there were (`foreign` holds the first {@link maxForeignReported}). */
+  foreignCount?: number;
   /** Repairs done, per kind (every kind present, 0 when none). */
   repaired?: Record<RepairKind, number>;
   failedRepairs?: number;
@@ -111,12 +119,14 @@ async function poolVolumes(ec2: EC2Client, pool: string): Promise<Map<string, Ec
       if (!v.VolumeId || v.State === 'deleting' || v.State === 'deleted') continue;
       const at = attachmentOf(v);
       const role = v.Tags?.find((t) => t.Key === roleTag)?.Value;
+      const creation = v.Tags?.find((t) => t.Key === creationTag)?.Value;
       out.set(v.VolumeId, {
         volumeId: v.VolumeId,
         az: v.AvailabilityZone ?? '',
         state: v.State ?? 'unknown',
         createdAt: v.CreateTime?.getTime() ?? 0,
         ...(role !== undefined ? { role } : {}),
+        ...(creation !== undefined ? { creation } : {}),
         ...(at?.InstanceId
           ? { attachment: { instanceId: at.InstanceId, state: at.State ?? 'attached' } }
           : {}),
@@ -240,6 +250,14 @@ export async function gatherFacts(deps: StepDeps, extra: ReconcileConfig, poolNa
   const { repo, ec2, sfn, autoScaling } = deps;
   const pool = await repo.getPool(poolName);
   const records = await repo.listVolumes({ pool: poolName });
+  // Read before EC2: a creation recorded after this read has a volume younger than the grace.
+  const creations = (await repo.listCreations(poolName)).map((c) => ({
+    key: c.key,
+    az: c.az,
+    nonce: c.nonce,
+    createdAt: Date.parse(c.createdAt),
+    ...(c.volumeId ? { volumeId: c.volumeId } : {}),
+  }));
   const volumes = await poolVolumes(ec2, poolName);
   const launches = extra.SERVED_GROUPS.length
     ? await pendingLaunches(autoScaling, extra.SERVED_GROUPS, poolName, extra.LAUNCH_HOOK_NAME)
@@ -263,6 +281,7 @@ export async function gatherFacts(deps: StepDeps, extra: ReconcileConfig, poolNa
     instances,
     ...(runningAcquires ? { runningAcquires } : {}),
     pendingLaunches: launches,
+    creations,
   };
 }
 
@@ -335,6 +354,16 @@ export function reconcileSteps(
     const plan = await planOnItems(deps.repo, facts, bounds, deps.config.ACQUIRE_FAILURE_RESULT);
     for (const u of plan.unresolved)
       logger.warn('reconcile: drift left for an operator', { pool, detail: u });
+    for (const f of plan.foreign)
+      logger.warn('reconcile: a volume tagged with the pool that Volsd did not create; left alone', {
+        pool,
+        ...f,
+      });
+    // Counted every run (0 too), so an alarm sees it clear; the report is what volsd-client shows.
+    metrics.addMetric('ForeignVolumes', 'Count', plan.foreign.length);
+    // Bounded: tagging volumes by the thousand must not overflow the execution's state or the item.
+    await deps.repo.putForeignVolumes(pool, plan.foreign.slice(0, maxForeignReported));
+    for (const key of plan.staleCreations) await deps.repo.dropCreation(pool, key);
     if (plan.found > plan.repairs.length) {
       logger.warn('reconcile: more drift than one run repairs', {
         pool,
@@ -349,6 +378,8 @@ export function reconcileSteps(
       found: plan.found,
       truncated: plan.found > plan.repairs.length,
       unresolved: plan.unresolved,
+      foreign: plan.foreign.slice(0, maxForeignReported),
+      foreignCount: plan.foreign.length,
     };
   };
 
@@ -636,6 +667,10 @@ export async function finishRepair(r: Repair, ctx: ReconcileCtx, deps: StepDeps)
     return done();
   }
   if (r.action === 'adopt' || r.action === 'adoptInUse') {
+    // Proven by its creation tag: the id is bound to the record first, so the proof no longer rests on
+    // the tag (and no second volume can claim the record).
+    if (r.creationKey && !(await repo.bindCreation(pool, r.creationKey, volumeId)))
+      return skipped('its creation record now names another volume');
     const record = await repo.registerVolume({
       volumeId,
       pool,

@@ -2,7 +2,7 @@ import { commandOutcome, sendDocument } from '../shared/commands.js';
 import {
   attachAtFreeDevice,
   attachmentOf,
-  createPoolVolume,
+  createRecordedVolume,
   deleteVolume,
   describeVolume,
   detachVolume,
@@ -134,7 +134,7 @@ async function createVolumes(
   for (let i = 0; i < count; i++) {
     // The client token makes a retried step return the volume it already created, not a second one.
     const token = `${ctx.runId}-${ctx.round ?? 0}-${i}`;
-    const volumeId = await createPoolVolume(ec2, {
+    const volumeId = await createRecordedVolume(ec2, repo, {
       pool: ctx.pool,
       az: ctx.az,
       snapshotId: snapshot?.snapshotId,

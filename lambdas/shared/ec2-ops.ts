@@ -232,6 +232,43 @@ export async function setDeleteOnTermination(ec2: EC2Client, instanceId: string,
   }
 }
 
+/**
+ * Tag of a volume Volsd created: the random nonce of the creation record written to the table before
+ * CreateVolume. Reconcile takes it as proof only while that record is open and bound to no volume, for
+ * the one volume carrying it, created after the record (docs/decisions.md, "Volume provenance").
+ */
+export const creationTag = 'volsd:creation';
+
+/** Where creations are recorded: the volume table (VolumeRepository). */
+export interface CreationLedger {
+  openCreation(input: { pool: string; az: string; key: string }): Promise<{ nonce: string }>;
+  bindCreation(pool: string, key: string, volumeId: string): Promise<boolean>;
+}
+
+/** The creation record's key for a client token: fixed length, the table's key alphabet. */
+export const creationKey = (clientToken: string) =>
+  createHash('sha256').update(clientToken).digest('hex').slice(0, 40);
+
+/**
+ * Creates a pool volume with its provenance: the creation is recorded in the table BEFORE CreateVolume
+ * (a crash after CreateVolume then leaves a record reconcile can match the volume to by its tag), and
+ * the volume id is bound to the record right after (from then on the id proves it). Only a volume so
+ * recorded is ever adopted, wiped or deleted by reconcile; a volume anyone else tags with the pool is
+ * not. Idempotent per client token, like createPoolVolume.
+ */
+export async function createRecordedVolume(
+  ec2: EC2Client,
+  ledger: CreationLedger,
+  input: { pool: string; az: string; snapshotId?: string | undefined; clientToken: string; spec: VolumeSpec },
+): Promise<string> {
+  const key = creationKey(input.clientToken);
+  const { nonce } = await ledger.openCreation({ pool: input.pool, az: input.az, key });
+  const volumeId = await createPoolVolume(ec2, { ...input, creation: nonce });
+  if (!(await ledger.bindCreation(input.pool, key, volumeId)))
+    logger.warn('creation record already names another volume', { volumeId, key });
+  return volumeId;
+}
+
 /** The volume spec of the pool (the workflow configuration's VOLUME_* and KMS_KEY_ID). */
 export interface VolumeSpec {
   VOLUME_SIZE_GIB: number;
@@ -248,7 +285,15 @@ export interface VolumeSpec {
  */
 export async function createPoolVolume(
   ec2: EC2Client,
-  input: { pool: string; az: string; snapshotId?: string | undefined; clientToken: string; spec: VolumeSpec },
+  input: {
+    pool: string;
+    az: string;
+    snapshotId?: string | undefined;
+    clientToken: string;
+    spec: VolumeSpec;
+    /** The nonce of the creation's record, tagged as `volsd:creation` (see createRecordedVolume). */
+    creation?: string | undefined;
+  },
 ): Promise<string> {
   const { spec } = input;
   const request = {
@@ -263,7 +308,7 @@ export async function createPoolVolume(
   };
   let clientToken = input.clientToken.slice(-64);
   try {
-    return await createTaggedVolume(ec2, input.pool, request, clientToken);
+    return await createTaggedVolume(ec2, input.pool, request, clientToken, input.creation);
   } catch (err) {
     if (errorName(err) !== 'IdempotentParameterMismatch') throw err;
     // The token was first used with other parameters (a retry after the pool's latest snapshot or
@@ -274,7 +319,7 @@ export async function createPoolVolume(
       .digest('hex')
       .slice(0, 64);
     logger.warn('client token reused with other parameters; taking a new one', { clientToken });
-    return createTaggedVolume(ec2, input.pool, request, clientToken);
+    return createTaggedVolume(ec2, input.pool, request, clientToken, input.creation);
   }
 }
 
@@ -283,6 +328,7 @@ async function createTaggedVolume(
   pool: string,
   request: Omit<ConstructorParameters<typeof CreateVolumeCommand>[0], 'ClientToken' | 'TagSpecifications'>,
   clientToken: string,
+  creation: string | undefined,
 ): Promise<string> {
   const created = await ec2.send(
     new CreateVolumeCommand({
@@ -295,6 +341,7 @@ async function createTaggedVolume(
             { Key: poolTag, Value: pool },
             { Key: roleTag, Value: Role.Volume },
             { Key: 'Name', Value: `volsd-${pool}` },
+            ...(creation ? [{ Key: creationTag, Value: creation }] : []),
           ],
         },
       ],

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
@@ -671,6 +672,125 @@ export class VolumeRepository {
     return out.Count ?? 0;
   }
 
+  // ---------------------------------------------------------------- provenance
+
+  /**
+   * Opens the record of a volume creation before CreateVolume is called (idempotent per `key`, the
+   * creation's client token: a retried step gets the same record and nonce). The nonce is random; the
+   * volume is tagged with it at creation, which is how reconcile recognises a volume Volsd created but
+   * never got to record (docs/decisions.md, "Volume provenance").
+   */
+  async openCreation(input: { pool: string; az: string; key: string }): Promise<CreationRecord> {
+    const pool = parseOrThrow(poolNameSchema, input.pool, 'pool');
+    const az = parseOrThrow(azSchema, input.az, 'az');
+    const key = parseOrThrow(creationKeySchema, input.key, 'creation key');
+    const record: CreationRecord = {
+      key,
+      pool,
+      az,
+      nonce: randomBytes(16).toString('hex'),
+      createdAt: this.iso(),
+    };
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...creationKeys(pool, key), ...record },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return record;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const found = await this.doc.send(
+        new GetCommand({ TableName: this.tableName, Key: creationKeys(pool, key), ConsistentRead: true }),
+      );
+      if (!found.Item) return this.openCreation(input); // dropped meanwhile: open it again
+      return toCreation(found.Item, pool);
+    }
+  }
+
+  /**
+   * Binds a creation record to the volume CreateVolume returned: from then on the volume id, not the
+   * tag, proves the volume is Volsd's. A record bound to another volume stays bound to it (the first
+   * volume of a creation is the one it proves); returns whether the record names `volumeId`.
+   */
+  async bindCreation(poolName: string, keyInput: string, volumeIdInput: string): Promise<boolean> {
+    const pool = parseOrThrow(poolNameSchema, poolName, 'pool');
+    const key = parseOrThrow(creationKeySchema, keyInput, 'creation key');
+    const volumeId = parseOrThrow(volumeIdSchema, volumeIdInput, 'volumeId');
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: creationKeys(pool, key),
+          UpdateExpression: 'SET volumeId = :v',
+          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(volumeId) OR volumeId = :v)',
+          ExpressionAttributeValues: { ':v': volumeId },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      return false;
+    }
+  }
+
+  /** The pool's creation records (those starting with `keyPrefix`, when given). */
+  async listCreations(poolName: string): Promise<CreationRecord[]> {
+    const pool = parseOrThrow(poolNameSchema, poolName, 'pool');
+    const out: CreationRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+          ExpressionAttributeValues: { ':pk': keys.pool(pool).pk, ':prefix': creationPrefix },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of page.Items ?? []) out.push(toCreation(item, pool));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+
+  /** Drops a creation record (its volume is gone, or its creation never happened). Idempotent. */
+  async dropCreation(poolName: string, keyInput: string): Promise<void> {
+    const pool = parseOrThrow(poolNameSchema, poolName, 'pool');
+    const key = parseOrThrow(creationKeySchema, keyInput, 'creation key');
+    await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: creationKeys(pool, key) }));
+  }
+
+  /**
+   * Records the volumes tagged with the pool that reconcile could not prove Volsd created (replacing the
+   * previous report), for `volsd-client volumes`.
+   */
+  async putForeignVolumes(poolName: string, volumes: ForeignVolume[]): Promise<void> {
+    const pool = parseOrThrow(poolNameSchema, poolName, 'pool');
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { pk: keys.pool(pool).pk, sk: foreignSk, pool, volumes, checkedAt: this.iso() },
+      }),
+    );
+  }
+
+  /** The last foreign-volume report of the pool (empty when reconcile never wrote one). */
+  async getForeignVolumes(poolName: string): Promise<{ volumes: ForeignVolume[]; checkedAt?: string }> {
+    const pool = parseOrThrow(poolNameSchema, poolName, 'pool');
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: keys.pool(pool).pk, sk: foreignSk } }),
+    );
+    const item = out.Item;
+    if (!item) return { volumes: [] };
+    const volumes = Array.isArray(item.volumes) ? (item.volumes as ForeignVolume[]) : [];
+    const checkedAt = str(item, 'checkedAt');
+    return { volumes, ...(checkedAt ? { checkedAt } : {}) };
+  }
+
   /**
    * Drops the instance's assignment. With `volumeId`, only if it names that volume (a release must not
    * drop an assignment a newer claim wrote). Idempotent.
@@ -740,6 +860,51 @@ export class VolumeRepository {
       if (!isConditionFailure(err)) throw err;
     }
   }
+}
+
+const creationPrefix = 'CREATION#';
+const foreignSk = 'FOREIGN';
+// Under the pool's partition, beside its pushes (keys of table-schema.ts: pk `POOL#<pool>`).
+const creationKeys = (pool: string, key: string) => ({
+  pk: keys.pool(pool).pk,
+  sk: `${creationPrefix}${key}`,
+});
+const creationKeySchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a creation key is 1-64 of A-Za-z0-9_-');
+
+/** A volume creation Volsd recorded before calling CreateVolume (see `openCreation`). */
+export interface CreationRecord {
+  /** The creation's key (derived from its client token). */
+  key: string;
+  pool: string;
+  az: string;
+  /** Random, the value of the volume's `volsd:creation` tag. */
+  nonce: string;
+  createdAt: string;
+  /** The volume CreateVolume returned, once recorded. */
+  volumeId?: string;
+}
+
+/** A volume tagged with the pool that reconcile could not prove Volsd created: reported, never touched. */
+export interface ForeignVolume {
+  volumeId: string;
+  az: string;
+  /** EC2's state of the volume. */
+  state: string;
+  /** The instance it is attached to, if any. */
+  attachedTo?: string;
+  why: string;
+}
+
+function toCreation(item: Record<string, unknown>, pool: string): CreationRecord {
+  const volumeId = str(item, 'volumeId');
+  return {
+    key: str(item, 'key') ?? '',
+    pool,
+    az: str(item, 'az') ?? '',
+    nonce: str(item, 'nonce') ?? '',
+    createdAt: str(item, 'createdAt') ?? '',
+    ...(volumeId ? { volumeId } : {}),
+  };
 }
 
 function hash(text: string): number {

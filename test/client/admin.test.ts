@@ -183,6 +183,46 @@ describe('volumes', () => {
   });
 });
 
+describe('volumes with foreign volumes reported by reconcile', () => {
+  const foreign = {
+    volumeId: 'vol-0fffffffffffffff1',
+    az: 'us-east-1a',
+    state: 'in-use',
+    attachedTo: 'i-0fffffffffffffff1',
+    why: 'not created by Volsd: no creation record names it',
+  };
+
+  it('lists them as FOREIGN beside the table, in the table view and the JSON, and leaves them out of a state filter', async () => {
+    const expected = await world.sandbox.repo.listVolumes({ pool: 'web' });
+    await world.sandbox.repo.putForeignVolumes('web', [foreign]);
+    try {
+      const text = await runClient(['volumes', '--pool', 'web'], adminEnv);
+      const json = await runClient(['volumes', '--pool', 'web', '--output', 'json'], adminEnv);
+      const filtered = await runClient(
+        ['volumes', '--pool', 'web', '--state', 'in-use', '--output', 'json'],
+        adminEnv,
+      );
+
+      expect(text.code).toBe(0);
+      const row = text.stdout.split('\n').find((r) => r.startsWith(foreign.volumeId));
+      expect(row?.split(/\s+/).slice(0, 4)).toEqual([
+        foreign.volumeId,
+        'us-east-1a',
+        'FOREIGN',
+        foreign.attachedTo,
+      ]);
+      expect(text.stdout).toContain(`${foreign.volumeId} (${foreign.why})`);
+      expect(parseJson<unknown[]>(json)).toEqual([
+        ...expected,
+        { ...foreign, ec2State: 'in-use', state: 'FOREIGN', foreign: true },
+      ]);
+      expect(parseJson<VolumeRecord[]>(filtered).map((v) => v.volumeId)).not.toContain(foreign.volumeId);
+    } finally {
+      await world.sandbox.repo.putForeignVolumes('web', []);
+    }
+  });
+});
+
 describe('pool', () => {
   it('prints per AZ the target, idle, syncing and in-use counts, the generation and the latest snapshot', async () => {
     const run = await runClient(['pool', '--pool', 'web'], adminEnv);

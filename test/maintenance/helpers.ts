@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { Repair, RepairKind } from '../../lambdas/reconcile/plan.js';
+import type { ForeignVolumeFact, Repair, RepairKind } from '../../lambdas/reconcile/plan.js';
 import { checkInvariants } from '../../sandbox/invariants.js';
 import { Sandbox } from '../../sandbox/runtime.js';
 import { putContent } from '../helpers/sandbox.js';
@@ -31,6 +31,8 @@ export interface ReconcileResult {
     repairs?: Repair[];
     truncated?: boolean;
     unresolved?: string[];
+    foreign?: ForeignVolumeFact[];
+    foreignCount?: number;
     replenished?: string[];
     outcome?: string;
   };

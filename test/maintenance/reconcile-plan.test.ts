@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type CreationFact,
+  creationWindowMs,
   type Ec2VolumeFact,
   type Facts,
   type InstanceFact,
@@ -52,6 +54,7 @@ function facts(o: {
   instances?: InstanceFact[];
   runningAcquires?: string[] | null;
   pendingLaunches?: Facts['pendingLaunches'];
+  creations?: CreationFact[];
 }): Facts {
   return {
     now,
@@ -66,7 +69,13 @@ function facts(o: {
     ),
     ...(o.runningAcquires === null ? {} : { runningAcquires: o.runningAcquires ?? [] }),
     pendingLaunches: o.pendingLaunches ?? [],
+    creations: o.creations ?? [],
   };
+}
+
+/** The creation record Volsd writes for a volume it creates, bound to the volume id once created. */
+function created(volumeId: string): CreationFact {
+  return { key: `k-${volumeId}`, az, nonce: `n-${volumeId}`, createdAt: now - 7300_000, volumeId };
 }
 
 const plan = (f: Facts, b: ReconcileBounds = bounds) => planRepairs(f, b, 'ABANDON');
@@ -83,7 +92,7 @@ describe('planRepairs', () => {
       volumes: [volume('vol-1', worker), volume('vol-2', web)],
     });
 
-    expect(plan(f)).toEqual({ repairs: [], found: 0, unresolved: [] });
+    expect(plan(f)).toEqual({ repairs: [], found: 0, unresolved: [], foreign: [], staleCreations: [] });
   });
 
   it('leaves a claim younger than the acquire bound alone', () => {
@@ -183,6 +192,7 @@ describe('planRepairs', () => {
         volume('vol-5', undefined, { role: 'client' }),
         volume('vol-6', web),
       ],
+      creations: ['vol-1', 'vol-2', 'vol-3', 'vol-4', 'vol-5', 'vol-6'].map(created),
     });
 
     expect(
@@ -194,6 +204,84 @@ describe('planRepairs', () => {
       'vol-4:delete:-',
       `vol-6:adoptInUse:${web}`,
     ]);
+  });
+
+  it('reports a pool-tagged volume no creation record names as foreign and plans nothing for it', () => {
+    const f = facts({
+      volumes: [volume('vol-1'), volume('vol-2', web), volume('vol-3', undefined, { state: 'error' })],
+    });
+
+    const result = plan(f);
+
+    expect(result.repairs).toEqual([]);
+    expect(result.foreign.map((v) => `${v.volumeId}:${v.attachedTo ?? '-'}`)).toEqual([
+      'vol-1:-',
+      `vol-2:${web}`,
+      'vol-3:-',
+    ]);
+  });
+
+  it('adopts a volume lost between CreateVolume and its record by its creation tag, binding the record', () => {
+    const record: CreationFact = { key: 'k-1', az, nonce: 'n-1', createdAt: now - 7210_000 };
+    const f = facts({ volumes: [volume('vol-1', undefined, { creation: 'n-1' })], creations: [record] });
+
+    expect(plan(f).repairs).toMatchObject([
+      { kind: 'untracked', action: 'adopt', volumeId: 'vol-1', creationKey: 'k-1' },
+    ]);
+    expect(plan(f).foreign).toEqual([]);
+  });
+
+  it('takes no volume by a creation tag copied from another: two carriers prove neither', () => {
+    const record: CreationFact = { key: 'k-1', az, nonce: 'n-1', createdAt: now - 7210_000 };
+    const f = facts({
+      volumes: [
+        volume('vol-1', undefined, { creation: 'n-1' }),
+        volume('vol-2', undefined, { creation: 'n-1' }),
+      ],
+      creations: [record],
+    });
+
+    expect(plan(f).repairs).toEqual([]);
+    expect(plan(f).foreign.map((v) => v.volumeId)).toEqual(['vol-1', 'vol-2']);
+  });
+
+  it('takes no creation tag on a volume older than its record, nor one whose record names another volume', () => {
+    const f = facts({
+      records: [record('vol-9', VolumeState.Idle, { holder: worker })],
+      volumes: [
+        // An existing volume someone tags with an open record's nonce was created before the record.
+        volume('vol-1', undefined, { creation: 'n-1', createdAt: now - 7200_000 }),
+        volume('vol-2', undefined, { creation: 'n-9' }),
+        volume('vol-9', worker, { creation: 'n-8' }),
+      ],
+      creations: [
+        { key: 'k-1', az, nonce: 'n-1', createdAt: now - 3600_000 },
+        { ...created('vol-9'), nonce: 'n-9' },
+      ],
+    });
+
+    expect(plan(f).repairs).toEqual([]);
+    expect(plan(f).foreign.map((v) => `${v.volumeId}: ${v.why}`)).toEqual([
+      'vol-1: created outside the window of its creation record',
+      'vol-2: its creation tag names the record of vol-9',
+    ]);
+  });
+
+  it('drops creation records whose volume is gone or whose creation never came, past the grace', () => {
+    const f = facts({
+      records: [record('vol-2', VolumeState.Idle, { holder: worker })],
+      volumes: [volume('vol-2', worker), volume('vol-4', undefined, { creation: 'n-4' })],
+      creations: [
+        created('vol-1'), // deleted by a release: neither EC2 nor the table knows it
+        created('vol-2'), // live
+        { key: 'k-3', az, nonce: 'n-3', createdAt: now - creationWindowMs - 400_000 }, // never created
+        { key: 'k-4', az, nonce: 'n-4', createdAt: now - creationWindowMs - 400_000 }, // its volume carries it
+        { key: 'k-5', az, nonce: 'n-5', createdAt: now - 60_000 }, // young: CreateVolume may be under way
+        { ...created('vol-6'), createdAt: now - 60_000 }, // young: may not be visible to EC2 reads yet
+      ],
+    });
+
+    expect(plan(f).staleCreations).toEqual(['k-vol-1', 'k-3']);
   });
 
   it('resolves ERROR volumes by what EC2 shows and leaves one in use by a live instance to an operator', () => {
@@ -260,6 +348,7 @@ describe('planRepairs', () => {
       ],
       volumes: [volume('vol-3')],
       pendingLaunches: [{ instanceId: web, groupName: 'web', hookName: 'volsd-web-launch' }],
+      creations: [created('vol-3')],
     });
 
     const result = plan(f, { ...bounds, maxRepairs: 2 });

@@ -85,6 +85,7 @@ async function facts(): Promise<Facts> {
     instances: new Map([instance(A), instance(B)]),
     runningAcquires: [`launch-${B}-1`],
     pendingLaunches: [],
+    creations: [],
   };
 }
 

@@ -1,7 +1,16 @@
-import { CreateVolumeCommand, DetachVolumeCommand } from '@aws-sdk/client-ec2';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  AttachVolumeCommand,
+  CreateVolumeCommand,
+  DeleteVolumeCommand,
+  DetachVolumeCommand,
+} from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPoolVolume, creationKey, creationTag } from '../../lambdas/shared/ec2-ops.js';
 import { VolumeState } from '../../lambdas/shared/model.js';
 import { poolTag, Role, roleTag } from '../../lambdas/shared/tags.js';
+import { checkInvariants } from '../../sandbox/invariants.js';
 import type { Sandbox } from '../../sandbox/runtime.js';
 import {
   expectInvariants,
@@ -146,7 +155,40 @@ describe('a pool volume missing from the table', () => {
     await expectInvariants(sandbox);
   });
 
-  it('detached is adopted, attached to the worker and synced by the replenish', async () => {
+  it('created by Volsd but lost before its record (crash after CreateVolume) is adopted by its creation tag', async () => {
+    const { ec2 } = await sandboxClients();
+    const pool = sandbox.options.pool;
+    // What createRecordedVolume does up to the crash: the creation recorded, CreateVolume called, and
+    // neither the id bound to the record nor the volume registered.
+    const creation = await sandbox.repo.openCreation({ pool, az, key: creationKey('lost-1') });
+    const volumeId = await createPoolVolume(ec2, {
+      pool,
+      az,
+      clientToken: 'lost-1',
+      creation: creation.nonce,
+      spec: { VOLUME_SIZE_GIB: 20, VOLUME_TYPE: 'gp3' },
+    });
+    await sandbox.cloud.waitFor(() => ec2Volume(volumeId)?.state === 'available', 60);
+
+    const result = await runReconcile(sandbox);
+
+    expect(repairedKinds(result)).toEqual({ untracked: 1 });
+    // From now on the id proves it: the record names the volume.
+    expect((await sandbox.repo.listCreations(pool)).find((c) => c.key === creation.key)?.volumeId).toBe(
+      volumeId,
+    );
+    // The replenish adopts it; above target, it may retire an idle extra in the same run.
+    const record = await sandbox.repo.findVolume(volumeId);
+    expect(record === undefined || record.state === VolumeState.Idle).toBe(true);
+    expect(await idleVolumes()).toHaveLength(2);
+    await expectNothingLeft(sandbox);
+    await expectInvariants(sandbox);
+  });
+});
+
+describe('a volume someone else tagged with the pool', () => {
+  /** Creates a volume as another principal would: the pool's tags, no creation record, data of its own. */
+  async function foreignVolume(name: string): Promise<string> {
     const { ec2 } = await sandboxClients();
     const created = await ec2.send(
       new CreateVolumeCommand({
@@ -158,6 +200,8 @@ describe('a pool volume missing from the table', () => {
             Tags: [
               { Key: poolTag, Value: sandbox.options.pool },
               { Key: roleTag, Value: Role.Volume },
+              // A guess at a creation tag proves nothing: no record has this nonce.
+              { Key: creationTag, Value: `guess-${name}` },
             ],
           },
         ],
@@ -165,15 +209,57 @@ describe('a pool volume missing from the table', () => {
     );
     const volumeId = created.VolumeId ?? '';
     await sandbox.cloud.waitFor(() => ec2Volume(volumeId)?.state === 'available', 60);
+    writeFileSync(join(sandbox.cloud.volumeDataDir(volumeId), 'owner.txt'), `${name}'s data`);
+    return volumeId;
+  }
 
-    const result = await runReconcile(sandbox);
+  it('is reported (output, table report) and left alone: not registered, detached, deleted or wiped', async () => {
+    const { ec2 } = await sandboxClients();
+    const detached = await foreignVolume('detached');
+    const onWorker = await foreignVolume('on-worker');
+    // On the worker, adoption would have meant a mount and a sync --delete over its data.
+    await ec2.send(new AttachVolumeCommand({ VolumeId: onWorker, InstanceId: worker, Device: '/dev/sdz' }));
+    await sandbox.cloud.waitFor(() => ec2Volume(onWorker)?.attachment?.state === 'attached', 60);
+    try {
+      const result = await runReconcile(sandbox);
 
-    expect(repairedKinds(result)).toEqual({ untracked: 1 });
-    // The replenish adopts it; above target, it may retire an idle extra in the same run.
-    const record = await sandbox.repo.findVolume(volumeId);
-    expect(record === undefined || record.state === VolumeState.Idle).toBe(true);
-    expect(await idleVolumes()).toHaveLength(2);
-    await expectNothingLeft(sandbox);
+      expect(result.status).toBe('SUCCEEDED');
+      expect(result.output.found).toBe(0);
+      expect((result.output.foreign ?? []).map((f) => f.volumeId).sort()).toEqual(
+        [detached, onWorker].sort(),
+      );
+      const report = await sandbox.repo.getForeignVolumes(sandbox.options.pool);
+      expect(report.volumes.map((f) => f.volumeId).sort()).toEqual([detached, onWorker].sort());
+      // Ground truth: the simulator's EC2 state and the volumes' data.
+      expect(await sandbox.repo.findVolume(detached)).toBeUndefined();
+      expect(await sandbox.repo.findVolume(onWorker)).toBeUndefined();
+      expect(ec2Volume(detached)).toMatchObject({ state: 'available' });
+      expect(ec2Volume(onWorker)?.attachment).toMatchObject({ instanceId: worker, state: 'attached' });
+      for (const [volumeId, name] of [
+        [detached, 'detached'],
+        [onWorker, 'on-worker'],
+      ] as const) {
+        expect(readdirSync(sandbox.cloud.volumeDataDir(volumeId))).toEqual(['owner.txt']);
+        expect(readFileSync(join(sandbox.cloud.volumeDataDir(volumeId), 'owner.txt'), 'utf8')).toBe(
+          `${name}'s data`,
+        );
+      }
+      // Nothing else of the pool moved: both idle volumes still serve.
+      expect(await idleVolumes()).toHaveLength(2);
+      await expectNothingLeft(sandbox);
+      // The only invariant they break is the one they are: pool-tagged volumes the table does not know.
+      const violations = (await checkInvariants(sandbox)).violations;
+      expect(violations.every((v) => v.invariant === 'noLeakedVolume')).toBe(true);
+      expect(violations).toHaveLength(2);
+    } finally {
+      // Their owner takes them back; the report clears at the next run.
+      await ec2.send(new DetachVolumeCommand({ VolumeId: onWorker, Force: true }));
+      await sandbox.cloud.waitFor(() => ec2Volume(onWorker)?.state === 'available', 60);
+      await ec2.send(new DeleteVolumeCommand({ VolumeId: onWorker }));
+      await ec2.send(new DeleteVolumeCommand({ VolumeId: detached }));
+      await runReconcile(sandbox);
+    }
+    expect((await sandbox.repo.getForeignVolumes(sandbox.options.pool)).volumes).toEqual([]);
     await expectInvariants(sandbox);
   });
 });
