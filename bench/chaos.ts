@@ -58,7 +58,13 @@ function runSeed(seed: number, operations: number, timeScale: number): Promise<C
 /** The summary of the runs, as Markdown. */
 export function chaosMarkdown(
   runs: ChaosResult[],
-  o: { operations: number; timeScale: number; before?: { label: string; runs: ChaosResult[] } | undefined },
+  o: {
+    operations: number;
+    timeScale: number;
+    before?: { label: string; runs: ChaosResult[] } | undefined;
+    /** The commit the runs were made on. */
+    commit?: string | undefined;
+  },
 ): string {
   const faults = [...new Set(runs.flatMap((r) => Object.keys(r.faultsInjected)))].filter((f) =>
     runs.some((r) => (r.faultsInjected[f] ?? 0) > 0),
@@ -74,6 +80,7 @@ export function chaosMarkdown(
     'random (EC2 throttling 10%, stuck attach, IncorrectState, instance terminated on attach and SSM failure 2% each,',
     'Lambda crash after the step ran 2%, duplicate lifecycle events 20%, one sync worker replaced); then one',
     'reconcile, a last push, and the invariants checked against ground truth (the simulator, the files, the table).',
+    ...(o.commit ? [`Code: commit ${o.commit}.`] : []),
     '',
     row(['seed', ...runs.map((r) => String(r.seed))]),
     row(['---', ...runs.map(() => '---')]),
@@ -158,8 +165,10 @@ async function main() {
       // An earlier chaos.json to show beside this run, and its label.
       before: { type: 'string' },
       'before-label': { type: 'string' },
+      commit: { type: 'string' },
     },
   });
+  const commit = values.commit;
   const before = values.before
     ? {
         label: values['before-label'] ?? values.before,
@@ -175,14 +184,17 @@ async function main() {
   const dir = join(repo, values.out);
   if (values['render-only']) {
     const runs = JSON.parse(readFileSync(join(dir, 'chaos.json'), 'utf8')) as ChaosResult[];
-    writeFileSync(join(dir, 'chaos.md'), `${chaosMarkdown(runs, { operations, timeScale, before })}\n`);
+    writeFileSync(
+      join(dir, 'chaos.md'),
+      `${chaosMarkdown(runs, { operations, timeScale, before, commit })}\n`,
+    );
     return;
   }
   // Written after every seed, so a long run that is stopped keeps the seeds that finished.
   const write = () => {
     results.sort((a, b) => a.seed - b.seed);
     writeFileSync(join(dir, 'chaos.json'), `${JSON.stringify(results, null, 2)}\n`);
-    const md = chaosMarkdown(results, { operations, timeScale, before });
+    const md = chaosMarkdown(results, { operations, timeScale, before, commit });
     writeFileSync(join(dir, 'chaos.md'), `${md}\n`);
     return md;
   };

@@ -37,6 +37,8 @@ export function scaleMarkdown(
     note?: string | undefined;
     /** An earlier run to show beside this one (its label and result). */
     before?: { label: string; result: ScaleResult } | undefined;
+    /** The commit the run was made on. */
+    commit?: string | undefined;
   },
 ): string {
   const b = o.before?.result;
@@ -53,7 +55,7 @@ export function scaleMarkdown(
     `**${r.instancesLaunched} instances launched, ${r.instancesReady} ready, ${r.instancesFailed} failed;`,
     `${r.doubleAssignments} shared volumes, ${r.leakedVolumes} leaked, ${r.staleAtReady ?? '-'} stale at ready;`,
     `invariants violated: ${r.invariants.violations.length}** (checked: ${r.invariants.checked.join(', ')}).`,
-    `Wall time ${r.wallSeconds} s for ${r.modelledSeconds} modelled s.`,
+    `Wall time ${r.wallSeconds} s for ${r.modelledSeconds} modelled s.${o.commit ? ` Code: commit ${o.commit}.` : ''}`,
     `AWS-strict rules of the simulator in force (docs/sandbox.md): ${r.strictRules?.length ? r.strictRules.join(', ') : 'none'}; messages dead-lettered by the lifecycle intake: ${r.intakeDeadLetters ?? '-'}.`,
     '',
     '| burst | launches | ready | failed | time to ready p50 / p99 (s) | direct creations | pool recovery (s) | push convergence (s) | volumes synced by the push |',
@@ -127,6 +129,7 @@ async function main() {
       // An earlier scale.json to show beside this run, and its label.
       before: { type: 'string' },
       'before-label': { type: 'string' },
+      commit: { type: 'string' },
     },
   });
   const timeScale = Number(values['time-scale']);
@@ -156,6 +159,7 @@ async function main() {
     command: 'npm run bench:scale',
     note: values.note,
     before,
+    commit: values.commit,
   });
   writeFileSync(join(dir, 'scale.md'), markdown);
   console.log(markdown);
