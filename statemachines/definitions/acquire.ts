@@ -1,141 +1,51 @@
 import { catchAll, catchOn, type FatalLists, poll, stateMachine, taskBuilder } from './profiles.js';
 
 /**
- * Fatal errors per step: the named errors the step can throw that no retry would cure.
+ * Fatal per step: the named errors each acquire step can throw (read from lambdas/acquire/steps.ts and the
+ * helpers it calls; method in profiles.ts) that no retry cures. Compensate, compensateDone and abandon
+ * had shorter lists already, kept as they were.
  */
 const fatal: FatalLists = {
-  resolve: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
+  // requireLiveInstance (justLaunched): InstanceGone; repo.getPool: UnknownPool
+  resolve: ['InvalidInput', 'InstanceGone', 'UnknownPool'],
+  // repo.claimVolume: IllegalTransition, AssignmentConflict, UnknownPool, VolumeNotFound; direct creation
+  // (repo.getPool, repo.claimCreated): also VolumeHeldElsewhere
   claim: [
     'InvalidInput',
-    'InstanceGone',
     'IllegalTransition',
-    'NoFreeDevice',
     'VolumeHeldElsewhere',
     'AssignmentConflict',
     'UnknownPool',
     'VolumeNotFound',
-    'AttachStuck',
   ],
-  unmountOnWorker: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  waitCommand: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  detachFromWorker: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  waitDetached: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
+  // requireVolume: VolumeNotFound (sendDocument: InstanceNotReady, CommandFailed, not fatal)
+  unmountOnWorker: ['InvalidInput', 'VolumeNotFound'],
+  // commandOutcome: CommandPending, CommandFailed only
+  waitCommand: ['InvalidInput'],
+  // repo.getVolume, repo.transition, requireVolume; VolumeHeldElsewhere when another instance holds it
+  detachFromWorker: ['InvalidInput', 'IllegalTransition', 'VolumeHeldElsewhere', 'VolumeNotFound'],
+  // requireVolume: VolumeNotFound (VolumeNotReady polled)
+  waitDetached: ['InvalidInput', 'VolumeNotFound'],
+  // requireVolume, repo.getVolume, repo.transition, requireLiveInstance, attachAtFreeDevice; AttachStuck
+  // after maxAttachAttempts
   attach: [
     'InvalidInput',
     'InstanceGone',
     'IllegalTransition',
     'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
     'VolumeNotFound',
     'AttachStuck',
   ],
-  waitAttached: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  abortAttach: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  mount: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  bringCurrent: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  finish: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
+  // requireVolume: VolumeNotFound; requireLiveInstance: InstanceGone; AttachStuck past attachTimeoutMs
+  waitAttached: ['InvalidInput', 'InstanceGone', 'VolumeNotFound', 'AttachStuck'],
+  // requireVolume, repo.getVolume, repo.transition
+  abortAttach: ['InvalidInput', 'IllegalTransition', 'VolumeNotFound'],
+  // requireLiveInstance when SSM cannot reach the instance: InstanceGone
+  mount: ['InvalidInput', 'InstanceGone'],
+  // repo.getPool: UnknownPool
+  bringCurrent: ['InvalidInput', 'UnknownPool'],
+  // setDeleteOnTermination: InstanceGone; repo.getVolume, repo.transition
+  finish: ['InvalidInput', 'InstanceGone', 'IllegalTransition', 'VolumeNotFound'],
   compensate: ['InvalidInput', 'IllegalTransition'],
   compensateDone: ['InvalidInput', 'IllegalTransition'],
   abandon: ['InvalidInput'],

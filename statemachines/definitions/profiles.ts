@@ -14,6 +14,32 @@
  *
  * Timings are kept as they were tuned in the hand-written files; change them here, then run
  * `npm run generate:asl`.
+ *
+ * How a step's fatal list is derived (by reading the code; nothing checks it mechanically, so
+ * re-derive a step's list when its code changes):
+ * - Every step can throw InvalidInput: `runStep` throws it for an unknown step or a missing ctx, and the
+ *   repository validates every id it is given (`parseOrThrow`).
+ * - Then the named errors the step throws itself, plus those of every helper it calls that it does not
+ *   catch. The helpers, by what they throw (InvalidInput and ConcurrentModification aside):
+ *   - repository: getPool, setTarget, bumpGeneration, setLatestSnapshot UnknownPool; getVolume,
+ *     setVolumeGeneration VolumeNotFound; transition IllegalTransition, VolumeNotFound; forgetVolume
+ *     IllegalTransition, VolumeNotFound; registerVolume UnknownPool, VolumeNotFound; claimVolume
+ *     UnknownPool, AssignmentConflict, VolumeNotFound, IllegalTransition, NoIdleVolume; claimCreated
+ *     UnknownPool, VolumeNotFound, VolumeHeldElsewhere, AssignmentConflict; dropAssignment with a volume
+ *     id VolumeHeldElsewhere; findVolume, listVolumes, getAssignment, setHolder, leases and creation
+ *     records none.
+ *   - ec2-ops: requireVolume VolumeNotFound (VolumeNotReady when just created); requireLiveInstance
+ *     InstanceGone (InstanceNotReady when just launched); attachAtFreeDevice / attachVolume
+ *     NoFreeDevice, InstanceGone, InstanceNotReady; setDeleteOnTermination InstanceGone;
+ *     createPoolVolume / createRecordedVolume VolumeNotReady; describeVolume, detachVolume, deleteVolume
+ *     none.
+ *   - commands: sendDocument CommandFailed, InstanceNotReady; commandOutcome (and `waitCommand`)
+ *     CommandPending, CommandFailed. workers: findWorker InstanceGone. lifecycle, replenish-request:
+ *     none.
+ * - The fatal list is the hand-written list each Task had (nine names on most Tasks; InvalidInput,
+ *   UnknownPool, CommandFailed on sync-all's), kept to the names the step can throw, so no error a step
+ *   throws changes how it is handled. Names it can throw that were never fatal for it
+ *   (e.g. CommandFailed after a wait, SnapshotFailed) are not added here: that would change behaviour.
  */
 import type { VolsdErrorName } from '../../lambdas/shared/errors.js';
 
@@ -45,8 +71,17 @@ export interface StateMachineDefinition {
   States: Record<string, State>;
 }
 
-/** A named error a step may throw (the class names of `lambdas/shared/errors.ts`). */
-export type FatalError = VolsdErrorName;
+/** The "not yet" errors a poll retrier retries. */
+type NotYetError = Extract<
+  VolsdErrorName,
+  'VolumeNotReady' | 'CommandPending' | 'InstanceNotReady' | 'NoIdleVolume'
+>;
+
+/**
+ * A named error that may be fatal for a step: not one a poll or the transient retrier is there to
+ * retry (the fatal retrier comes first and would shadow it).
+ */
+export type FatalError = Exclude<VolsdErrorName, NotYetError | 'ConcurrentModification'>;
 
 /** Per step name (a key of the workflow's step table), the named errors that are fatal for it. */
 export type FatalLists = Readonly<Record<string, readonly FatalError[]>>;
@@ -86,10 +121,8 @@ export const unexpected: Retrier = {
   JitterStrategy: 'FULL',
 };
 
-/** The errors that mean "not yet, ask again" and the one EC2 race that a new attempt resolves. */
-export type PollError =
-  | Extract<FatalError, 'VolumeNotReady' | 'CommandPending' | 'InstanceNotReady' | 'NoIdleVolume'>
-  | 'InvalidParameterValue';
+/** The errors a poll retries: "not yet", and EC2's "device name in use" that a new attempt resolves. */
+export type PollError = NotYetError | 'InvalidParameterValue';
 
 /** How one Task polls: its own interval, growth, cap and attempts. */
 export interface PollTiming {
@@ -121,7 +154,7 @@ export function catchAll(resultPath: string, next: string): Catcher {
 }
 
 /** Catch the named errors only (listed before a {@link catchAll}). */
-export function catchOn(errors: readonly FatalError[], resultPath: string, next: string): Catcher {
+export function catchOn(errors: readonly VolsdErrorName[], resultPath: string, next: string): Catcher {
   return { ErrorEquals: [...errors], ResultPath: resultPath, Next: next };
 }
 

@@ -1,75 +1,20 @@
 import { catchAll, type FatalLists, poll, stateMachine, taskBuilder } from './profiles.js';
 
 /**
- * Fatal errors per step: the named errors the step can throw that no retry would cure.
+ * Fatal per step: the named errors each reconcile step can throw (read from lambdas/reconcile/steps.ts
+ * and the helpers it calls; method in profiles.ts) that no retry cures. Repair, detach and finish record
+ * a repair's own error on the repair instead of throwing it.
  */
 const fatal: FatalLists = {
-  scan: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  repair: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  waitCommands: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  detach: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  waitDetached: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  finish: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
+  // gatherFacts (repo.getPool): UnknownPool
+  scan: ['InvalidInput', 'UnknownPool'],
+  repair: ['InvalidInput'],
+  // commandOutcome: CommandPending (polled), CommandFailed recorded on the repair
+  waitCommands: ['InvalidInput'],
+  detach: ['InvalidInput'],
+  // describeVolume; VolumeNotReady polled
+  waitDetached: ['InvalidInput'],
+  finish: ['InvalidInput'],
   failed: ['InvalidInput'],
 };
 

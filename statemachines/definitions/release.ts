@@ -1,97 +1,25 @@
 import { catchAll, catchOn, type FatalLists, poll, stateMachine, taskBuilder } from './profiles.js';
 
 /**
- * Fatal errors per step: the named errors the step can throw that no retry would cure.
+ * Fatal per step: the named errors each release step can throw (read from lambdas/release/steps.ts and
+ * the helpers it calls; method in profiles.ts) that no retry cures.
  */
 const fatal: FatalLists = {
-  find: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  unmount: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  waitCommand: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  detach: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  waitDetached: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  forceDetach: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  dispose: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  finish: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
+  // repo.transition: IllegalTransition, VolumeNotFound (VolumeNotReady polled)
+  find: ['InvalidInput', 'IllegalTransition', 'VolumeNotFound'],
+  // describeVolume, sendDocument (InstanceNotReady handled, CommandFailed not fatal)
+  unmount: ['InvalidInput'],
+  // commandOutcome: CommandPending, CommandFailed only
+  waitCommand: ['InvalidInput'],
+  // describeVolume, detachVolume: no named error
+  detach: ['InvalidInput'],
+  // describeVolume; VolumeNotReady polled
+  waitDetached: ['InvalidInput'],
+  forceDetach: ['InvalidInput'],
+  // repo.transition, repo.forgetVolume: IllegalTransition, VolumeNotFound
+  dispose: ['InvalidInput', 'IllegalTransition', 'VolumeNotFound'],
+  // repo.dropAssignment's VolumeHeldElsewhere is caught
+  finish: ['InvalidInput'],
   giveUp: ['InvalidInput'],
 };
 

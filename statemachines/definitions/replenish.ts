@@ -1,141 +1,34 @@
 import { catchAll, type FatalLists, poll, stateMachine, taskBuilder } from './profiles.js';
 
 /**
- * Fatal errors per step: the named errors the step can throw that no retry would cure.
+ * Fatal per step: the named errors each replenish step can throw (read from lambdas/replenish/steps.ts
+ * and the helpers it calls; method in profiles.ts) that no retry cures.
  */
 const fatal: FatalLists = {
-  plan: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  waitAvailable: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  attachToWorker: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  waitAttached: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  prepare: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  waitCommands: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  sync: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  markIdle: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  retireUnmount: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  retireDetach: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  retireDelete: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  done: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
+  // repo.getPool: UnknownPool; findWorker: InstanceGone; repo.registerVolume: UnknownPool, VolumeNotFound
+  plan: ['InvalidInput', 'InstanceGone', 'UnknownPool', 'VolumeNotFound'],
+  // describeVolume; VolumeNotReady polled
+  waitAvailable: ['InvalidInput'],
+  // repo.getVolume, repo.transition, requireLiveInstance, attachAtFreeDevice
+  attachToWorker: ['InvalidInput', 'InstanceGone', 'IllegalTransition', 'NoFreeDevice', 'VolumeNotFound'],
+  // describeVolume, detachVolume; VolumeNotReady polled
+  waitAttached: ['InvalidInput'],
+  // sendDocument: InstanceNotReady (polled), CommandFailed
+  prepare: ['InvalidInput'],
+  // commandOutcome: CommandPending, CommandFailed only
+  waitCommands: ['InvalidInput'],
+  // repo.getPool: UnknownPool
+  sync: ['InvalidInput', 'UnknownPool'],
+  // repo.getVolume, repo.transition
+  markIdle: ['InvalidInput', 'IllegalTransition', 'VolumeNotFound'],
+  // repo.transition errors are caught; sendDocument: InstanceNotReady, CommandFailed
+  retireUnmount: ['InvalidInput'],
+  // describeVolume, detachVolume: no named error
+  retireDetach: ['InvalidInput'],
+  // repo.forgetVolume: IllegalTransition, VolumeNotFound (VolumeNotReady polled)
+  retireDelete: ['InvalidInput', 'IllegalTransition', 'VolumeNotFound'],
+  // repo.releaseLease, repo.listVolumes: no named error
+  done: ['InvalidInput'],
   failed: ['InvalidInput'],
 };
 

@@ -1,130 +1,30 @@
 import { catchAll, type FatalLists, poll, stateMachine, taskBuilder } from './profiles.js';
 
 /**
- * Fatal errors per step: the named errors the step can throw that no retry would cure.
+ * Fatal per step: the named errors each snapshot step can throw (read from lambdas/snapshot/steps.ts and
+ * the helpers it calls; method in profiles.ts) that no retry cures.
  */
 const fatal: FatalLists = {
-  plan: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  freeze: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  waitFrozen: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  createSnapshot: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  thaw: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  waitThawed: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  unreserve: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  waitCompleted: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  record: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  prune: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
-  done: [
-    'InvalidInput',
-    'InstanceGone',
-    'IllegalTransition',
-    'NoFreeDevice',
-    'VolumeHeldElsewhere',
-    'AssignmentConflict',
-    'UnknownPool',
-    'VolumeNotFound',
-    'AttachStuck',
-  ],
+  // repo.getPool: UnknownPool; repo.transition: IllegalTransition, VolumeNotFound (InstanceGone caught)
+  plan: ['InvalidInput', 'IllegalTransition', 'UnknownPool', 'VolumeNotFound'],
+  // sendDocument: InstanceNotReady (polled), CommandFailed
+  freeze: ['InvalidInput'],
+  // commandOutcome: CommandPending, CommandFailed only
+  waitFrozen: ['InvalidInput'],
+  // VolumeNotReady (polled) only
+  createSnapshot: ['InvalidInput'],
+  thaw: ['InvalidInput'],
+  waitThawed: ['InvalidInput'],
+  // repo.transition: IllegalTransition, VolumeNotFound
+  unreserve: ['InvalidInput', 'IllegalTransition', 'VolumeNotFound'],
+  // VolumeNotReady (polled), SnapshotFailed (no named error: retried, then caught)
+  waitCompleted: ['InvalidInput'],
+  // repo.setLatestSnapshot: UnknownPool
+  record: ['InvalidInput', 'UnknownPool'],
+  // repo.getPool: UnknownPool
+  prune: ['InvalidInput', 'UnknownPool'],
+  // repo.releaseLease: no named error
+  done: ['InvalidInput'],
   thawAfterFailure: ['InvalidInput'],
   failed: ['InvalidInput'],
 };

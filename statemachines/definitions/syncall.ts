@@ -1,11 +1,14 @@
 import { catchAll, type FatalLists, poll, stateMachine, taskBuilder } from './profiles.js';
 
 /**
- * Fatal errors per step: the named errors the step can throw that no retry would cure.
+ * Fatal per step: the named errors each sync-all step can throw (read from lambdas/syncall/steps.ts and
+ * the helpers it calls; method in profiles.ts) that no retry cures.
  */
 const fatal: FatalLists = {
-  send: ['InvalidInput', 'UnknownPool', 'CommandFailed'],
-  wait: ['InvalidInput', 'UnknownPool', 'CommandFailed'],
+  // repo.getPool: UnknownPool; the pool name and document parameters: InvalidInput
+  send: ['InvalidInput', 'UnknownPool'],
+  // CommandPending (polled); collectPushStatus records a volume's failure instead of throwing it
+  wait: ['InvalidInput'],
 };
 
 const task = taskBuilder('SyncallFunctionArn', fatal);
