@@ -20,7 +20,8 @@ import type { VolsdStackProps } from './volsd-stack.js';
  * | `volsd:volumeSizeGiB` | integer | 20 | volume size (1..16384) |
  * | `volsd:volumeIops` | integer | 3000 | gp3 IOPS (3000..80000) |
  * | `volsd:volumeThroughputMiBps` | integer | 125 | gp3 throughput (125..2000) |
- * | `volsd:volumeKmsKeyArn` | string | aws/ebs | customer managed key of volumes and snapshots |
+ * | `volsd:volumeKmsKeyArn` | key ARN | aws/ebs | customer managed key of volumes, snapshots and the workers' root volumes (its key policy must allow Auto Scaling: README, "Volume encryption keys") |
+ * | `volsd:accountDefaultEbsKeyArn` | key ARN | none | the account's default EBS key when customer managed: the workflows get its use through EC2 |
  * | `volsd:mountPath` | string | `/srv/volsd` | mount point on served hosts |
  * | `volsd:mountOptions` | string | `noatime` | mount options |
  * | `volsd:releasePolicy` | `delete`, `recycle` | `delete` | fate of a released volume |
@@ -37,11 +38,11 @@ import type { VolsdStackProps } from './volsd-stack.js';
  * | `volsd:pushWriterArns` | string[] or `a,b` | `[]` | IAM role/user ARNs (`ArnLike` wildcards) allowed to write the push bucket besides the pool's publisher role; every other principal is denied |
  * | `volsd:maxPushObjectBytes` | integer | 1073741824 (1 GiB) | largest pushed object; the fan-out refuses a larger key (`too-large`) |
  * | `volsd:workerInstanceType` | string | `t4g.small` | sync worker instance type (arm64) |
- * | `volsd:maxAzs` | integer | 2 | AZs of the new VPC |
+ * | `volsd:maxAzs` | integer | 3 | AZs of the new VPC (the Region's first ones); must include the served groups' AZs |
  * | `volsd:vpcId`, `volsd:availabilityZones`, `volsd:subnetIds` | string, string[], string[] | new VPC | use an existing VPC (all three together; one subnet per AZ, same order) |
  * | `volsd:alarmTopicArn` | string | new topic | existing alarm topic |
  * | `volsd:alarmEmail` | string | none | e-mail subscribed to the alarm topic |
- * | `volsd:retainData` | boolean | true | keep the table and the push bucket when the stack is deleted |
+ * | `volsd:retainData` | boolean | true | keep the table and the push and access-log buckets when the stack is deleted; `false` deletes them, emptied (README, "Deleting the stack") |
  *
  * Example (`cdk.json`):
  * ```json
@@ -64,6 +65,13 @@ export interface AppConfig {
 
 const integer = z.coerce.number().int();
 const text = z.string().min(1);
+/** A KMS key ARN: IAM and key policies match a key by its key ARN, never by an alias. */
+const keyArn = z
+  .string()
+  .regex(
+    /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/,
+    'must be a key ARN (arn:<partition>:kms:<region>:<account>:key/<id>); for an alias, run aws kms describe-key --key-id <alias> --query KeyMetadata.Arn',
+  );
 const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
 const list = z.preprocess(
   (v) =>
@@ -91,7 +99,8 @@ export const contextSchema = z
     'volsd:volumeSizeGiB': integer.optional(),
     'volsd:volumeIops': integer.optional(),
     'volsd:volumeThroughputMiBps': integer.optional(),
-    'volsd:volumeKmsKeyArn': text.optional(),
+    'volsd:volumeKmsKeyArn': keyArn.optional(),
+    'volsd:accountDefaultEbsKeyArn': keyArn.optional(),
     'volsd:mountPath': text.optional(),
     'volsd:mountOptions': text.optional(),
     'volsd:releasePolicy': z.enum(['delete', 'recycle']).optional(),
@@ -108,7 +117,7 @@ export const contextSchema = z
     'volsd:pushWriterArns': list.optional(),
     'volsd:maxPushObjectBytes': integer.optional(),
     'volsd:workerInstanceType': text.optional(),
-    'volsd:maxAzs': integer.optional(),
+    'volsd:maxAzs': integer.min(1).optional(),
     'volsd:vpcId': text.optional(),
     'volsd:availabilityZones': list.optional(),
     'volsd:subnetIds': list.optional(),
@@ -177,6 +186,7 @@ export function readAppConfig(node: Node): AppConfig {
       maxAzs: c['volsd:maxAzs'],
       ...(vpcId && azs && subnetIds ? { existingVpc: { vpcId, availabilityZones: azs, subnetIds } } : {}),
       volumeKeyArn: c['volsd:volumeKmsKeyArn'],
+      accountDefaultEbsKeyArn: c['volsd:accountDefaultEbsKeyArn'],
       alarmTopicArn: c['volsd:alarmTopicArn'],
       alarmEmail: c['volsd:alarmEmail'],
       pool: {

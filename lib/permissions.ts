@@ -275,11 +275,15 @@ function tagOnCreateStatement(
 }
 
 /**
- * Use of a customer managed EBS key, only through EC2 in this Region: the data key operations EBS
- * needs, and CreateGrant only for grants EC2 makes on the caller's behalf. Not needed with the AWS
- * managed `aws/ebs` key, whose key policy already allows it.
+ * Use of customer managed EBS keys, only through EC2 in this Region: the operations the Amazon EBS User
+ * Guide lists for users of EBS encryption (CreateGrant, Decrypt, DescribeKey,
+ * GenerateDataKeyWithoutPlaintext, ReEncrypt) plus Encrypt, and CreateGrant only for grants EC2 makes
+ * on the caller's behalf (`kms:GrantIsForAWSResource`). Not needed with the AWS managed `aws/ebs` key,
+ * whose key policy already allows it.
  */
-export function volumeKeyStatements(scope: IConstruct, key: IKey): PolicyStatement[] {
+export function volumeKeyStatements(scope: IConstruct, keys: readonly IKey[]): PolicyStatement[] {
+  if (keys.length === 0) return [];
+  const resources = keys.map((key) => key.keyArn);
   const viaEc2 = { 'kms:ViaService': `ec2.${Stack.of(scope).region}.amazonaws.com` };
   return [
     new PolicyStatement({
@@ -292,13 +296,13 @@ export function volumeKeyStatements(scope: IConstruct, key: IKey): PolicyStateme
         'kms:GenerateDataKeyWithoutPlaintext',
         'kms:DescribeKey',
       ],
-      resources: [key.keyArn],
+      resources,
       conditions: { StringEquals: viaEc2 },
     }),
     new PolicyStatement({
       sid: 'GrantVolumeKeyToEc2',
       actions: ['kms:CreateGrant'],
-      resources: [key.keyArn],
+      resources,
       conditions: { StringEquals: viaEc2, Bool: { 'kms:GrantIsForAWSResource': 'true' } },
     }),
   ];
@@ -365,6 +369,11 @@ export interface WorkflowPermissionsProps extends PermissionScope {
   readonly groupNames: readonly string[];
   /** Customer managed key of the pool's volumes, if any. */
   readonly volumeKey?: IKey;
+  /**
+   * The account's default EBS key when it is customer managed: volumes created without a key (and
+   * from snapshots under it) use it.
+   */
+  readonly accountDefaultVolumeKey?: IKey;
   /** Whether the pool uses fast snapshot restore. */
   readonly fastSnapshotRestore?: boolean;
   /** Whether the acquire may create a volume from a pool snapshot when the AZ has none idle. */
@@ -379,7 +388,9 @@ export class WorkflowPermissions {
   constructor(private readonly props: WorkflowPermissionsProps) {}
 
   private key(): PolicyStatement[] {
-    return this.props.volumeKey ? volumeKeyStatements(this.props.scope, this.props.volumeKey) : [];
+    const { volumeKey, accountDefaultVolumeKey } = this.props;
+    const keys = [volumeKey, accountDefaultVolumeKey].filter((k): k is IKey => k !== undefined);
+    return volumeKeyStatements(this.props.scope, keys);
   }
 
   private commands(): PolicyStatement[] {

@@ -38,6 +38,15 @@ export interface VolumeSpec {
    * @default the account's default EBS key (aws/ebs)
    */
   readonly kmsKey?: IKey;
+  /**
+   * The account's default EBS encryption key in this Region, when it is a customer managed key
+   * (`aws ec2 get-ebs-default-kms-key-id`): volumes created without `kmsKey` use it, so the workflow
+   * functions are allowed its use through EC2, and the sync workers' launches need it in their key
+   * policy (`lib/volume-key.ts`). Also give it when `kmsKey` replaces it, while
+   * snapshots made under it remain.
+   * @default none: the default key is AWS managed (aws/ebs), which needs no permission
+   */
+  readonly accountDefaultKmsKey?: IKey;
 }
 
 /** How often the maintenance workflows run. */
@@ -186,7 +195,10 @@ export interface PoolSettingsProps {
 export interface PoolSettings {
   readonly poolName: string;
   readonly idlePerAz: number;
-  readonly volume: Required<Omit<VolumeSpec, 'kmsKey'>> & { readonly kmsKey?: IKey };
+  readonly volume: Required<Omit<VolumeSpec, 'kmsKey' | 'accountDefaultKmsKey'>> & {
+    readonly kmsKey?: IKey;
+    readonly accountDefaultKmsKey?: IKey;
+  };
   readonly mountPath: string;
   readonly mountOptions: string;
   readonly releasePolicy: ReleasePolicy;
@@ -293,6 +305,7 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
       iops: props.volume?.iops ?? 3000,
       throughputMiBps: props.volume?.throughputMiBps ?? 125,
       kmsKey: props.volume?.kmsKey,
+      accountDefaultKmsKey: props.volume?.accountDefaultKmsKey,
     },
     mountPath: props.mountPath ?? '/srv/volsd',
     mountOptions: props.mountOptions ?? 'noatime',

@@ -1,4 +1,11 @@
-import { Duration, FeatureFlags, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import {
+  CustomResourceProviderBase,
+  Duration,
+  FeatureFlags,
+  RemovalPolicy,
+  Stack,
+  Validations,
+} from 'aws-cdk-lib';
 import {
   AccountRootPrincipal,
   AnyPrincipal,
@@ -56,7 +63,9 @@ export interface PushBucketProps {
    */
   readonly accessLogExpiration?: Duration;
   /**
-   * What happens to the buckets when they leave the stack.
+   * What happens to the buckets when they leave the stack. With DESTROY they are also emptied first
+   * (every object version and delete marker, by CDK's `Custom::S3AutoDeleteObjects`): CloudFormation
+   * cannot delete a bucket that holds anything, and the push bucket is versioned.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
@@ -97,6 +106,7 @@ export class PushBucket extends Construct {
   constructor(scope: Construct, id: string, props: PushBucketProps = {}) {
     super(scope, id);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const autoDeleteObjects = removalPolicy === RemovalPolicy.DESTROY;
 
     // Server access log delivery only supports SSE-S3 on the target bucket. With the feature flag it
     // is granted by bucket policy and ACLs can stay disabled; without it CDK needs the legacy ACL.
@@ -108,6 +118,7 @@ export class PushBucket extends Construct {
       objectOwnership: logsByPolicy ? ObjectOwnership.BUCKET_OWNER_ENFORCED : ObjectOwnership.OBJECT_WRITER,
       lifecycleRules: [{ id: 'expire-logs', expiration: props.accessLogExpiration ?? Duration.days(90) }],
       removalPolicy,
+      autoDeleteObjects,
     });
     Validations.of(this.accessLogBucket).acknowledge({
       id: 'AwsSolutions-S1',
@@ -133,6 +144,7 @@ export class PushBucket extends Construct {
         { id: 'remove-expired-delete-markers', expiredObjectDeleteMarker: true },
       ],
       removalPolicy,
+      autoDeleteObjects,
     });
 
     const { queue, deadLetterQueue } = createQueueWithDlq(this, 'Queue', {
@@ -155,7 +167,13 @@ export class PushBucket extends Construct {
         actions: [...pushWriteActions],
         resources: [this.bucket.arnForObjects('*')],
         conditions: {
-          ArnNotLike: { 'aws:PrincipalArn': [this.publisherRole.roleArn, ...(props.writerArns ?? [])] },
+          ArnNotLike: {
+            'aws:PrincipalArn': [
+              this.publisherRole.roleArn,
+              ...(props.writerArns ?? []),
+              ...(autoDeleteObjects ? [autoDeleteObjectsRoleArn(this)] : []),
+            ],
+          },
         },
       }),
     );
@@ -209,6 +227,19 @@ export class PushBucket extends Construct {
     ]);
     return role;
   }
+}
+
+/**
+ * Role of CDK's bucket-emptying custom resource (one provider per stack). It deletes object versions
+ * when the stack is deleted, so the writers' Deny must spare it, or the push bucket could never be
+ * emptied and the stack deletion would fail on it.
+ */
+function autoDeleteObjectsRoleArn(scope: Construct): string {
+  const provider = Stack.of(scope).node.tryFindChild('Custom::S3AutoDeleteObjectsCustomResourceProvider');
+  if (!(provider instanceof CustomResourceProviderBase)) {
+    throw new Error("PushBucket: CDK's auto-delete-objects provider was not found; the Deny would block it");
+  }
+  return provider.roleArn;
 }
 
 /**

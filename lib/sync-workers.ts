@@ -25,6 +25,7 @@ import { Construct } from 'constructs';
 import { poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
 import { acknowledgeWildcards } from './nag.js';
 import { livePrefix } from './push-bucket.js';
+import { allowAutoScalingToUseKey } from './volume-key.js';
 
 /** Default sync worker instance type: the smallest burstable Graviton with enough memory for aws s3 sync. */
 export const defaultWorkerInstanceType = 't4g.small';
@@ -49,6 +50,12 @@ export interface SyncWorkersProps {
    * @default the account's default EBS key (aws/ebs)
    */
   readonly rootVolumeKey?: IKey;
+  /**
+   * The account's default EBS key, when customer managed and `rootVolumeKey` is not given: the root
+   * volumes use it implicitly, so Auto Scaling needs it in the key policy all the same.
+   * @default none (aws/ebs)
+   */
+  readonly accountDefaultVolumeKey?: IKey;
   /**
    * KMS key of the push bucket, when it has one: workers get Decrypt through S3 only.
    * @default none (SSE-S3 bucket)
@@ -82,6 +89,11 @@ export class SyncWorkers extends Construct {
   public readonly securityGroup: SecurityGroup;
   /** Launch template shared by the workers. */
   public readonly launchTemplate: LaunchTemplate;
+  /**
+   * Key policy statements Auto Scaling needs on the root volumes' key that the stack could not add
+   * (an imported key): to be added by whoever manages the key. Empty when none are missing.
+   */
+  public readonly missingKeyPolicyStatements: readonly PolicyStatement[];
 
   constructor(scope: Construct, id: string, props: SyncWorkersProps) {
     super(scope, id);
@@ -158,6 +170,13 @@ export class SyncWorkers extends Construct {
         },
       ],
     });
+
+    // Auto Scaling, not this stack's roles, creates the root volumes: its service-linked role must be
+    // allowed the key, or every worker launch fails while the stack itself completes.
+    const launchKey = props.rootVolumeKey ?? props.accountDefaultVolumeKey;
+    this.missingKeyPolicyStatements = launchKey
+      ? allowAutoScalingToUseKey(this, launchKey, "The sync workers' root volumes")
+      : [];
 
     this.workers = props.subnets.map((subnet, index) => {
       const group = new AutoScalingGroup(this, `Worker${index}`, {

@@ -1,5 +1,5 @@
-import { RemovalPolicy, Token } from 'aws-cdk-lib';
-import { AutoScalingGroup } from 'aws-cdk-lib/aws-autoscaling';
+import { Annotations, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { AutoScalingGroup, CfnAutoScalingGroup, type IAutoScalingGroup } from 'aws-cdk-lib/aws-autoscaling';
 import type { ISubnet, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -120,6 +120,7 @@ export class VolsdPool extends Construct {
     this.subnets = props.vpc.selectSubnets(props.subnets ?? { onePerAz: true }).subnets;
     this.availabilityZones = this.subnets.map((s) => s.availabilityZone);
     validatePlacement(poolName, this.availabilityZones, props.autoScalingGroups ?? []);
+    checkAzCoverage(this, this.availabilityZones, props.autoScalingGroups ?? []);
 
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.table = new VolumeTable(this, 'VolumeTable', { encryptionKey: props.dataKey, removalPolicy });
@@ -148,6 +149,7 @@ export class VolsdPool extends Construct {
       pushBucketKey: props.dataKey,
       instanceType: this.settings.workerInstanceType,
       rootVolumeKey: this.settings.volume.kmsKey,
+      accountDefaultVolumeKey: this.settings.volume.accountDefaultKmsKey,
     });
     this.documents = new SsmDocuments(this, 'Documents', { poolName, documents: props.documents });
 
@@ -197,6 +199,7 @@ export class VolsdPool extends Construct {
       documentNames: [...this.documents.documentNames.values()],
       groupNames: this.intake.groupNames,
       volumeKey: this.settings.volume.kmsKey,
+      accountDefaultVolumeKey: this.settings.volume.accountDefaultKmsKey,
       fastSnapshotRestore: this.settings.fastSnapshotRestore,
       directCreate: this.settings.directCreate,
     });
@@ -274,4 +277,94 @@ function validatePlacement(poolName: string, azs: readonly string[], groups: rea
   const duplicateGroup = names.find((n, i) => names.indexOf(n) !== i);
   if (duplicateGroup) problems.push(`autoScalingGroups: "${duplicateGroup}" is listed twice`);
   if (problems.length > 0) throw new VolsdConfigError(poolName, problems);
+}
+
+/** Id of the synth warning for served groups whose AZs the app cannot see (acknowledge it once checked). */
+export const uncheckedAzsWarningId = 'volsd:servedGroupAzsUnchecked';
+
+/**
+ * The pool serves launches only in its own AZs: an instance elsewhere finds no volume, its launch is
+ * abandoned and Auto Scaling relaunches it, in a loop. So every served group's AZs must be among the
+ * pool's. Checked here when the group is a construct of this app in subnets with known AZs (an error
+ * that fails the synth); for groups given by name or imported, a warning says what to check and how.
+ */
+function checkAzCoverage(pool: Construct, poolAzs: readonly string[], groups: readonly ServedGroup[]): void {
+  if (groups.length === 0) return;
+  const stack = Stack.of(pool);
+  // Same AZ whether written as a name or as Fn::Select(i, Fn::GetAZs) (the same index of the same Region).
+  const key = (az: string) => JSON.stringify(stack.resolve(az));
+  const covered = new Set(poolAzs.map(key));
+  const unchecked: string[] = [];
+  for (const group of groups) {
+    const name = typeof group === 'string' ? group : group.node.path;
+    const azs = typeof group === 'string' ? undefined : knownGroupAzs(group);
+    if (!azs) {
+      unchecked.push(typeof group === 'string' ? group : servedGroupLabel(group));
+      continue;
+    }
+    const outside = azs.filter((az) => !covered.has(key(az)));
+    if (outside.length > 0) {
+      Annotations.of(pool).addError(
+        `Served group ${name} launches in ${outside.map((az) => describeAz(stack, az)).join(', ')}, ` +
+          `outside the pool's AZs (${poolAzs.map((az) => describeAz(stack, az)).join(', ')}): its instances ` +
+          'there would find no volume, be abandoned and relaunched in a loop. Give the pool a subnet in each ' +
+          "of the group's AZs (VolsdPool subnets, or maxAzs / volsd:availabilityZones of the stack), or keep " +
+          "the group's subnets within the pool's AZs.",
+      );
+    }
+  }
+  if (unchecked.length > 0) {
+    Annotations.of(pool).addWarningV2(
+      uncheckedAzsWarningId,
+      `The AZs of served group(s) ${unchecked.join(', ')} are not known at synth, so nothing checks that ` +
+        `the pool covers them. The pool serves only ${poolAzs.map((az) => describeAz(stack, az)).join(', ')}; ` +
+        'an instance launched in any other AZ is abandoned and relaunched, in a loop. Compare ' +
+        '`aws autoscaling describe-auto-scaling-groups --auto-scaling-group-names <group> --query ' +
+        '"AutoScalingGroups[].AvailabilityZones"` with `aws ec2 describe-availability-zones --query ' +
+        '"AvailabilityZones[].ZoneName"` (the Region\'s AZs in the order the pool takes them), then raise ' +
+        `volsd:maxAzs or name the pool's subnets. Acknowledge with Annotations.of(pool).acknowledgeWarning('${uncheckedAzsWarningId}').`,
+    );
+  }
+}
+
+/** A readable AZ: its name, or its index in the Region when the stack is environment-agnostic. */
+function describeAz(stack: Stack, az: string): string {
+  if (!Token.isUnresolved(az)) return az;
+  const resolved = stack.resolve(az) as { 'Fn::Select'?: [number, { 'Fn::GetAZs'?: unknown }] };
+  const select = resolved['Fn::Select'];
+  return select && select[1]['Fn::GetAZs'] !== undefined
+    ? `the Region's AZ #${select[0] + 1}`
+    : JSON.stringify(resolved);
+}
+
+function servedGroupLabel(group: IAutoScalingGroup): string {
+  return Token.isUnresolved(group.autoScalingGroupName) ? group.node.path : group.autoScalingGroupName;
+}
+
+/**
+ * The AZs a group of this app launches in, when knowable: its explicit AZs, or the AZs of the subnets
+ * of its VPCZoneIdentifier found among the app's subnets (an imported subnet without an AZ is unknown).
+ */
+function knownGroupAzs(group: IAutoScalingGroup): string[] | undefined {
+  const cfn = group.node.defaultChild;
+  if (!(cfn instanceof CfnAutoScalingGroup)) return undefined;
+  const subnetIds = cfn.vpcZoneIdentifier;
+  if (!subnetIds || Token.isUnresolved(subnetIds)) {
+    const azs = cfn.availabilityZones;
+    return azs && !Token.isUnresolved(azs) && azs.length > 0 ? [...azs] : undefined;
+  }
+  const subnets = group.node.root.node
+    .findAll()
+    .filter((c): c is Construct & ISubnet => 'subnetId' in c && 'routeTable' in c);
+  const azs: string[] = [];
+  for (const subnetId of subnetIds) {
+    const subnet = subnets.find((candidate) => candidate.subnetId === subnetId);
+    if (!subnet) return undefined;
+    try {
+      azs.push(subnet.availabilityZone);
+    } catch {
+      return undefined; // imported without availabilityZone: CDK throws on read
+    }
+  }
+  return azs;
 }

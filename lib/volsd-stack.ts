@@ -1,4 +1,4 @@
-import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Fn, RemovalPolicy, Stack, type StackProps, Token } from 'aws-cdk-lib';
 import {
   FlowLogDestination,
   FlowLogTrafficType,
@@ -14,6 +14,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
+import { poolTag } from '../lambdas/shared/tags.js';
 import { VolsdPool, type VolsdPoolProps } from './volsd-pool.js';
 
 /** An existing VPC, described without a lookup so synthesis stays offline. */
@@ -41,9 +42,12 @@ export interface VolsdStackProps extends StackProps {
    */
   readonly existingVpc?: ExistingVpc;
   /**
-   * AZs of the new VPC. Its subnets are isolated (no NAT gateway, no internet): the workers reach
-   * SSM through interface endpoints and S3 through a free gateway endpoint.
-   * @default 2
+   * AZs of the new VPC, the first ones of the Region; the pool serves launches in these AZs only, so
+   * they must include every AZ of the served groups. Its subnets are isolated (no NAT gateway, no
+   * internet): the workers reach SSM through interface endpoints and S3 through a free gateway
+   * endpoint. Honoured in an environment-agnostic stack too (there CDK alone gives two AZs), where
+   * more AZs than the Region has fails the deployment.
+   * @default 3
    */
   readonly maxAzs?: number;
   /**
@@ -51,6 +55,13 @@ export interface VolsdStackProps extends StackProps {
    * @default the account's default EBS key
    */
   readonly volumeKeyArn?: string;
+  /**
+   * ARN of the account's default EBS encryption key in this Region, when it is customer managed
+   * (`aws ec2 get-ebs-default-kms-key-id`, resolved to a key ARN): the workflow functions get its use
+   * through EC2, and the sync workers' launches need it in its key policy.
+   * @default none: the default EBS key is AWS managed (aws/ebs)
+   */
+  readonly accountDefaultEbsKeyArn?: string;
   /**
    * ARN of an existing SNS topic for the alarms.
    * @default a new encrypted topic
@@ -81,8 +92,11 @@ export class VolsdStack extends Stack {
     super(scope, id, props);
     this.vpc =
       props.vpc ??
-      (props.existingVpc ? this.importVpc(props.existingVpc) : this.createVpc(props.maxAzs ?? 2));
+      (props.existingVpc ? this.importVpc(props.existingVpc) : this.createVpc(props.maxAzs ?? 3));
     const volumeKey = props.volumeKeyArn ? Key.fromKeyArn(this, 'VolumeKey', props.volumeKeyArn) : undefined;
+    const accountDefaultKey = props.accountDefaultEbsKeyArn
+      ? Key.fromKeyArn(this, 'AccountDefaultEbsKey', props.accountDefaultEbsKeyArn)
+      : undefined;
     const alarmTopic = props.alarmTopicArn
       ? Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn)
       : undefined;
@@ -90,7 +104,11 @@ export class VolsdStack extends Stack {
     this.pool = new VolsdPool(this, 'Pool', {
       ...props.pool,
       vpc: this.vpc,
-      volume: { ...props.pool.volume, kmsKey: props.pool.volume?.kmsKey ?? volumeKey },
+      volume: {
+        ...props.pool.volume,
+        kmsKey: props.pool.volume?.kmsKey ?? volumeKey,
+        accountDefaultKmsKey: props.pool.volume?.accountDefaultKmsKey ?? accountDefaultKey,
+      },
       alarmTopic: props.pool.alarmTopic ?? alarmTopic,
     });
     // Endpoints admit HTTPS from the sync workers only (not the whole VPC CIDR).
@@ -136,14 +154,31 @@ export class VolsdStack extends Stack {
         'Reconcile workflow',
       ],
     };
+    // Volumes and snapshots are made at run time, not by CloudFormation: they outlive the stack.
+    outputs.PoolResourcesTag = [
+      `${poolTag}=${this.pool.settings.poolName}`,
+      'Tag of the pool volumes and snapshots, which deleting the stack leaves behind (README, "Deleting the stack")',
+    ];
+    const missing = this.pool.workers.missingKeyPolicyStatements;
+    if (missing.length > 0) {
+      outputs.VolumeKeyPolicyStatements = [
+        this.toJsonString(missing.map((statement) => statement.toStatementJson())),
+        'Add to the volume key\'s policy, or the sync workers never launch (README, "Volume encryption keys")',
+      ];
+    }
     for (const [name, [value, description]] of Object.entries(outputs)) {
       new CfnOutput(this, name, { value, description });
     }
   }
 
   private createVpc(maxAzs: number): Vpc {
+    // An environment-agnostic stack knows only two AZ tokens, so maxAzs above 2 would silently give 2;
+    // naming the AZs by index keeps the count (the first ones of Fn::GetAZs, as CDK's own tokens are).
+    const placement = Token.isUnresolved(this.region)
+      ? { availabilityZones: Array.from({ length: maxAzs }, (_, i) => Fn.select(i, Fn.getAzs())) }
+      : { maxAzs };
     const vpc = new Vpc(this, 'Vpc', {
-      maxAzs,
+      ...placement,
       natGateways: 0,
       subnetConfiguration: [{ name: 'workers', subnetType: SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],
       gatewayEndpoints: { S3: { service: GatewayVpcEndpointAwsService.S3 } },

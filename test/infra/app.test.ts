@@ -267,13 +267,13 @@ describe('lifecycle intake', () => {
 describe('sync workers', () => {
   it('are one group of exactly one instance per AZ subnet', () => {
     const groups = ofType('AWS::AutoScaling::AutoScalingGroup');
-    expect(groups).toHaveLength(2);
+    expect(groups).toHaveLength(3); // the stack's VPC spans 3 AZs by default
     const subnets = groups.map(([, g]) => {
       expect(g.Properties).toMatchObject({ MinSize: '1', MaxSize: '1' });
       expect(g.Properties.VPCZoneIdentifier).toHaveLength(1);
       return JSON.stringify(g.Properties.VPCZoneIdentifier);
     });
-    expect(new Set(subnets).size).toBe(2);
+    expect(new Set(subnets).size).toBe(3);
   });
 
   it('require IMDSv2, run Amazon Linux 2023 arm64 and encrypt the root volume', () => {
@@ -416,7 +416,7 @@ describe('observability', () => {
     const idle = ofType('AWS::CloudWatch::Alarm').filter(
       ([, a]) => a.Properties.MetricName === volsdMetrics.idleVolumes,
     );
-    expect(idle).toHaveLength(2);
+    expect(idle).toHaveLength(3);
     for (const [, alarm] of idle) {
       expect(alarm.Properties).toMatchObject({
         Namespace: metricsNamespace,
@@ -446,7 +446,7 @@ describe('observability', () => {
     const workers = ofType('AWS::CloudWatch::Alarm').filter(
       ([, a]) => a.Properties.MetricName === 'GroupInServiceInstances',
     );
-    expect(workers).toHaveLength(2);
+    expect(workers).toHaveLength(3);
   });
 
   it('sends every alarm to the alarm topic', () => {

@@ -454,7 +454,7 @@ describe('schedules', () => {
 
   it('start replenish in each AZ at the configured rate, with its pool, AZ and reason', () => {
     const rules = scheduleRules();
-    expect(rules).toHaveLength(2);
+    expect(rules).toHaveLength(3); // one per AZ of the default VPC
     rules.forEach(([, rule], index) => {
       const [target] = rule.Properties.Targets as Array<Record<string, unknown>>;
       expect(rule.Properties.ScheduleExpression).toBe('rate(5 minutes)');
@@ -502,7 +502,7 @@ describe('pool record', () => {
         UpdateExpression: expect.stringContaining('generation = if_not_exists(generation, :zero)'),
         ExpressionAttributeValues: {
           ':pool': { S: 'web' },
-          ':azs': { L: [{ S: '@1' }, { S: '@2' }] },
+          ':azs': { L: [{ S: '@1' }, { S: '@2' }, { S: '@3' }] },
           ':t': { N: '2' },
           ':zero': { N: '0' },
         },
