@@ -9,6 +9,7 @@
 #   VOLSD_S3_ENDPOINT        an S3-compatible or VPC endpoint URL                        optional
 #   VOLSD_REGION             the bucket's region                                         optional
 #   VOLSD_SYNC_CONCURRENCY   volumes synced at once                                      default 4
+#   VOLSD_MAX_OBJECT_BYTES   largest object synced, in bytes (the pool's push limit)     default 1073741824
 #   VOLSD_ROOT               prefix of every host path (empty on a real host)
 #
 # The volumes are the ones Volsd-Mount recorded in /etc/volsd/mounts.d and that are still mounted
@@ -23,7 +24,9 @@
 # excluded from the sync (an excluded key is neither downloaded nor deleted locally):
 #   parent-segment (..), dot-segment (.), empty-segment (//), absolute (/ after the prefix),
 #   backslash, control-character, too-long (key over 1024 bytes or a name over 255),
-#   reserved (a first segment starting with .volsd: the namespace of Volsd's own markers).
+#   reserved (a first segment starting with .volsd: the namespace of Volsd's own markers),
+#   too-large (an object over VOLSD_MAX_OBJECT_BYTES: the fan-out refuses such a push, but the object
+#   stays in the bucket and this sync runs over the whole tree).
 # Directory markers (keys ending in /) are skipped silently: the AWS CLI cannot download them. The
 # valid keys of the same listing are synced. A sync is refused for a volume whose tree holds a
 # symlink that resolves outside the mount root (a download through it would land outside). After
@@ -51,6 +54,7 @@ endpoint=${VOLSD_S3_ENDPOINT:-}
 region=${VOLSD_REGION:-}
 concurrency=${VOLSD_SYNC_CONCURRENCY:-4}
 only_behind=${VOLSD_ONLY_BEHIND:-false}
+max_object_bytes=${VOLSD_MAX_OBJECT_BYTES:-1073741824}
 volsd_check VOLSD_BUCKET "$bucket" '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'
 volsd_check VOLSD_PREFIX "$prefix" '^([A-Za-z0-9_][A-Za-z0-9._=+-]*/){0,16}$'
 volsd_check VOLSD_GENERATION "$generation" '^[0-9]{1,15}$'
@@ -59,6 +63,7 @@ volsd_check VOLSD_GENERATION "$generation" '^[0-9]{1,15}$'
 [[ -z $region ]] || volsd_check VOLSD_REGION "$region" '^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$'
 volsd_check VOLSD_SYNC_CONCURRENCY "$concurrency" '^[1-9][0-9]?$'
 volsd_check VOLSD_ONLY_BEHIND "$only_behind" '^(true|false)$'
+volsd_check VOLSD_MAX_OBJECT_BYTES "$max_object_bytes" '^[1-9][0-9]{0,15}$'
 generation=$((10#$generation))
 volsd_require_tools aws find realpath flock awk readlink lsblk mktemp
 
@@ -104,7 +109,8 @@ else
 fi
 
 # --- One listing, classified: the keys to refuse become exclusions of every volume's sync. ---------
-# The classifier reads the JSON array the AWS CLI prints (one key a line, JSON-escaped) byte-wise.
+# The classifier reads the JSON the AWS CLI prints for `Contents[].[Size,Key]` byte-wise: per object a
+# line with its size, then a line with its key (JSON-escaped).
 # Per refused or skipped key it prints: reason, the key still JSON-escaped (for the report), an
 # exclusion pattern for the AWS CLI, and for `..` keys the relative path (for the tripwire).
 # The pattern matches exactly the refused key and no other. The CLI joins it to the sync root
@@ -147,6 +153,7 @@ BEGIN {
   line = $0
   sub(/^[ \t]+/, "", line)
   sub(/,$/, "", line)
+  if (line ~ /^[0-9]+$/) { size = line + 0; next }
   if (line !~ /^".*"$/) next
   json = substr(line, 2, length(line) - 2)
   total++
@@ -194,6 +201,8 @@ BEGIN {
     if (reason == "" && seg[1] ~ /^\.volsd/) reason = "reserved"
   }
   if (reason == "" && marker) reason = "directory-marker"
+  if (reason == "" && size > maxbytes) reason = "too-large"
+  size = 0
   if (reason == "") next
   print reason sep json sep pattern(rel) sep ((parent && !ctl && !odd) ? rel : "")
 }
@@ -206,7 +215,7 @@ if ((${#volumes[@]} == 0)); then
   # Nothing to sync here (an instance before its mount): spare the bucket a listing.
   printf 'null\n' >"$listing"
 elif ! aws "${aws_args[@]}" s3api list-objects-v2 --bucket "$bucket" --prefix "$prefix" \
-  --query 'Contents[].Key' --output json >"$listing" 2>"$work/listing.err"; then
+  --query 'Contents[].[Size,Key]' --output json >"$listing" 2>"$work/listing.err"; then
   volsd_log "listing s3://$bucket/$prefix failed: $(tail -c 2000 "$work/listing.err")"
   failed_listing=true
 fi
@@ -230,7 +239,7 @@ if ! $failed_listing; then
     printf -v glob '%b' "$glob"
     excludes+=(--exclude "$glob")
     [[ -z $rel ]] || parent_rels+=("$rel")
-  done < <(LC_ALL=C awk -v prefix="$prefix" "$classifier" "$listing")
+  done < <(LC_ALL=C awk -v prefix="$prefix" -v maxbytes="$max_object_bytes" "$classifier" "$listing")
 fi
 # Each refused key costs one --exclude; past this many the command line is no place for them.
 readonly max_excludes=2000

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { sendDocument } from '../shared/commands.js';
+import { sendDocument, syncMaxObjectBytes } from '../shared/commands.js';
 import {
   attachAtFreeDevice,
   attachmentOf,
@@ -311,6 +311,7 @@ const bringCurrent: Step = async (ctx, { repo, ssm, config }) => {
       Bucket: config.PUSH_BUCKET,
       Prefix: config.PUSH_PREFIX,
       Generation: String(pool.generation),
+      MaxObjectBytes: syncMaxObjectBytes(),
     },
     timeoutSeconds: 600,
     comment: `volsd sync ${volumeId} to ${pool.generation}`,

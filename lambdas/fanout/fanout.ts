@@ -236,6 +236,8 @@ async function sendSync(deps: FanOutDeps, generation: number): Promise<string> {
     Bucket: config.bucket,
     Prefix: config.prefix,
     Generation: generation,
+    // The limit this function refuses pushes by: the sync must not copy what the push refused.
+    MaxObjectBytes: config.maxObjectBytes,
   });
   const out = await deps.ssm.send(
     new SendCommandCommand({

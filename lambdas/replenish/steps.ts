@@ -1,4 +1,4 @@
-import { commandOutcome, sendDocument } from '../shared/commands.js';
+import { commandOutcome, sendDocument, syncMaxObjectBytes } from '../shared/commands.js';
 import {
   attachAtFreeDevice,
   attachmentOf,
@@ -287,6 +287,7 @@ const sync: Step<ReplenishCtx> = async (ctx, { ssm, repo, config }) => {
       Bucket: config.PUSH_BUCKET,
       Prefix: config.PUSH_PREFIX,
       Generation: String(pool.generation),
+      MaxObjectBytes: syncMaxObjectBytes(),
     },
     timeoutSeconds: 900,
     comment: `volsd sync of ${ctx.volumes?.length ?? 0} new volume(s)`,

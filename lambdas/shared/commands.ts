@@ -4,8 +4,8 @@ import {
   SendCommandCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
-import { parseResults as parseDocumentResults } from './documents.js';
-import { CommandFailed, CommandPending, InstanceNotReady } from './errors.js';
+import { defaultMaxObjectBytes, parseResults as parseDocumentResults } from './documents.js';
+import { CommandFailed, CommandPending, InstanceNotReady, InvalidInput } from './errors.js';
 
 const errorName = (err: unknown) => (err instanceof Error ? err.name : '');
 
@@ -16,6 +16,19 @@ const errorName = (err: unknown) => (err instanceof Error ? err.name : '');
  * could then stay an older script (docs/decisions.md, "SSM document versions").
  */
 export const deployedDocumentVersion = '$LATEST';
+
+/**
+ * Volsd-Sync's MaxObjectBytes for a function that sends it: the pool's push object limit
+ * (`PUSH_MAX_OBJECT_BYTES`, the variable the fan-out enforces it with), or the document's default when
+ * unset. The sync skips larger objects: the fan-out refuses their push, but they stay in the bucket.
+ */
+export function syncMaxObjectBytes(source: Record<string, string | undefined> = process.env): string {
+  const value = source.PUSH_MAX_OBJECT_BYTES;
+  if (value === undefined || value === '') return String(defaultMaxObjectBytes);
+  if (!/^[1-9][0-9]{0,15}$/.test(value))
+    throw new InvalidInput(`PUSH_MAX_OBJECT_BYTES must be a positive integer, not ${JSON.stringify(value)}`);
+  return value;
+}
 
 /** Sends an SSM document to one instance and returns the command id. */
 export async function sendDocument(

@@ -13,6 +13,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidInput } from './errors.js';
 
+/**
+ * Default of Volsd-Sync's MaxObjectBytes: the pool's default push object limit (1 GiB, the fan-out's
+ * PUSH_MAX_OBJECT_BYTES default), so a sync sent without it still skips what a push would refuse.
+ */
+export const defaultMaxObjectBytes = 1024 ** 3;
+
 /** The names of Volsd's SSM documents. */
 export const DocumentName = {
   Mount: 'Volsd-Mount',
@@ -220,6 +226,15 @@ export const documents: Readonly<Record<DocumentName, VolsdDocument>> = {
         default: '4',
         allowedPattern: '^[1-9][0-9]?$',
         description: 'Volumes synced at once (a sync worker holds many).',
+      },
+      {
+        name: 'MaxObjectBytes',
+        env: 'VOLSD_MAX_OBJECT_BYTES',
+        type: 'String',
+        default: String(defaultMaxObjectBytes),
+        allowedPattern: '^[1-9][0-9]{0,15}$',
+        description:
+          "Largest object synced, in bytes (the pool's push limit): a larger one is refused (too-large) and not copied.",
       },
     ],
   },

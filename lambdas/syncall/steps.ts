@@ -9,7 +9,7 @@
  */
 import { ListCommandsCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { collectPushStatus, finalCommandStatuses, type StatusDeps } from '../fanout/status.js';
-import { deployedDocumentVersion } from '../shared/commands.js';
+import { deployedDocumentVersion, syncMaxObjectBytes } from '../shared/commands.js';
 import { commandParameters, DocumentName, getDocument } from '../shared/documents.js';
 import { CommandPending, InvalidInput } from '../shared/errors.js';
 import { logger } from '../shared/logger.js';
@@ -78,6 +78,7 @@ const send: Step<SyncAllCtx> = async (ctx, { repo, ssm, config }) => {
     Bucket: config.PUSH_BUCKET,
     Prefix: config.PUSH_PREFIX,
     Generation: generation,
+    MaxObjectBytes: syncMaxObjectBytes(),
   });
   const out = await ssm.send(
     new SendCommandCommand({

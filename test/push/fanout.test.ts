@@ -72,7 +72,12 @@ describe('fanOutBatch: one push per batch', () => {
     expect(ssmMock).toHaveReceivedCommandWith(SendCommandCommand, {
       DocumentName: 'Volsd-Sync-web',
       Targets: [{ Key: 'tag:volsd:pool', Values: ['web'] }],
-      Parameters: { Bucket: ['volsd-web-push'], Prefix: ['live/'], Generation: ['5'] },
+      Parameters: {
+        Bucket: ['volsd-web-push'],
+        Prefix: ['live/'],
+        Generation: ['5'],
+        MaxObjectBytes: ['1073741824'],
+      },
       MaxConcurrency: '25%',
       MaxErrors: '5',
       TimeoutSeconds: 600,
@@ -227,6 +232,19 @@ describe('fanOutBatch: refused and ignored keys', () => {
       status: 'Rejected',
       rejected: [{ key: 'live/huge.bin', reason: 'too-large' }],
     });
+  });
+
+  it('sends Volsd-Sync the limit it refuses by, so the sync skips the refused objects left in the bucket', async () => {
+    // Prepare
+    const batch = [message('m1', ['live/a.html'])];
+    const limited = { ...deps, config: { ...testConfig, maxObjectBytes: 5000 } };
+
+    // Act
+    await fanOutBatch(batch, limited);
+
+    // Assess
+    const sent = ssmMock.commandCalls(SendCommandCommand)[0]?.args[0].input;
+    expect(sent?.Parameters?.MaxObjectBytes).toEqual(['5000']);
   });
 
   it('lets the removal of a key through whatever size its record states', async () => {

@@ -170,6 +170,36 @@ describe.runIf(!missing)('modelled Volsd-Sync vs the script', () => {
     });
   });
 
+  describe('with a size limit (MaxObjectBytes)', () => {
+    let pair: Pair;
+
+    beforeAll(async () => {
+      await put('size/big.bin', 'b'.repeat(2000));
+      await put('size/edge.txt', 'e'.repeat(1024));
+      await put('size/small.txt', 'small');
+      pair = await mountedPair([[volA, web]]);
+    });
+
+    afterAll(() => {
+      pair.cleanup();
+    });
+
+    it('refuses alike an object over the limit and copies the others, the one at the limit included', async () => {
+      // Act
+      const out = await sync(pair, 3, { Prefix: 'size/', MaxObjectBytes: '1024' });
+
+      // Assess
+      const model = expectSame(pair, out);
+      expect(model.exitCode).toBe(0);
+      expect(model.rejected).toEqual([{ key: 'size/big.bin', reason: 'too-large' }]);
+      const tree = pair.trees().script;
+      const paths = [...Object.keys(tree)].filter((p) => p.includes('.txt') || p.includes('.bin'));
+      expect(paths.some((p) => p.endsWith('/big.bin'))).toBe(false);
+      expect(paths.some((p) => p.endsWith('/edge.txt'))).toBe(true);
+      expect(paths.some((p) => p.endsWith('/small.txt'))).toBe(true);
+    });
+  });
+
   describe('on a host with one volume', () => {
     let pair: Pair;
 

@@ -6,8 +6,10 @@ import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  commandParameters,
   DocumentName,
   ExitCode,
+  getDocument,
   parseRejectedKeys,
   type RejectedKey,
   type ScriptResult,
@@ -247,6 +249,65 @@ describe('Volsd-Sync against S3', () => {
   });
 });
 
+describe('Volsd-Sync size limit (MaxObjectBytes) against S3', () => {
+  let sized: TestHost;
+  const syncSized = (extra: Record<string, string>) =>
+    sized.run(
+      DocumentName.Sync,
+      { Bucket: bucket, Prefix: 'size/', Generation: '3', ...extra },
+      { s3Endpoint: endpoint },
+    );
+  const has = (path: string) => existsSync(join(sized.volumeDir(volA), path));
+
+  beforeAll(async () => {
+    await put('size/big.bin', 'b'.repeat(2000));
+    await put('size/edge.txt', 'e'.repeat(1024));
+    await put('size/small.txt', 'small');
+    sized = await createHost();
+    await sized.createVolume(volA, { formatted: true });
+    await sized.attach(volA, 1);
+    await sized.run(DocumentName.Mount, { VolumeId: volA, MountPath: webPath });
+  });
+
+  it('does not copy an object over the limit, reports it too-large, and copies the others', async () => {
+    // Act
+    const out = await syncSized({ MaxObjectBytes: '1024' });
+
+    // Assess
+    expect(out.exitCode, out.stderr).toBe(0);
+    expect(has('big.bin')).toBe(false);
+    expect(readFileSync(join(sized.volumeDir(volA), 'edge.txt'), 'utf8')).toBe('e'.repeat(1024));
+    expect(readFileSync(join(sized.volumeDir(volA), 'small.txt'), 'utf8')).toBe('small');
+    expect(parseRejectedKeys(out.stdout)).toEqual([{ key: 'size/big.bin', reason: 'too-large' }]);
+    expect(out.results.at(-1)).toMatchObject({ op: 'sync-summary', keys: 3, rejectedKeys: 1 });
+  });
+
+  it('copies the same object under the default limit (1 GiB)', async () => {
+    // Act
+    const out = await syncSized({});
+
+    // Assess
+    expect(out.exitCode, out.stderr).toBe(0);
+    expect(readFileSync(join(sized.volumeDir(volA), 'big.bin'), 'utf8')).toBe('b'.repeat(2000));
+    expect(parseRejectedKeys(out.stdout)).toEqual([]);
+  });
+
+  it('declares a limit that is not a positive integer invalid, as SSM would refuse it', () => {
+    // Act
+    const send = (value: string) => () =>
+      commandParameters(getDocument(DocumentName.Sync), {
+        Bucket: bucket,
+        Generation: 3,
+        MaxObjectBytes: value,
+      });
+
+    // Assess
+    expect(send('0')).toThrow(/MaxObjectBytes/);
+    expect(send('1e9')).toThrow(/MaxObjectBytes/);
+    expect(send('1024')()).toMatchObject({ MaxObjectBytes: ['1024'] });
+  });
+});
+
 describe('Volsd-Sync guards (with a scripted AWS CLI)', () => {
   let fakeDir: string;
   let fakeAws: string;
@@ -259,7 +320,7 @@ while [[ $1 == --* ]]; do shift 2; done
 case "$1 $2" in
   "s3api list-objects-v2")
     if [[ -n \${FAKE_LISTING_FAILS:-} ]]; then echo "An error occurred (AccessDenied)" >&2; exit 254; fi
-    printf '[\\n    "live/index.html"\\n]\\n' ;;
+    printf '[\\n    [\\n        6,\\n        "live/index.html"\\n    ]\\n]\\n' ;;
   "s3 sync")
     dst=\${4%/}
     case \${FAKE_SYNC:-} in

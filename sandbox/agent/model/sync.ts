@@ -1,6 +1,6 @@
 /**
  * Volsd-Sync as a TypeScript twin of scripts/volsd-sync.sh: the same volume selection, one listing
- * classified by the same path guard (reasons, VOLSD_REJECTED lines, exclusion patterns), the
+ * classified by the same path guard and size limit (reasons, VOLSD_REJECTED lines, exclusion patterns), the
  * `aws s3 sync --delete --exact-timestamps` semantics of the AWS CLI v2 (download when the size
  * differs or the local mtime is not exactly the object's LastModified; the file's mtime becomes
  * LastModified in whole seconds; local files missing from the listing are deleted; `--exclude`
@@ -114,7 +114,7 @@ export function patternOf(rel: string): string {
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 
 /** The script's awk classifier for one key: undefined when the key is synced. */
-function classify(key: string, prefix: string): Refused | undefined {
+function classify(key: string, size: number, prefix: string, maxBytes: number): Refused | undefined {
   if (!key.startsWith(prefix)) return undefined;
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is matched
   const ctl = /[\x00-\x1f\x7f]/.test(key);
@@ -143,6 +143,7 @@ function classify(key: string, prefix: string): Refused | undefined {
     if (reason === '' && (segments[0] ?? '').startsWith('.volsd')) reason = 'reserved';
   }
   if (reason === '' && marker) reason = 'directory-marker';
+  if (reason === '' && size > maxBytes) reason = 'too-large';
   if (reason === '') return undefined;
   return { reason, json: pythonJson(key), pattern: patternOf(rel), parentRel: parent && !ctl ? rel : '' };
 }
@@ -398,6 +399,7 @@ export async function syncOp(
   const region = env.VOLSD_REGION ?? '';
   const concurrencyIn = env.VOLSD_SYNC_CONCURRENCY || '4';
   const onlyBehind = env.VOLSD_ONLY_BEHIND || 'false';
+  const maxBytesIn = env.VOLSD_MAX_OBJECT_BYTES || '1073741824';
   out.check('VOLSD_BUCKET', bucket, /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/);
   out.check('VOLSD_PREFIX', prefix, /^([A-Za-z0-9_][A-Za-z0-9._=+-]*\/){0,16}$/);
   out.check('VOLSD_GENERATION', generationIn, /^[0-9]{1,15}$/);
@@ -407,6 +409,8 @@ export async function syncOp(
   if (region !== '') out.check('VOLSD_REGION', region, /^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$/);
   out.check('VOLSD_SYNC_CONCURRENCY', concurrencyIn, /^[1-9][0-9]?$/);
   out.check('VOLSD_ONLY_BEHIND', onlyBehind, /^(true|false)$/);
+  out.check('VOLSD_MAX_OBJECT_BYTES', maxBytesIn, /^[1-9][0-9]{0,15}$/);
+  const maxBytes = Number(maxBytesIn);
   const generation = Number.parseInt(generationIn, 10);
   const concurrency = Number.parseInt(concurrencyIn, 10);
   const stats: SyncStats = { volumes: [], listed: false, pages: 0 };
@@ -481,7 +485,7 @@ export async function syncOp(
     const parentRels: string[] = [];
     const refusedKeys = new Set<string>();
     for (const item of listing) {
-      const refused = classify(item.key, prefix);
+      const refused = classify(item.key, item.size, prefix, maxBytes);
       if (!refused) continue;
       refusedKeys.add(item.key);
       if (refused.reason === 'directory-marker') markers++;
