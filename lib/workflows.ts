@@ -346,6 +346,9 @@ export class Workflows extends Construct {
     // The bucket is only named to Volsd-Sync on the instances, which read it with their own role;
     // the function itself never touches it, so it gets no grant.
     fn.setEnvironment('PUSH_BUCKET', pool.push.bucket.bucketName);
+    // Every Volsd-Sync a workflow sends (acquire's bring-current, replenish, sync-all) skips objects over
+    // the limit the fan-out refuses, so a too-large object never reaches a volume by another push.
+    fn.setEnvironment('PUSH_MAX_OBJECT_BYTES', String(pool.settings.push.maxObjectBytes));
     for (const [key, value] of Object.entries(options.environment ?? {})) fn.setEnvironment(key, value);
     fn.addToRolePolicy(...options.statements);
     if (options.requestsReplenish) {

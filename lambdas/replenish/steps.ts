@@ -6,6 +6,7 @@ import {
   deleteVolume,
   describeVolume,
   detachVolume,
+  devicesInUse,
   requireLiveInstance,
 } from '../shared/ec2-ops.js';
 import { CommandPending, InvalidInput, VolumeNotReady } from '../shared/errors.js';
@@ -102,7 +103,8 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, config }) => {
   const waiting = await repo.countWaiting(ctx.pool, ctx.az);
   const deficit = pool.targetIdlePerAz + waiting - idle.length - adopt.length;
   const limit = config.WORKER_ATTACHMENT_LIMIT ?? (await attachmentLimit(ec2, worker.InstanceType));
-  const attached = (worker.BlockDeviceMappings ?? []).length; // root included
+  // Root included; both views, as the instance's mappings lag its attaches (eventual consistency).
+  const attached = (await devicesInUse(ec2, worker)).size;
   const room = Math.max(0, limit - attached);
   const toCreate = Math.max(0, Math.min(deficit, room, maxCreatePerRound));
   if (deficit > room)
@@ -111,10 +113,14 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, config }) => {
   const unfinished = volumes.filter((v) => v.state === VolumeState.Retiring).map((v) => v.volumeId);
   const retire = [...unfinished, ...(deficit < 0 ? idle.slice(0, -deficit).map((v) => v.volumeId) : [])];
   const created = await createVolumes(ctx, toCreate, pool.latestSnapshot, { repo, ec2, config });
+  // Names a forced detach of an earlier run left unusable on this worker: never attach there again.
+  const unusable = await repo.unusableDevices(workerId);
+  const avoid = [...new Set([...(ctx.avoidDevices ?? []), ...unusable])];
   return {
     ...ctx,
     leased: true,
     workerId,
+    ...(avoid.length ? { avoidDevices: avoid } : {}),
     generation: pool.generation,
     volumes: [...created, ...adopt.map((volumeId) => ({ volumeId, empty: false }))],
     retire,
@@ -196,7 +202,7 @@ const attachToWorker: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
  * instance) is set aside, a stuck attach force-detached first: the volume stays SYNCING for the next
  * round (`again`) or the reconcile, and the round goes on with the others and with its retires.
  */
-const waitAttached: Step<ReplenishCtx> = async (ctx, { ec2 }) => {
+const waitAttached: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
   const late = nowMs() - (ctx.attachRequestedAt ?? nowMs()) > workerAttachTimeoutMs;
   const ready: NewVolume[] = [];
   const setAside: string[] = [];
@@ -219,6 +225,8 @@ const waitAttached: Step<ReplenishCtx> = async (ctx, { ec2 }) => {
     );
   }
   if (setAside.length === 0) return ctx;
+  const newlyAvoided = [...avoid].filter((d) => !(ctx.avoidDevices ?? []).includes(d));
+  if (ctx.workerId) await repo.addUnusableDevices(ctx.workerId, newlyAvoided);
   logger.warn('attach to the worker did not complete; volumes set aside', { az: ctx.az, setAside });
   metrics.addMetric('WorkerAttachAborted', 'Count', setAside.length);
   return {

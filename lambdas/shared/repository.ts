@@ -433,6 +433,40 @@ export class VolumeRepository {
     return out;
   }
 
+  // ---------------------------------------------------------------- device names
+
+  /**
+   * Records device names a forced detach may have left unusable on the instance until it reboots (EBS
+   * user guide, "Detach an Amazon EBS volume"): an attach at one of them can stay `attaching`. Kept per
+   * instance so a later run (a sync worker lives through many) does not pick them again. Idempotent.
+   */
+  async addUnusableDevices(instanceIdInput: string, devices: readonly string[]): Promise<void> {
+    const instanceId = parseOrThrow(instanceIdSchema, instanceIdInput, 'instanceId');
+    if (devices.length === 0) return;
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: keys.unusableDevices(instanceId),
+        UpdateExpression: 'ADD devices :d SET updatedAt = :now',
+        ExpressionAttributeValues: { ':d': new Set(devices), ':now': this.now().toISOString() },
+      }),
+    );
+  }
+
+  /** The device names recorded unusable on the instance (empty when none). */
+  async unusableDevices(instanceIdInput: string): Promise<string[]> {
+    const instanceId = parseOrThrow(instanceIdSchema, instanceIdInput, 'instanceId');
+    const result = await this.doc.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: keys.unusableDevices(instanceId),
+        ConsistentRead: true,
+      }),
+    );
+    const devices = result.Item?.devices as Set<string> | undefined;
+    return devices ? [...devices].sort() : [];
+  }
+
   // ---------------------------------------------------------------- assignments and claims
 
   /** Reads an instance's assignment, or undefined. */

@@ -50,6 +50,8 @@ export function createTableInput(tableName: string) {
 export const keys = {
   volume: (volumeId: string) => ({ pk: `VOL#${volumeId}`, sk: 'VOLUME' }),
   assignment: (instanceId: string) => ({ pk: `INSTANCE#${instanceId}`, sk: 'ASSIGNMENT' }),
+  /** Device names a forced detach left unusable on an instance (a sync worker) until it reboots. */
+  unusableDevices: (instanceId: string) => ({ pk: `INSTANCE#${instanceId}`, sk: 'UNUSABLE_DEVICES' }),
   pool: (pool: string) => ({ pk: `POOL#${pool}`, sk: 'POOL' }),
   push: (pool: string, generation: number) => ({
     pk: `POOL#${pool}`,

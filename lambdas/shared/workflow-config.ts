@@ -32,6 +32,11 @@ export const workflowConfigShape = {
     .default('/var/lib/volsd/pool'),
   PUSH_BUCKET: z.string().min(3),
   PUSH_PREFIX: z.string().default('live/'),
+  /** Objects larger than this are refused by the fan-out and skipped by every Volsd-Sync (bytes). */
+  PUSH_MAX_OBJECT_BYTES: z
+    .string()
+    .regex(/^[1-9][0-9]{0,15}$/)
+    .optional(),
   ACQUIRE_FAILURE_RESULT: z.enum(['ABANDON', 'CONTINUE']).default('ABANDON'),
   RELEASE_POLICY: z.enum(['delete', 'recycle']).default('delete'),
   HEARTBEAT_TIMEOUT: env.seconds(3600),

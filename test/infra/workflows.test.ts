@@ -299,6 +299,14 @@ describe('workflow functions', () => {
     }
   });
 
+  it("pass the pool's push object size limit to the syncs they send", () => {
+    for (const workflow of workflows) {
+      expect(envOf(workflow.function).PUSH_MAX_OBJECT_BYTES, workflow.name).toBe(
+        String(stack.pool.settings.push.maxObjectBytes),
+      );
+    }
+  });
+
   it('of acquire, release and reconcile may request a replenish, and only they', () => {
     const { acquire, release, replenish, snapshot, reconcile, syncAll } = stack.pool.workflows;
     for (const workflow of [acquire, release, reconcile]) {

@@ -12,7 +12,17 @@ const worker = 'i-0000000000000worker';
 let now = 1_000_000;
 
 type Deps = Parameters<Step<ReplenishCtx>>[1];
-const deps = () => ({ ec2: new EC2Client({ region: 'us-east-1' }) }) as unknown as Deps;
+/** Device names the step recorded unusable, by worker (the repository's addUnusableDevices). */
+let unusable: Record<string, string[]> = {};
+const deps = () =>
+  ({
+    ec2: new EC2Client({ region: 'us-east-1' }),
+    repo: {
+      addUnusableDevices: async (instanceId: string, devices: readonly string[]) => {
+        unusable[instanceId] = [...(unusable[instanceId] ?? []), ...devices];
+      },
+    },
+  }) as unknown as Deps;
 const waitAttached = replenishSteps.waitAttached as Step<ReplenishCtx>;
 
 function volumes(byId: Record<string, Volume['Attachments']>) {
@@ -40,6 +50,7 @@ beforeEach(() => {
   ec2Mock.reset();
   ec2Mock.on(DetachVolumeCommand).resolves({});
   now = 1_000_000;
+  unusable = {};
   setTimeSource(() => now);
 });
 
@@ -72,6 +83,17 @@ describe('replenish WaitAttached', () => {
     expect(out.again).toBe(true);
     const detaches = ec2Mock.commandCalls(DetachVolumeCommand).map((c) => c.args[0].input);
     expect(detaches).toEqual([{ VolumeId: 'vol-stuck', InstanceId: worker, Force: true }]);
+  });
+
+  it("records the stuck attach's device as unusable on the worker, for this run and later ones", async () => {
+    volumes({ 'vol-stuck': [{ InstanceId: worker, State: 'attaching', Device: '/dev/sdg' }] });
+    const start = { ...ctx(['vol-stuck']), avoidDevices: ['/dev/sdh'] };
+    now += workerAttachTimeoutMs + 1_000;
+
+    const out = await waitAttached(start, deps());
+
+    expect(out.avoidDevices).toEqual(['/dev/sdh', '/dev/sdg']);
+    expect(unusable).toEqual({ [worker]: ['/dev/sdg'] });
   });
 
   it('sets aside, without detaching, a volume found on another instance', async () => {

@@ -271,3 +271,13 @@ describe('bad input', () => {
     expect(await scanAll()).toEqual(before);
   });
 });
+
+describe('unusable device names', () => {
+  it('accumulates the names recorded for an instance, once each, and keeps instances apart', async () => {
+    await repo.addUnusableDevices(instanceId(1), ['/dev/sdg']);
+    await repo.addUnusableDevices(instanceId(1), ['/dev/sdf', '/dev/sdg']);
+
+    expect(await repo.unusableDevices(instanceId(1))).toEqual(['/dev/sdf', '/dev/sdg']);
+    expect(await repo.unusableDevices(instanceId(2))).toEqual([]);
+  });
+});
