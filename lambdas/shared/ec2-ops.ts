@@ -16,10 +16,16 @@ import { InstanceGone, InstanceNotReady, NoFreeDevice, VolumeNotFound, VolumeNot
 import { logger } from './logger.js';
 import { poolTag, Role, roleTag } from './tags.js';
 
-/** Device names Volsd attaches at: the range AWS recommends for EBS data volumes, then the rest. */
+/**
+ * Device names Volsd attaches at: the range AWS recommends for EBS data volumes, then the rest of
+ * `/dev/sd[f-z]`, then `/dev/xvd[b-c][a-z]` (EC2 User Guide, "Device names on Linux instances": available
+ * for HVM). 73 names: more than the 26 data volumes a Nitro worker holds, with room for names a forced
+ * detach left unusable. On Nitro the name is only a label; the scripts find a device by its NVMe serial.
+ */
 export const candidateDevices: readonly string[] = [
   ...'fghijklmnop'.split('').map((c) => `/dev/sd${c}`),
   ...'qrstuvwxyz'.split('').map((c) => `/dev/sd${c}`),
+  ...['b', 'c'].flatMap((x) => 'abcdefghijklmnopqrstuvwxyz'.split('').map((c) => `/dev/xvd${x}${c}`)),
 ];
 
 const errorName = (err: unknown) => (err instanceof Error ? err.name : '');

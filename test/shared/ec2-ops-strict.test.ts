@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   attachAtFreeDevice,
   attachVolume,
+  candidateDevices,
   createPoolVolume,
   requireLiveInstance,
   requireVolume,
@@ -143,5 +144,26 @@ describe('idempotencyMismatch, as the workflows meet it', () => {
       [first]: 10,
       [second]: 20,
     });
+  });
+});
+
+describe('device names', () => {
+  it('offer more names than a worker has data volumes, past those a forced detach spoiled', async () => {
+    h = await harness({ latency: { attach: [1, 1] } });
+    const instanceId = await runningInstance(h.cloud);
+    const spoiled = candidateDevices.slice(0, 21);
+
+    const volumeId = await availableVolume();
+    await untilConsistent(h.cloud);
+    const device = await attachAtFreeDevice(
+      h.ec2,
+      volumeId,
+      await requireLiveInstance(h.ec2, instanceId),
+      spoiled,
+    );
+    await h.cloud.waitFor(() => volumeView(volumeId)?.attachment?.state === 'attached', 600, 'attached');
+
+    expect(candidateDevices.length).toBeGreaterThanOrEqual(26 + 21);
+    expect(spoiled).not.toContain(device);
   });
 });
