@@ -31,7 +31,6 @@ import type { VolsdStackProps } from './volsd-stack.js';
  * | `volsd:snapshotRateMinutes` | integer | 360 | snapshot schedule |
  * | `volsd:reconcileRateMinutes` | integer | 15 | reconcile schedule |
  * | `volsd:snapshotRetention` | integer | 3 | snapshots kept |
- * | `volsd:fastSnapshotRestore` | boolean | false | FSR on the latest snapshot (about $540/month per AZ) |
  * | `volsd:directCreate` | boolean | true | no idle volume in the AZ: create one from the latest snapshot for the instance |
  * | `volsd:fanOutMaxConcurrency` | string | `25%` | SSM MaxConcurrency of a push |
  * | `volsd:fanOutMaxErrors` | string | `25%` | SSM MaxErrors of a push |
@@ -43,6 +42,8 @@ import type { VolsdStackProps } from './volsd-stack.js';
  * | `volsd:alarmTopicArn` | string | new topic | existing alarm topic |
  * | `volsd:alarmEmail` | string | none | e-mail subscribed to the alarm topic |
  * | `volsd:retainData` | boolean | true | keep the table and the push and access-log buckets when the stack is deleted; `false` deletes them, emptied (README, "Deleting the stack") |
+ *
+ * A removed key ({@link removedContextKeys}) fails the synth with the reason it was removed.
  *
  * Example (`cdk.json`):
  * ```json
@@ -84,6 +85,18 @@ const list = z.preprocess(
   z.array(text),
 );
 
+/**
+ * Context keys that were removed, with the reason. Setting one fails the synth with that reason
+ * rather than with a bare "unknown context key" or, worse, being ignored.
+ */
+export const removedContextKeys: Readonly<Record<string, string>> = {
+  'volsd:fastSnapshotRestore':
+    'removed: fast snapshot restore was never implemented (the snapshot workflow only logged that it was asked for), ' +
+    'so the key granted EC2 permissions and promised a feature and its cost for nothing. It comes back with the ' +
+    "warm-volumes work, which enables it on the latest snapshot in the pool's AZs within the fast snapshot restore " +
+    'credit bucket (docs/decisions.md, "Fast snapshot restore removed"). Delete the key from cdk.json or -c.',
+};
+
 /** The `volsd:` context keys and their types. */
 export const contextSchema = z
   .object({
@@ -110,7 +123,6 @@ export const contextSchema = z
     'volsd:snapshotRateMinutes': integer.optional(),
     'volsd:reconcileRateMinutes': integer.optional(),
     'volsd:snapshotRetention': integer.optional(),
-    'volsd:fastSnapshotRestore': bool.optional(),
     'volsd:directCreate': bool.optional(),
     'volsd:fanOutMaxConcurrency': z.coerce.string().optional(),
     'volsd:fanOutMaxErrors': z.coerce.string().optional(),
@@ -155,19 +167,25 @@ function volsdContext(node: Node): Record<string, unknown> {
 /**
  * Reads and type-checks the `volsd:` context keys of `node` (the App's) and turns them into the
  * stack's props.
- * @throws Error naming every bad or unknown key
+ * @throws Error naming every bad, unknown or removed key
  */
 export function readAppConfig(node: Node): AppConfig {
-  const parsed = contextSchema.safeParse(volsdContext(node));
-  if (!parsed.success) {
-    const detail = parsed.error.issues
-      .map((i) =>
-        i.code === 'unrecognized_keys'
-          ? `unknown context keys: ${i.keys.join(', ')}`
-          : `${i.path.join('.') || 'context'}: ${i.message}`,
-      )
-      .join('\n  - ');
-    throw new Error(`Invalid Volsd context (cdk.json or -c):\n  - ${detail}`);
+  const context = volsdContext(node);
+  const removed = Object.keys(context).filter((key) => Object.hasOwn(removedContextKeys, key));
+  for (const key of removed) delete context[key];
+  const parsed = contextSchema.safeParse(context);
+  const problems = [
+    ...removed.map((key) => `${key}: ${removedContextKeys[key]}`),
+    ...(parsed.success
+      ? []
+      : parsed.error.issues.map((i) =>
+          i.code === 'unrecognized_keys'
+            ? `unknown context keys: ${i.keys.join(', ')}`
+            : `${i.path.join('.') || 'context'}: ${i.message}`,
+        )),
+  ];
+  if (!parsed.success || problems.length > 0) {
+    throw new Error(`Invalid Volsd context (cdk.json or -c):\n  - ${problems.join('\n  - ')}`);
   }
   const c = parsed.data;
   const minutes = (value: number | undefined) => (value === undefined ? undefined : Duration.minutes(value));
@@ -212,7 +230,6 @@ export function readAppConfig(node: Node): AppConfig {
           reconcile: minutes(c['volsd:reconcileRateMinutes']),
         },
         snapshotRetention: c['volsd:snapshotRetention'],
-        fastSnapshotRestore: c['volsd:fastSnapshotRestore'],
         directCreate: c['volsd:directCreate'],
         fanOut: { maxConcurrency: c['volsd:fanOutMaxConcurrency'], maxErrors: c['volsd:fanOutMaxErrors'] },
         push: { writerArns: c['volsd:pushWriterArns'], maxObjectBytes: c['volsd:maxPushObjectBytes'] },

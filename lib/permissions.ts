@@ -39,8 +39,6 @@ export const mutatingEc2Actions = [
   'ec2:DeleteSnapshot',
   'ec2:CreateTags',
   'ec2:ModifyInstanceAttribute',
-  'ec2:EnableFastSnapshotRestores',
-  'ec2:DisableFastSnapshotRestores',
 ] as const;
 
 function ec2Arn(scope: IConstruct, resource: 'volume' | 'instance' | 'snapshot'): string {
@@ -70,7 +68,6 @@ export function describeStatements(): PolicyStatement[] {
         'ec2:DescribeInstances',
         'ec2:DescribeInstanceTypes',
         'ec2:DescribeSnapshots',
-        'ec2:DescribeFastSnapshotRestores',
         'autoscaling:DescribeAutoScalingInstances',
         'ssm:DescribeInstanceInformation',
       ],
@@ -208,22 +205,12 @@ export function modifyInstanceStatements({ scope, poolName }: PermissionScope): 
   ];
 }
 
-/** Options of {@link snapshotStatements}. */
-export interface SnapshotPermissionOptions {
-  /** Also allow enabling and disabling fast snapshot restore on pool snapshots. */
-  readonly fastSnapshotRestore?: boolean;
-}
-
 /**
  * CreateSnapshot of a pool volume into a snapshot tagged with the pool; DeleteSnapshot of pool
- * snapshots; CreateTags only as part of the creation; optionally fast snapshot restore on pool
- * snapshots.
+ * snapshots; CreateTags only as part of the creation.
  */
-export function snapshotStatements(
-  { scope, poolName }: PermissionScope,
-  options: SnapshotPermissionOptions = {},
-): PolicyStatement[] {
-  const statements = [
+export function snapshotStatements({ scope, poolName }: PermissionScope): PolicyStatement[] {
+  return [
     new PolicyStatement({
       sid: 'SnapshotPoolVolumes',
       actions: ['ec2:CreateSnapshot'],
@@ -244,17 +231,6 @@ export function snapshotStatements(
       conditions: { StringEquals: poolResource(poolName) },
     }),
   ];
-  if (options.fastSnapshotRestore) {
-    statements.push(
-      new PolicyStatement({
-        sid: 'FastRestorePoolSnapshots',
-        actions: ['ec2:EnableFastSnapshotRestores', 'ec2:DisableFastSnapshotRestores'],
-        resources: [ec2Arn(scope, 'snapshot')],
-        conditions: { StringEquals: poolResource(poolName) },
-      }),
-    );
-  }
-  return statements;
 }
 
 function tagOnCreateStatement(
@@ -374,8 +350,6 @@ export interface WorkflowPermissionsProps extends PermissionScope {
    * from snapshots under it) use it.
    */
   readonly accountDefaultVolumeKey?: IKey;
-  /** Whether the pool uses fast snapshot restore. */
-  readonly fastSnapshotRestore?: boolean;
   /** Whether the acquire may create a volume from a pool snapshot when the AZ has none idle. */
   readonly directCreate?: boolean;
 }
@@ -437,14 +411,9 @@ export class WorkflowPermissions {
     ];
   }
 
-  /** Snapshot: freeze through SSM, snapshot, prune; fast snapshot restore when enabled. */
+  /** Snapshot: freeze through SSM, snapshot, prune. */
   public forSnapshot(): PolicyStatement[] {
-    return [
-      ...describeStatements(),
-      ...snapshotStatements(this.props, { fastSnapshotRestore: this.props.fastSnapshotRestore }),
-      ...this.commands(),
-      ...this.key(),
-    ];
+    return [...describeStatements(), ...snapshotStatements(this.props), ...this.commands(), ...this.key()];
   }
 
   /**
@@ -510,7 +479,7 @@ export class WorkflowPermissions {
       ...createVolumeStatements(this.props),
       ...deleteVolumeStatements(this.props),
       ...modifyInstanceStatements(this.props),
-      ...snapshotStatements(this.props, { fastSnapshotRestore: this.props.fastSnapshotRestore }),
+      ...snapshotStatements(this.props),
       ...this.commands(),
       ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
       ...this.key(),

@@ -161,13 +161,6 @@ export interface PoolSettingsProps {
    */
   readonly snapshotRetention?: number;
   /**
-   * Fast snapshot restore of the latest snapshot in the pool's AZs, so new volumes are fully
-   * initialised at creation instead of lazily loaded from S3. Costs $0.75 per snapshot-AZ hour
-   * (about $540 a month per AZ), so it is off by default.
-   * @default false
-   */
-  readonly fastSnapshotRestore?: boolean;
-  /**
    * When an AZ has no idle volume, the acquire creates one from the latest snapshot straight for the
    * instance (attached there, brought current by a delta sync) instead of waiting for the pool to be
    * replenished. Needs a snapshot; without one the acquire waits. Costs nothing at rest.
@@ -206,7 +199,6 @@ export interface PoolSettings {
   readonly heartbeatTimeout: Duration;
   readonly schedules: Required<PoolSchedules>;
   readonly snapshotRetention: number;
-  readonly fastSnapshotRestore: boolean;
   readonly directCreate: boolean;
   readonly fanOut: { readonly maxConcurrency: string; readonly maxErrors: string };
   readonly push: { readonly writerArns: readonly string[]; readonly maxObjectBytes: number };
@@ -318,7 +310,6 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
       reconcile: props.schedules?.reconcile ?? Duration.minutes(15),
     },
     snapshotRetention: props.snapshotRetention ?? 3,
-    fastSnapshotRestore: props.fastSnapshotRestore ?? false,
     directCreate: props.directCreate ?? true,
     fanOut: {
       maxConcurrency: String(props.fanOut?.maxConcurrency ?? '25%'),

@@ -200,7 +200,6 @@ export class VolsdPool extends Construct {
       groupNames: this.intake.groupNames,
       volumeKey: this.settings.volume.kmsKey,
       accountDefaultVolumeKey: this.settings.volume.accountDefaultKmsKey,
-      fastSnapshotRestore: this.settings.fastSnapshotRestore,
       directCreate: this.settings.directCreate,
     });
     // Last: the functions read every part above through `this`.

@@ -29,10 +29,7 @@ export const maxFreezeSeconds = 30;
 /** At most this many old snapshots are deleted per run (DeleteSnapshot's bucket refills at 5/s). */
 export const maxDeletesPerRun = 20;
 
-/**
- * Input of the snapshot state machine. The schedule and volsd-client send `{pool, reason}`.
- * `fastSnapshotRestore` is accepted but not implemented (see {@link SnapshotCtx.fastSnapshotRestore}).
- */
+/** Input of the snapshot state machine. The schedule and volsd-client send `{pool, reason}`. */
 export const snapshotInputSchema = z.object({
   pool: poolNameSchema,
   /** Snapshot a volume of this AZ only. @default any AZ of the pool */
@@ -40,7 +37,6 @@ export const snapshotInputSchema = z.object({
   reason: z.string().max(64).optional(),
   /** Snapshots to keep. @default SNAPSHOT_RETENTION */
   retention: z.number().int().min(1).max(100).optional(),
-  fastSnapshotRestore: z.boolean().optional(),
 });
 export type SnapshotInput = z.infer<typeof snapshotInputSchema>;
 
@@ -56,12 +52,6 @@ export interface SnapshotCtx {
   az?: string;
   reason?: string;
   retention?: number;
-  /**
-   * Fast snapshot restore was asked for. Not implemented: the local simulator has no
-   * EnableFastSnapshotRestores, so it could not be tested. Its cost when it is: $0.75 per DSU-hour
-   * per AZ (billed per minute, 1 h minimum), i.e. about $540 a month per AZ for the latest snapshot.
-   */
-  fastSnapshotRestore?: boolean;
   leased?: boolean;
   /** The volume being snapshotted, held (CLAIMED by its own worker) while it is frozen. */
   volumeId?: string;
@@ -111,7 +101,6 @@ const plan: Step<SnapshotCtx> = async (ctx, { repo, ec2, config }) => {
     ...(input.az ? { az: input.az } : {}),
     reason: input.reason ?? 'schedule',
     retention: input.retention ?? config.SNAPSHOT_RETENTION,
-    fastSnapshotRestore: input.fastSnapshotRestore ?? false,
   };
   if (!(await repo.acquireLease(leaseName(input.pool), runId, leaseSeconds))) {
     logger.info('another snapshot run holds the pool; this one ends', { pool: input.pool });
@@ -326,12 +315,6 @@ const record: Step<SnapshotCtx> = async (ctx, { repo }) => {
     createdAt: ctx.snapshotStartTime ?? nowIso(),
   });
   metrics.addMetric('SnapshotCreated', 'Count', 1);
-  if (ctx.fastSnapshotRestore) {
-    logger.warn('fast snapshot restore was asked for but is not implemented; the snapshot restores lazily', {
-      pool,
-      snapshotId,
-    });
-  }
   return ctx;
 };
 

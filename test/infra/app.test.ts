@@ -347,8 +347,28 @@ describe('IAM', () => {
 
   it('grants each mutating EC2 action the workflows need', () => {
     const granted = new Set(allStatements(template).flatMap(({ statement }) => actionsOf(statement)));
-    const missing = mutatingEc2Actions.filter((a) => !/FastSnapshotRestores/.test(a) && !granted.has(a));
+    const missing = mutatingEc2Actions.filter((a) => !granted.has(a));
     expect(missing).toEqual([]);
+  });
+
+  it('grants no fast snapshot restore action in any policy, not even through a wildcard', () => {
+    const fsr = [
+      'ec2:EnableFastSnapshotRestores',
+      'ec2:DisableFastSnapshotRestores',
+      'ec2:DescribeFastSnapshotRestores',
+    ];
+    // IAM action patterns: case-insensitive, `*` and `?` wildcards (actions hold only [A-Za-z0-9:-]).
+    const covers = (pattern: string, action: string) =>
+      new RegExp(`^${pattern.replaceAll('*', '.*').replaceAll('?', '.')}$`, 'i').test(action);
+    const statements = allStatements(template);
+    expect(statements.length).toBeGreaterThan(20);
+    const granting = statements.flatMap(({ owner, statement }) =>
+      actionsOf(statement)
+        .filter((a) => fsr.some((action) => covers(a, action)))
+        .map((a) => `${owner}: ${a}`),
+    );
+    expect(granting).toEqual([]);
+    expect(JSON.stringify(template.toJSON())).not.toMatch(/FastSnapshotRestore/i);
   });
 
   it('allows CreateTags only as part of CreateVolume or CreateSnapshot', () => {

@@ -20,7 +20,7 @@ const explained: Record<string, string> = {
 /**
  * The documented configurations (README "Configure", lib/config.ts): cdk.json as shipped; served groups
  * with an alarm mail and named push writers; an existing VPC, topic and volume key in a pinned account
- * and Region, with the recycle release policy and fast snapshot restore.
+ * and Region, with the recycle release policy and nothing retained.
  */
 const configurations: Record<string, Record<string, unknown>> = {
   'cdk-json': {},
@@ -39,7 +39,6 @@ const configurations: Record<string, Record<string, unknown>> = {
     'volsd:alarmTopicArn': 'arn:aws:sns:eu-west-1:123456789012:ops',
     'volsd:volumeKmsKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555',
     'volsd:releasePolicy': 'recycle',
-    'volsd:fastSnapshotRestore': true,
     'volsd:retainData': false,
   },
 };

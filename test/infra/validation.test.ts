@@ -29,7 +29,6 @@ describe('pool settings', () => {
       releasePolicy: 'delete',
       acquireFailureResult: 'ABANDON',
       snapshotRetention: 3,
-      fastSnapshotRestore: false,
       fanOut: { maxConcurrency: '25%', maxErrors: '25%' },
     });
   });
@@ -281,13 +280,13 @@ describe('app context', () => {
   it('converts command-line strings to typed props', () => {
     const app = testApp({
       'volsd:idlePerAz': '4',
-      'volsd:fastSnapshotRestore': 'true',
+      'volsd:directCreate': 'false',
       'volsd:autoScalingGroupNames': 'a, b',
     });
     const { stackProps } = readAppConfig(app.node);
     expect(stackProps.pool).toMatchObject({
       idlePerAz: 4,
-      fastSnapshotRestore: true,
+      directCreate: false,
       autoScalingGroups: ['a', 'b'],
     });
   });
@@ -300,6 +299,23 @@ describe('app context', () => {
     expect(() => readAppConfig(testApp({ 'volsd:idlePerAZ': 3 }).node)).toThrow(
       /unknown context keys: volsd:idlePerAZ/,
     );
+  });
+
+  it.each([true, false, 'true'])(
+    'refuses the removed volsd:fastSnapshotRestore (%s) with the reason, not as a typo',
+    (value) => {
+      const read = () => readAppConfig(testApp({ 'volsd:fastSnapshotRestore': value }).node);
+      expect(read).toThrow(/volsd:fastSnapshotRestore: removed: fast snapshot restore was never implemented/);
+      expect(read).toThrow(/warm-volumes work/);
+      expect(read).toThrow(/Delete the key from cdk\.json or -c/);
+      expect(read).not.toThrow(/unknown context keys/);
+    },
+  );
+
+  it('lists the removed key beside the other problems of the context', () => {
+    expect(() =>
+      readAppConfig(testApp({ 'volsd:fastSnapshotRestore': true, 'volsd:idlePerAz': 'many' }).node),
+    ).toThrow(/volsd:fastSnapshotRestore: removed[\s\S]*volsd:idlePerAz/);
   });
 
   it('refuses a value of the wrong type', () => {
