@@ -15,6 +15,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/volsd-lib.sh" # volsd:include
 
 volsd_init format
+volsd_require_tools mount lsblk blkid mkfs.xfs flock awk readlink realpath
 volume=${VOLSD_VOLUME_ID:-}
 mount_path=${VOLSD_MOUNT_PATH:-}
 options=${VOLSD_MOUNT_OPTIONS-noatime}
@@ -23,7 +24,6 @@ volsd_check_volume_id "$volume"
 volsd_check_mount_path "$mount_path" "${VOLSD_MOUNT_ROOTS:-}"
 volsd_check VOLSD_MOUNT_OPTIONS "$options" "$VOLSD_RE_MOUNT_OPTIONS"
 volsd_check VOLSD_DEVICE_WAIT_SECONDS "$wait_seconds" "$VOLSD_RE_SECONDS"
-volsd_require_tools mount lsblk blkid mkfs.xfs flock awk readlink
 
 volsd_lock "$volume" 120
 volsd_device_or_fail "$volume" "$wait_seconds"

@@ -24,6 +24,7 @@
 #     0 ok | 2 bad parameters | 3 device not found | 4 device serial mismatch | 5 mount conflict
 #     6 mount failed | 7 unmount failed | 8 sync failed | 9 path escape | 10 freeze failed
 #     11 lock timeout | 12 tool missing | 13 format failed | 14 not mounted | 15 mount path refused
+#     16 host unsupported
 
 readonly VOLSD_EXIT_OK=0
 readonly VOLSD_EXIT_BAD_PARAMETERS=2
@@ -40,6 +41,7 @@ readonly VOLSD_EXIT_TOOL_MISSING=12
 readonly VOLSD_EXIT_FORMAT_FAILED=13
 readonly VOLSD_EXIT_NOT_MOUNTED=14
 readonly VOLSD_EXIT_MOUNT_REFUSED=15
+readonly VOLSD_EXIT_HOST_UNSUPPORTED=16
 
 # The parameter grammar; documents.ts uses the same expressions as allowedPattern.
 readonly VOLSD_RE_VOLUME_ID='^vol-([0-9a-f]{8}|[0-9a-f]{17})$'
@@ -130,12 +132,72 @@ volsd_fail() {
   exit "$exit_code"
 }
 
+# The marker of an AWS CLI found to be v2 on this host: `aws --version` takes most of a second, so it
+# runs once per boot (/run is emptied at boot), not at every sync.
+readonly VOLSD_AWS_CLI_CHECKED=/run/volsd/aws-cli-v2
+
+# volsd_require_tools COMMAND...: the instance requirements (README, "Instance requirements"), checked
+# before the script does anything: bash 4.4 or later, every COMMAND on PATH, and for lsblk the SERIAL
+# column (`lsblk -dno SERIAL`), for aws the AWS CLI v2 (`aws --version`: aws-cli/2 or later; once per
+# boot, see VOLSD_AWS_CLI_CHECKED). Every requirement not met is named in one failure, its result's
+# `missing` listing them (bash-4.4, a command's name, lsblk-serial, aws-cli-v2): exit 12
+# (tool-missing) when only commands are missing, else exit 16 (host-unsupported).
 volsd_require_tools() {
-  local tool
+  local tool out exit_code=$VOLSD_EXIT_TOOL_MISSING code=tool-missing list='' json='' sep=''
+  # Never empty when bash is too old, whose `set -u` takes an empty array's "${a[@]}" for unset.
+  local -a missing=() details=()
+  if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
+    missing+=(bash-4.4)
+    details+=("bash 4.4 or later (this is $BASH_VERSION)")
+  fi
   for tool in "$@"; do
-    command -v "$tool" >/dev/null 2>&1 ||
-      volsd_fail "$VOLSD_EXIT_TOOL_MISSING" tool-missing "required command not found: $tool"
+    if ! command -v "$tool" >/dev/null 2>&1; then
+      missing+=("$tool")
+      details+=("command $tool")
+      continue
+    fi
+    case $tool in
+    lsblk)
+      if ! out=$(lsblk -dno SERIAL 2>&1 >/dev/null); then
+        out=${out%%$'\n'*}
+        missing+=(lsblk-serial)
+        details+=("lsblk with the SERIAL column (lsblk -dno SERIAL: ${out:0:120})")
+      fi
+      ;;
+    aws)
+      [[ ! -e $R$VOLSD_AWS_CLI_CHECKED ]] || continue
+      out=$(aws --version 2>&1) || true
+      out=${out%%$'\n'*}
+      if [[ $out =~ ^aws-cli/([0-9]+)\. ]] && ((BASH_REMATCH[1] >= 2)); then
+        { mkdir -p "$R${VOLSD_AWS_CLI_CHECKED%/*}" && : >>"$R$VOLSD_AWS_CLI_CHECKED"; } 2>/dev/null || true
+      else
+        missing+=(aws-cli-v2)
+        details+=("the AWS CLI v2 (aws --version: ${out:0:120})")
+      fi
+      ;;
+    esac
   done
+  ((${#missing[@]} > 0)) || return 0
+  for tool in "${missing[@]}"; do
+    json+=$sep$(volsd_json_str "$tool")
+    sep=,
+    case $tool in
+    bash-4.4 | lsblk-serial | aws-cli-v2)
+      exit_code=$VOLSD_EXIT_HOST_UNSUPPORTED
+      code=host-unsupported
+      ;;
+    esac
+  done
+  if [[ $code == tool-missing ]]; then
+    list=${missing[*]}
+    volsd_fail "$exit_code" "$code" "required command not found: ${list// /, }" missing "[$json]"
+  fi
+  sep=''
+  for out in "${details[@]}"; do
+    list+=$sep$out
+    sep='; '
+  done
+  volsd_fail "$exit_code" "$code" "this host does not meet Volsd's instance requirements (README, Instance requirements); missing: $list" missing "[$json]"
 }
 
 # volsd_check NAME VALUE REGEX: VALUE must match REGEX.

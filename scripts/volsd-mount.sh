@@ -18,6 +18,9 @@
 # fails to mount (exit 6): Volsd-Format is the script for empty volumes.
 # Last line: VOLSD_RESULT {"op":"mount","volumeId","device","mountPath","generation","status"}
 # with status mounted | already-mounted, generation from <mount>/.volsd/generation (0 if absent).
+# First, before anything else, it checks the instance requirements (volsd_require_tools): the AWS CLI v2
+# too, which this script does not run but Volsd-Sync runs at every push, so that the first acquire on
+# a host that lacks something fails naming all of it (exit 16, or 12 when only commands are missing).
 # Exit codes: see volsd-lib.sh.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
@@ -25,6 +28,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/volsd-lib.sh" # volsd:include
 
 volsd_init mount
+volsd_require_tools mount lsblk blkid flock awk readlink realpath aws
 volume=${VOLSD_VOLUME_ID:-}
 mount_path=${VOLSD_MOUNT_PATH:-}
 options=${VOLSD_MOUNT_OPTIONS-noatime}
@@ -33,7 +37,6 @@ volsd_check_volume_id "$volume"
 volsd_check_mount_path "$mount_path" "${VOLSD_MOUNT_ROOTS:-}"
 volsd_check VOLSD_MOUNT_OPTIONS "$options" "$VOLSD_RE_MOUNT_OPTIONS"
 volsd_check VOLSD_DEVICE_WAIT_SECONDS "$wait_seconds" "$VOLSD_RE_SECONDS"
-volsd_require_tools mount lsblk blkid flock awk readlink realpath
 
 volsd_lock "$volume" 120
 volsd_device_or_fail "$volume" "$wait_seconds"

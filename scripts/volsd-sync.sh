@@ -46,6 +46,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/volsd-lib.sh" # volsd:include
 
 volsd_init sync
+volsd_require_tools aws find realpath flock awk readlink lsblk mktemp
 bucket=${VOLSD_BUCKET:-}
 prefix=${VOLSD_PREFIX-live/}
 generation=${VOLSD_GENERATION:-}
@@ -65,7 +66,6 @@ volsd_check VOLSD_SYNC_CONCURRENCY "$concurrency" '^[1-9][0-9]?$'
 volsd_check VOLSD_ONLY_BEHIND "$only_behind" '^(true|false)$'
 volsd_check VOLSD_MAX_OBJECT_BYTES "$max_object_bytes" '^[1-9][0-9]{0,15}$'
 generation=$((10#$generation))
-volsd_require_tools aws find realpath flock awk readlink lsblk mktemp
 
 aws_args=()
 [[ -z $endpoint ]] || aws_args+=(--endpoint-url "$endpoint")

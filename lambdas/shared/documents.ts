@@ -293,6 +293,8 @@ export const ExitCode = {
   FormatFailed: 13,
   NotMounted: 14,
   MountRefused: 15,
+  /** The host misses an instance requirement (bash 4.4, lsblk SERIAL, the AWS CLI v2); see README. */
+  HostUnsupported: 16,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

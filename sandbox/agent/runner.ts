@@ -12,7 +12,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   allDocuments,
-  type DocumentName,
+  DocumentName,
   documentContent,
   getDocument,
   readScript,
@@ -200,7 +200,8 @@ export function scriptRunner(
 ): ScriptRunner {
   const doc = typeof docOrName === 'string' ? getDocument(docOrName) : docOrName;
   const scriptText = readScript(doc, options.repoRoot);
-  const usesAws = doc.parameters.some((p) => p.name === 'Bucket');
+  // Volsd-Sync runs the CLI; Volsd-Mount checks that it is v2 (the instance requirements).
+  const usesAws = doc.parameters.some((p) => p.name === 'Bucket') || doc.name === DocumentName.Mount;
   let tools: { bash: string; sh: string; awsDir?: string } | undefined;
 
   return async (ctx) => {

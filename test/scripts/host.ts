@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import {
   type DocumentName,
   documents,
@@ -18,6 +18,7 @@ import {
 } from '../../lambdas/shared/documents.js';
 import {
   type RunnerResult,
+  resolveAwsCli,
   type ScriptRunnerOptions,
   scriptRunner,
   shimsDir,
@@ -139,7 +140,12 @@ export function runRaw(
   const script = readScript(documents[doc]);
   return new Promise((resolve, reject) => {
     const child = spawn('bash', ['-c', script, doc], {
-      env: { PATH: `${shimsDir}:${process.env.PATH ?? ''}`, VOLSD_ROOT: hostRoot, ...env },
+      // As scriptRunner: the shims, then the AWS CLI v2 (Volsd-Mount checks it), then the PATH.
+      env: {
+        PATH: [shimsDir, dirname(resolveAwsCli()), process.env.PATH ?? ''].join(':'),
+        VOLSD_ROOT: hostRoot,
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

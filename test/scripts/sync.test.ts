@@ -316,6 +316,7 @@ describe('Volsd-Sync guards (with a scripted AWS CLI)', () => {
   /** An `aws` that lists `listing` and, on `s3 sync`, does what FAKE_SYNC says. */
   const fakeCli = `#!/usr/bin/env bash
 printf '%s\\n' "$*" >>"$FAKE_AWS_LOG"
+if [[ $1 == --version ]]; then echo "aws-cli/2.15.30 Python/3.11.8 Linux/6.1.0 exe/x86_64"; exit 0; fi
 while [[ $1 == --* ]]; do shift 2; done
 case "$1 $2" in
   "s3api list-objects-v2")

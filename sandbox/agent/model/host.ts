@@ -455,6 +455,15 @@ export class Host {
       .map(({ fields }) => fields[1] ?? '');
   }
 
+  /**
+   * volsd_require_tools' effect on the tree when it checks the AWS CLI (Volsd-Mount, Volsd-Sync): the
+   * modelled host meets every requirement, so the CLI's v2 marker is written.
+   */
+  awsCliChecked(): void {
+    mkdirSync(this.p('/run/volsd'), { recursive: true });
+    touch(this.p('/run/volsd/aws-cli-v2'));
+  }
+
   /** volsd_lock's effect on the tree (the serialisation itself is the runner's mutex). */
   lockFile(name: string): void {
     mkdirSync(this.p('/run/volsd/lock'), { recursive: true });

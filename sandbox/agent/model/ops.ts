@@ -115,6 +115,7 @@ function checkMountTarget(host: Host, out: Output, mnt: string, roots: string): 
 
 /** Volsd-Mount (env as the script reads it); returns mounted | already-mounted. */
 export async function mountOp(host: Host, env: Record<string, string>, out: Output): Promise<string> {
+  host.awsCliChecked();
   const volume = env.VOLSD_VOLUME_ID ?? '';
   const mountPath = env.VOLSD_MOUNT_PATH ?? '';
   const options = env.VOLSD_MOUNT_OPTIONS ?? 'noatime';

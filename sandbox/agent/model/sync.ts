@@ -391,6 +391,7 @@ export async function syncOp(
   out: Output,
   deps: SyncEnvironment,
 ): Promise<{ stats: SyncStats; exitCode: number }> {
+  host.awsCliChecked();
   const bucket = env.VOLSD_BUCKET ?? '';
   const prefix = env.VOLSD_PREFIX ?? 'live/';
   const generationIn = env.VOLSD_GENERATION ?? '';
