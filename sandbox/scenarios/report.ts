@@ -57,6 +57,10 @@ export interface ScenarioResult {
   instancesLaunched: number;
   instancesReady: number;
   instancesFailed: number;
+  /** Launches that went InService on a volume claimed from the idle pool. */
+  servedFromPool: number;
+  /** Launches whose acquire created a volume for them from the latest snapshot (no idle volume in the AZ). */
+  directCreates: number;
   doubleAssignments: number;
   leakedVolumes: number;
   staleAtReady: number | null;
@@ -131,6 +135,12 @@ export class ScenarioRecorder {
     const executions = [...sandbox.sfn.executions.values()];
     const acquires = executions.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.acquire);
     const releases = executions.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.release);
+    // From each launch acquire's own output: `direct` is set by the claim step when it created the volume.
+    const launched = acquires
+      .filter((e) => e.name.startsWith('launch-') && e.status === 'SUCCEEDED')
+      .map((e) => JSON.parse(e.output ?? '{}') as { outcome?: string; direct?: boolean })
+      .filter((o) => o.outcome === 'acquired');
+    const directCreates = launched.filter((o) => o.direct === true).length;
     return {
       scenario,
       seed: sandbox.options.seed,
@@ -139,6 +149,8 @@ export class ScenarioRecorder {
       instancesLaunched: launches.length,
       instancesReady: ready.length,
       instancesFailed: launches.filter((a) => a.result !== 'CONTINUE').length,
+      servedFromPool: launched.length - directCreates,
+      directCreates,
       doubleAssignments: count('noSharedVolume', 'oneVolumePerInstance'),
       leakedVolumes: count('noLeakedVolume', 'noOrphanClaim'),
       staleAtReady: count('inServiceHasCurrentVolume'),

@@ -10,6 +10,7 @@ describe('scenarios', () => {
     expect(r.instancesLaunched).toBe(8);
     expect(r.instancesReady).toBe(8);
     expect(r.instancesFailed).toBe(0);
+    expect(r.servedFromPool + r.directCreates).toBe(8);
     expect(r.doubleAssignments).toBe(0);
     expect(r.leakedVolumes).toBe(0);
     expect(r.poolAtTargetAfter).toBe(true);
@@ -57,6 +58,8 @@ describe('scenarios', () => {
     expect(r.bursts).toHaveLength(2);
     // 15 launches on 6 idle volumes: the rest are created from the snapshot for their instance.
     expect(r.bursts[0]?.directCreates).toBeGreaterThan(0);
+    expect(r.directCreates).toBe(r.bursts.reduce((a, b) => a + b.directCreates, 0));
+    expect(r.servedFromPool + r.directCreates).toBe(30);
     for (const burst of r.bursts) {
       expect(burst.ready).toBe(15);
       expect(burst.poolRecoverySeconds).not.toBeNull();
