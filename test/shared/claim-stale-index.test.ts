@@ -1,13 +1,10 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { NoIdleVolume } from '../../lambdas/shared/errors.js';
 import { VolumeState } from '../../lambdas/shared/model.js';
-import { VolumeRepository } from '../../lambdas/shared/repository.js';
-import { tableSchema } from '../../lambdas/shared/table-schema.js';
-import { IndexLag } from '../../sandbox/index-lag.js';
-import { type LocalDynamo, localCredentials, localRegion, startDynamo } from '../../sandbox/servers.js';
+import type { VolumeRepository } from '../../lambdas/shared/repository.js';
+import { type LocalDynamo, startDynamo } from '../../sandbox/servers.js';
 import { instanceId, volumeId } from '../helpers/ids.js';
+import { type LaggingTable, laggingTable } from '../helpers/lagging-table.js';
 
 // Claims read candidates from the byPool index, which lags the table on AWS. These tests run the
 // repository over a client whose index answers as it stood up to a second ago (sandbox/index-lag.ts,
@@ -20,7 +17,7 @@ const v1 = volumeId(1);
 let dynamo: LocalDynamo;
 let tableCounter = 0;
 let now = 0;
-let raw: DynamoDBClient | undefined;
+let table: LaggingTable | undefined;
 /** The repository under test: its index reads lag. */
 let repo: VolumeRepository;
 /** The same table through a client whose index reads are current (what the test arranges with). */
@@ -30,27 +27,14 @@ beforeAll(async () => {
   dynamo = await startDynamo();
 });
 afterAll(async () => {
-  raw?.destroy();
+  table?.destroy();
   await dynamo.stop();
 });
 beforeEach(async () => {
-  const tableName = `claims-${++tableCounter}`;
-  await dynamo.createVolumeTable(tableName);
   now = 0;
-  raw?.destroy();
-  raw = new DynamoDBClient({ endpoint: dynamo.endpoint, region: localRegion, credentials: localCredentials });
-  const index = tableSchema.byPoolIndex;
-  const lag = new IndexLag({
-    reader: dynamo.client,
-    tables: { [tableName]: { partitionKey: 'pk', sortKey: 'sk', indexes: { [index.name]: index } } },
-    now: () => now,
-    random: () => 0.5,
-    maxLagSeconds: 1,
-  });
-  lag.attach(raw, { lagQueries: true });
-  lag.attach(dynamo.client, { lagQueries: false });
-  repo = new VolumeRepository(DynamoDBDocumentClient.from(raw), { tableName });
-  truth = new VolumeRepository(dynamo.doc, { tableName });
+  table?.destroy();
+  table = await laggingTable(dynamo, `claims-${++tableCounter}`, () => now);
+  ({ repo, truth } = table);
   await truth.putPool({ pool: 'web', azs: [AZ], targetIdlePerAz: 1 });
   await truth.registerVolume({ volumeId: v1, pool: 'web', az: AZ, state: VolumeState.Idle });
   now += 2; // the idle volume is in the index
