@@ -1,33 +1,22 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import packageJson from '../../package.json' with { type: 'json' };
-import type { ClientRun } from './harness.js';
+import { type NodeRun, runNode } from '../helpers/run-node.js';
 
 const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const binPath = packageJson.bin['volsd-client'];
 
 /** Runs the package's bin the way npm's link to it does: `node <bin> ...args`, from the repository. */
-function runBin(args: readonly string[]): Promise<ClientRun> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [resolve(repoRoot, binPath), ...args], {
-      cwd: repoRoot,
-      // No AWS here: help and usage errors never reach it.
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AWS_EC2_METADATA_DISABLED: 'true' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
+function runBin(args: readonly string[]): Promise<NodeRun> {
+  // No AWS here: help and usage errors never reach it.
+  return runNode(
+    resolve(repoRoot, binPath),
+    args,
+    { PATH: process.env.PATH ?? '/usr/bin:/bin', AWS_EC2_METADATA_DISABLED: 'true' },
+    repoRoot,
+  );
 }
 
 // `npm ci && npx volsd-client --help` on a fresh clone: npm links the bin only if its file exists then,

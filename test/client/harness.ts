@@ -5,13 +5,10 @@ import { poolTag, Role, roleTag } from '../../lambdas/shared/tags.js';
 import { type Gateway, startGateway } from '../../sandbox/gateway/gateway.js';
 import { publishConfig } from '../../sandbox/gateway/publish-config.js';
 import { Sandbox, type SandboxOptions } from '../../sandbox/runtime.js';
+import { type NodeRun, runNode } from '../helpers/run-node.js';
 
 /** What one run of the built client produced. */
-export interface ClientRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type ClientRun = NodeRun;
 
 /** Builds dist/volsd-client.mjs (atomically: test files may build at the same time). */
 export function buildBundle(): Promise<string> {
@@ -23,22 +20,7 @@ export function buildBundle(): Promise<string> {
  * collects its output. Asynchronous, so the sandbox in this process keeps serving while it runs.
  */
 export function runClient(args: readonly string[], env: Record<string, string>): Promise<ClientRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [defaultBundlePath, ...args], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runNode(defaultBundlePath, args, { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env });
 }
 
 /**
