@@ -97,11 +97,10 @@ export async function requireLiveInstance(
   return instance;
 }
 
-/** The first candidate device name that the instance does not use and the caller does not avoid. */
-export function freeDevice(instance: Instance, avoid: Iterable<string> = []): string {
-  const used = new Set([...(instance.BlockDeviceMappings ?? []).map((m) => m.DeviceName), ...avoid]);
-  const device = candidateDevices.find((d) => !used.has(d));
-  if (!device) throw new NoFreeDevice(`instance ${instance.InstanceId} has no free device name`);
+/** The first candidate device name not in `taken` (names in use on the instance, or to avoid). */
+function freeDevice(instanceId: string | undefined, taken: ReadonlySet<string>): string {
+  const device = candidateDevices.find((d) => !taken.has(d));
+  if (!device) throw new NoFreeDevice(`instance ${instanceId} has no free device name`);
   return device;
 }
 
@@ -147,7 +146,7 @@ export async function attachAtFreeDevice(
 ): Promise<string> {
   const skip = new Set([...(await devicesInUse(ec2, instance)), ...avoid]);
   for (let tries = 1; ; tries++) {
-    const device = freeDevice({ ...instance, BlockDeviceMappings: [] }, skip);
+    const device = freeDevice(instance.InstanceId, skip);
     try {
       await attachVolume(ec2, volumeId, instance.InstanceId ?? '', device);
       return device;
