@@ -242,8 +242,8 @@ const waitAttached: Step = async (ctx, deps) => {
 const abortAttach: Step = async (ctx, { ec2, repo }) => {
   const volumeId = need(ctx.volumeId, 'volumeId');
   const volume = await requireVolume(ec2, volumeId);
-  const stuckAt =
-    attachmentOf(volume)?.InstanceId === ctx.instanceId ? attachmentOf(volume)?.Device : undefined;
+  const stuck = attachmentOf(volume);
+  const stuckAt = stuck?.InstanceId === ctx.instanceId ? stuck.Device : undefined;
   await detachVolume(ec2, volume, { force: true });
   const record = await repo.getVolume(volumeId);
   if (record.state === VolumeState.Attaching) {
