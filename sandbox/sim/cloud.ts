@@ -13,6 +13,7 @@ import { SimContext } from './context.js';
 import { Ec2Sim, type InstanceView, type LaunchOptions, type SnapshotView, type VolumeView } from './ec2.js';
 import { fail, type SimService, UnsupportedCommandError } from './errors.js';
 import { type FaultKind, Faults } from './faults.js';
+import type { InitializationModel } from './initialization.js';
 import { defaultLatency, type LatencyModel } from './latency.js';
 import { Rng } from './rng.js';
 import { resolveRules, rulesInForce, type StrictRule, type StrictRules } from './rules.js';
@@ -55,6 +56,13 @@ export interface CloudOptions {
    * rule of `rules.ts` is on unless named false here.
    */
   rules?: Partial<Record<StrictRule, boolean>>;
+  /**
+   * Modelled size of the pool's content in GiB: the data every snapshot of a data volume holds, which
+   * a volume created from it must initialize (rule volumeInitialization). A scenario option. @default 1
+   */
+  contentGiB?: number;
+  /** Overrides of the initialization model (`initialization.ts`). */
+  initialization?: Partial<InitializationModel>;
 }
 
 /** Other tenants' request rates per service, per action bucket (requests per modelled second). */
@@ -149,7 +157,7 @@ export class Cloud {
       this.rules,
     );
     this.buckets = new TokenBuckets(this.clock);
-    this.ec2 = new Ec2Sim(this.ctx);
+    this.ec2 = new Ec2Sim(this.ctx, { contentGiB: o.contentGiB, initialization: o.initialization });
     this.autoscaling = new AutoScalingSim(this.ctx, this.ec2);
     this.ssm = new SsmSim(this.ctx, this.ec2);
   }

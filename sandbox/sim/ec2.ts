@@ -12,6 +12,7 @@ import type {
   DescribeInstancesRequest,
   DescribeInstanceTypesRequest,
   DescribeSnapshotsRequest,
+  DescribeVolumeStatusRequest,
   DescribeVolumesRequest,
   DetachVolumeRequest,
   Instance as Ec2Instance,
@@ -22,10 +23,17 @@ import type {
   Reservation,
   TerminateInstancesRequest,
   VolumeAttachment,
+  VolumeStatusItem,
 } from '@aws-sdk/client-ec2';
 import type { SimContext } from './context.js';
 import { type HostDevice, isMounted, materializeDevices, nvmeSerial } from './devices.js';
 import { fail, UnsupportedCommandError } from './errors.js';
+import {
+  defaultInitializationModel,
+  type InitializationModel,
+  provisionedRateRange,
+  VolumeInitialization,
+} from './initialization.js';
 import { applyFilters, paginate, required, tagFilter, tagList, tagsFromSpecifications } from './util.js';
 
 /** EBS volume states (FACTS §2). */
@@ -95,6 +103,12 @@ interface Volume {
   visibleFrom: number;
   /** The CreateVolume parameters its client token was given with (IdempotentParameterMismatch). */
   request?: string;
+  /** CreateVolume's VolumeInitializationRate (MiB/s), when given. */
+  initializationRate?: number;
+  /** Lazy loading of a snapshot-born volume (rule volumeInitialization; initialization.ts). */
+  initialization?: VolumeInitialization;
+  /** Exact initialization progress (0-100) at each AttachVolume, in the order of `attachedTo`. */
+  progressAtAttach: number[];
 }
 
 interface Instance {
@@ -139,6 +153,19 @@ interface Snapshot {
   cancel?: () => void;
   /** Modelled time from which Describe* knows it (eventual consistency). */
   visibleFrom: number;
+  /** Modelled GiB of data: what a volume created from it has to initialize. */
+  dataGiB: number;
+}
+
+/** Options of `Ec2Sim` beyond the shared context. */
+export interface Ec2SimOptions {
+  /**
+   * Modelled size of the content a data volume holds, in GiB: every snapshot of a data volume takes it
+   * as its data size (the simulator's files are tiny). @default 1
+   */
+  contentGiB?: number;
+  /** The initialization model (initialization.ts). */
+  initialization?: Partial<InitializationModel>;
 }
 
 /** Options of `launchInstance`. */
@@ -172,6 +199,21 @@ export interface VolumeView {
   root: boolean;
   /** Every instance the volume was ever attached to, in order. */
   attachedTo: string[];
+  /** Exact initialization progress (0-100) when each of those attaches was accepted. */
+  progressAtAttach: number[];
+  /**
+   * Ground truth of the lazy loading of a snapshot-born volume (absent for empty volumes, which need
+   * none, and when rule volumeInitialization is off).
+   */
+  initialization?: {
+    type: 'default' | 'provisioned-rate';
+    provisionedRate?: number;
+    dataGiB: number;
+    /** Exact progress now, 0-100. */
+    progress: number;
+    /** Modelled seconds from available to fully initialized, once it is. */
+    seconds?: number;
+  };
   attachment?: {
     instanceId: string;
     device: string;
@@ -243,6 +285,16 @@ const instanceTypeCatalog: Record<
   'm8g.large': { vcpus: 2, memoryMiB: 8192, arch: 'arm64', ebs: { max: 32, type: 'dedicated' } },
 };
 
+/**
+ * The throughput a host reads a volume at, MiB/s: gp3 its provisioned Throughput; gp2 250 (its maximum,
+ * reached from 334 GiB; smaller volumes are slower: assumed at the maximum); others 125 (assumed).
+ */
+function volumeThroughputMiBps(v: { type: string; throughput?: number }): number {
+  if (v.type === 'gp3') return v.throughput ?? 125;
+  if (v.type === 'gp2') return 250;
+  return 125;
+}
+
 function tagsOf(map: ReadonlyMap<string, string>): Record<string, string> {
   return Object.fromEntries(map);
 }
@@ -265,8 +317,17 @@ export class Ec2Sim {
   private readonly snapshots = new Map<string, Snapshot>();
   private readonly clientTokens = new Map<string, string>();
   private readonly listeners: ((instanceId: string, event: InstanceEvent) => void)[] = [];
+  private readonly contentGiB: number;
+  private readonly initializationModel: InitializationModel;
 
-  constructor(private readonly ctx: SimContext) {}
+  constructor(
+    private readonly ctx: SimContext,
+    options: Ec2SimOptions = {},
+  ) {
+    this.contentGiB = options.contentGiB ?? 1;
+    if (!(this.contentGiB >= 0)) throw new RangeError(`contentGiB must be >= 0, got ${options.contentGiB}`);
+    this.initializationModel = { ...defaultInitializationModel, ...options.initialization };
+  }
 
   /** The EC2 commands the simulator answers, by operation name. */
   readonly commands: Record<string, (input: never) => object> = {
@@ -275,6 +336,7 @@ export class Ec2Sim {
     CreateVolume: (i: CreateVolumeRequest) => this.createVolume(i),
     DeleteVolume: (i: DeleteVolumeRequest) => this.deleteVolume(i),
     DescribeVolumes: (i: DescribeVolumesRequest) => this.describeVolumes(i),
+    DescribeVolumeStatus: (i: DescribeVolumeStatusRequest) => this.describeVolumeStatus(i),
     DescribeInstances: (i: DescribeInstancesRequest) => this.describeInstances(i),
     DescribeInstanceTypes: (i: DescribeInstanceTypesRequest) => this.describeInstanceTypes(i),
     ModifyInstanceAttribute: (i: ModifyInstanceAttributeRequest) => this.modifyInstanceAttribute(i),
@@ -318,6 +380,7 @@ export class Ec2Sim {
       root: true,
       pendingReady: 0,
       attachedTo: [id],
+      progressAtAttach: [100],
       attachment: {
         instanceId: id,
         device: rootDevice,
@@ -543,6 +606,23 @@ export class Ec2Sim {
     if ((type === 'io1' || type === 'io2') && input.Iops === undefined) {
       fail('MissingParameter', 'The request must contain the parameter iops');
     }
+    const rate = input.VolumeInitializationRate;
+    if (rate !== undefined) {
+      // CreateVolume API reference: "supported only for volumes created from snapshots", "Valid range:
+      // 100 - 300 MiB/s". The error codes are EC2's generic ones; the texts are not confirmed (n.c.).
+      if (!snapshot) {
+        fail(
+          'InvalidParameterCombination',
+          'The parameter VolumeInitializationRate is supported only for volumes created from a snapshot.',
+        );
+      }
+      if (!Number.isInteger(rate) || rate < provisionedRateRange.min || rate > provisionedRateRange.max) {
+        fail(
+          'InvalidParameterValue',
+          `Value (${rate}) for parameter volumeInitializationRate is invalid. Valid range: ${provisionedRateRange.min} - ${provisionedRateRange.max} MiB/s.`,
+        );
+      }
+    }
     const encrypted = input.Encrypted ?? snapshot?.encrypted ?? false;
     const volume: Volume = {
       id: `vol-${this.ctx.ids.hex(17)}`,
@@ -567,7 +647,18 @@ export class Ec2Sim {
       pendingReady: snapshot ? 2 : 1,
       visibleFrom: this.ctx.visibleFrom(),
       request,
+      ...(rate !== undefined ? { initializationRate: rate } : {}),
+      progressAtAttach: [],
     };
+    if (snapshot && this.ctx.rules.volumeInitialization) {
+      volume.initialization = new VolumeInitialization(
+        volume.id,
+        snapshot.dataGiB,
+        this.initializationModel,
+        this.ctx.seed,
+        rate,
+      );
+    }
     this.volumes.set(volume.id, volume);
     if (input.ClientToken) this.clientTokens.set(input.ClientToken, volume.id);
     const dataDir = this.ctx.volumeDataDir(volume.id);
@@ -576,6 +667,7 @@ export class Ec2Sim {
       volume.pendingReady -= 1;
       if (volume.pendingReady === 0 && volume.state === 'creating') {
         volume.state = 'available';
+        volume.initialization?.start(this.ctx.clock.now());
         this.ctx.notify();
       }
     };
@@ -684,6 +776,7 @@ export class Ec2Sim {
     };
     volume.attachment = attachment;
     volume.attachedTo.push(attachment.instanceId);
+    volume.progressAtAttach.push(volume.initialization?.progress(this.ctx.clock.now()) ?? 100);
     volume.state = 'in-use';
     instance.volumes.add(volume.id);
     if (!attachment.stuck) {
@@ -785,6 +878,7 @@ export class Ec2Sim {
 
   private finishDetach(volume: Volume, attachment: Attachment): void {
     attachment.cancel?.();
+    volume.initialization?.stopReading(this.ctx.clock.now(), attachment.instanceId);
     attachment.state = 'detached';
     volume.attachment = undefined;
     if (volume.state === 'in-use') volume.state = 'available';
@@ -911,6 +1005,7 @@ export class Ec2Sim {
         VolumeType: v.type as Ec2Volume['VolumeType'],
         ...(v.iops !== undefined ? { Iops: v.iops } : {}),
         ...(v.throughput !== undefined ? { Throughput: v.throughput } : {}),
+        ...(v.initializationRate !== undefined ? { VolumeInitializationRate: v.initializationRate } : {}),
         MultiAttachEnabled: false,
       },
       v.tags,
@@ -941,6 +1036,8 @@ export class Ec2Sim {
       tags: tagsOf(v.tags),
       root: v.root,
       attachedTo: [...v.attachedTo],
+      progressAtAttach: [...v.progressAtAttach],
+      ...(v.initialization ? { initialization: this.initializationView(v.initialization) } : {}),
       ...(a
         ? {
             attachment: {
@@ -956,6 +1053,110 @@ export class Ec2Sim {
         : {}),
       dataDir: this.ctx.volumeDataDir(v.id),
     };
+  }
+
+  private initializationView(init: VolumeInitialization): NonNullable<VolumeView['initialization']> {
+    const now = this.ctx.clock.now();
+    const seconds = init.durationSeconds(now);
+    return {
+      type: init.type,
+      ...(init.provisionedRate !== undefined ? { provisionedRate: init.provisionedRate } : {}),
+      dataGiB: init.totalMiB / 1024,
+      progress: init.progress(now),
+      ...(seconds !== undefined ? { seconds } : {}),
+    };
+  }
+
+  /**
+   * DescribeVolumeStatus: status checks always pass (the model has no impaired volumes); snapshot-born
+   * volumes carry InitializationStatusDetails as refreshed by the model (initialization.ts), empty ones
+   * none. Only `VolumeIds` and pagination; any filter is refused as unsupported by the model.
+   */
+  private describeVolumeStatus(input: DescribeVolumeStatusRequest): {
+    VolumeStatuses: VolumeStatusItem[];
+    NextToken?: string;
+  } {
+    if (input.Filters?.length) {
+      throw new UnsupportedCommandError(
+        "the simulator's DescribeVolumeStatus takes VolumeIds and pagination, no Filters",
+      );
+    }
+    if (input.VolumeIds?.length && input.MaxResults !== undefined) {
+      fail(
+        'InvalidParameterCombination',
+        'The parameter volumeSet cannot be used with the parameter maxResults',
+      );
+    }
+    let items = [...this.volumes.values()].filter((v) => this.visible(v) && !v.root);
+    if (input.VolumeIds?.length) {
+      const missing = input.VolumeIds.filter((id) => !this.visible(this.volumes.get(id)));
+      if (missing.length)
+        fail('InvalidVolume.NotFound', `The volume '${missing.join(', ')}' does not exist.`);
+      items = input.VolumeIds.map((id) => this.volumes.get(id)).filter((v) => v !== undefined);
+    }
+    const { page, nextToken } = paginate(items, {
+      maxResults: input.MaxResults,
+      nextToken: input.NextToken,
+      defaultSize: Number.POSITIVE_INFINITY,
+      min: 5,
+      max: 1000,
+      badTokenCode: 'InvalidParameterValue',
+    });
+    const now = this.ctx.clock.now();
+    return {
+      VolumeStatuses: page.map((v) => ({
+        VolumeId: v.id,
+        AvailabilityZone: v.az,
+        VolumeStatus: {
+          Status: 'ok',
+          Details: [
+            { Name: 'io-enabled', Status: 'passed' },
+            { Name: 'io-performance', Status: 'not-applicable' },
+          ],
+        },
+        Actions: [],
+        Events: [],
+        ...(v.attachment
+          ? { AttachmentStatuses: [{ InstanceId: v.attachment.instanceId, IoPerformance: 'not-applicable' }] }
+          : {}),
+        ...(v.initialization?.started ? { InitializationStatusDetails: v.initialization.status(now) } : {}),
+      })),
+      ...(nextToken ? { NextToken: nextToken } : {}),
+    };
+  }
+
+  /**
+   * Exact initialization progress of a volume, 0-100 (ground truth for scenarios and tests; 100 for an
+   * empty volume or with rule volumeInitialization off). Undefined for an unknown volume.
+   */
+  initializationProgress(volumeId: string): number | undefined {
+    const v = this.volumes.get(volumeId);
+    if (!v) return undefined;
+    return v.initialization?.progress(this.ctx.clock.now()) ?? 100;
+  }
+
+  /**
+   * A host reads every block of an attached volume (the EBS guide's manual initialization, `dd` or
+   * `fio`): blocks download at the larger of the volume's throughput and its own rate until done or
+   * detached. Returns the modelled seconds the read takes from now (0 when nothing is left).
+   */
+  readAllBlocks(instanceId: string, volumeId: string): number {
+    const v = this.volumes.get(volumeId);
+    const a = v?.attachment;
+    if (!v || a?.instanceId !== instanceId || a.state !== 'attached') {
+      throw new RangeError(`volume ${volumeId} is not attached to ${instanceId}`);
+    }
+    const init = v.initialization;
+    if (!init) return 0;
+    const now = this.ctx.clock.now();
+    init.startReading(now, instanceId, volumeThroughputMiBps(v));
+    const seconds = init.secondsToComplete(now);
+    const reader = a;
+    this.ctx.clock.setTimer(seconds, () => {
+      if (v.attachment === reader) init.stopReading(this.ctx.clock.now(), instanceId);
+      this.ctx.notify();
+    });
+    return seconds;
   }
 
   // ---------------------------------------------------------------- instances
@@ -1283,6 +1484,8 @@ export class Ec2Sim {
       kmsKeyId: volume.kmsKeyId,
       tags: tagsFromSpecifications(input.TagSpecifications, 'snapshot'),
       visibleFrom: this.ctx.visibleFrom(),
+      // A root volume holds no pool content; a data volume holds the scenario's content.
+      dataGiB: volume.root ? 0 : this.contentGiB,
     };
     // The snapshot is point-in-time: the tree is captured now, while the API call runs.
     const dataDir = this.ctx.snapshotDataDir(snapshot.id);

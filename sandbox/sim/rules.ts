@@ -23,6 +23,12 @@ export const strictRuleNames = [
   'indexLag',
   /** EBS attachment limits per instance type (DescribeInstanceTypes data), not one number for all. */
   'instanceTypeLimits',
+  /**
+   * A volume created from a snapshot starts uninitialized and loads its blocks lazily (default or
+   * provisioned rate, or a host reading every block); DescribeVolumeStatus reports it late
+   * (`initialization.ts`).
+   */
+  'volumeInitialization',
 ] as const;
 
 export type StrictRule = (typeof strictRuleNames)[number];
