@@ -1,6 +1,7 @@
 /**
  * `npm run sandbox [-- --scenario NAME [options] [--json]]`: the local cloud's command line.
  * Without options it runs the demo. With `--json` the last line printed is one JSON object.
+ * `--serve` runs the playground instead (`serve.ts`) until SIGINT or SIGTERM.
  */
 import { parseArgs } from 'node:util';
 import { runBurst } from './scenarios/burst.js';
@@ -13,7 +14,8 @@ import { resolveRules, type StrictRule, strictRuleNames } from './sim/rules.js';
 // Node 20 runs the tests and the sandbox here; the Lambdas run on Node 22. The SDK's notice about it is noise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const usage = `usage: npm run sandbox -- [--scenario demo|burst|push|chaos|scale] [--instances N] [--idle-per-az M] [--azs K]
+const usage = `usage: npm run sandbox -- --serve [--azs K] [--idle-per-az M] [--time-scale X] [--seed S] [--agent scripts|model]
+       npm run sandbox -- [--scenario demo|burst|push|chaos|scale] [--instances N] [--idle-per-az M] [--azs K]
                       [--burst B] [--operations N] [--seed S] [--time-scale X] [--agent scripts|model] [--json]
                       [--no-rule NAME]...  (switch an AWS-strict rule off, for comparison: ${strictRuleNames.join(', ')})`;
 
@@ -44,6 +46,7 @@ try {
       'no-rule': { type: 'string', multiple: true },
       'time-scale': { type: 'string' },
       json: { type: 'boolean', default: false },
+      serve: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -80,6 +83,22 @@ try {
   fail((err as Error).message);
 }
 const ruleOptions = rules ? { rules } : {};
+
+if (v.serve) {
+  for (const name of ['scenario', 'instances', 'operations', 'burst', 'json'])
+    if (process.argv.some((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`)))
+      fail(`--serve does not take --${name}`);
+  const { servePlayground } = await import('./serve.js');
+  await servePlayground({
+    azs: positiveInt('azs', v.azs as string | undefined, 1),
+    idlePerAz: positiveInt('idle-per-az', v['idle-per-az'] as string | undefined, 2, 0),
+    seed,
+    timeScale,
+    ...(agent ? { agent } : {}),
+    ...(rules ? { rules } : {}),
+  });
+  process.exit(0);
+}
 
 const scenario = String(v.scenario);
 let result: unknown;
