@@ -100,7 +100,7 @@ describe.skipIf(cliMissing)('npm run sandbox -- --serve, driven by the real AWS 
   let scratch: string;
   /** The AWS CLI's environment: the printed one, nothing from the user's configuration. */
   let cliEnv: Record<string, string>;
-  let withEndpoint: (service: 'S3' | 'AUTO_SCALING' | 'EC2') => string[];
+  let withEndpoint: (service: 'S3' | 'AUTO_SCALING' | 'EC2' | 'SFN') => string[];
 
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'volsd-serve-test-'));
@@ -135,91 +135,153 @@ describe.skipIf(cliMissing)('npm run sandbox -- --serve, driven by the real AWS 
     expect(served?.stdout()).toContain(`export AWS_ENDPOINT_URL_EC2='${env.AWS_ENDPOINT_URL_EC2}'`);
   });
 
-  it('a file copied with aws s3 cp is served by the two hosts the group scales out to, and SIGTERM leaves nothing behind', async () => {
-    if (!served) throw new Error('not started');
-    const { env } = served;
-    const token = `playground-${Date.now()}`;
+  /** The two hosts the group scaled out to (set by the scale-out step). */
+  let holders: string[] = [];
+  const token = `playground-${Date.now()}`;
+  const clientEnv = () => ({
+    ...(served?.env ?? {}),
+    AWS_CONFIG_FILE: '/nonexistent/volsd-serve-test/config',
+    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/volsd-serve-test/credentials',
+  });
+  const cli = (service: 'S3' | 'AUTO_SCALING' | 'EC2' | 'SFN', args: string[]) =>
+    run(aws, [...withEndpoint(service), ...args], { env: cliEnv });
+  const setDesired = (n: number) =>
+    cli('AUTO_SCALING', [
+      'autoscaling',
+      'set-desired-capacity',
+      '--auto-scaling-group-name',
+      String(served?.env.VOLSD_GROUP),
+      '--desired-capacity',
+      String(n),
+    ]);
+  /** The file as host `instanceId` serves it (its tree's web mount path), or undefined. */
+  const servedFile = (instanceId: string) =>
+    readFile(
+      join(served?.env.VOLSD_SANDBOX_DIR ?? '', 'hosts', instanceId, 'srv/www/index.html'),
+      'utf8',
+    ).catch(() => undefined);
+  const inUseVolumes = async () => {
+    const listed = await runClient(['volumes', '--output', 'json'], clientEnv());
+    expect(listed.code, listed.stderr).toBe(0);
+    return parseJson<{ volumeId: string; state: string; holder?: string }[]>(listed).filter(
+      (v) => v.state === 'IN_USE',
+    );
+  };
+  const poolVolumeIds = async () => {
+    const { stdout } = await cli('EC2', [
+      'ec2',
+      'describe-volumes',
+      '--filters',
+      `Name=tag:volsd:pool,Values=${served?.env.VOLSD_POOL}`,
+      '--output',
+      'json',
+    ]);
+    return (JSON.parse(stdout) as { Volumes: { VolumeId: string; Attachments: { InstanceId: string }[] }[] })
+      .Volumes;
+  };
+
+  it('a file copied with aws s3 cp is served by the two hosts the group scales out to (aws autoscaling set-desired-capacity)', async () => {
     const file = join(scratch, 'index.html');
     await writeFile(file, `<h1>${token}</h1>\n`);
-
-    await run(
-      aws,
-      [...withEndpoint('S3'), 's3', 'cp', file, `s3://${env.VOLSD_PUSH_BUCKET}/live/index.html`],
-      { env: cliEnv },
-    );
-    await run(
-      aws,
-      [
-        ...withEndpoint('AUTO_SCALING'),
-        'autoscaling',
-        'set-desired-capacity',
-        '--auto-scaling-group-name',
-        String(env.VOLSD_GROUP),
-        '--desired-capacity',
-        '2',
-      ],
-      { env: cliEnv },
-    );
+    await cli('S3', ['s3', 'cp', file, `s3://${served?.env.VOLSD_PUSH_BUCKET}/live/index.html`]);
+    await setDesired(2);
 
     // volsd-client (the built bundle) lists two IN_USE volumes; their hosts' trees serve the file.
-    const clientEnv = {
-      ...env,
-      AWS_CONFIG_FILE: cliEnv.AWS_CONFIG_FILE ?? '',
-      AWS_SHARED_CREDENTIALS_FILE: cliEnv.AWS_SHARED_CREDENTIALS_FILE ?? '',
-    };
-    const holders = await until(
+    holders = await until(
       'two IN_USE volumes whose hosts serve the file',
       async () => {
-        const listed = await runClient(['volumes', '--output', 'json'], clientEnv);
-        expect(listed.code, listed.stderr).toBe(0);
-        const inUse = parseJson<{ state: string; holder?: string }[]>(listed).filter(
-          (v) => v.state === 'IN_USE',
-        );
+        const inUse = await inUseVolumes();
         if (inUse.length !== 2) return undefined;
-        const served = await Promise.all(
-          inUse.map((v) =>
-            readFile(join(env.VOLSD_SANDBOX_DIR ?? '', 'hosts', v.holder ?? '', 'srv/www/index.html'), 'utf8')
-              .then((text) => text.includes(token))
-              .catch(() => false),
-          ),
-        );
-        return served.every(Boolean) ? inUse.map((v) => v.holder) : undefined;
+        const files = await Promise.all(inUse.map((v) => servedFile(v.holder ?? '')));
+        return files.every((text) => text?.includes(token)) ? inUse.map((v) => v.holder ?? '') : undefined;
       },
       240,
     );
     expect(new Set(holders).size).toBe(2);
+    // The same two instances, seen through EC2 with the pool's filter.
+    const attachedTo = (await poolVolumeIds()).flatMap((v) => v.Attachments.map((a) => a.InstanceId));
+    for (const holder of holders) expect(attachedTo).toContain(holder);
+  }, 300_000);
 
-    // The same two instances, seen through EC2 with the pool's filters.
-    const { stdout } = await run(
-      aws,
-      [
-        ...withEndpoint('EC2'),
-        'ec2',
-        'describe-volumes',
-        '--filters',
-        `Name=tag:volsd:pool,Values=${env.VOLSD_POOL}`,
-        'Name=attachment.status,Values=attached',
+  it('volsd-client pool and pushes show the scale-out and the push', async () => {
+    const pool = await runClient(['pool', '--output', 'json'], clientEnv());
+    expect(pool.code, pool.stderr).toBe(0);
+    const view = parseJson<{ generation: number; azs: { az: string; inUse: number }[] }>(pool);
+    expect(view.azs).toEqual([expect.objectContaining({ az: 'us-east-1a', inUse: 2 })]);
+    expect(view.generation).toBeGreaterThanOrEqual(1);
+    const pushes = await runClient(['pushes', '--output', 'json'], clientEnv());
+    expect(pushes.code, pushes.stderr).toBe(0);
+    const records = parseJson<{ keys: string[]; generation: number }[]>(pushes);
+    expect(records.some((p) => p.keys.includes('live/index.html'))).toBe(true);
+  });
+
+  it('volsd-client replenish, snapshot and sync start executions that Step Functions knows', async () => {
+    const arns: string[] = [];
+    for (const command of ['replenish', 'snapshot', 'sync']) {
+      const started = await runClient([command, '--output', 'json'], clientEnv());
+      expect(started.code, `${command}: ${started.stderr}`).toBe(0);
+      const data = parseJson<{ executionArn?: string; started?: { executionArn: string }[] }>(started);
+      arns.push(
+        ...(data.started?.map((s) => s.executionArn) ?? []),
+        ...(data.executionArn ? [data.executionArn] : []),
+      );
+    }
+    expect(arns).toHaveLength(3);
+    for (const arn of arns) {
+      const { stdout } = await cli('SFN', [
+        'stepfunctions',
+        'describe-execution',
+        '--execution-arn',
+        arn,
         '--output',
         'json',
-      ],
-      { env: cliEnv },
-    );
-    const attachedTo = (
-      JSON.parse(stdout) as { Volumes: { Attachments: { InstanceId: string }[] }[] }
-    ).Volumes.flatMap((v) => v.Attachments.map((a) => a.InstanceId));
-    for (const holder of holders) expect(attachedTo).toContain(holder);
+      ]);
+      expect((JSON.parse(stdout) as { executionArn: string }).executionArn).toBe(arn);
+    }
+  });
 
+  it('aws s3 rm removes the file from the hosts', async () => {
+    await cli('S3', ['s3', 'rm', `s3://${served?.env.VOLSD_PUSH_BUCKET}/live/index.html`]);
+    await until(
+      'the file gone from both hosts',
+      async () =>
+        (await Promise.all(holders.map(servedFile))).every((text) => text === undefined) ? true : undefined,
+      240,
+    );
+  }, 300_000);
+
+  it('scaling in to 1 releases one volume: it leaves the pool and EC2', async () => {
+    const before = await inUseVolumes();
+    await setDesired(1);
+    const released = await until(
+      'one IN_USE volume left, the other deleted in EC2',
+      async () => {
+        const inUse = await inUseVolumes();
+        if (inUse.length !== 1) return undefined;
+        const gone = before.filter((v) => v.volumeId !== inUse[0]?.volumeId);
+        const inEc2 = new Set((await poolVolumeIds()).map((v) => v.VolumeId));
+        return gone.every((v) => !inEc2.has(v.volumeId)) ? gone : undefined;
+      },
+      240,
+    );
+    expect(released).toHaveLength(1);
+  }, 300_000);
+
+  it('SIGTERM stops it and leaves no process and no file behind', async () => {
+    if (!served) throw new Error('not started');
+    const dir = served.env.VOLSD_SANDBOX_DIR ?? '/';
+    expect(existsSync(dir)).toBe(true);
     // SIGTERM to the process group, as a terminal's Ctrl-C or a service manager's stop sends it.
     const pgid = served.child.pid ?? 0;
     process.kill(-pgid, 'SIGTERM');
     await served.exited;
     await until('every process of the group gone', async () => (groupAlive(pgid) ? undefined : true), 30);
-    expect(existsSync(env.VOLSD_SANDBOX_DIR ?? '/')).toBe(false);
+    expect(existsSync(dir)).toBe(false);
     // Nothing left in its TMPDIR but tsx's own IPC directory, which tsx empties when it exits.
     const left = await readdir(tmp);
     for (const name of left) {
       expect(name).toMatch(/^tsx-\d+$/);
       expect(await readdir(join(tmp, name))).toEqual([]);
     }
-  }, 600_000);
+  }, 120_000);
 });
