@@ -24,7 +24,7 @@
 #     0 ok | 2 bad parameters | 3 device not found | 4 device serial mismatch | 5 mount conflict
 #     6 mount failed | 7 unmount failed | 8 sync failed | 9 path escape | 10 freeze failed
 #     11 lock timeout | 12 tool missing | 13 format failed | 14 not mounted | 15 mount path refused
-#     16 host unsupported
+#     16 host unsupported | 17 no space (the content does not fit the volume's file system)
 
 readonly VOLSD_EXIT_OK=0
 readonly VOLSD_EXIT_BAD_PARAMETERS=2
@@ -42,6 +42,7 @@ readonly VOLSD_EXIT_FORMAT_FAILED=13
 readonly VOLSD_EXIT_NOT_MOUNTED=14
 readonly VOLSD_EXIT_MOUNT_REFUSED=15
 readonly VOLSD_EXIT_HOST_UNSUPPORTED=16
+readonly VOLSD_EXIT_NO_SPACE=17
 
 # The parameter grammar; documents.ts uses the same expressions as allowedPattern.
 readonly VOLSD_RE_VOLUME_ID='^vol-([0-9a-f]{8}|[0-9a-f]{17})$'

@@ -38,6 +38,9 @@
 # Output, stdout: one VOLSD_RESULT {"op":"sync","volumeId","mountPath","status","generation",
 # "filesChanged","bytesChanged","rejectedKeys",...} per volume (status ok | failed | skipped), at most
 # 20 VOLSD_REJECTED {"key","reason"} lines, and a last VOLSD_RESULT {"op":"sync-summary",...}.
+# Growth: before a volume is synced, its XFS file system is grown (xfs_growfs) when its block device
+# is larger (after an EBS ModifyVolume); then the whole tree must fit the file system (95% of it) or the
+# volume is refused untouched (code no-space, exit 17 in its result).
 # Exit codes: 0 every volume ok (or nothing to sync); 8 a volume failed; 9 a path escape was found;
 # 14 VOLSD_VOLUME_ID is not mounted here; others in volsd-lib.sh.
 set -euo pipefail
@@ -202,11 +205,12 @@ BEGIN {
   }
   if (reason == "" && marker) reason = "directory-marker"
   if (reason == "" && size > maxbytes) reason = "too-large"
+  if (reason == "") bytes += size
   size = 0
   if (reason == "") next
   print reason sep json sep pattern(rel) sep ((parent && !ctl && !odd) ? rel : "")
 }
-END { print "total" sep total }
+END { print "total" sep total sep bytes + 0 }
 AWK
 
 listing=$work/listing.json
@@ -221,6 +225,7 @@ elif ! aws "${aws_args[@]}" s3api list-objects-v2 --bucket "$bucket" --prefix "$
 fi
 
 total_keys=0
+tree_bytes=0
 markers=0
 rejected=()
 excludes=(--exclude '.volsd*')
@@ -229,6 +234,7 @@ if ! $failed_listing; then
   while IFS=$'\037' read -r reason json glob rel; do
     if [[ $reason == total ]]; then
       total_keys=$json
+      tree_bytes=$glob
       continue
     fi
     if [[ $reason == directory-marker ]]; then
@@ -275,9 +281,30 @@ files_beside() {
   fi
 }
 
+# grow_filesystem ROOT DEVICE: grows the volume's XFS file system to its block device when the device is
+# larger (EBS ModifyVolume: a size increase is usable once the modification is `optimizing`; the EBS User
+# Guide's "Extend the file system" step). Online and idempotent. A file system that cannot grow is only
+# logged: the space check below then refuses what does not fit.
+grow_filesystem() {
+  local root=$1 name sectors fs out
+  name=$(readlink -f -- "$R$2") || return 0
+  name=${name##*/}
+  [[ -r $R/sys/block/$name/size ]] || return 0
+  read -r sectors <"$R/sys/block/$name/size" || return 0
+  fs=$(df -B1 --output=size -- "$root" 2>/dev/null | awk 'NR == 2 { print $1 }') || return 0
+  [[ $sectors =~ ^[0-9]+$ && $fs =~ ^[0-9]+$ ]] && ((sectors * 512 > fs)) || return 0
+  if ! command -v xfs_growfs >/dev/null; then
+    volsd_log "the device of $mnt ($((sectors * 512)) bytes) is larger than its file system ($fs bytes) but xfs_growfs is missing"
+  elif out=$(xfs_growfs -d "$root" 2>&1); then
+    volsd_log "xfs_growfs $mnt: $(tail -n 1 <<<"$out")"
+  else
+    volsd_log "xfs_growfs $mnt failed: $(tail -c 300 <<<"$out")"
+  fi
+}
+
 # sync_volume VOLUME MOUNT_PATH: prints the volume's result JSON; exits 0, 8 (failed) or 9 (escape).
 sync_volume() {
-  local volume=$1 mnt=$2 device root realroot stamp rc out escapes files bytes target before after rel
+  local volume=$1 mnt=$2 device root realroot stamp rc out escapes files bytes target before after rel fs_bytes
   VOLSD_VOLUME=$volume
   volsd_lock "$volume" 600
   root=$R$mnt
@@ -305,6 +332,7 @@ sync_volume() {
   escapes=$(escaping_symlinks "$root" "$realroot")
   [[ -z $escapes ]] || fail "$VOLSD_EXIT_PATH_ESCAPE" path-escape \
     "refusing to sync: symlinks lead outside the mount root: $(head -c 500 <<<"$escapes")"
+  grow_filesystem "$root" "$device"
   before=$(volsd_read_generation "$mnt")
   if [[ $only_behind == true ]] && ((before >= generation)); then
     volsd_log "$mnt is at generation $before, not behind $generation: skipped"
@@ -312,6 +340,13 @@ sync_volume() {
       status '"current"' generation "$before" previousGeneration "$before" filesChanged 0 bytesChanged 0
     echo
     exit 0
+  fi
+  # The whole tree must fit before anything moves: a sync that meets a full file system half-way leaves
+  # a tree of neither generation. 5% stays free for XFS's metadata and the CLI's temporary files.
+  fs_bytes=$(df -B1 --output=size -- "$root" 2>/dev/null | awk 'NR == 2 { print $1 }') || fs_bytes=''
+  if [[ $fs_bytes =~ ^[0-9]+$ ]] && ((tree_bytes * 100 > fs_bytes * 95)); then
+    fail "$VOLSD_EXIT_NO_SPACE" no-space \
+      "the content ($tree_bytes bytes) does not fit the file system of $mnt ($fs_bytes bytes, 95% usable): nothing synced"
   fi
   stamp=$work/stamp.$volume
   touch "$stamp" "$stamp.tick"

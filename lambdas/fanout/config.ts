@@ -31,6 +31,17 @@ export const fanOutEnv = {
     .min(1)
     .max(5 * 1024 ** 4)
     .default(1024 ** 3),
+  /** The configured volumeSizeGiB: the pool's size before any growth. Absent: no space check. */
+  VOLUME_SIZE_GIB: z.coerce.number().int().min(1).max(65536).optional(),
+  /** Grow the volumes once the content passes this share of them (percent). */
+  GROW_THRESHOLD_PERCENT: z.coerce.number().int().min(10).max(90).default(80),
+  /** Bytes per GiB of volume size: 2^30 on AWS; the sandbox scales volumes down with it. */
+  VOLUME_GIB_BYTES: z.coerce
+    .number()
+    .int()
+    .min(4096)
+    .max(2 ** 30)
+    .default(2 ** 30),
 };
 
 /** The fan-out's and push status function's configuration. */
@@ -45,6 +56,12 @@ export interface FanOutConfig {
   deliveryTimeoutSeconds: number;
   /** Largest object a push may carry, in bytes. */
   maxObjectBytes: number;
+  /** The configured volume size; undefined turns the space check off. */
+  volumeSizeGiB?: number;
+  /** @default 80 */
+  growThresholdPercent?: number;
+  /** @default 2^30 */
+  gibBytes?: number;
 }
 
 /** Reads and validates the configuration from `source` (default `process.env`); throws naming bad variables. */
@@ -60,5 +77,8 @@ export function fanOutConfigFromEnv(source: Record<string, string | undefined> =
     maxErrors: c.FANOUT_MAX_ERRORS,
     deliveryTimeoutSeconds: c.FANOUT_DELIVERY_TIMEOUT,
     maxObjectBytes: c.PUSH_MAX_OBJECT_BYTES,
+    ...(c.VOLUME_SIZE_GIB !== undefined ? { volumeSizeGiB: c.VOLUME_SIZE_GIB } : {}),
+    growThresholdPercent: c.GROW_THRESHOLD_PERCENT,
+    gibBytes: c.VOLUME_GIB_BYTES,
   };
 }

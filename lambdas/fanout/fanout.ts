@@ -18,6 +18,7 @@ import { validateKey } from '../shared/push-keys.js';
 import type { PushRecord, PushRecords, RejectedKeyReport } from '../shared/push-records.js';
 import { PushStatus } from '../shared/push-records.js';
 import { poolTag } from '../shared/tags.js';
+import type { CapacityVerdict } from './capacity.js';
 import type { FanOutConfig } from './config.js';
 
 /** The part of a logger the fan-out uses (Powertools' Logger fits). */
@@ -28,7 +29,12 @@ export interface FanOutLog {
 }
 
 /** Counters the fan-out reports (CloudWatch metrics in the handler). */
-export type FanOutMetric = 'PushStarted' | 'PushSendFailed' | 'PushKeysRejected' | 'PushMessagesMalformed';
+export type FanOutMetric =
+  | 'PushStarted'
+  | 'PushSendFailed'
+  | 'PushKeysRejected'
+  | 'PushMessagesMalformed'
+  | 'PushRefusedNoSpace';
 
 /** Everything {@link fanOutBatch} needs, injected so tests and the sandbox need no environment. */
 export interface FanOutDeps {
@@ -39,7 +45,12 @@ export interface FanOutDeps {
     bumpGeneration(pool: string): Promise<number>;
     getPool(pool: string): Promise<{ generation: number }>;
   };
-  pushes: Pick<PushRecords, 'recordPush' | 'recordRejection'>;
+  pushes: Pick<PushRecords, 'recordPush' | 'recordRejection'> & Partial<Pick<PushRecords, 'recordRefusal'>>;
+  /**
+   * The space check (`capacity.ts`): asked before a push is applied; a push that would not fit the
+   * pool's volumes is refused as a whole (recorded with `pushes.recordRefusal`). Absent: no check.
+   */
+  capacity?: { check(): Promise<CapacityVerdict> };
   log: FanOutLog;
   count: (metric: FanOutMetric, n: number) => void;
 }
@@ -185,6 +196,49 @@ export async function fanOutBatch(messages: readonly PushMessage[], deps: FanOut
     } catch (err) {
       log.error('could not record refused keys', { error: errorText(err) });
       return result(carriers);
+    }
+  }
+
+  if (deps.capacity) {
+    let verdict: CapacityVerdict;
+    try {
+      verdict = await deps.capacity.check();
+    } catch (err) {
+      log.error("could not check the push against the volumes' space", { error: errorText(err) });
+      return result(carriers);
+    }
+    if (verdict.growingTo !== undefined)
+      log.info('the pool grows', {
+        treeBytes: verdict.treeBytes,
+        fsBytes: verdict.fsBytes,
+        targetGiB: verdict.growingTo,
+      });
+    if (!verdict.fits) {
+      // Refused as a whole: no generation, no command. The grow function makes the push once the
+      // volumes are grown; the messages are done (retrying them could not make the content fit).
+      deps.count('PushRefusedNoSpace', 1);
+      log.error("push refused: the content does not fit the pool's volumes", {
+        treeBytes: verdict.treeBytes,
+        fsBytes: verdict.fsBytes,
+        growingTo: verdict.growingTo,
+      });
+      try {
+        if (!deps.pushes.recordRefusal) throw new Error('no refusal record');
+        const { generation } = await deps.pools.getPool(config.pool);
+        const push = await deps.pushes.recordRefusal({
+          pool: config.pool,
+          generation,
+          id: carriers[0] ?? 'batch',
+          messages: messages.length,
+          keys: [...valid],
+          rejected,
+          error: verdict.reason ?? 'no-space',
+        });
+        return result([], push);
+      } catch (err) {
+        log.error('could not record the refused push', { error: errorText(err) });
+        return result(carriers);
+      }
     }
   }
 

@@ -3,12 +3,14 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { dynamoDoc, ssm } from '../shared/clients.js';
+import { dynamoDoc, s3, ssm } from '../shared/clients.js';
 import { once } from '../shared/config.js';
+import { defaultGrowThresholdPercent, GrowthRecords } from '../shared/growth.js';
 import { logger, metrics } from '../shared/logger.js';
 import { PushRecords } from '../shared/push-records.js';
 import { VolumeRepository } from '../shared/repository.js';
 import { nowMs } from '../shared/time.js';
+import { checkCapacity } from './capacity.js';
 import { fanOutConfigFromEnv } from './config.js';
 import { type FanOutDeps, fanOutBatch } from './fanout.js';
 
@@ -37,6 +39,22 @@ export const defaultFanOutDeps = once((): FanOutDeps => {
     ssm,
     pools: new VolumeRepository(dynamoDoc, { tableName: config.tableName, now }),
     pushes: new PushRecords(dynamoDoc, { tableName: config.tableName, now }),
+    ...(config.volumeSizeGiB !== undefined
+      ? {
+          capacity: {
+            check: () =>
+              checkCapacity(
+                { s3, growth: new GrowthRecords(dynamoDoc, config.tableName, now) },
+                {
+                  ...config,
+                  volumeSizeGiB: config.volumeSizeGiB ?? 1,
+                  growThresholdPercent: config.growThresholdPercent ?? defaultGrowThresholdPercent,
+                  gibBytes: config.gibBytes ?? 2 ** 30,
+                },
+              ),
+          },
+        }
+      : {}),
     log: logger,
     count: (metric, n) => metrics.addMetric(metric, MetricUnit.Count, n),
   };

@@ -295,6 +295,8 @@ export const ExitCode = {
   MountRefused: 15,
   /** The host misses an instance requirement (bash 4.4, lsblk SERIAL, the AWS CLI v2); see README. */
   HostUnsupported: 16,
+  /** Volsd-Sync: the content does not fit the volume's file system (checked before any transfer). */
+  NoSpace: 17,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

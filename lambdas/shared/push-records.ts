@@ -33,6 +33,11 @@ export const PushStatus = {
   Failed: 'Failed',
   /** Every key of the batch was refused: no generation, no command. */
   Rejected: 'Rejected',
+  /**
+   * The content would not fit the pool's volumes: refused as a whole (no generation, no command, no
+   * volume touched), `error` says why; the volumes grow and the growth's push brings the content.
+   */
+  Refused: 'Refused',
 } as const;
 
 export type PushStatus = (typeof PushStatus)[keyof typeof PushStatus];
@@ -142,6 +147,10 @@ const rejectionKey = (pool: string, generation: number, id: string) => {
   const base = keys.push(pool, generation);
   return { pk: base.pk, sk: `${base.sk}#REJECTED#${id}` };
 };
+const refusalKey = (pool: string, generation: number, id: string) => {
+  const base = keys.push(pool, generation);
+  return { pk: base.pk, sk: `${base.sk}#REFUSED#${id}` };
+};
 
 /** Options of {@link PushRecords}. */
 export interface PushRecordsOptions {
@@ -197,6 +206,27 @@ export class PushRecords {
       rejected: input.rejected,
     });
     return this.putOnce(rejectionKey(pool, generation, id), record);
+  }
+
+  /**
+   * Writes the report of a batch refused as a whole because its content would not fit the volumes
+   * (`error` says how much, and what the volumes hold), under the pool's current `generation`; `id`
+   * (the batch's first message id) keeps a redelivered batch single.
+   */
+  async recordRefusal(input: {
+    pool: string;
+    generation: number;
+    id: string;
+    messages: number;
+    keys: readonly string[];
+    rejected: readonly RejectedKeyReport[];
+    error: string;
+  }): Promise<PushRecord> {
+    const pool = parseOrThrow(poolNameSchema, input.pool, 'pool');
+    const generation = parseOrThrow(generationSchema, input.generation, 'generation');
+    const id = parseOrThrow(z.string().regex(/^[A-Za-z0-9-]{1,100}$/), input.id, 'id');
+    const record = this.newRecord({ ...input, pool, generation, status: PushStatus.Refused });
+    return this.putOnce(refusalKey(pool, generation, id), record);
   }
 
   /** The push that made `generation` current, or undefined. */
@@ -345,6 +375,7 @@ const pushItemSchema = z.object({
     PushStatus.Partial,
     PushStatus.Failed,
     PushStatus.Rejected,
+    PushStatus.Refused,
   ]),
   requestedAt: z.string(),
   completedAt: z.string().optional(),

@@ -64,11 +64,13 @@ export function sandboxS3(sandbox: Sandbox): S3Client {
 }
 
 // Paths a host tree may hold besides its mount points: Volsd's records and locks, the shims' state
-// and simulated devices, the mount table, the sync's scratch directories.
+// and simulated devices (and their sizes), the mount table, the sync's scratch directories.
 const systemPaths = [
   /^etc\/volsd\//,
   /^proc\/mounts$/,
   /^dev\//,
+  // Block device sizes the simulator writes (/sys/block/<dev>/size).
+  /^sys\/block\//,
   /^run\/volsd\//,
   /^run\/volsd-shim\//,
   /^tmp\/volsd-sync\.[^/]+\//,

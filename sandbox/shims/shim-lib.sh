@@ -99,3 +99,71 @@ shim_mount_line() {
 shim_frozen_flag() { # DEVICE
   printf '%s' "$SHIM_STATE/frozen/${1##*/}"
 }
+
+# --- File system capacity (ModifyVolume, full file systems; docs/sandbox.md, "Volume growth"). ---
+# A device's size is /sys/block/<nvmeXn1>/size in 512-byte sectors, as on Linux (the simulator writes
+# it, and grows it when a ModifyVolume reaches `optimizing`). A file system's size is SIZE= (bytes) in
+# its `.volsd-fs`: mkfs.xfs sets it to the device's size, xfs_growfs raises it to the device's size. Its
+# used space is the bytes of the regular files under the data dir. A marker without SIZE= (made before
+# sizes were modelled) takes its device's size.
+
+# shim_device_bytes DEVICE: the block device's size in bytes, or returns 1 when the simulator gives none.
+shim_device_bytes() {
+  local path name sectors
+  path=$(readlink -f -- "$R$1") || return 1
+  name=${path##*/}
+  [[ -f $R/sys/block/$name/size ]] || return 1
+  read -r sectors <"$R/sys/block/$name/size" || return 1
+  [[ $sectors =~ ^[0-9]+$ ]] || return 1
+  printf '%s' $((sectors * 512))
+}
+
+# shim_fs_bytes DEVICE: the file system's size in bytes, or returns 1 when neither it nor the device's is known.
+shim_fs_bytes() {
+  local size
+  size=$(shim_fs_field "$1" SIZE)
+  if [[ $size =~ ^[0-9]+$ ]]; then
+    printf '%s' "$size"
+  else
+    shim_device_bytes "$1"
+  fi
+}
+
+# shim_used_bytes DIR: the bytes of the regular files under DIR.
+shim_used_bytes() {
+  find "$1/" -type f -printf '%s\n' 2>/dev/null | awk '{ b += $1 } END { printf "%d", b }'
+}
+
+# shim_set_fs_field DEVICE FIELD VALUE: sets FIELD=VALUE in the device's `.volsd-fs`.
+shim_set_fs_field() {
+  local dir
+  dir=$(shim_data_dir "$1") || return 1
+  awk -F= -v f="$2" -v v="$3" '$1 != f { print } END { print f "=" v }' "$dir/.volsd-fs" >"$dir/.volsd-fs.tmp"
+  mv -f -- "$dir/.volsd-fs.tmp" "$dir/.volsd-fs"
+}
+
+# shim_mount_of PATH: "DEVICE MOUNTPOINT FSTYPE" of the mount holding host PATH (the longest mount point
+# that is PATH or a parent of it), or returns 1.
+shim_mount_of() {
+  [[ -f $R/proc/mounts ]] || return 1
+  awk -v p="$1" '
+    {
+      mp = $2
+      inside = p == mp || mp == "/" || index(p, mp "/") == 1
+      if (inside && length(mp) > best) { best = length(mp); line = $1 " " $2 " " $3 }
+    }
+    END { if (line == "") exit 1; print line }' "$R/proc/mounts"
+}
+
+# shim_real COMMAND: the real COMMAND, the first on PATH outside the shims' directory.
+shim_real() {
+  local dir here
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+  IFS=: read -r -a dirs <<<"$PATH"
+  for dir in "${dirs[@]}"; do
+    [[ -n $dir && $(cd "$dir" 2>/dev/null && pwd -P) != "$here" && -x $dir/$1 && ! -d $dir/$1 ]] || continue
+    printf '%s' "$dir/$1"
+    return 0
+  done
+  return 1
+}

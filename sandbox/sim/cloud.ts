@@ -63,6 +63,11 @@ export interface CloudOptions {
   contentGiB?: number;
   /** Overrides of the initialization model (`initialization.ts`). */
   initialization?: Partial<InitializationModel>;
+  /**
+   * Bytes per GiB of volume size as the hosts see it (block device sizes, file system capacity). A
+   * scenario may scale volumes down (a "GiB" of 1 MiB) to fill them with little content. @default 2^30
+   */
+  gibBytes?: number;
 }
 
 /** Other tenants' request rates per service, per action bucket (requests per modelled second). */
@@ -156,6 +161,11 @@ export class Cloud {
       o.attachmentLimit ?? 27,
       this.rules,
     );
+    if (o.gibBytes !== undefined) {
+      if (!(Number.isInteger(o.gibBytes) && o.gibBytes >= 4096))
+        throw new RangeError('gibBytes must be an integer >= 4096');
+      this.ctx.gibBytes = o.gibBytes;
+    }
     this.buckets = new TokenBuckets(this.clock);
     this.ec2 = new Ec2Sim(this.ctx, { contentGiB: o.contentGiB, initialization: o.initialization });
     this.autoscaling = new AutoScalingSim(this.ctx, this.ec2);

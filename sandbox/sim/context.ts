@@ -12,6 +12,11 @@ export class SimContext {
   private readonly background = new Set<Promise<unknown>>();
   private readonly runners = new Set<Promise<unknown>>();
   private readonly changeListeners = new Set<() => void>();
+  /**
+   * Bytes in one GiB of volume size, as the hosts see it (`/sys/block/<dev>/size`, the file systems the
+   * shims model). 2^30 unless a scenario scales volumes down to keep its content small (`CloudOptions.gibBytes`).
+   */
+  gibBytes = 2 ** 30;
 
   constructor(
     readonly clock: SimClock,

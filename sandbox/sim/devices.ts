@@ -23,6 +23,11 @@ export interface DeviceView {
 /** A device to materialise: its view and where the volume's data lives. */
 export interface HostDevice extends DeviceView {
   dataDir: string;
+  /**
+   * The block device's size in bytes as the OS sees it: `/sys/block/<nvmeXn1>/size` holds it in 512-byte
+   * sectors, as on Linux. It grows when a ModifyVolume reaches `optimizing` (`modify.ts`).
+   */
+  sizeBytes?: number;
 }
 
 /** `vol-0abc` -> `vol0abc`, as `nvme id-ctrl` reports it. */
@@ -84,6 +89,32 @@ export function materializeDevices(hostRoot: string, devices: readonly HostDevic
   for (const [name, target] of wantLinks) {
     const path = join(byIdDir, name);
     if (readLink(path) !== target) symlinkSync(target, path);
+  }
+  // /sys/block/<dev>/size: the size in 512-byte sectors (Linux's block layer), read by Volsd-Sync before
+  // it grows a file system; only devices whose size the simulator knows.
+  const sysBlock = join(hostRoot, 'sys', 'block');
+  const sized = devices.filter((d) => d.sizeBytes !== undefined);
+  const wantSizes = new Map(
+    sized.map((d) => [d.device.replace('/dev/', ''), String(Math.floor((d.sizeBytes ?? 0) / 512))]),
+  );
+  for (const name of safeReaddir(sysBlock)) {
+    if (nvmeFile.test(name) && !wantSizes.has(name))
+      rmSync(join(sysBlock, name), { recursive: true, force: true });
+  }
+  for (const [name, sectors] of wantSizes) {
+    const path = join(sysBlock, name, 'size');
+    if (readText(path) !== `${sectors}\n`) {
+      mkdirSync(join(sysBlock, name), { recursive: true });
+      writeFileSync(path, `${sectors}\n`);
+    }
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
   }
 }
 

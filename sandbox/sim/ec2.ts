@@ -13,6 +13,7 @@ import type {
   DescribeInstanceTypesRequest,
   DescribeSnapshotsRequest,
   DescribeVolumeStatusRequest,
+  DescribeVolumesModificationsRequest,
   DescribeVolumesRequest,
   DetachVolumeRequest,
   Instance as Ec2Instance,
@@ -20,6 +21,7 @@ import type {
   Volume as Ec2Volume,
   InstanceTypeInfo,
   ModifyInstanceAttributeRequest,
+  ModifyVolumeRequest,
   Reservation,
   TerminateInstancesRequest,
   VolumeAttachment,
@@ -34,6 +36,7 @@ import {
   provisionedRateRange,
   VolumeInitialization,
 } from './initialization.js';
+import { VolumeModifier } from './modify.js';
 import { applyFilters, paginate, required, tagFilter, tagList, tagsFromSpecifications } from './util.js';
 
 /** EBS volume states (FACTS §2). */
@@ -320,6 +323,9 @@ export class Ec2Sim {
   private readonly contentGiB: number;
   private readonly initializationModel: InitializationModel;
 
+  /** ModifyVolume and DescribeVolumesModifications (`modify.ts`). */
+  readonly modifications: VolumeModifier;
+
   constructor(
     private readonly ctx: SimContext,
     options: Ec2SimOptions = {},
@@ -327,6 +333,15 @@ export class Ec2Sim {
     this.contentGiB = options.contentGiB ?? 1;
     if (!(this.contentGiB >= 0)) throw new RangeError(`contentGiB must be >= 0, got ${options.contentGiB}`);
     this.initializationModel = { ...defaultInitializationModel, ...options.initialization };
+    this.modifications = new VolumeModifier(
+      ctx,
+      (id) => this.volume(id),
+      () => [...this.volumes.values()].filter((v) => this.visible(v)),
+      (v) => {
+        const holder = this.volumes.get(v.id)?.attachment?.instanceId;
+        if (holder) this.materialize(holder);
+      },
+    );
   }
 
   /** The EC2 commands the simulator answers, by operation name. */
@@ -346,6 +361,9 @@ export class Ec2Sim {
     DescribeSnapshots: (i: DescribeSnapshotsRequest) => this.describeSnapshots(i),
     DeleteSnapshot: (i: DeleteSnapshotRequest) => this.deleteSnapshot(i),
     TerminateInstances: (i: TerminateInstancesRequest) => this.terminateInstances(i),
+    ModifyVolume: (i: ModifyVolumeRequest) => this.modifications.modifyVolume(i),
+    DescribeVolumesModifications: (i: DescribeVolumesModificationsRequest) =>
+      this.modifications.describeVolumesModifications(i),
   };
 
   /** Calls `listener` on every instance transition (Auto Scaling and SSM follow instances this way). */
@@ -511,6 +529,7 @@ export class Ec2Sim {
         volumeId: v.id,
         attachDevice: a.device,
         dataDir: this.ctx.volumeDataDir(v.id),
+        sizeBytes: v.size * this.ctx.gibBytes,
       });
     }
     return devices.sort((x, y) => x.device.localeCompare(y.device, 'en', { numeric: true }));
@@ -559,6 +578,7 @@ export class Ec2Sim {
     }
     for (const i of this.instances.values()) for (const cancel of i.timers.splice(0)) cancel();
     for (const s of this.snapshots.values()) s.cancel?.();
+    this.modifications.close();
   }
 
   // ---------------------------------------------------------------- volumes

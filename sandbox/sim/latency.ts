@@ -53,6 +53,10 @@ export interface LatencyModel {
   ssmExecution: Range;
   /** Modelled seconds between checks of /proc/mounts while a detach is busy. */
   busyPoll: number;
+  /** ModifyVolume: modifying -> optimizing (EBS: "usually takes a few seconds"; range assumed). */
+  volumeModifying: Range;
+  /** ModifyVolume: optimizing -> completed (size only; assumed, minutes). */
+  volumeOptimizing: Range;
 }
 
 /** Defaults, see README for sources. */
@@ -75,6 +79,8 @@ export const defaultLatency: LatencyModel = {
   ssmDelivery: [0.5, 1.5],
   ssmExecution: [0.5, 1.5],
   busyPoll: 1,
+  volumeModifying: [2, 10],
+  volumeOptimizing: [120, 900],
 };
 
 /** Draws a duration in `range` with `rng`. */

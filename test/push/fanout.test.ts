@@ -404,7 +404,7 @@ describe('fan-out handler', () => {
 describe('fan-out configuration', () => {
   const base = { TABLE_NAME: 'volsd-web', POOL_NAME: 'web', PUSH_BUCKET: 'volsd-web-push' };
 
-  it('defaults to MaxConcurrency 50, MaxErrors 10%, prefix live/, the Volsd-Sync document and 1 GiB objects', () => {
+  it('defaults to MaxConcurrency 50, MaxErrors 10%, prefix live/, the Volsd-Sync document, 1 GiB objects, growth at 80% and no space check', () => {
     // Act
     const config = fanOutConfigFromEnv(base);
 
@@ -419,6 +419,8 @@ describe('fan-out configuration', () => {
       maxErrors: '10%',
       deliveryTimeoutSeconds: 600,
       maxObjectBytes: 1024 ** 3,
+      growThresholdPercent: 80,
+      gibBytes: 2 ** 30,
     });
   });
 

@@ -23,7 +23,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ExitCode } from '../../../lambdas/shared/documents.js';
 
 /** Exit codes of the scripts (the table in scripts/volsd-lib.sh), from the document catalogue. */
@@ -352,7 +352,70 @@ export class Host {
       );
     }
     for (const name of readdirSync(data)) rmSync(join(data, name), { recursive: true, force: true });
-    writeFileSync(`${data}/.volsd-fs`, `TYPE=xfs\nLABEL=${label}\nUUID=${randomUUID()}\n`);
+    const size = this.deviceBytes(dev);
+    writeFileSync(
+      `${data}/.volsd-fs`,
+      `TYPE=xfs\nLABEL=${label}\nUUID=${randomUUID()}\n${size === undefined ? '' : `SIZE=${size}\n`}`,
+    );
+  }
+
+  // --- File system capacity (shim-lib.sh, the same section) --------------------------------------
+
+  /** shim_device_bytes: the block device's size in bytes (/sys/block/<dev>/size x 512), if given. */
+  deviceBytes(device: string): number | undefined {
+    let name: string;
+    try {
+      name = basename(realpathSync(this.p(device)));
+    } catch {
+      return undefined;
+    }
+    const file = this.p(`/sys/block/${name}/size`);
+    if (!isFile(file)) return undefined;
+    const sectors = firstLine(file);
+    return /^[0-9]+$/.test(sectors) ? Number(sectors) * 512 : undefined;
+  }
+
+  /** shim_fs_bytes: the file system's size (SIZE=), else its device's. */
+  fsBytes(device: string): number | undefined {
+    const size = this.fsField(device, 'SIZE');
+    return size !== undefined && /^[0-9]+$/.test(size) ? Number(size) : this.deviceBytes(device);
+  }
+
+  /** `df -B1 --output=size ROOT` for a volume mounted at host path `mnt` (shim). */
+  dfSize(mnt: string): number | undefined {
+    const line = this.mountLine(2, mnt);
+    const dev = line?.trim().split(/[ \t]+/)[0];
+    return dev === undefined ? undefined : this.fsBytes(dev);
+  }
+
+  /**
+   * Volsd-Sync's grow_filesystem: grows the XFS file system mounted at `mnt` to its device when the
+   * device is larger (the xfs_growfs shim). Returns the log line, or undefined when nothing was to grow.
+   */
+  growFilesystem(mnt: string, device: string): string | undefined {
+    const deviceBytes = this.deviceBytes(device);
+    const fs = this.dfSize(mnt);
+    if (deviceBytes === undefined || fs === undefined || deviceBytes <= fs) return undefined;
+    const line = this.mountLine(2, mnt);
+    const fields = line?.trim().split(/[ \t]+/) ?? [];
+    const dev = fields[0] ?? device;
+    try {
+      this.injectedFailure(
+        'xfs_growfs',
+        'xfs_growfs: XFS_IOC_FSGROWFSDATA xfsctl failed: Input/output error',
+      );
+      if (fields[2] !== 'xfs') throw new ShimError(`xfs_growfs: ${mnt} is not a mounted XFS filesystem`);
+      const data = this.dataDir(dev);
+      if (data === undefined) throw new ShimError(`xfs_growfs: cannot find the size of ${dev}`);
+      const kept = readFileSync(`${data}/.volsd-fs`, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '' && !l.startsWith('SIZE='));
+      writeFileSync(`${data}/.volsd-fs.tmp`, `${[...kept, `SIZE=${deviceBytes}`].join('\n')}\n`);
+      renameSync(`${data}/.volsd-fs.tmp`, `${data}/.volsd-fs`);
+      return `xfs_growfs ${mnt}: data blocks changed from ${Math.floor(fs / 4096)} to ${Math.floor(deviceBytes / 4096)}`;
+    } catch (error) {
+      return `xfs_growfs ${mnt} failed: ${(error as Error).message.slice(-300)}`;
+    }
   }
 
   /** fsfreeze -f|-u -- MOUNTPOINT (shim). */

@@ -512,6 +512,10 @@ export async function syncOp(
       const rel = item.key.slice(prefix.length);
       if (!excluded(rel)) wanted.set(rel, item);
     }
+    // The classifier's byte total: every key under the prefix it did not refuse.
+    let treeBytes = 0;
+    for (const item of listing)
+      if (!refusedKeys.has(item.key) && item.key.startsWith(prefix)) treeBytes += item.size;
 
     // --- The per-volume sync. ---
     const syncVolume = async (volume: string, mnt: string): Promise<{ rc: number; json: string }> => {
@@ -556,6 +560,8 @@ export async function syncOp(
           `refusing to sync: symlinks lead outside the mount root: ${escapes.join('\n').slice(0, 500)}`,
         );
       }
+      const grew = host.growFilesystem(mnt, device);
+      if (grew) out.stderr += `${stamp()} volsd-sync ${volume}: ${grew}\n`;
       const before = host.readGeneration(mnt);
       if (onlyBehind === 'true' && before >= generation) {
         out.stderr += `${stamp()} volsd-sync ${volume}: ${mnt} is at generation ${before}, not behind ${generation}: skipped\n`;
@@ -573,6 +579,14 @@ export async function syncOp(
           ]),
         };
       }
+      const fsBytes = host.dfSize(mnt);
+      if (fsBytes !== undefined && treeBytes * 100 > fsBytes * 95) {
+        return fail(
+          Exit.NoSpace,
+          'no-space',
+          `the content (${treeBytes} bytes) does not fit the file system of ${mnt} (${fsBytes} bytes, 95% usable): nothing synced`,
+        );
+      }
       // The stamp and its clock tick, as the script takes them (a write right after the stamp must
       // carry a later ctime).
       const stampFile = join(work, `stamp.${volume}`);
@@ -585,7 +599,7 @@ export async function syncOp(
       }
       const done = { downloads: 0, bytes: 0, deletes: 0 };
       stats.volumes.push(done);
-      const { rc, log } = await transfer(s3, deps.signal, bucket, root, wanted, excluded, done);
+      const { rc, log } = await transfer(s3, deps.signal, bucket, root, wanted, excluded, done, fsBytes);
       escapes = [...escapingSymlinks(root, realroot), ...filesBeside(host.root, root, realroot, stampNs)];
       for (const rel of parentRels) {
         const target = realpathMissing(`${root}/${rel}`);
@@ -691,6 +705,26 @@ export async function syncOp(
   }
 }
 
+/** The bytes of the regular files under `dir` (shim_used_bytes). */
+function usedBytes(dir: string): number {
+  let total = 0;
+  const visit = (path: string) => {
+    let entries: string[];
+    try {
+      entries = readdirSync(path);
+    } catch {
+      return;
+    }
+    for (const name of entries) {
+      const st = lstatSync(`${path}/${name}`, { throwIfNoEntry: false });
+      if (st?.isDirectory()) visit(`${path}/${name}`);
+      else if (st?.isFile()) total += st.size;
+    }
+  };
+  visit(realpathSync(dir));
+  return total;
+}
+
 function stamp(): string {
   return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 }
@@ -707,9 +741,13 @@ async function transfer(
   wanted: Map<string, Listed>,
   excluded: (rel: string) => boolean,
   done: { downloads: number; bytes: number; deletes: number },
+  capacity?: number,
 ): Promise<{ rc: number; log: string }> {
   const errors: string[] = [];
   const { files: local, warnings } = localFiles(root);
+  // A full file system (the aws shim's model): a write that would take the files past the file
+  // system's size fails with ENOSPC; what fitted stays.
+  let used = usedBytes(root);
   const downloads: [string, Listed][] = [];
   for (const [rel, item] of wanted) {
     const have = local.get(rel);
@@ -731,6 +769,14 @@ async function transfer(
           abortSignal: signal,
         });
         const body = object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
+        const replaced = local.get(rel)?.size ?? 0;
+        if (capacity !== undefined && used - replaced + body.length > capacity) {
+          errors.push(
+            `download failed: s3://${bucket}/${item.key} to ${dest} [Errno 28] No space left on device`,
+          );
+          continue;
+        }
+        used += body.length - replaced;
         mkdirSync(dirname(dest), { recursive: true });
         // As s3transfer: a temporary file beside the destination, renamed over it.
         const tmp = `${dest}.${Math.random().toString(16).slice(2, 10)}`;
