@@ -31,8 +31,10 @@ export const servedOperations = {
     'DescribeSnapshots',
     'DescribeVolumeStatus',
     'DescribeVolumes',
+    'DescribeVolumesModifications',
     'DetachVolume',
     'ModifyInstanceAttribute',
+    'ModifyVolume',
     'TerminateInstances',
   ],
   autoscaling: [
