@@ -89,14 +89,19 @@ if (v.serve) {
     if (process.argv.some((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`)))
       fail(`--serve does not take --${name}`);
   const { servePlayground } = await import('./serve.js');
-  await servePlayground({
-    azs: positiveInt('azs', v.azs as string | undefined, 1),
-    idlePerAz: positiveInt('idle-per-az', v['idle-per-az'] as string | undefined, 2, 0),
-    seed,
-    timeScale,
-    ...(agent ? { agent } : {}),
-    ...(rules ? { rules } : {}),
-  });
+  try {
+    await servePlayground({
+      azs: positiveInt('azs', v.azs as string | undefined, 1),
+      idlePerAz: positiveInt('idle-per-az', v['idle-per-az'] as string | undefined, 2, 0),
+      seed,
+      timeScale,
+      ...(agent ? { agent } : {}),
+      ...(rules ? { rules } : {}),
+    });
+  } catch (err) {
+    console.error(`volsd sandbox: --serve stopped: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
   process.exit(0);
 }
 

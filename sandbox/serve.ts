@@ -151,24 +151,41 @@ export function exportLines(env: Readonly<Record<string, string>>): string[] {
 }
 
 /**
- * Runs the playground until SIGINT, SIGTERM or SIGHUP (the terminal closed): prints `VOLSD_SANDBOX_ENV {json}` and the `export`
- * lines on stdout once ready (progress goes to stderr), then stops everything and resolves.
+ * Runs the playground until SIGINT, SIGTERM or SIGHUP (the terminal closed): prints
+ * `VOLSD_SANDBOX_ENV {json}` and the `export` lines on stdout once ready (progress goes to stderr), then
+ * stops everything and resolves. An uncaught error while serving stops it the same way (then rejects
+ * with that error), so a crash leaves no server or file behind either; one while stopping (a Lambda step
+ * in flight meeting a closed server) is logged and the clean-up goes on.
  */
 export async function servePlayground(o: PlaygroundOptions = {}): Promise<void> {
   const log = o.log ?? ((line: string) => console.error(line));
-  let signalled: NodeJS.Signals | undefined;
+  let reason: string | undefined;
+  let fatal: unknown;
+  let stopping = false;
   let wake = () => {};
   const onSignal = (signal: NodeJS.Signals) => {
-    signalled ??= signal;
+    reason ??= signal;
     wake();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
+  const onFatal = (err: unknown) => {
+    const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    if (stopping) {
+      log(`volsd sandbox: while stopping: ${message}`);
+      return;
+    }
+    fatal ??= err;
+    reason ??= 'an uncaught error';
+    log(`volsd sandbox: ${message}`);
+    wake();
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const signal of signals) process.on(signal, onSignal);
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
   try {
     const playground = await startPlayground({ ...o, log });
     try {
-      if (!signalled) {
+      if (!reason) {
         console.log(`VOLSD_SANDBOX_ENV ${JSON.stringify(playground.env)}`);
         for (const line of exportLines(playground.env)) console.log(line);
         log(
@@ -176,16 +193,18 @@ export async function servePlayground(o: PlaygroundOptions = {}): Promise<void> 
         );
         await new Promise<void>((resolve) => {
           wake = resolve;
-          if (signalled) resolve();
+          if (reason) resolve();
         });
       }
-      log(`volsd sandbox: ${signalled}, stopping`);
+      log(`volsd sandbox: ${reason}, stopping`);
     } finally {
+      stopping = true;
       await playground.stop();
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off('SIGHUP', onSignal);
+    for (const signal of signals) process.off(signal, onSignal);
+    process.off('uncaughtException', onFatal);
+    process.off('unhandledRejection', onFatal);
   }
+  if (fatal !== undefined) throw fatal;
 }

@@ -180,6 +180,13 @@ describe.skipIf(cliMissing)('npm run sandbox -- --serve, driven by the real AWS 
       .Volumes;
   };
 
+  it('is ready with the pool filled: two pool volumes attached to the AZ sync worker (aws ec2 describe-volumes)', async () => {
+    const volumes = await poolVolumeIds();
+    expect(volumes).toHaveLength(2);
+    const holders = new Set(volumes.flatMap((v) => v.Attachments.map((a) => a.InstanceId)));
+    expect(holders.size).toBe(1);
+  });
+
   it('a file copied with aws s3 cp is served by the two hosts the group scales out to (aws autoscaling set-desired-capacity)', async () => {
     const file = join(scratch, 'index.html');
     await writeFile(file, `<h1>${token}</h1>\n`);
@@ -284,4 +291,63 @@ describe.skipIf(cliMissing)('npm run sandbox -- --serve, driven by the real AWS 
       expect(await readdir(join(tmp, name))).toEqual([]);
     }
   }, 120_000);
+});
+
+describe('--serve after an uncaught error', () => {
+  it('stops every server and removes its files, then exits non-zero naming the error', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'volsd-serve-crash-'));
+    try {
+      // A Node script that serves a playground and throws from a timer once it is ready, as a handler's
+      // stray promise would.
+      const script = join(tmp, 'crash.mts');
+      await writeFile(
+        script,
+        `import { servePlayground } from ${JSON.stringify(join(repoRoot, 'sandbox/serve.ts'))};
+const print = console.log;
+console.log = (...args: unknown[]) => {
+  print(...args);
+  if (String(args[0]).startsWith('VOLSD_SANDBOX_ENV')) setTimeout(() => { throw new Error('boom from a stray timer'); }, 50);
+};
+try {
+  await servePlayground({ idlePerAz: 0, agent: 'model', timeScale: 0.02 });
+} catch (err) {
+  console.error('rejected: ' + (err as Error).message);
+  process.exit(3);
+}
+process.exit(0);
+`,
+      );
+      const sandboxTmp = await mkdtemp(join(tmp, 'tmp-'));
+      const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', script], {
+          cwd: repoRoot,
+          env: { ...process.env, TMPDIR: sandboxTmp, TSX_DISABLE_CACHE: '1' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (c: string) => {
+          stdout += c;
+        });
+        child.stderr.setEncoding('utf8').on('data', (c: string) => {
+          stderr += c;
+        });
+        child.on('close', (code) => done({ code, stdout, stderr }));
+      });
+      expect(result.code, result.stderr).toBe(3);
+      expect(result.stderr).toContain('rejected: boom from a stray timer');
+      const env = JSON.parse(/^VOLSD_SANDBOX_ENV (\{.*\})$/m.exec(result.stdout)?.[1] ?? '{}') as Record<
+        string,
+        string
+      >;
+      expect(env.VOLSD_SANDBOX_DIR).toBeTruthy();
+      expect(existsSync(env.VOLSD_SANDBOX_DIR ?? '/')).toBe(false);
+      for (const name of await readdir(sandboxTmp)) {
+        expect(name).toMatch(/^tsx-\d+$/);
+        expect(await readdir(join(sandboxTmp, name))).toEqual([]);
+      }
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
