@@ -37,6 +37,11 @@ export const volsdMetrics = {
   acquireFailures: 'AcquireFailed',
   /** Pushes some instance failed to apply (dimension Pool). */
   pushPartial: 'PushPartial',
+  /**
+   * Launches in an AZ the pool has no sync worker in (dimension Pool), emitted by acquire's failure step:
+   * the instance went InService without a volume.
+   */
+  uncoveredAzLaunches: 'UncoveredAzLaunches',
 } as const;
 
 /** Dimension names of Volsd's custom metrics. */
@@ -150,6 +155,11 @@ export class Monitoring extends Construct {
     this.alarmOnMetric('AcquireFailures', acquireFailures, {
       threshold: 1,
       description: `Volsd ${props.poolName}: an acquire ended without a volume (the instance was abandoned or continued without it). See the acquire executions.`,
+    });
+    const uncoveredAz = this.metric(volsdMetrics.uncoveredAzLaunches, { statistic: 'Sum' });
+    this.alarmOnMetric('UncoveredAzLaunches', uncoveredAz, {
+      threshold: 1,
+      description: `Volsd ${props.poolName}: an instance of a served group launched in an AZ the pool has no sync worker in, and went InService WITHOUT a volume (let through rather than abandoned: a relaunch would land in the same AZ). The acquire execution's error (AzNotCovered) names the AZ. Add a worker subnet in that AZ to the pool, or remove the AZ from the group; then replace those instances.`,
     });
     const pushPartial = this.metric(volsdMetrics.pushPartial, { statistic: 'Sum' });
     this.alarmOnMetric('PushPartial', pushPartial, {

@@ -50,6 +50,21 @@ export interface SandboxOptions {
   backgroundLoad?: CloudOptions['backgroundLoad'];
   /** Largest size of the served group. @default 100 */
   maxGroupSize?: number;
+  /**
+   * AZs of the served group, when they differ from the pool's (an AZ outside the pool is one the pool
+   * does not cover). @default the pool's AZs
+   */
+  groupAzs?: string[];
+  /**
+   * Auto Scaling replaces an abandoned launch, as on AWS. @default false: the group's capacity drops
+   * instead, so a test counts its launches without replacements
+   */
+  replaceAbandoned?: boolean;
+  /**
+   * Wait for every sync worker to be online before returning from `start` (a deployed pool). False: the
+   * workers still boot when `start` returns, as at a first deploy. @default true
+   */
+  waitForWorkers?: boolean;
   /** Keep the sandbox directory after stop (for inspection). */
   keepFiles?: boolean;
   /**
@@ -59,6 +74,11 @@ export interface SandboxOptions {
    * modelled durations: for the chaos and scale scenarios. @default 'scripts'
    */
   agent?: 'scripts' | 'model';
+  /**
+   * Modelled durations of the `model` agent's document runs (`sandbox/agent/model-runner.ts`), e.g. a
+   * slower sync throughput standing for a larger tree. @default its `defaultModelCosts`
+   */
+  modelCosts?: Partial<import('./agent/model-runner.js').ModelCosts>;
 }
 
 /** Names and ARNs the sandbox wires, as the CDK construct would. */
@@ -87,9 +107,10 @@ export class Sandbox {
   /** The lagging index model (rule indexLag), if in force. */
   private indexLag: import('./index-lag.js').IndexLag | undefined;
   private constructor(
-    readonly options: Required<Omit<SandboxOptions, 'azs' | 'bootSeconds'>> & {
+    readonly options: Required<Omit<SandboxOptions, 'azs' | 'bootSeconds' | 'groupAzs'>> & {
       azs: string[];
       bootSeconds: number | undefined;
+      groupAzs: string[];
     },
     readonly rootDir: string,
     readonly cloud: Cloud,
@@ -136,6 +157,10 @@ export class Sandbox {
       maxGroupSize: o.maxGroupSize ?? 100,
       rules: o.rules ?? {},
       backgroundLoad: o.backgroundLoad ?? {},
+      modelCosts: o.modelCosts ?? {},
+      groupAzs: o.groupAzs ?? azs,
+      replaceAbandoned: o.replaceAbandoned ?? false,
+      waitForWorkers: o.waitForWorkers ?? true,
     };
     const rootDir = await mkdtemp(join(tmpdir(), 'volsd-sandbox-'));
     const wiring: SandboxWiring = {
@@ -159,7 +184,7 @@ export class Sandbox {
       rootDir,
       timeScale: options.timeScale,
       seed: options.seed,
-      azs,
+      azs: [...new Set([...azs, ...options.groupAzs])],
       accounting,
       region,
       accountId,
@@ -171,6 +196,7 @@ export class Sandbox {
       const { registerModelledDocuments } = await import('./agent/model-runner.js');
       registerModelledDocuments(cloud.ssm, {
         s3Endpoint: s3.endpoint,
+        costs: options.modelCosts,
         // The scripts' sleeps and the freeze watchdog on the modelled clock, like everything else.
         sleep: (seconds) => cloud.clock.sleep(seconds),
         setTimer: (seconds, fire) => cloud.clock.setTimer(seconds, fire),
@@ -341,7 +367,7 @@ export class Sandbox {
     }
     cloud.createAutoScalingGroup({
       name: wiring.groupName,
-      azs,
+      azs: options.groupAzs,
       tags: { [poolTag]: options.pool, [roleTag]: Role.Client },
       launchHook: {
         name: wiring.hookName,
@@ -358,13 +384,13 @@ export class Sandbox {
       desiredCapacity: 0,
       maxSize: options.maxGroupSize,
       bootSeconds: options.bootSeconds,
-      replaceAbandoned: false,
+      replaceAbandoned: options.replaceAbandoned,
     });
     const workers: Record<string, string> = {};
     const sandbox = new Sandbox(options, rootDir, cloud, dynamo, s3, sfn, repo, intake, wiring, workers);
     sandbox.indexLag = indexLag;
     Object.defineProperty(sandbox, 'accounting', { value: accounting });
-    await sandbox.waitForWorkers();
+    if (options.waitForWorkers) await sandbox.waitForWorkers();
     return sandbox;
   }
 

@@ -12,6 +12,7 @@ import {
 } from '../shared/ec2-ops.js';
 import {
   AttachStuck,
+  AzNotCovered,
   ConcurrentModification,
   InstanceGone,
   InstanceNotReady,
@@ -35,6 +36,7 @@ import {
 } from '../shared/steps.js';
 import { nowMs } from '../shared/time.js';
 import { executionName } from '../shared/workflow-input.js';
+import { heartbeatWhileWaiting, poolBeingBuilt, uncoveredAzResult } from './first-deploy.js';
 
 /** How long an attach may stay `attaching` before it is aborted and retried (the EBS CSI driver's bound). */
 export const attachTimeoutMs = 90_000;
@@ -58,7 +60,9 @@ const resolve: Step = async (ctx, { ec2, repo, config }) => {
   if (!az) throw new InstanceGone(`instance ${ctx.instanceId} has no placement`);
   const pool = await repo.getPool(ctx.pool);
   if (!pool.azs.includes(az))
-    throw new InvalidInput(`instance ${ctx.instanceId} is in ${az}, outside pool ${ctx.pool}`);
+    throw new AzNotCovered(
+      `instance ${ctx.instanceId} is in ${az}; pool ${ctx.pool} has sync workers in ${pool.azs.join(', ')} only`,
+    );
   if (ctx.mountPath !== undefined) {
     const problem = mountPathProblem(ctx.mountPath, mountRoots(config.MOUNT_ROOTS, config.MOUNT_PATH));
     if (problem) throw new InvalidInput(`refusing mount path ${ctx.mountPath}: ${problem}`);
@@ -69,7 +73,8 @@ const resolve: Step = async (ctx, { ec2, repo, config }) => {
 /**
  * Claims an idle volume (idempotent per instance). Nothing idle: asks for a replenish, then either
  * creates a volume from the latest snapshot straight for the instance (direct creation, the default)
- * or fails with NoIdleVolume to be retried while the pool refills.
+ * or fails to be retried while the pool refills: PoolNotReady while the pool has no snapshot yet (it is
+ * being built: the longer wait), NoIdleVolume otherwise.
  */
 const claim: Step = async (ctx, deps) => {
   const az = need(ctx.az, 'az');
@@ -85,7 +90,11 @@ const claim: Step = async (ctx, deps) => {
     });
     const created = deps.config.DIRECT_CREATE ? await createForInstance(ctx, az, deps) : undefined;
     if (created) return created;
-    await maybeHeartbeat(ctx, deps);
+    await heartbeatWhileWaiting(ctx, deps);
+    // With direct creation on, nothing created means no snapshot.
+    const snapshotless =
+      deps.config.DIRECT_CREATE || (await deps.repo.getPool(ctx.pool)).latestSnapshot === undefined;
+    if (snapshotless) throw poolBeingBuilt(ctx, az);
     throw err;
   }
 };
@@ -477,7 +486,7 @@ const abandon: Step = async (ctx, deps) => {
       deps.autoScaling,
       ctx.lifecycle,
       ctx.instanceId,
-      deps.config.ACQUIRE_FAILURE_RESULT,
+      ctx.error?.Error === 'AzNotCovered' ? uncoveredAzResult(ctx) : deps.config.ACQUIRE_FAILURE_RESULT,
     );
   }
   if (ctx.az) {

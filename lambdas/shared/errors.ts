@@ -23,6 +23,13 @@ export class InvalidInput extends named('InvalidInput') {}
 export class UnknownPool extends named('UnknownPool') {}
 /** No IDLE volume could be claimed in the pool and AZ. Acquire waits for a replenish and retries. */
 export class NoIdleVolume extends named('NoIdleVolume') {}
+/**
+ * Nothing idle, and the pool has no snapshot yet to create a volume from: it is still being built (its
+ * first fill). Acquire waits for replenish longer than for NoIdleVolume, with lifecycle heartbeats.
+ */
+export class PoolNotReady extends named('PoolNotReady') {}
+/** The instance is in an AZ the pool has no sync worker in: no retry helps, the pool's AZs must change. */
+export class AzNotCovered extends named('AzNotCovered') {}
 /** The volume has no record in the table. */
 export class VolumeNotFound extends named('VolumeNotFound') {}
 /** A transition that the state table does not allow. A programming or operator error: never retried. */
@@ -53,6 +60,8 @@ export const namedErrors = {
   InvalidInput,
   UnknownPool,
   NoIdleVolume,
+  PoolNotReady,
+  AzNotCovered,
   VolumeNotFound,
   IllegalTransition,
   ConcurrentModification,

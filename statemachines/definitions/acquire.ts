@@ -6,8 +6,8 @@ import { catchAll, catchOn, type FatalLists, poll, stateMachine, taskBuilder } f
  * had shorter lists already, kept as they were.
  */
 const fatal: FatalLists = {
-  // requireLiveInstance (justLaunched): InstanceGone; repo.getPool: UnknownPool
-  resolve: ['InvalidInput', 'InstanceGone', 'UnknownPool'],
+  // requireLiveInstance (justLaunched): InstanceGone; repo.getPool: UnknownPool; AzNotCovered outside the pool
+  resolve: ['InvalidInput', 'InstanceGone', 'UnknownPool', 'AzNotCovered'],
   // repo.claimVolume: IllegalTransition, AssignmentConflict, UnknownPool, VolumeNotFound; direct creation
   // (repo.getPool, repo.claimCreated): also VolumeHeldElsewhere
   claim: [
@@ -57,7 +57,9 @@ export const acquire = stateMachine({
   Comment:
     "Volsd acquire: claim an idle volume in the instance's AZ, move it from the sync worker to the instance, mount it, bring it current, then let the instance go InService. Any failure compensates and completes the lifecycle action with the configured result.",
   StartAt: 'Resolve',
-  TimeoutSeconds: 1800,
+  // The longest waits in a row (a first fill, attach, mount, five sync rounds) fit; a timeout would leave
+  // the lifecycle action to its own timeout instead of Abandon.
+  TimeoutSeconds: 5400,
   States: {
     Resolve: task({
       comment: "Find the instance's AZ; a gone instance ends the acquire.",
@@ -75,10 +77,12 @@ export const acquire = stateMachine({
     }),
     Claim: task({
       comment:
-        'Claim an idle volume (idempotent per instance). Nothing idle: a replenish is requested and the claim retried with backoff (2 s growing to 30 s) for about 10 minutes, with lifecycle heartbeats.',
+        'Claim an idle volume (idempotent per instance). Nothing idle: a replenish is requested and the claim retried with backoff (2 s growing to 30 s) for about 10 minutes, with lifecycle heartbeats; about 45 minutes while the pool has no snapshot yet (PoolNotReady: being built, e.g. at the first deploy).',
       step: 'claim',
       poll: [
         poll('NoIdleVolume', { IntervalSeconds: 2, BackoffRate: 1.6, MaxDelaySeconds: 30, MaxAttempts: 24 }),
+        // 5, 7.5, 11, 17, 25, then 30 s (claimPollMaxSeconds in lambdas/acquire/first-deploy.ts): 44 min.
+        poll('PoolNotReady', { IntervalSeconds: 5, BackoffRate: 1.5, MaxDelaySeconds: 30, MaxAttempts: 90 }),
       ],
       catch: [catchAll('$.error', 'Compensate')],
       next: 'UnmountOnWorker',

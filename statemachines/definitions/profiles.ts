@@ -5,9 +5,9 @@
  *
  * 1. `fatal`: the named errors the step can throw that no retry cures (MaxAttempts 0), so they go
  *    straight to the Catch. One list per step, written beside the state machine's definition.
- * 2. `poll`: "not yet" errors (VolumeNotReady, CommandPending, InstanceNotReady, NoIdleVolume, and EC2's
- *    "device name in use" InvalidParameterValue on attach), each with its own interval and attempts,
- *    tuned per Task.
+ * 2. `poll`: "not yet" errors (VolumeNotReady, CommandPending, InstanceNotReady, NoIdleVolume,
+ *    PoolNotReady, and EC2's "device name in use" InvalidParameterValue on attach), each with its own
+ *    interval and attempts, tuned per Task.
  * 3. `transient`: Lambda service errors and AWS throttling that outlived the SDK's retries, plus
  *    ConcurrentModification (a retry re-reads), with backoff and full jitter.
  * 4. `unexpected`: States.ALL, a few times, for anything else.
@@ -74,7 +74,7 @@ export interface StateMachineDefinition {
 /** The "not yet" errors a poll retrier retries. */
 type NotYetError = Extract<
   VolsdErrorName,
-  'VolumeNotReady' | 'CommandPending' | 'InstanceNotReady' | 'NoIdleVolume'
+  'VolumeNotReady' | 'CommandPending' | 'InstanceNotReady' | 'NoIdleVolume' | 'PoolNotReady'
 >;
 
 /**

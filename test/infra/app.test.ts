@@ -451,8 +451,12 @@ describe('observability', () => {
     }
   });
 
-  it('alarms on acquire failures and partial pushes of the pool', () => {
-    for (const metric of [volsdMetrics.acquireFailures, volsdMetrics.pushPartial]) {
+  it('alarms on acquire failures, launches in an AZ the pool does not cover and partial pushes of the pool', () => {
+    for (const metric of [
+      volsdMetrics.acquireFailures,
+      volsdMetrics.uncoveredAzLaunches,
+      volsdMetrics.pushPartial,
+    ]) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: metricsNamespace,
         MetricName: metric,

@@ -81,8 +81,8 @@ describe('Monitoring', () => {
   });
 
   it('counts its alarms', () => {
-    // IdleBelowTarget (1 AZ), AcquireFailed, PushPartial, and the three added above.
-    expect(monitoring.alarms).toHaveLength(6);
+    // IdleBelowTarget (1 AZ), AcquireFailed, UncoveredAzLaunches, PushPartial, and the three added above.
+    expect(monitoring.alarms).toHaveLength(7);
   });
 });
 
@@ -124,10 +124,12 @@ describe('alarms quiet at a first deploy', () => {
   });
 
   it('keeps event counts, silent when nothing happens, off INSUFFICIENT_DATA notices', () => {
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      MetricName: 'AcquireFailed',
-      TreatMissingData: 'notBreaching',
-      InsufficientDataActions: Match.absent(),
-    });
+    for (const metric of ['AcquireFailed', 'UncoveredAzLaunches', 'PushPartial']) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: metric,
+        TreatMissingData: 'notBreaching',
+        InsufficientDataActions: Match.absent(),
+      });
+    }
   });
 });
