@@ -197,7 +197,9 @@ const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&
 /** Reads the operation's input shape out of the flat parameters (`Filter.1.Name`, `X.member.1`). */
 function readInput(model: ServiceModel, shapeName: string, params: URLSearchParams): Record<string, unknown> {
   const flat = new Map<string, string>();
-  for (const [key, value] of params) if (key !== 'Action' && key !== 'Version') flat.set(key, value);
+  // Action and Version name the call; X-Amz-* carry a presigned request's signature (SigV4 query auth).
+  for (const [key, value] of params)
+    if (key !== 'Action' && key !== 'Version' && !key.startsWith('X-Amz-')) flat.set(key, value);
   const used = new Set<string>();
   const invalid = (name: string, value: string, why: string) =>
     model.protocol === 'ec2'

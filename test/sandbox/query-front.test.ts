@@ -168,6 +168,22 @@ describe('the query-protocol front', () => {
     expect(malformed.text).toContain('<Code>InvalidParameterValue</Code>');
   });
 
+  it('answers a presigned GET (SigV4 in the query string) without taking X-Amz-* for parameters', async () => {
+    const query = new URLSearchParams({
+      Action: 'DescribeVolumes',
+      Version: '2016-11-15',
+      'Filter.1.Name': 'tag:volsd:pool',
+      'Filter.1.Value.1': 'web',
+      'X-Amz-Algorithm': 'AWS4-HMAC-SHA256',
+      'X-Amz-Credential': 'AKID/20260101/us-east-1/ec2/aws4_request',
+      'X-Amz-Signature': '0'.repeat(64),
+    });
+    const response = await fetch(`${front.ec2Url}/?${query}`);
+    const text = await response.text();
+    expect(response.status, text).toBe(200);
+    expect(text).toContain(`<volumeId>${volumeId}</volumeId>`);
+  });
+
   it('refuses an unsigned request with MissingAuthenticationToken, 403', async () => {
     const response = await fetch(front.autoscalingUrl, {
       method: 'POST',
