@@ -3,9 +3,10 @@ import { poolTag } from '../lambdas/shared/tags.js';
 import { poolNameSchema } from '../lambdas/shared/validate.js';
 import { type AwsClients, createClients, resolveRegion } from './aws.js';
 import type { CommandArgs, CommandName, GlobalArgs } from './cli.js';
-import { UsageError } from './errors.js';
+import { ClientError, ExitCode, UsageError } from './errors.js';
+import { HostApiClient } from './host-api.js';
 import { type HostIdentity, InstanceMetadata } from './imds.js';
-import { loadPoolConfig, type PoolConfig } from './pool-config.js';
+import { configParameterNames, configParameterPath, loadPoolConfig, type PoolConfig } from './pool-config.js';
 import type { ProgressMode, TextSink } from './progress.js';
 
 /** What a command gets: its parsed arguments, the environment, where to report progress. */
@@ -35,9 +36,11 @@ export interface PoolSession {
   repo: VolumeRepository;
 }
 
-/** A session on an EC2 host of the pool: also who the host is. */
+/** A session on an EC2 host of the pool: also who the host is, and the pool's host API. */
 export interface HostSession extends PoolSession {
   host: HostIdentity;
+  /** The only way a host acts: its requests are signed by its own credentials. */
+  hostApi: HostApiClient;
 }
 
 function poolFromFlags(ctx: CommandContext): string | undefined {
@@ -87,5 +90,17 @@ export async function openHostSession(ctx: CommandContext): Promise<HostSession>
   const pool = poolFromFlags(ctx) ?? (await imds.tag(poolTag));
   if (!pool) throw noPool(ctx, true);
   const session = await openPool(ctx, pool, host.region);
-  return { ...session, host };
+  const url = session.config.hostApiUrl;
+  if (!url) {
+    const parameter = `${configParameterPath(session.config.pool)}/${configParameterNames.hostApiUrl}`;
+    throw new ClientError(
+      ExitCode.NotDeployed,
+      'NotDeployed',
+      `the host API is not deployed in pool '${session.config.pool}' (no parameter ${parameter})`,
+      { pool: session.config.pool, parameter },
+    );
+  }
+  const { ssm } = session.clients;
+  const hostApi = new HostApiClient(url, session.clients.region, () => ssm.config.credentials());
+  return { ...session, host, hostApi };
 }

@@ -18,6 +18,8 @@ export interface PoolConfig {
   replenishStateMachineArn?: string;
   snapshotStateMachineArn?: string;
   syncAllStateMachineArn?: string;
+  /** The host API's function URL (host commands). */
+  hostApiUrl?: string;
 }
 
 /**

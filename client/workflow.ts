@@ -67,23 +67,62 @@ export async function waitForExecution(
   executionArn: string,
   options: WaitOptions,
 ): Promise<ExecutionOutcome> {
-  const now = options.now ?? Date.now;
-  const deadline = now() + options.timeoutMs;
-  let pause = firstPollMs;
-  let steps = options.steps;
-  for (;;) {
+  return pollExecution(sfnDescriber(sfn), executionArn, options);
+}
+
+/** How an execution stands: what one poll learns (the step only when asked and allowed). */
+export interface ExecutionState {
+  status: string;
+  output?: string;
+  error?: string;
+  cause?: string;
+  step?: string;
+}
+
+/** Reads an execution's state; `withStep` asks for the state it last entered too. */
+export type ExecutionDescriber = (executionArn: string, withStep: boolean) => Promise<ExecutionState>;
+
+/** Describes executions with Step Functions itself (DescribeExecution, GetExecutionHistory). */
+export function sfnDescriber(sfn: SFNClient): ExecutionDescriber {
+  let steps = true;
+  return async (executionArn, withStep) => {
     const described = await awsCall('states:DescribeExecution', () =>
       sfn.send(new DescribeExecutionCommand({ executionArn })),
     );
     const status = described.status ?? 'UNKNOWN';
     let step: string | undefined;
-    if (steps && status === 'RUNNING') {
+    if (withStep && steps && status === 'RUNNING') {
       step = await currentStep(sfn, executionArn).catch(() => {
         steps = false;
         return undefined;
       });
     }
-    options.progress.update(status, step);
+    return {
+      status,
+      ...(described.output ? { output: described.output } : {}),
+      ...(described.error ? { error: described.error } : {}),
+      ...(described.cause ? { cause: described.cause } : {}),
+      ...(step ? { step } : {}),
+    };
+  };
+}
+
+/**
+ * Polls `describe` until the execution ends or `timeoutMs` passes (then a Timeout error: the execution
+ * is not stopped). Pauses grow from 0.2 to 2 s.
+ */
+export async function pollExecution(
+  describe: ExecutionDescriber,
+  executionArn: string,
+  options: WaitOptions,
+): Promise<ExecutionOutcome> {
+  const now = options.now ?? Date.now;
+  const deadline = now() + options.timeoutMs;
+  let pause = firstPollMs;
+  for (;;) {
+    const described = await describe(executionArn, options.steps);
+    const status = described.status;
+    options.progress.update(status, described.step);
     if (status !== 'RUNNING') {
       return {
         executionArn,

@@ -2,6 +2,7 @@ import { Arn, ArnFormat, Stack } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, type IConstruct } from 'constructs';
@@ -515,9 +516,10 @@ export interface ClientPoliciesProps {
  *   built in the same app; attach it to the instance role of groups given by name (besides
  *   AmazonSSMManagedInstanceCore, which Run Command needs).
  * - `hostPolicy` for hosts that acquire and release by hand: read the pool's configuration
- *   parameters, read their own assignment from the table, start the acquire/release workflows and
- *   follow their executions (added with `allowHostWorkflows`). Such a host must also carry the tag
- *   `volsd:pool=<pool>`, or the workflows may not attach to it.
+ *   parameters and call the host API (added with `allowHostApi`), which acts only for the calling
+ *   instance; nothing of Step Functions or the table (exactly `hostPolicyActions` of
+ *   lambdas/hostapi/contract.ts). Such a host must also carry the tag `volsd:pool=<pool>`, or the
+ *   workflows may not attach to it.
  * - `adminPolicy` for operators: read the table and its index, read the parameters, start the pool's
  *   workflows and follow them (added with `allowAdminWorkflows`).
  */
@@ -564,14 +566,7 @@ export class ClientPolicies extends Construct {
     });
     this.hostPolicy = new ManagedPolicy(this, 'HostPolicy', {
       description: `Volsd ${props.poolName}: hosts running volsd-client acquire/release`,
-      statements: [
-        readParameters,
-        new PolicyStatement({
-          sid: 'ReadOwnAssignment',
-          actions: ['dynamodb:GetItem'],
-          resources: [props.table.tableArn],
-        }),
-      ],
+      statements: [readParameters],
     });
     this.adminPolicy = new ManagedPolicy(this, 'AdminPolicy', {
       description: `Volsd ${props.poolName}: operators of the pool (volsd-client admin commands)`,
@@ -591,7 +586,7 @@ export class ClientPolicies extends Construct {
       ],
     });
     if (props.table.encryptionKey) {
-      for (const policy of [this.hostPolicy, this.adminPolicy]) {
+      for (const policy of [this.adminPolicy]) {
         policy.addStatements(
           new PolicyStatement({
             sid: 'DecryptTable',
@@ -624,9 +619,27 @@ export class ClientPolicies extends Construct {
     ]);
   }
 
-  /** Lets hosts start `stateMachines` (acquire, release) and follow their executions. */
-  public allowHostWorkflows(...stateMachines: IStateMachine[]): this {
-    this.allowWorkflows(this.hostPolicy, stateMachines, ['states:DescribeExecution']);
+  /**
+   * Lets hosts call the host API `fn` through its function URL (AuthType AWS_IAM): InvokeFunctionUrl,
+   * and InvokeFunction only through the URL (`lambda:InvokedViaFunctionUrl`), which function URLs
+   * created since October 2025 also need. A direct Invoke would let a host write the event, identity
+   * included, itself.
+   */
+  public allowHostApi(fn: IFunction): this {
+    this.hostPolicy.addStatements(
+      new PolicyStatement({
+        sid: 'InvokeHostApiUrl',
+        actions: ['lambda:InvokeFunctionUrl'],
+        resources: [fn.functionArn],
+        conditions: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
+      }),
+      new PolicyStatement({
+        sid: 'InvokeHostApiThroughUrl',
+        actions: ['lambda:InvokeFunction'],
+        resources: [fn.functionArn],
+        conditions: { Bool: { 'lambda:InvokedViaFunctionUrl': 'true' } },
+      }),
+    );
     return this;
   }
 

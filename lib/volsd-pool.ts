@@ -7,6 +7,7 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { VolsdDocument } from '../lambdas/shared/documents.js';
 import { ConfigParameters, configParameterNames } from './config-parameters.js';
+import { HostApi } from './host-api.js';
 import { LifecycleIntake, type ServedGroup } from './lifecycle-intake.js';
 import { Monitoring } from './monitoring.js';
 import { ClientPolicies, WorkflowPermissions } from './permissions.js';
@@ -111,6 +112,8 @@ export class VolsdPool extends Construct {
   public readonly workflows: Workflows;
   /** The push fan-out and push status functions. */
   public readonly fanOut: PushFanOut;
+  /** The host API: hosts acquire, release and read their state through it, for themselves only. */
+  public readonly hostApi: HostApi;
 
   constructor(scope: Construct, id: string, props: VolsdPoolProps) {
     super(scope, id);
@@ -206,6 +209,7 @@ export class VolsdPool extends Construct {
     const logs = { logRetention: props.logRetention, logRemovalPolicy: props.logRemovalPolicy };
     this.workflows = new Workflows(this, 'Workflows', { pool: this, ...logs });
     this.fanOut = new PushFanOut(this, 'PushFanOut', { pool: this, ...logs });
+    this.hostApi = new HostApi(this, 'HostApi', { pool: this, ...logs });
   }
 
   /**

@@ -79,11 +79,6 @@ export interface WorkflowOptions {
    */
   readonly parameterName?: string;
   /**
-   * Whether hosts running volsd-client (the client host policy) may start it. Admins always may.
-   * @default false
-   */
-  readonly startedByHosts?: boolean;
-  /**
    * Whether the function may ask for a replenish (`REPLENISH_STATE_MACHINE_ARN` and StartExecution on
    * the replenish state machine).
    * @default false
@@ -222,7 +217,6 @@ export class Workflows extends Construct {
       functionArnPlaceholder: 'AcquireFunctionArn',
       statements: pool.permissions.forAcquire(),
       parameterName: configParameterNames.acquireStateMachineArn,
-      startedByHosts: true,
       requestsReplenish: true,
     });
     this.release = this.addWorkflow('release', {
@@ -231,7 +225,6 @@ export class Workflows extends Construct {
       functionArnPlaceholder: 'ReleaseFunctionArn',
       statements: pool.permissions.forRelease(),
       parameterName: configParameterNames.releaseStateMachineArn,
-      startedByHosts: true,
       requestsReplenish: true,
     });
 
@@ -317,7 +310,7 @@ export class Workflows extends Construct {
    * Wires one workflow: its function (workflow configuration, table, least-privilege `statements`),
    * its Standard state machine from `definitionFile` with the function's ARN substituted, logs,
    * tracing and the invoke permission, an alarm on failed executions, dashboard graphs, the admin
-   * grant (and the host grant when `startedByHosts`), the published ARN and the schedule.
+   * grant (hosts start acquire and release only through the host API, lib/host-api.ts), the published ARN and the schedule.
    * The extension point for further workflows, e.g. `workflows.addWorkflow('syncall', { entry:
    * 'lambdas/syncall/handler.ts', definitionFile: 'statemachines/syncall.asl.json',
    * functionArnPlaceholder: 'SyncallFunctionArn', statements: pool.permissions.forFanOut(),
@@ -399,7 +392,6 @@ export class Workflows extends Construct {
     if (options.parameterName) {
       pool.config.add(options.parameterName, stateMachine.stateMachineArn, `Volsd: the ${name} workflow`);
     }
-    if (options.startedByHosts) pool.clientPolicies.allowHostWorkflows(stateMachine);
     pool.clientPolicies.allowAdminWorkflows(stateMachine);
 
     const schedules = (options.schedule?.targets ?? []).map(({ id: targetId, input }) => {

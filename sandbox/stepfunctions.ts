@@ -1,9 +1,11 @@
 import './polyfills.js';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SFNServiceException } from '@aws-sdk/client-sfn';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { ExecutionHistory } from './gateway/history.js';
 import type { Accounting } from './sim/accounting.js';
 
 /** A Lambda handler as the sandbox calls it: the real exported `handler` of `lambdas/<name>/handler.ts`. */
@@ -117,6 +119,10 @@ export class LocalStepFunctions {
   private readonly running = new Set<LocalExecution>();
   private readonly aborts = new Set<() => void>();
   private readonly crashes = new Map<string, number>();
+  /** GetExecutionHistory, rebuilt from the states each execution entered (the host API reads it). */
+  private readonly history = new ExecutionHistory(
+    resolve(fileURLToPath(new URL('..', import.meta.url)), 'statemachines'),
+  );
   /** Lambda crashes injected so far, by state name. */
   readonly crashCounts = new Map<string, number>();
 
@@ -311,6 +317,15 @@ export class LocalStepFunctions {
           error: e.error,
           cause: e.cause,
         };
+      }
+      case 'GetExecutionHistory': {
+        const e = this.executions.get(String(input.executionArn));
+        if (!e)
+          throw sfnError(
+            'ExecutionDoesNotExist',
+            `Execution Does Not Exist: '${String(input.executionArn)}'`,
+          );
+        return this.history.page(e, input) as Json;
       }
       case 'ListExecutions': {
         const list = [...this.executions.values()]

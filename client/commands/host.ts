@@ -1,16 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type VolumeRecord, VolumeState } from '../../lambdas/shared/model.js';
+import type { StartedResponse } from '../../lambdas/hostapi/contract.js';
+import { VolumeState } from '../../lambdas/shared/model.js';
 import { mountPathProblem } from '../../lambdas/shared/mount-path.js';
-import { executionName, WorkflowAction, type WorkflowInput } from '../../lambdas/shared/workflow-input.js';
-import { awsCall } from '../aws.js';
 import { type CommandContext, type CommandResult, type HostSession, openHostSession } from '../context.js';
 import { ClientError, ExitCode, UsageError } from '../errors.js';
 import { renderPairs } from '../format.js';
-import { requireArn } from '../pool-config.js';
 import { createProgress } from '../progress.js';
-import { type ExecutionOutcome, startExecution, waitForExecution } from '../workflow.js';
+import { type ExecutionOutcome, pollExecution } from '../workflow.js';
 
 /** Workflow errors that mean "someone else holds it", reported as a conflict (exit 7). */
 const conflictErrors = new Set(['AssignmentConflict', 'VolumeHeldElsewhere']);
@@ -24,43 +22,6 @@ function str(value: unknown): string | undefined {
 
 function num(value: unknown): number | undefined {
   return typeof value === 'number' ? value : undefined;
-}
-
-/**
- * Refuses to acquire for a host that already holds a volume or has an acquire or release in flight
- * (its assignment says so): acquiring twice would only remount the same volume.
- */
-async function refuseIfHeld(session: HostSession): Promise<void> {
-  const { host, repo, config } = session;
-  const assignment = await awsCall('dynamodb:GetItem', () => repo.getAssignment(host.instanceId));
-  if (!assignment) return;
-  const details = { instanceId: host.instanceId, pool: assignment.pool, volumeId: assignment.volumeId };
-  if (assignment.pool !== config.pool) {
-    throw new ClientError(
-      ExitCode.Conflict,
-      'VolumeAlreadyHeld',
-      `this host (${host.instanceId}) already has a volume of pool '${assignment.pool}'; release it there first`,
-      details,
-    );
-  }
-  const volumeId = assignment.volumeId;
-  const volume = volumeId ? await awsCall('dynamodb:GetItem', () => repo.findVolume(volumeId)) : undefined;
-  if (volume?.state === VolumeState.InUse && volume.holder === host.instanceId) {
-    throw new ClientError(
-      ExitCode.Conflict,
-      'VolumeAlreadyHeld',
-      `this host (${host.instanceId}) already holds ${volume.volumeId}${volume.device ? ` on ${volume.device}` : ''}; run 'volsd-client release' first`,
-      { ...details, state: volume.state, device: volume.device },
-    );
-  }
-  throw new ClientError(
-    ExitCode.Conflict,
-    'AcquireInProgress',
-    volume
-      ? `an acquire or release is in progress for this host (${volume.volumeId} is ${volume.state})`
-      : `an acquire is in progress for this host (${host.instanceId})`,
-    { ...details, ...(volume ? { state: volume.state } : {}) },
-  );
 }
 
 /** Turns a workflow that did not succeed into the client error to exit with. */
@@ -88,20 +49,32 @@ async function runWorkflow(
   ctx: CommandContext,
   session: HostSession,
   label: 'acquire' | 'release',
-  stateMachineArn: string,
-  input: WorkflowInput,
-): Promise<{ started: { executionArn: string }; outcome?: ExecutionOutcome }> {
-  const started = await startExecution(session.clients.sfn, stateMachineArn, executionName(input), input);
+  startWorkflow: () => Promise<StartedResponse>,
+): Promise<{ started: StartedResponse; outcome?: ExecutionOutcome }> {
+  const started = await startWorkflow();
+  if (started.instanceId !== session.host.instanceId) {
+    // The host API acts for the instance the credentials belong to: these are not this host's.
+    throw new ClientError(
+      ExitCode.PermissionDenied,
+      'NotThisHost',
+      `the credentials in use belong to ${started.instanceId}, not to this host (${session.host.instanceId}); ${label} runs for ${started.instanceId}`,
+      { executionArn: started.executionArn },
+    );
+  }
   if (ctx.args.noWait) return { started };
   const progress = createProgress(ctx.progressMode, label, ctx.progressSink, ctx.now);
   try {
-    const outcome = await waitForExecution(session.clients.sfn, started.executionArn, {
-      timeoutMs: ctx.args.timeoutSeconds * 1000,
-      progress,
-      label,
-      steps: ctx.progressMode !== 'silent',
-      now: ctx.now,
-    });
+    const outcome = await pollExecution(
+      (executionArn, step) => session.hostApi.execution({ executionArn, step }),
+      started.executionArn,
+      {
+        timeoutMs: ctx.args.timeoutSeconds * 1000,
+        progress,
+        label,
+        steps: ctx.progressMode !== 'silent',
+        now: ctx.now,
+      },
+    );
     return { started, outcome };
   } finally {
     progress.stop();
@@ -112,8 +85,6 @@ async function runWorkflow(
 export async function acquire(ctx: CommandContext): Promise<CommandResult> {
   const session = await openHostSession(ctx);
   const { host, config } = session;
-  const stateMachineArn = requireArn(config, 'acquireStateMachineArn', 'the acquire workflow');
-  await refuseIfHeld(session);
   if (ctx.args.mount) {
     // The workflow and the host refuse it too; refusing here saves a claim and says why. The pool
     // publishes its mount path only: further roots (the workflows' MOUNT_ROOTS) are checked there.
@@ -121,14 +92,14 @@ export async function acquire(ctx: CommandContext): Promise<CommandResult> {
     const problem = mountPathProblem(ctx.args.mount, roots);
     if (problem) throw new UsageError(`--mount: ${problem}`, 'volsd-client acquire --help');
   }
-  const input: WorkflowInput = {
+  const request = {
     pool: config.pool,
-    instanceId: host.instanceId,
-    action: WorkflowAction.ManualAcquire,
     requestId: randomUUID(),
     ...(ctx.args.mount ? { mountPath: ctx.args.mount } : {}),
   };
-  const { started, outcome } = await runWorkflow(ctx, session, 'acquire', stateMachineArn, input);
+  const { started, outcome } = await runWorkflow(ctx, session, 'acquire', () =>
+    session.hostApi.acquire(request),
+  );
   if (!outcome) {
     return {
       data: {
@@ -169,14 +140,9 @@ export async function acquire(ctx: CommandContext): Promise<CommandResult> {
 export async function release(ctx: CommandContext): Promise<CommandResult> {
   const session = await openHostSession(ctx);
   const { host, config } = session;
-  const stateMachineArn = requireArn(config, 'releaseStateMachineArn', 'the release workflow');
-  const input: WorkflowInput = {
-    pool: config.pool,
-    instanceId: host.instanceId,
-    action: WorkflowAction.ManualRelease,
-    requestId: randomUUID(),
-  };
-  const { started, outcome } = await runWorkflow(ctx, session, 'release', stateMachineArn, input);
+  const { started, outcome } = await runWorkflow(ctx, session, 'release', () =>
+    session.hostApi.release({ pool: config.pool, requestId: randomUUID() }),
+  );
   if (!outcome) {
     return {
       data: {
@@ -226,8 +192,9 @@ async function recordedMountPath(env: Record<string, string | undefined>, volume
 /** `status`: the volume this host holds (if any): state, device, mount point, generation, currency. */
 export async function status(ctx: CommandContext): Promise<CommandResult> {
   const session = await openHostSession(ctx);
-  const { host, config, repo } = session;
-  const assignment = await awsCall('dynamodb:GetItem', () => repo.getAssignment(host.instanceId));
+  const { host, config } = session;
+  const answer = await session.hostApi.status({ pool: config.pool });
+  const { assignment } = answer;
   const base = { pool: config.pool, instanceId: host.instanceId, az: host.az };
   if (assignment && assignment.pool !== config.pool) {
     return {
@@ -241,9 +208,7 @@ export async function status(ctx: CommandContext): Promise<CommandResult> {
     };
   }
   const volumeId = assignment?.volumeId;
-  const volume: VolumeRecord | undefined = volumeId
-    ? await awsCall('dynamodb:GetItem', () => repo.findVolume(volumeId))
-    : undefined;
+  const volume = answer.volume;
   if (!volume || volume.holder !== host.instanceId) {
     const data = { ...base, status: assignment ? 'PENDING' : 'NONE', volumeId: volumeId ?? null };
     return {
@@ -253,7 +218,7 @@ export async function status(ctx: CommandContext): Promise<CommandResult> {
         : `this host (${host.instanceId}) holds no volume of pool '${config.pool}'\n`,
     };
   }
-  const pool = await awsCall('dynamodb:GetItem', () => repo.getPool(config.pool));
+  const poolGeneration = answer.poolGeneration ?? volume.generation;
   const mountPath =
     volume.state === VolumeState.InUse
       ? ((await recordedMountPath(ctx.env, volume.volumeId)) ?? config.mountPath ?? defaultMountPath)
@@ -266,8 +231,8 @@ export async function status(ctx: CommandContext): Promise<CommandResult> {
     device: volume.device,
     mountPath,
     generation: volume.generation,
-    poolGeneration: pool.generation,
-    current: volume.generation >= pool.generation,
+    poolGeneration,
+    current: volume.generation >= poolGeneration,
     claimedAt: volume.claimedAt,
   };
   return {

@@ -17,4 +17,6 @@ export const configParameterNames = {
   replenishStateMachineArn: 'replenish-state-machine-arn',
   snapshotStateMachineArn: 'snapshot-state-machine-arn',
   syncAllStateMachineArn: 'sync-all-state-machine-arn',
+  /** The host API's function URL: hosts acquire, release and read their state only through it. */
+  hostApiUrl: 'host-api-url',
 } as const;

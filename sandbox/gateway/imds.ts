@@ -20,8 +20,14 @@ export interface ImdsSource {
   instance(): ImdsInstance | undefined;
   /** Whether instance tags are exposed (`InstanceMetadataTags: enabled`). @default true */
   tagsEnabled?: boolean;
-  /** The instance profile's role and the credentials it hands out; absent: no instance profile. */
-  instanceProfile?: { roleName: string; accessKeyId: string; secretAccessKey: string };
+  /**
+   * The instance profile's role and the credentials it hands out to the instance (each instance its own
+   * session, as EC2 does); absent: no instance profile.
+   */
+  instanceProfile?: {
+    roleName: string;
+    credentials(instanceId: string): { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  };
 }
 
 const tokenHeader = 'x-aws-ec2-metadata-token';
@@ -133,12 +139,12 @@ export class ImdsService {
           2,
         );
       default:
-        return this.credentials(path) ?? this.tag(path, instance);
+        return this.credentials(path, instance.instanceId) ?? this.tag(path, instance);
     }
   }
 
   /** The instance profile's credentials, as the SDK's instance-metadata credential provider reads them. */
-  private credentials(path: string): string | undefined {
+  private credentials(path: string, instanceId: string): string | undefined {
     const profile = this.source.instanceProfile;
     const prefix = '/latest/meta-data/iam/security-credentials';
     if (!profile || !path.startsWith(prefix)) return undefined;
@@ -146,13 +152,14 @@ export class ImdsService {
     if (rest === '') return profile.roleName;
     if (rest !== profile.roleName) return undefined;
     const now = Date.now();
+    const credentials = profile.credentials(instanceId);
     return JSON.stringify({
       Code: 'Success',
       LastUpdated: new Date(now).toISOString(),
       Type: 'AWS-HMAC',
-      AccessKeyId: profile.accessKeyId,
-      SecretAccessKey: profile.secretAccessKey,
-      Token: 'volsd-sandbox-session-token',
+      AccessKeyId: credentials.accessKeyId,
+      SecretAccessKey: credentials.secretAccessKey,
+      Token: credentials.sessionToken ?? 'volsd-sandbox-session-token',
       Expiration: new Date(now + 6 * 3600 * 1000).toISOString(),
     });
   }

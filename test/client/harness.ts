@@ -52,8 +52,13 @@ export function runInTerminal(args: readonly string[], env: Record<string, strin
 export interface ClientWorld {
   sandbox: Sandbox;
   gateway: Gateway;
-  /** Environment of a client process that talks to the sandbox, seeing `imds` as its metadata service. */
+  /**
+   * Environment of a client process that talks to the sandbox with the operator's keys, seeing `imds` as
+   * its metadata service.
+   */
   env(imds?: string, extra?: Record<string, string>): Record<string, string>;
+  /** Environment of a client process on a host: no keys, so it signs with the host's own credentials. */
+  hostEnv(imds: string, extra?: Record<string, string>): Record<string, string>;
   /** Launches a host outside any group, tagged for the pool, and waits until its SSM agent answers. */
   launchHost(az?: string): Promise<string>;
   /**
@@ -70,11 +75,16 @@ export async function startWorld(options: SandboxOptions = {}): Promise<ClientWo
   const sandbox = await Sandbox.start(options);
   try {
     const gateway = await startGateway(sandbox);
-    await publishConfig(sandbox);
+    await publishConfig(sandbox, { values: { hostApiUrl: gateway.hostApiUrl } });
     return {
       sandbox,
       gateway,
       env: (imds, extra) => ({ ...gateway.clientEnv(imds), ...extra }),
+      hostEnv: (imds, extra) => {
+        // No keys: the SDK takes the host's own instance-profile credentials from its metadata service.
+        const { AWS_ACCESS_KEY_ID: _key, AWS_SECRET_ACCESS_KEY: _secret, ...rest } = gateway.clientEnv(imds);
+        return { ...rest, ...extra };
+      },
       async launchHost(az = sandbox.options.azs[0] ?? 'us-east-1a') {
         const id = sandbox.cloud.launchInstance({
           az,

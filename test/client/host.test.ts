@@ -37,7 +37,9 @@ beforeAll(async () => {
     world.fillPool(),
   ]);
   [host = '', ...spareHosts] = hosts;
-  hostEnv = world.env(await world.gateway.imdsFor(host), { VOLSD_ROOT: world.sandbox.cloud.hostRoot(host) });
+  hostEnv = world.hostEnv(await world.gateway.imdsFor(host), {
+    VOLSD_ROOT: world.sandbox.cloud.hostRoot(host),
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -166,20 +168,6 @@ describe('acquire, status and release on a host outside any group', () => {
   });
 });
 
-/**
- * What ClientPolicies.hostPolicy (lib/permissions.ts) allows a host: read the pool's parameters, read
- * items of the table, start and follow the acquire and release workflows. No history, no Query.
- */
-const hostPolicyActions = [
-  'ssm:GetParameter',
-  'ssm:GetParameters',
-  'ssm:GetParametersByPath',
-  'dynamodb:GetItem',
-  'states:StartExecution',
-  'states:ListExecutions',
-  'states:DescribeExecution',
-];
-
 describe('acquire and release with --output json, the host policy only and instance-profile credentials', () => {
   /** The host's environment without keys: the SDK takes the instance profile's from instance metadata. */
   let profileEnv: Record<string, string>;
@@ -190,11 +178,6 @@ describe('acquire and release with --output json, the host policy only and insta
     // The first acquire mounted under /srv/www (the pool's mount root); the sandbox's mount shim
     // cannot hide the directory it left there, a real host could.
     rmSync(join(world.sandbox.cloud.hostRoot(host), 'srv/www'), { recursive: true, force: true });
-    world.gateway.allowOnly(hostPolicyActions);
-  });
-
-  afterAll(() => {
-    world.gateway.allowOnly(undefined);
   });
 
   it('acquire prints one JSON document naming the volume the table holds for the host', async () => {
@@ -241,14 +224,14 @@ describe('errors', () => {
     expect(run.stderr).toContain('not on EC2: instance metadata is switched off (AWS_EC2_METADATA_DISABLED)');
   });
 
-  it('exits 4 naming the action when AWS denies StartExecution', async () => {
-    world.gateway.deny('states:StartExecution');
+  it('exits 4 naming the action when AWS denies invoking the host API', async () => {
+    world.gateway.deny('lambda:InvokeFunctionUrl');
     try {
       const run = await runClient(['acquire', '--pool', 'web'], hostEnv);
 
       expect(run.code).toBe(4);
       expect(run.stderr).toContain('permission denied');
-      expect(run.stderr).toContain('states:StartExecution');
+      expect(run.stderr).toContain('lambda:InvokeFunctionUrl');
       expect(attachedTo(host)).toEqual([]);
     } finally {
       world.gateway.allow();
@@ -269,11 +252,21 @@ describe('errors', () => {
     }
   });
 
-  it('exits 5 for a pool that publishes no configuration', async () => {
-    const run = await runClient(['acquire', '--pool', 'nosuchpool'], hostEnv);
+  it('exits 5 for a pool that publishes no configuration, to a role that may read it', async () => {
+    const run = await runClient(
+      ['acquire', '--pool', 'nosuchpool'],
+      world.env(await world.gateway.imdsFor(host)),
+    );
 
     expect(run.code).toBe(5);
     expect(run.stderr).toContain("unknown pool 'nosuchpool'");
+  });
+
+  it("exits 4 when a host's own role reads another pool's configuration (the host policy names one pool)", async () => {
+    const run = await runClient(['acquire', '--pool', 'nosuchpool'], hostEnv);
+
+    expect(run.code).toBe(4);
+    expect(run.stderr).toContain('ssm:GetParametersByPath');
   });
 
   it('exits 8 with the workflow error when the mount fails on the host', async () => {
@@ -289,7 +282,7 @@ describe('errors', () => {
 
   it('--no-wait prints the execution and exits 0; a second acquire meanwhile exits 7', async () => {
     const other = spareHosts[0] ?? '';
-    const env = world.env(await world.gateway.imdsFor(other));
+    const env = world.hostEnv(await world.gateway.imdsFor(other));
 
     const started = await runClient(['acquire', '--pool', 'web', '--no-wait'], env);
     const again = await runClient(['acquire', '--pool', 'web'], env);
@@ -309,7 +302,7 @@ describe('errors', () => {
 
     const run = await runInTerminal(
       ['release', '--pool', 'web'],
-      world.env(await world.gateway.imdsFor(other)),
+      world.hostEnv(await world.gateway.imdsFor(other)),
     );
 
     expect(run.code).toBe(0);
@@ -322,7 +315,7 @@ describe('errors', () => {
 
   it('exits 6 when the workflow does not end within --timeout, naming the execution that goes on', async () => {
     const other = spareHosts[1] ?? '';
-    const env = world.env(await world.gateway.imdsFor(other));
+    const env = world.hostEnv(await world.gateway.imdsFor(other));
 
     const run = await runClient(['acquire', '--pool', 'web', '--timeout', '0.05'], env);
     const arn = /the workflow goes on: (\S+)/.exec(run.stderr)?.[1];

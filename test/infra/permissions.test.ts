@@ -8,9 +8,11 @@ import {
   PolicyStatement as Statement,
 } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
+import { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { DefinitionBody, Pass, StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { hostPolicyActions } from '../../lambdas/hostapi/contract.js';
 import { ConfigParameters } from '../../lib/config-parameters.js';
 import {
   acknowledgeWildcards,
@@ -320,7 +322,13 @@ describe('client policies', () => {
         definitionBody: DefinitionBody.fromChainable(new Pass(clientStack, `${id}Pass`)),
       });
     const acquire = sm('Acquire');
-    policies.allowHostWorkflows(acquire);
+    policies.allowHostApi(
+      LambdaFunction.fromFunctionArn(
+        clientStack,
+        'HostApi',
+        'arn:aws:lambda:eu-west-1:123456789012:function:hostapi',
+      ),
+    );
     policies.allowAdminWorkflows(acquire, sm('Replenish'));
     template = Template.fromStack(clientStack);
     findings = nagFindings(clientStack)
@@ -344,21 +352,22 @@ describe('client policies', () => {
     expect(instance[2]?.Condition).toEqual({ StringLike: { 'kms:ViaService': 's3.*.amazonaws.com' } });
   });
 
-  it('let hosts read the pool configuration and their assignment, nothing more from the table', () => {
+  it('let hosts read the pool configuration and call the host API, and nothing else (the list the sandbox enforces)', () => {
     const host = policyStatements(/HostPolicy/);
     const actions = host.flatMap(actionsOf);
-    expect(actions).toEqual(
-      expect.arrayContaining(['ssm:GetParametersByPath', 'dynamodb:GetItem', 'states:StartExecution']),
-    );
-    expect(actions.filter((a) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:GetItem']);
+    expect([...actions].sort()).toEqual([...hostPolicyActions].sort());
     const parameters = host.find((s) => actionsOf(s).includes('ssm:GetParameter'));
     expect(JSON.stringify(parameters?.Resource)).toContain(':parameter/volsd/web/*');
   });
 
-  it('let hosts start only the workflows given to them', () => {
-    const start = policyStatements(/HostPolicy/).find((s) => actionsOf(s).includes('states:StartExecution'));
-    expect(JSON.stringify(start?.Resource)).toMatch(/Acquire/);
-    expect(JSON.stringify(start?.Resource)).not.toMatch(/Replenish/);
+  it('let hosts invoke the host API only through its IAM-authenticated URL, never with an event of their own', () => {
+    const host = policyStatements(/HostPolicy/);
+    const url = host.find((s) => actionsOf(s).includes('lambda:InvokeFunctionUrl'));
+    const invoke = host.find((s) => actionsOf(s).includes('lambda:InvokeFunction'));
+    expect(url?.Resource).toBe('arn:aws:lambda:eu-west-1:123456789012:function:hostapi');
+    expect(url?.Condition).toEqual({ StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } });
+    expect(invoke?.Resource).toBe('arn:aws:lambda:eu-west-1:123456789012:function:hostapi');
+    expect(invoke?.Condition).toEqual({ Bool: { 'lambda:InvokedViaFunctionUrl': 'true' } });
   });
 
   it('let admins query the table and its index', () => {

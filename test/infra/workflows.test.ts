@@ -555,9 +555,10 @@ describe('published configuration and client policies', () => {
       (s) => actionsOf(s).includes('states:StartExecution'),
     ).flatMap((s) => [s.Resource].flat());
 
-  it('let client hosts start acquire and release, not replenish', () => {
+  it('let client hosts start no workflow themselves: the host API starts acquire and release for them', () => {
     const { acquire, release } = stack.pool.workflows;
-    expect(startsIn(stack.pool.clientPolicies.hostPolicy)).toEqual([
+    expect(startsIn(stack.pool.clientPolicies.hostPolicy)).toEqual([]);
+    expect(startsIn(stack.pool.hostApi.function.role.node.findChild('DefaultPolicy'))).toEqual([
       ref(acquire.stateMachine),
       ref(release.stateMachine),
     ]);
