@@ -81,7 +81,7 @@ export async function startPlayground(o: PlaygroundOptions = {}): Promise<Playgr
     stoppers.push(() => gateway.stop());
     const query = await startQueryFront(sandbox.cloud);
     stoppers.push(() => query.stop());
-    await publishConfig(sandbox);
+    await publishConfig(sandbox, { values: { hostApiUrl: gateway.hostApiUrl } });
 
     const { options, repo, cloud, sfn, wiring } = sandbox;
     log(`pool ${options.pool}: filling ${options.idlePerAz} idle volume(s) in ${options.azs.join(', ')}`);
