@@ -291,7 +291,7 @@ describe('errors', () => {
     await execution?.done;
 
     expect(started.code).toBe(0);
-    expect(execution?.status).toBe('SUCCEEDED');
+    expect(execution?.status, `${execution?.error}: ${execution?.cause}`).toBe('SUCCEEDED');
     expect(again.code).toBe(7);
     expect(attachedTo(other)).toHaveLength(1);
   });
