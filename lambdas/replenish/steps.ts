@@ -48,6 +48,8 @@ export interface ReplenishCtx {
   setAside?: number;
   /** Worker device names a forced detach of this run may have left unusable until the worker reboots. */
   avoidDevices?: string[];
+  /** When the round's Volsd-Sync was sent (epoch ms): a long sync renews the AZ's lease while it runs. */
+  syncSentAt?: number;
   /** True when another round is worth it (the target was not reached for capacity or a race). */
   again?: boolean;
   error?: { Error?: string; Cause?: string };
@@ -264,7 +266,8 @@ const prepare: Step<ReplenishCtx> = async (ctx, { ssm, config }) => {
 };
 
 /** Polls every pending command; CommandPending while any runs. A failed one fails the step. */
-const waitCommands: Step<ReplenishCtx> = async (ctx, { ssm }) => {
+const waitCommands: Step<ReplenishCtx> = async (ctx, { ssm, repo }) => {
+  await renewLeaseDuringLongSync(ctx, repo);
   const left: PendingCommand[] = [];
   let pending = false;
   for (const c of ctx.commands ?? []) {
@@ -279,6 +282,18 @@ const waitCommands: Step<ReplenishCtx> = async (ctx, { ssm }) => {
   if (pending) throw new CommandPending(`${left.length} command(s) still running`);
   return { ...ctx, commands: [] };
 };
+
+/**
+ * A first fill copies the whole tree and may take up to the Volsd-Sync document's hour, longer than the
+ * lease: once the sync has run a third of the lease, every poll renews it (a conditional put, this run's
+ * own), so the claims' replenish requests meanwhile end at once instead of adopting the volumes being
+ * synced and syncing them a second time. Syncs shorter than that cost no write.
+ */
+async function renewLeaseDuringLongSync(ctx: ReplenishCtx, repo: Parameters<Step>[1]['repo']) {
+  if (!ctx.syncSentAt || !ctx.runId || nowMs() - ctx.syncSentAt < (leaseSeconds * 1000) / 3) return;
+  if (!(await repo.acquireLease(leaseName(ctx), ctx.runId, leaseSeconds)))
+    logger.warn('the AZ lease went to another run during a long sync', { pool: ctx.pool, az: ctx.az });
+}
 
 /**
  * Syncs the worker's volumes to the pool's current generation with ONE Volsd-Sync and no VolumeId: the
@@ -304,6 +319,7 @@ const sync: Step<ReplenishCtx> = async (ctx, { ssm, repo, config }) => {
     ...ctx,
     commands: [{ commandId, instanceId: workerId, document: config.SYNC_DOCUMENT }],
     generation: pool.generation,
+    syncSentAt: nowMs(),
   };
 };
 

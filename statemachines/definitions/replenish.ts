@@ -38,7 +38,8 @@ export const replenish = stateMachine({
   Comment:
     "Volsd replenish, one pool and AZ: keep idle + in-flight volumes at the target. Create from the latest snapshot (or empty, then format), attach to the AZ's sync worker, mount, sync to the current generation, mark IDLE; retire idle extras. One run per pool and AZ at a time (a lease in the table).",
   StartAt: 'Init',
-  TimeoutSeconds: 3600,
+  // A first fill's sync alone may take the Volsd-Sync document's hour.
+  TimeoutSeconds: 7200,
   States: {
     Init: {
       Type: 'Pass',
@@ -144,13 +145,16 @@ export const replenish = stateMachine({
       next: 'WaitSynced',
     }),
     WaitSynced: task({
+      comment:
+        "Poll the sync for as long as the Volsd-Sync document may run (3600 s): a first fill copies the whole tree.",
       step: 'waitCommands',
       poll: [
+        // 1 s growing to 30 s (75 s for the first 9 polls), then every 30 s: 3,675 s in all.
         poll('CommandPending', {
           IntervalSeconds: 1,
           BackoffRate: 1.5,
-          MaxDelaySeconds: 15,
-          MaxAttempts: 60,
+          MaxDelaySeconds: 30,
+          MaxAttempts: 129,
         }),
       ],
       catch: [catchAll('$.error', 'Failed')],
