@@ -146,7 +146,7 @@ export const replenish = stateMachine({
     }),
     WaitSynced: task({
       comment:
-        "Poll the sync for as long as the Volsd-Sync document may run (3600 s): a first fill copies the whole tree.",
+        'Poll the sync for as long as the Volsd-Sync document may run (3600 s): a first fill copies the whole tree.',
       step: 'waitCommands',
       poll: [
         // 1 s growing to 30 s (75 s for the first 9 polls), then every 30 s: 3,675 s in all.
