@@ -284,12 +284,8 @@ describe.skipIf(cliMissing)('npm run sandbox -- --serve, driven by the real AWS 
     await served.exited;
     await until('every process of the group gone', async () => (groupAlive(pgid) ? undefined : true), 30);
     expect(existsSync(dir)).toBe(false);
-    // Nothing left in its TMPDIR but tsx's own IPC directory, which tsx empties when it exits.
-    const left = await readdir(tmp);
-    for (const name of left) {
-      expect(name).toMatch(/^tsx-\d+$/);
-      expect(await readdir(join(tmp, name))).toEqual([]);
-    }
+    // Nothing at all left in its TMPDIR: not the sandbox's tree, not s3rver's, not a script's.
+    expect(await readdir(tmp)).toEqual([]);
   }, 120_000);
 });
 
@@ -342,10 +338,7 @@ process.exit(0);
       >;
       expect(env.VOLSD_SANDBOX_DIR).toBeTruthy();
       expect(existsSync(env.VOLSD_SANDBOX_DIR ?? '/')).toBe(false);
-      for (const name of await readdir(sandboxTmp)) {
-        expect(name).toMatch(/^tsx-\d+$/);
-        expect(await readdir(join(sandboxTmp, name))).toEqual([]);
-      }
+      expect(await readdir(sandboxTmp)).toEqual([]);
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
