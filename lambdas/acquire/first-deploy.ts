@@ -30,6 +30,19 @@ export async function heartbeatWhileWaiting(ctx: WorkflowCtx, deps: StepDeps): P
 }
 
 /**
+ * After a claim that waited: one heartbeat now, recorded in the ctx, so that the steps after it (attach,
+ * mount, sync: `maybeHeartbeat`) pace theirs from it. Without it they would count from the acquire's
+ * start and send one at every poll.
+ */
+export async function heartbeatAfterWait(ctx: WorkflowCtx, deps: StepDeps): Promise<WorkflowCtx> {
+  if (!ctx.lifecycle) return ctx;
+  const now = nowMs();
+  if (now - (ctx.startedAt ?? now) < (deps.config.HEARTBEAT_TIMEOUT * 1000) / 3) return ctx;
+  await recordHeartbeat(deps.autoScaling, ctx.lifecycle, ctx.instanceId);
+  return { ...ctx, heartbeatAt: now };
+}
+
+/**
  * Nothing idle and no snapshot to create a volume from: the pool is still being built (a first deploy,
  * or a new pool), and only replenish can serve this instance. PoolNotReady has its own, longer wait in
  * the state machine: abandoning would only launch a new instance that waits for the same replenish.

@@ -36,7 +36,12 @@ import {
 } from '../shared/steps.js';
 import { nowMs } from '../shared/time.js';
 import { executionName } from '../shared/workflow-input.js';
-import { heartbeatWhileWaiting, poolBeingBuilt, uncoveredAzResult } from './first-deploy.js';
+import {
+  heartbeatAfterWait,
+  heartbeatWhileWaiting,
+  poolBeingBuilt,
+  uncoveredAzResult,
+} from './first-deploy.js';
 
 /** How long an attach may stay `attaching` before it is aborted and retried (the EBS CSI driver's bound). */
 export const attachTimeoutMs = 90_000;
@@ -80,7 +85,10 @@ const claim: Step = async (ctx, deps) => {
   const az = need(ctx.az, 'az');
   try {
     const volume = await deps.repo.claimVolume({ pool: ctx.pool, az, instanceId: ctx.instanceId });
-    return { ...ctx, volumeId: volume.volumeId, generation: volume.generation };
+    return await heartbeatAfterWait(
+      { ...ctx, volumeId: volume.volumeId, generation: volume.generation },
+      deps,
+    );
   } catch (err) {
     if (!(err instanceof NoIdleVolume)) throw err;
     await requestReplenish(deps.sfn, deps.config.REPLENISH_STATE_MACHINE_ARN, {

@@ -1,7 +1,11 @@
 import { AutoScalingClient, RecordLifecycleActionHeartbeatCommand } from '@aws-sdk/client-auto-scaling';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { claimPollMaxSeconds, heartbeatWhileWaiting } from '../../lambdas/acquire/first-deploy.js';
+import {
+  claimPollMaxSeconds,
+  heartbeatAfterWait,
+  heartbeatWhileWaiting,
+} from '../../lambdas/acquire/first-deploy.js';
 import type { StepDeps, WorkflowCtx } from '../../lambdas/shared/steps.js';
 import { setTimeSource } from '../../lambdas/shared/time.js';
 import { loadWorkflowConfig } from '../../lambdas/shared/workflow-config.js';
@@ -74,5 +78,25 @@ describe('lifecycle heartbeats of a waiting claim', () => {
     await heartbeatWhileWaiting({ ...manual, action: WorkflowAction.ManualAcquire }, deps(600));
 
     expect(autoScalingMock.commandCalls(RecordLifecycleActionHeartbeatCommand)).toHaveLength(0);
+  });
+});
+
+describe('the heartbeat of a claim that waited', () => {
+  it('is sent once the claim succeeds, and recorded so the later steps pace theirs from it', async () => {
+    now = startedAt + 250_000;
+
+    const next = await heartbeatAfterWait(ctx, deps(600));
+
+    expect(autoScalingMock.commandCalls(RecordLifecycleActionHeartbeatCommand)).toHaveLength(1);
+    expect(next.heartbeatAt).toBe(now);
+  });
+
+  it('is not sent when the claim succeeded within a third of the timeout', async () => {
+    now = startedAt + 150_000;
+
+    const next = await heartbeatAfterWait(ctx, deps(600));
+
+    expect(autoScalingMock.commandCalls(RecordLifecycleActionHeartbeatCommand)).toHaveLength(0);
+    expect(next.heartbeatAt).toBeUndefined();
   });
 });
