@@ -10,6 +10,7 @@
 #   VOLSD_REGION             the bucket's region                                         optional
 #   VOLSD_SYNC_CONCURRENCY   volumes synced at once                                      default 4
 #   VOLSD_MAX_OBJECT_BYTES   largest object synced, in bytes (the pool's push limit)     default 1073741824
+#   VOLSD_UNTRUSTED          volumes (space-separated ids) to rebuild: emptied first       default none
 #   VOLSD_ROOT               prefix of every host path (empty on a real host)
 #
 # The volumes are the ones Volsd-Mount recorded in /etc/volsd/mounts.d and that are still mounted
@@ -38,6 +39,10 @@
 # Output, stdout: one VOLSD_RESULT {"op":"sync","volumeId","mountPath","status","generation",
 # "filesChanged","bytesChanged","rejectedKeys",...} per volume (status ok | failed | skipped), at most
 # 20 VOLSD_REJECTED {"key","reason"} lines, and a last VOLSD_RESULT {"op":"sync-summary",...}.
+# Untrusted volumes (VOLSD_UNTRUSTED: back from an instance under the recycle policy, or adopted) are
+# rebuilt from the bucket: everything on them is removed first (their own .volsd markers included) and
+# the mount root reset to root:root 0755, then the full tree is synced. Nothing they held survives:
+# not a file with forged size and time, a mode, an owner, a setuid bit, a device node or a FIFO.
 # Growth: before a volume is synced, its XFS file system is grown (xfs_growfs) when its block device
 # is larger (after an EBS ModifyVolume); then the whole tree must fit the file system (95% of it) or the
 # volume is refused untouched (code no-space, exit 17 in its result).
@@ -59,6 +64,7 @@ region=${VOLSD_REGION:-}
 concurrency=${VOLSD_SYNC_CONCURRENCY:-4}
 only_behind=${VOLSD_ONLY_BEHIND:-false}
 max_object_bytes=${VOLSD_MAX_OBJECT_BYTES:-1073741824}
+untrusted=${VOLSD_UNTRUSTED:-}
 volsd_check VOLSD_BUCKET "$bucket" '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'
 volsd_check VOLSD_PREFIX "$prefix" '^([A-Za-z0-9_][A-Za-z0-9._=+-]*/){0,16}$'
 volsd_check VOLSD_GENERATION "$generation" '^[0-9]{1,15}$'
@@ -68,6 +74,7 @@ volsd_check VOLSD_GENERATION "$generation" '^[0-9]{1,15}$'
 volsd_check VOLSD_SYNC_CONCURRENCY "$concurrency" '^[1-9][0-9]?$'
 volsd_check VOLSD_ONLY_BEHIND "$only_behind" '^(true|false)$'
 volsd_check VOLSD_MAX_OBJECT_BYTES "$max_object_bytes" '^[1-9][0-9]{0,15}$'
+volsd_check VOLSD_UNTRUSTED "$untrusted" '^(vol-([0-9a-f]{8}|[0-9a-f]{17})( vol-([0-9a-f]{8}|[0-9a-f]{17}))*)?$'
 generation=$((10#$generation))
 
 aws_args=()
@@ -327,6 +334,14 @@ sync_volume() {
   if $too_many_refused; then
     fail "$VOLSD_EXIT_SYNC_FAILED" too-many-unsafe-keys \
       "more than $max_excludes unsafe keys under s3://$bucket/$prefix: remove them from the bucket"
+  fi
+  if [[ " $untrusted " == *" $volume "* ]]; then
+    # Before anything reads the tree: its symlinks and its generation marker are the holder's too.
+    volsd_log "$volume is untrusted: emptying $mnt before a full sync"
+    if ! out=$(find "$root/" -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system -- {} + 2>&1) ||
+      ! out=$(chown 0:0 -- "$root/" 2>&1 && chmod 0755 -- "$root/" 2>&1); then
+      fail "$VOLSD_EXIT_SYNC_FAILED" wipe-failed "cannot empty untrusted $mnt: ${out:0:300}"
+    fi
   fi
   realroot=$(realpath -e -- "$root")
   escapes=$(escaping_symlinks "$root" "$realroot")

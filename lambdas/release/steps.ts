@@ -103,12 +103,13 @@ const dispose: Step = async (ctx, { ec2, repo, config }) => {
   const clear = { holder: null, device: null, claimedAt: null };
   if (config.RELEASE_POLICY === 'recycle' && volume) {
     if (record.state === VolumeState.Releasing) {
-      // generation 0: a recycled volume is resynced in full before it is idle again.
+      // The instance had it: nothing on it is trusted. Generation 0 and untrusted: the next sync empties
+      // it and rebuilds it from the bucket before it may be idle (or snapshotted) again.
       await repo.transition({
         volumeId,
         from: VolumeState.Releasing,
         to: VolumeState.Syncing,
-        set: { ...clear, generation: 0 },
+        set: { ...clear, generation: 0, untrusted: true },
       });
     }
     return { ...ctx, outcome: 'recycled' };

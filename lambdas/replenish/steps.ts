@@ -303,6 +303,11 @@ async function renewLeaseDuringLongSync(ctx: ReplenishCtx, repo: Parameters<Step
 const sync: Step<ReplenishCtx> = async (ctx, { ssm, repo, config }) => {
   const workerId = ctx.workerId ?? '';
   const pool = await repo.getPool(ctx.pool);
+  // Volumes that were out of Volsd's hands (recycled) are rebuilt from the bucket, not merely synced.
+  const untrusted: string[] = [];
+  for (const v of ctx.volumes ?? []) {
+    if ((await repo.findVolume(v.volumeId))?.untrusted) untrusted.push(v.volumeId);
+  }
   const commandId = await sendDocument(ssm, {
     documentName: config.SYNC_DOCUMENT,
     instanceId: workerId,
@@ -311,6 +316,7 @@ const sync: Step<ReplenishCtx> = async (ctx, { ssm, repo, config }) => {
       Prefix: config.PUSH_PREFIX,
       Generation: String(pool.generation),
       MaxObjectBytes: syncMaxObjectBytes(),
+      ...(untrusted.length > 0 ? { Untrusted: untrusted.join(' ') } : {}),
     },
     timeoutSeconds: 900,
     comment: `volsd sync of ${ctx.volumes?.length ?? 0} new volume(s)`,
@@ -332,7 +338,8 @@ const markIdle: Step<ReplenishCtx> = async (ctx, { repo }) => {
       volumeId: v.volumeId,
       from: VolumeState.Syncing,
       to: VolumeState.Idle,
-      set: { generation: Math.max(record.generation, ctx.generation ?? 0), reason: null },
+      // A sync that succeeded rebuilt an untrusted volume: it is trusted again.
+      set: { generation: Math.max(record.generation, ctx.generation ?? 0), reason: null, untrusted: null },
     });
   }
   return { ...ctx, volumes: [] };

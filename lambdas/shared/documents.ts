@@ -236,6 +236,16 @@ export const documents: Readonly<Record<DocumentName, VolsdDocument>> = {
         description:
           "Largest object synced, in bytes (the pool's push limit): a larger one is refused (too-large) and not copied.",
       },
+      {
+        name: 'Untrusted',
+        env: 'VOLSD_UNTRUSTED',
+        type: 'String',
+        default: '',
+        allowedPattern: '^(vol-([0-9a-f]{8}|[0-9a-f]{17})( vol-([0-9a-f]{8}|[0-9a-f]{17}))*)?$',
+        maxChars: 1024,
+        description:
+          'Volumes (space-separated ids) whose content is not trusted (recycled, adopted): emptied and rebuilt from the bucket in full.',
+      },
     ],
   },
   [DocumentName.Freeze]: {

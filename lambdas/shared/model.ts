@@ -89,6 +89,11 @@ export interface VolumeRecord {
   updatedAt: string;
   /** When the current holder claimed it (ISO); reconcile ages claims with it. */
   claimedAt?: string;
+  /**
+   * The content is not trusted (the volume was out of Volsd's hands: recycled from an instance): the next
+   * sync rebuilds it from the bucket (Volsd-Sync `Untrusted`) before it may be IDLE again.
+   */
+  untrusted?: boolean;
 }
 
 /** Which volume an instance holds (one per instance). */

@@ -61,6 +61,7 @@ export interface TransitionChanges {
   generation?: number;
   reason?: string | null;
   claimedAt?: string | null;
+  untrusted?: boolean | null;
 }
 
 export interface TransitionRequest {
@@ -974,6 +975,7 @@ function toVolume(item: Record<string, unknown> | undefined): VolumeRecord {
     const value = str(item, field);
     if (value !== undefined) record[field] = value;
   }
+  if (item.untrusted === true) record.untrusted = true;
   return record;
 }
 

@@ -262,6 +262,23 @@ describe.runIf(!missing)('modelled Volsd-Sync vs the script', () => {
       pair.prepare((side) => rmSync(join(side.volumeDir(volA), 'sub'), { recursive: true }));
     });
 
+    it('rebuilds alike an untrusted volume: an escaping symlink and a forged marker are emptied first', async () => {
+      // Prepare
+      pair.symlinkInVolume(volA, 'sub/etc', '/etc');
+      pair.prepare((side) => writeFileSync(join(side.volumeDir(volA), '.volsd/generation'), '999\n'));
+
+      // Act
+      const out = await sync(pair, 8, { Untrusted: volA });
+
+      // Assess
+      const model = expectSame(pair, out);
+      expect(model.exitCode).toBe(0);
+      expect(model.results.find((r) => r.op === 'sync' && r.volumeId === volA)).toMatchObject({
+        status: 'ok',
+        generation: 8,
+      });
+    });
+
     it('prints at most 20 refused keys and counts them all, alike', async () => {
       // Prepare
       for (let i = 0; i < 25; i++) await put(`many/../refused-${String(i).padStart(2, '0')}.txt`, 'pwned');

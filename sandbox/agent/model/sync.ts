@@ -8,6 +8,8 @@
  * S3 is read with the AWS SDK v3 instead of the AWS CLI; no child process is started.
  */
 import {
+  chmodSync,
+  chownSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -401,6 +403,7 @@ export async function syncOp(
   const concurrencyIn = env.VOLSD_SYNC_CONCURRENCY || '4';
   const onlyBehind = env.VOLSD_ONLY_BEHIND || 'false';
   const maxBytesIn = env.VOLSD_MAX_OBJECT_BYTES || '1073741824';
+  const untrusted = env.VOLSD_UNTRUSTED ?? '';
   out.check('VOLSD_BUCKET', bucket, /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/);
   out.check('VOLSD_PREFIX', prefix, /^([A-Za-z0-9_][A-Za-z0-9._=+-]*\/){0,16}$/);
   out.check('VOLSD_GENERATION', generationIn, /^[0-9]{1,15}$/);
@@ -411,6 +414,12 @@ export async function syncOp(
   out.check('VOLSD_SYNC_CONCURRENCY', concurrencyIn, /^[1-9][0-9]?$/);
   out.check('VOLSD_ONLY_BEHIND', onlyBehind, /^(true|false)$/);
   out.check('VOLSD_MAX_OBJECT_BYTES', maxBytesIn, /^[1-9][0-9]{0,15}$/);
+  out.check(
+    'VOLSD_UNTRUSTED',
+    untrusted,
+    /^(vol-([0-9a-f]{8}|[0-9a-f]{17})( vol-([0-9a-f]{8}|[0-9a-f]{17}))*)?$/,
+  );
+  const untrustedVolumes = new Set(untrusted.split(' ').filter(Boolean));
   const maxBytes = Number(maxBytesIn);
   const generation = Number.parseInt(generationIn, 10);
   const concurrency = Number.parseInt(concurrencyIn, 10);
@@ -550,6 +559,21 @@ export async function syncOp(
           'too-many-unsafe-keys',
           `more than ${maxExcludes} unsafe keys under s3://${bucket}/${prefix}: remove them from the bucket`,
         );
+      }
+      if (untrustedVolumes.has(volume)) {
+        // As the script: emptied (its symlinks and markers included) and reset before anything reads it.
+        out.stderr += `${stamp()} volsd-sync ${volume}: ${volume} is untrusted: emptying ${mnt} before a full sync\n`;
+        try {
+          for (const name of readdirSync(root)) rmSync(join(root, name), { recursive: true, force: true });
+          chownSync(root, 0, 0);
+          chmodSync(root, 0o755);
+        } catch (err) {
+          return fail(
+            Exit.SyncFailed,
+            'wipe-failed',
+            `cannot empty untrusted ${mnt}: ${errorText(err).slice(0, 300)}`,
+          );
+        }
       }
       const realroot = realpathSync(root);
       let escapes = escapingSymlinks(root, realroot);

@@ -1,0 +1,140 @@
+import { execFileSync } from 'node:child_process';
+import { lstatSync, readFileSync, statSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import S3rver from 's3rver';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commandParameters, DocumentName, getDocument } from '../../lambdas/shared/documents.js';
+import { makeS3rverFaithful } from '../../sandbox/agent/s3-fidelity.js';
+import { volumeId } from '../helpers/ids.js';
+import { createHost, type RunOutcome, type TestHost, walk } from './host.js';
+
+/*
+ * A volume back from an instance (release policy `recycle`) holds whatever that instance left: a file
+ * rewritten with its size and time kept, a setuid bit, a device node, a FIFO, foreign owners, a forged
+ * generation marker. Volsd-Sync with `Untrusted` rebuilds it from the bucket.
+ */
+const bucket = 'volsd-push';
+const prefix = 'trust/';
+const vol = volumeId(0x18);
+const mountPath = '/srv/www';
+
+let server: S3rver;
+let s3Dir: string;
+let endpoint: string;
+let host: TestHost;
+
+const sync = (generation: number, extra: Record<string, string> = {}) =>
+  host.run(
+    DocumentName.Sync,
+    { Bucket: bucket, Prefix: prefix, Generation: String(generation), ...extra },
+    { s3Endpoint: endpoint },
+  );
+const on = (path: string) => join(host.volumeDir(vol), path);
+const mode = (path: string) => statSync(on(path)).mode & 0o7777;
+
+/** What the instance does to the volume before giving it back. */
+async function tamper(): Promise<void> {
+  const { atime, mtime } = statSync(on('index.html'));
+  await writeFile(on('index.html'), 'evil'); // same size as 'good'
+  await utimes(on('index.html'), atime, mtime); // and the same time: size+time comparisons see nothing
+  await chown(on('bin/tool'), 1000, 1000); // before chmod: chown clears a setuid bit
+  await chmod(on('bin/tool'), 0o4755);
+  execFileSync('mkfifo', [on('bin/pipe')]);
+  execFileSync('mknod', [on('bin/null'), 'c', '1', '3']);
+  await mkdir(on('.volsd-extra'), { recursive: true });
+  await writeFile(on('.volsd-extra/authorized_keys'), 'ssh-ed25519 AAAA attacker');
+  await writeFile(on('.volsd/generation'), '999\n');
+  await chmod(host.volumeDir(vol), 0o777);
+}
+
+beforeAll(async () => {
+  s3Dir = await mkdtemp(join(tmpdir(), 'volsd-untrusted-s3-'));
+  server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: s3Dir,
+    configureBuckets: [{ name: bucket }],
+  });
+  makeS3rverFaithful(server);
+  const { port } = await server.run();
+  endpoint = `http://127.0.0.1:${port}`;
+  const s3 = new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}index.html`, Body: 'good' }));
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}bin/tool`, Body: 'tool' }));
+  s3.destroy();
+  host = await createHost();
+  await host.createVolume(vol, { formatted: true });
+  await host.attach(vol, 1);
+  await host.run(DocumentName.Mount, { VolumeId: vol, MountPath: mountPath });
+  const first = await sync(3);
+  if (first.exitCode !== 0) throw new Error(first.stderr);
+});
+
+afterAll(async () => {
+  await host?.cleanup();
+  await server?.close();
+  await rm(s3Dir, { recursive: true, force: true });
+});
+
+describe('Volsd-Sync of an untrusted volume', () => {
+  let plain: RunOutcome;
+  let afterPlain: { index: string; toolMode: number };
+  let rebuilt: RunOutcome;
+
+  beforeAll(async () => {
+    await tamper();
+    plain = await sync(4);
+    afterPlain = { index: readFileSync(on('index.html'), 'utf8'), toolMode: mode('bin/tool') };
+    rebuilt = await sync(4, { Untrusted: vol });
+  });
+
+  it('a plain sync keeps what the instance left (the threat this guards against)', () => {
+    // The AWS CLI skips the special files (exit 2) and the same-size, same-time rewrite.
+    expect(plain.exitCode).toBe(8);
+    expect(afterPlain).toEqual({ index: 'evil', toolMode: 0o4755 });
+  });
+
+  it('rebuilds the content from the bucket: the rewritten file has the bucket bytes again', () => {
+    expect(rebuilt.exitCode, rebuilt.stderr).toBe(0);
+    expect(readFileSync(on('index.html'), 'utf8')).toBe('good');
+    expect(readFileSync(on('bin/tool'), 'utf8')).toBe('tool');
+  });
+
+  it('leaves no setuid bit, foreign owner, device node, FIFO or stray Volsd-namespace file', () => {
+    expect(mode('bin/tool')).toBe(0o644);
+    expect(statSync(on('bin/tool')).uid).toBe(0);
+    const entries = walk(host.volumeDir(vol));
+    expect(entries.filter((p) => !lstatSync(on(p)).isDirectory()).sort()).toEqual([
+      '.volsd/generation',
+      'bin/tool',
+      'index.html',
+    ]);
+    for (const path of entries) {
+      const entry = lstatSync(on(path));
+      expect(entry.isFile() || entry.isDirectory(), path).toBe(true);
+    }
+    expect(statSync(host.volumeDir(vol)).mode & 0o7777).toBe(0o755);
+  });
+
+  it('records the generation synced, not the forged one', () => {
+    expect(readFileSync(on('.volsd/generation'), 'utf8').trim()).toBe('4');
+    expect(rebuilt.results.find((r) => r.op === 'sync')).toMatchObject({ status: 'ok', generation: 4 });
+  });
+
+  it('declares a list that is not volume ids invalid, as SSM would refuse it', () => {
+    const send = (value: string) => () =>
+      commandParameters(getDocument(DocumentName.Sync), { Bucket: bucket, Generation: 3, Untrusted: value });
+
+    expect(send('vol-1; rm -rf /')).toThrow(/Untrusted/);
+    expect(send(`${vol} ${vol}`)()).toMatchObject({ Untrusted: [`${vol} ${vol}`] });
+  });
+});
