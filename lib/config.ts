@@ -32,6 +32,9 @@ import type { VolsdStackProps } from './volsd-stack.js';
  * | `volsd:reconcileRateMinutes` | integer | 15 | reconcile schedule |
  * | `volsd:snapshotRetention` | integer | 3 | snapshots kept |
  * | `volsd:directCreate` | boolean | true | no idle volume in the AZ: create one from the latest snapshot for the instance |
+ * | `volsd:initialization` | `provisioned-rate`, `default-rate` | `provisioned-rate` | how a snapshot-born pool volume is initialized before it is IDLE |
+ * | `volsd:initializationRateMiBps` | integer | 300 | VolumeInitializationRate of `provisioned-rate` (100..300) |
+ * | `volsd:coldDirectVolume` | `hold`, `continue` | `hold` | a direct creation still initializing: hold the launch until it is, or go InService at once |
  * | `volsd:fanOutMaxConcurrency` | string | `25%` | SSM MaxConcurrency of a push |
  * | `volsd:fanOutMaxErrors` | string | `25%` | SSM MaxErrors of a push |
  * | `volsd:pushWriterArns` | string[] or `a,b` | `[]` | IAM role/user ARNs (`ArnLike` wildcards) allowed to write the push bucket besides the pool's publisher role; every other principal is denied |
@@ -124,6 +127,9 @@ export const contextSchema = z
     'volsd:reconcileRateMinutes': integer.optional(),
     'volsd:snapshotRetention': integer.optional(),
     'volsd:directCreate': bool.optional(),
+    'volsd:initialization': z.enum(['provisioned-rate', 'default-rate']).optional(),
+    'volsd:initializationRateMiBps': integer.optional(),
+    'volsd:coldDirectVolume': z.enum(['hold', 'continue']).optional(),
     'volsd:fanOutMaxConcurrency': z.coerce.string().optional(),
     'volsd:fanOutMaxErrors': z.coerce.string().optional(),
     'volsd:pushWriterArns': list.optional(),
@@ -231,6 +237,11 @@ export function readAppConfig(node: Node): AppConfig {
         },
         snapshotRetention: c['volsd:snapshotRetention'],
         directCreate: c['volsd:directCreate'],
+        initialization: {
+          method: c['volsd:initialization'],
+          rateMiBps: c['volsd:initializationRateMiBps'],
+        },
+        coldDirectVolume: c['volsd:coldDirectVolume'],
         fanOut: { maxConcurrency: c['volsd:fanOutMaxConcurrency'], maxErrors: c['volsd:fanOutMaxErrors'] },
         push: { writerArns: c['volsd:pushWriterArns'], maxObjectBytes: c['volsd:maxPushObjectBytes'] },
         workerInstanceType: c['volsd:workerInstanceType']

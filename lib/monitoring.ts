@@ -42,6 +42,14 @@ export const volsdMetrics = {
    * the instance went InService without a volume.
    */
   uncoveredAzLaunches: 'UncoveredAzLaunches',
+  /** Volumes of a replenish round still initializing (dimensions Pool, Az), at each WaitInitialized poll. */
+  volumesInitializing: 'VolumesInitializing',
+  /** Seconds from a pool volume's creation to its reported initialization (dimension Pool), by replenish. */
+  initializationSeconds: 'InitializationSeconds',
+  /** Instances that went InService on a volume still initializing (dimension Pool), by acquire. */
+  coldHandoffs: 'ColdHandoffs',
+  /** Seconds a launch was held for its directly created volume to initialize (dimension Pool), by acquire. */
+  initializationHeldSeconds: 'InitializationHeldSeconds',
 } as const;
 
 /** Dimension names of Volsd's custom metrics. */
@@ -182,6 +190,36 @@ export class Monitoring extends Construct {
         title: 'Acquire failures and partial pushes',
         left: [acquireFailures, pushPartial],
         width: 12,
+      }),
+    );
+    // Warm volumes (issue 17): what initialization costs in time, and every cold handoff.
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Volumes initializing per AZ',
+        left: props.availabilityZones.map((az) =>
+          this.metric(volsdMetrics.volumesInitializing, { az, statistic: 'Maximum' }).with({ label: az }),
+        ),
+        width: 8,
+      }),
+      new GraphWidget({
+        title: 'Initialization seconds',
+        left: [
+          this.metric(volsdMetrics.initializationSeconds, { statistic: 'p50' }).with({
+            label: 'pool volume p50',
+          }),
+          this.metric(volsdMetrics.initializationSeconds, { statistic: 'Maximum' }).with({
+            label: 'pool volume max',
+          }),
+          this.metric(volsdMetrics.initializationHeldSeconds, { statistic: 'Maximum' }).with({
+            label: 'launch held, max',
+          }),
+        ],
+        width: 8,
+      }),
+      new GraphWidget({
+        title: 'Cold handoffs (InService on a volume still initializing)',
+        left: [this.metric(volsdMetrics.coldHandoffs, { statistic: 'Sum' })],
+        width: 8,
       }),
     );
     // The widget reads `this.alarms` when the dashboard is rendered, so later alarms appear too.

@@ -168,6 +168,23 @@ export interface PoolSettingsProps {
    */
   readonly directCreate?: boolean;
   /**
+   * How a pool volume made from a snapshot is fully initialized (its blocks loaded from S3) before it
+   * is marked IDLE: `provisioned-rate` creates it with a VolumeInitializationRate (predictable time,
+   * billed per GiB), `default-rate` waits for EBS's own lazy loading (free, unpredictable). The pool
+   * never hands out a volume before DescribeVolumeStatus reports it initialized (docs/decisions.md,
+   * "Warm volumes").
+   * @default { method: 'provisioned-rate', rateMiBps: 300 }
+   */
+  readonly initialization?: InitializationSettings;
+  /**
+   * A directly created volume is still initializing when the instance could go InService: `hold` keeps
+   * the launch in Pending:Wait (with lifecycle heartbeats) until it is initialized, at most one hour;
+   * `continue` lets the instance serve at once from a slower, lazily loading volume. Counted either way
+   * (metrics ColdHandoffs, InitializationHeldSeconds).
+   * @default 'hold'
+   */
+  readonly coldDirectVolume?: 'hold' | 'continue';
+  /**
    * Rate control of the push fan-out.
    * @default maxConcurrency '25%', maxErrors '25%'
    */
@@ -182,6 +199,17 @@ export interface PoolSettingsProps {
    * @default t4g.small
    */
   readonly workerInstanceType?: InstanceType;
+}
+
+/** How snapshot-born volumes are initialized (see {@link PoolSettingsProps.initialization}). */
+export type InitializationMethod = 'provisioned-rate' | 'default-rate';
+
+/** {@link PoolSettingsProps.initialization}. */
+export interface InitializationSettings {
+  /** @default 'provisioned-rate' */
+  readonly method?: InitializationMethod;
+  /** VolumeInitializationRate for `provisioned-rate`, MiB/s, 100..300 (CreateVolume's range). @default 300 */
+  readonly rateMiBps?: number;
 }
 
 /** {@link PoolSettingsProps} with every default applied: what the workflows are configured with. */
@@ -200,6 +228,8 @@ export interface PoolSettings {
   readonly schedules: Required<PoolSchedules>;
   readonly snapshotRetention: number;
   readonly directCreate: boolean;
+  readonly initialization: { readonly method: InitializationMethod; readonly rateMiBps: number };
+  readonly coldDirectVolume: 'hold' | 'continue';
   readonly fanOut: { readonly maxConcurrency: string; readonly maxErrors: string };
   readonly push: { readonly writerArns: readonly string[]; readonly maxObjectBytes: number };
   readonly workerInstanceType: InstanceType;
@@ -311,6 +341,11 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
     },
     snapshotRetention: props.snapshotRetention ?? 3,
     directCreate: props.directCreate ?? true,
+    initialization: {
+      method: props.initialization?.method ?? 'provisioned-rate',
+      rateMiBps: props.initialization?.rateMiBps ?? 300,
+    },
+    coldDirectVolume: props.coldDirectVolume ?? 'hold',
     fanOut: {
       maxConcurrency: String(props.fanOut?.maxConcurrency ?? '25%'),
       maxErrors: String(props.fanOut?.maxErrors ?? '25%'),
@@ -396,6 +431,25 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
     }
   }
   checkInteger(problems, 'snapshotRetention', settings.snapshotRetention, 1, 100);
+  if (
+    settings.initialization.method !== 'provisioned-rate' &&
+    settings.initialization.method !== 'default-rate'
+  ) {
+    problems.push(
+      `initialization.method must be 'provisioned-rate' or 'default-rate', got "${settings.initialization.method}"`,
+    );
+  }
+  checkInteger(
+    problems,
+    'initialization.rateMiBps',
+    settings.initialization.rateMiBps,
+    100,
+    300,
+    ' (CreateVolume VolumeInitializationRate)',
+  );
+  if (settings.coldDirectVolume !== 'hold' && settings.coldDirectVolume !== 'continue') {
+    problems.push(`coldDirectVolume must be 'hold' or 'continue', got "${settings.coldDirectVolume}"`);
+  }
   checkRate(problems, 'fanOut.maxConcurrency', settings.fanOut.maxConcurrency, false);
   checkRate(problems, 'fanOut.maxErrors', settings.fanOut.maxErrors, true);
   checkInteger(problems, 'push.maxObjectBytes', settings.push.maxObjectBytes, 1, maxS3ObjectBytes);

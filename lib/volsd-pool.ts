@@ -235,6 +235,9 @@ export class VolsdPool extends Construct {
       [envNames.volumeThroughput]: String(s.volume.throughputMiBps),
       [envNames.snapshotRetention]: String(s.snapshotRetention),
       [envNames.directCreate]: String(s.directCreate),
+      [envNames.initialization]: s.initialization.method,
+      [envNames.initializationRate]: String(s.initialization.rateMiBps),
+      [envNames.coldDirectVolume]: s.coldDirectVolume,
       ...(s.volume.kmsKey ? { [envNames.kmsKeyId]: s.volume.kmsKey.keyArn } : {}),
     };
     for (const [name, deployed] of this.documents.documentNames) {
@@ -261,6 +264,9 @@ const envNames = {
   kmsKeyId: 'KMS_KEY_ID',
   snapshotRetention: 'SNAPSHOT_RETENTION',
   directCreate: 'DIRECT_CREATE',
+  initialization: 'INITIALIZATION',
+  initializationRate: 'INITIALIZATION_RATE',
+  coldDirectVolume: 'COLD_DIRECT_VOLUME',
 } as const;
 
 /** Checks what only the construct can see: one subnet per AZ, sane group names. */

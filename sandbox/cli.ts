@@ -17,6 +17,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const usage = `usage: npm run sandbox -- --serve [--azs K] [--idle-per-az M] [--time-scale X] [--seed S] [--agent scripts|model]
        npm run sandbox -- [--scenario demo|burst|push|chaos|scale] [--instances N] [--idle-per-az M] [--azs K]
                       [--burst B] [--operations N] [--seed S] [--time-scale X] [--agent scripts|model] [--json]
+                      [--content-gib G] [--initialization provisioned-rate|default-rate] [--initialization-rate R]
+                      [--cold-direct-volume hold|continue]  (burst: content size, warm-volume settings)
                       [--no-rule NAME]...  (switch an AWS-strict rule off, for comparison: ${strictRuleNames.join(', ')})`;
 
 function fail(message: string): never {
@@ -45,6 +47,10 @@ try {
       agent: { type: 'string' },
       'no-rule': { type: 'string', multiple: true },
       'time-scale': { type: 'string' },
+      'content-gib': { type: 'string' },
+      initialization: { type: 'string' },
+      'initialization-rate': { type: 'string' },
+      'cold-direct-volume': { type: 'string' },
       json: { type: 'boolean', default: false },
       serve: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -104,6 +110,34 @@ if (v.serve) {
   }
   process.exit(0);
 }
+// Warm volumes (issue 17): the content's modelled size and the pool's initialization settings.
+const contentGiBOption = v['content-gib'] as string | undefined;
+const contentGiB = contentGiBOption === undefined ? undefined : Number(contentGiBOption);
+if (contentGiB !== undefined && !(contentGiB >= 0 && contentGiB <= 65536))
+  fail(`--content-gib must be a number of GiB in 0..65536, got "${contentGiBOption}"`);
+const initialization = v.initialization as string | undefined;
+if (
+  initialization !== undefined &&
+  initialization !== 'provisioned-rate' &&
+  initialization !== 'default-rate'
+)
+  fail(`--initialization must be provisioned-rate or default-rate, got "${initialization}"`);
+const rateOption = v['initialization-rate'] as string | undefined;
+const initializationRate = rateOption === undefined ? undefined : Number(rateOption);
+if (
+  initializationRate !== undefined &&
+  !(Number.isInteger(initializationRate) && initializationRate >= 100 && initializationRate <= 300)
+)
+  fail(`--initialization-rate must be an integer of MiB/s in 100..300, got "${rateOption}"`);
+const cold = v['cold-direct-volume'] as string | undefined;
+if (cold !== undefined && cold !== 'hold' && cold !== 'continue')
+  fail(`--cold-direct-volume must be hold or continue, got "${cold}"`);
+const warmOptions = {
+  ...(contentGiB !== undefined ? { contentGiB } : {}),
+  ...(initialization ? { initialization: initialization as 'provisioned-rate' | 'default-rate' } : {}),
+  ...(initializationRate !== undefined ? { initializationRate } : {}),
+  ...(cold ? { coldDirectVolume: cold as 'hold' | 'continue' } : {}),
+};
 
 const scenario = String(v.scenario);
 let result: unknown;
@@ -120,6 +154,7 @@ switch (scenario) {
       timeScale,
       ...(agent ? { agent } : {}),
       ...ruleOptions,
+      ...warmOptions,
       log,
     });
     break;

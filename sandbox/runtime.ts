@@ -79,6 +79,17 @@ export interface SandboxOptions {
    * slower sync throughput standing for a larger tree. @default its `defaultModelCosts`
    */
   modelCosts?: Partial<import('./agent/model-runner.js').ModelCosts>;
+  /**
+   * Modelled size of the pool's content in GiB: what a volume made from a snapshot must initialize
+   * (`CloudOptions.contentGiB`, rule volumeInitialization). @default 1
+   */
+  contentGiB?: number;
+  /** The pool's initialization method (`INITIALIZATION`). @default the workflows' default, provisioned-rate */
+  initialization?: 'provisioned-rate' | 'default-rate';
+  /** VolumeInitializationRate in MiB/s (`INITIALIZATION_RATE`, 100-300). @default 300 */
+  initializationRate?: number;
+  /** A direct creation still initializing: hold the launch or go InService (`COLD_DIRECT_VOLUME`). @default 'hold' */
+  coldDirectVolume?: 'hold' | 'continue';
 }
 
 /** Names and ARNs the sandbox wires, as the CDK construct would. */
@@ -107,7 +118,18 @@ export class Sandbox {
   /** The lagging index model (rule indexLag), if in force. */
   private indexLag: import('./index-lag.js').IndexLag | undefined;
   private constructor(
-    readonly options: Required<Omit<SandboxOptions, 'azs' | 'bootSeconds' | 'groupAzs'>> & {
+    readonly options: Required<
+      Omit<
+        SandboxOptions,
+        | 'azs'
+        | 'bootSeconds'
+        | 'groupAzs'
+        | 'contentGiB'
+        | 'initialization'
+        | 'initializationRate'
+        | 'coldDirectVolume'
+      >
+    > & {
       azs: string[];
       bootSeconds: number | undefined;
       groupAzs: string[];
@@ -191,6 +213,7 @@ export class Sandbox {
       throttling: options.throttling,
       rules: options.rules,
       backgroundLoad: options.backgroundLoad,
+      contentGiB: o.contentGiB,
     });
     if (options.agent === 'model') {
       const { registerModelledDocuments } = await import('./agent/model-runner.js');
@@ -224,6 +247,10 @@ export class Sandbox {
       SERVED_GROUPS: wiring.groupName,
       EXPECTED_ACCOUNT_ID: accountId,
       HEARTBEAT_TIMEOUT: String(options.heartbeatTimeout),
+      // Unset: the workflows' own defaults (lambdas/shared/workflow-config.ts).
+      ...(o.initialization ? { INITIALIZATION: o.initialization } : {}),
+      ...(o.initializationRate !== undefined ? { INITIALIZATION_RATE: String(o.initializationRate) } : {}),
+      ...(o.coldDirectVolume ? { COLD_DIRECT_VOLUME: o.coldDirectVolume } : {}),
     });
 
     // Imported only now: the handlers' modules read their environment when first loaded.

@@ -72,9 +72,14 @@ export function substitute(text: string, substitutions: Record<string, string>):
 
 type Json = Record<string, unknown>;
 
+/** Resource of the Task a Wait with `SecondsPath` becomes in the sandbox (see {@link scaleDefinition}). */
+const secondsPathWait = 'volsd-sandbox:wait-seconds-path:';
+
 /**
  * Scales the definition's waiting times by the time scale: Wait `Seconds`, Retry `IntervalSeconds` and
- * `MaxDelaySeconds`. Backoff and jitter then work as written, in modelled time. Task and execution
+ * `MaxDelaySeconds`. Backoff and jitter then work as written, in modelled time. A Wait with `SecondsPath`
+ * (a number the execution computed) becomes a Task of the sandbox that waits that many modelled seconds
+ * and passes its input on: the path's value cannot be scaled in the definition. Task and execution
  * timeouts are left in wall seconds: they guard the local run, not the model.
  */
 export function scaleDefinition(definition: Json, timeScale: number): Json {
@@ -83,6 +88,11 @@ export function scaleDefinition(definition: Json, timeScale: number): Json {
   for (const [name, state] of Object.entries(states)) {
     const copy: Json = { ...state };
     if (typeof copy.Seconds === 'number') copy.Seconds = copy.Seconds * timeScale;
+    if (copy.Type === 'Wait' && typeof copy.SecondsPath === 'string') {
+      const { SecondsPath: path, Type: _type, ...rest } = copy;
+      scaled[name] = { ...rest, Type: 'Task', Resource: `${secondsPathWait}${path}` };
+      continue;
+    }
     if (Array.isArray(copy.Retry)) {
       copy.Retry = (copy.Retry as Json[]).map((r) => ({
         ...r,
@@ -100,6 +110,18 @@ export function scaleDefinition(definition: Json, timeScale: number): Json {
     scaled[name] = copy;
   }
   return { ...definition, States: scaled };
+}
+
+/** The value at a plain JSONPath (`$.a.b`) of `input`. */
+function readPath(input: unknown, path: string): unknown {
+  let value: unknown = input;
+  for (const key of path
+    .replace(/^\$\.?/, '')
+    .split('.')
+    .filter(Boolean)) {
+    value = value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
+  }
+  return value;
 }
 
 function sfnError(name: string, message: string): Error {
@@ -193,9 +215,22 @@ export class LocalStepFunctions {
   private async run(definition: Json, execution: LocalExecution, input: unknown): Promise<void> {
     const scaled = scaleDefinition(definition, this.o.timeScale) as unknown as StateMachineDefinition;
     const handlers: Record<string, (input: never) => Promise<never>> = {};
-    for (const [stateName, state] of Object.entries((definition.States ?? {}) as Record<string, Json>)) {
+    for (const [stateName, state] of Object.entries(
+      (scaled.States ?? {}) as unknown as Record<string, Json>,
+    )) {
       if (state.Type !== 'Task') continue;
       const resource = String(state.Resource);
+      if (resource.startsWith(secondsPathWait)) {
+        const path = resource.slice(secondsPathWait.length);
+        handlers[stateName] = (async (event: unknown) => {
+          const seconds = Number(readPath(event, path));
+          if (!Number.isFinite(seconds) || seconds < 0)
+            throw sfnError('States.Runtime', `SecondsPath ${path} is not a number of seconds`);
+          await new Promise((done) => setTimeout(done, seconds * this.o.timeScale * 1000));
+          return event as never;
+        }) as never;
+        continue;
+      }
       const lambda = this.o.lambdas[resource];
       if (!lambda) throw new Error(`state ${stateName}: no local Lambda for ${resource}`);
       handlers[stateName] = (async (event: unknown) => {

@@ -21,6 +21,7 @@ import {
   VolumeHeldElsewhere,
   VolumeNotReady,
 } from '../shared/errors.js';
+import { readInitialization } from '../shared/initialization.js';
 import { completeLifecycleAction } from '../shared/lifecycle.js';
 import { logger, metrics } from '../shared/logger.js';
 import { VolumeState } from '../shared/model.js';
@@ -344,6 +345,44 @@ const bringCurrent: Step = async (ctx, { repo, ssm, config }) => {
   };
 };
 
+/**
+ * Decides whether the volume is warm enough to go InService. A pool volume is: replenish marks a volume
+ * IDLE only once it is fully initialized. A direct creation is still loading its blocks from the snapshot;
+ * with COLD_DIRECT_VOLUME=hold the launch waits in Pending:Wait (`initialization` unset: the state machine
+ * waits `initializationWaitSeconds` and asks again), with lifecycle heartbeats, until DescribeVolumeStatus
+ * reports it initialized or INITIALIZATION_HOLD_SECONDS have passed; with `continue` it goes on at once.
+ * Either way the outcome is counted: ColdHandoffs, or InitializationHeldSeconds.
+ */
+const checkInitialized: Step = async (ctx, deps) => {
+  if (!ctx.direct) return { ...ctx, initialization: 'warm' };
+  const volumeId = need(ctx.volumeId, 'volumeId');
+  const report = await readInitialization(deps.ec2, volumeId);
+  const now = nowMs();
+  if (report.initialized) {
+    if (ctx.holdingSince === undefined) return { ...ctx, initialization: 'warm' };
+    metrics.addMetric('InitializationHeldSeconds', 'Seconds', (now - ctx.holdingSince) / 1000);
+    return { ...ctx, initialization: 'held' };
+  }
+  const holdingSince = ctx.holdingSince ?? now;
+  const holdOver = now - holdingSince >= deps.config.INITIALIZATION_HOLD_SECONDS * 1000;
+  if (deps.config.COLD_DIRECT_VOLUME === 'continue' || holdOver) {
+    metrics.addMetric('ColdHandoffs', 'Count', 1);
+    logger.warn('instance goes InService on a volume still initializing', {
+      instanceId: ctx.instanceId,
+      volumeId,
+      progress: report.progress,
+      reason: holdOver ? 'hold-expired' : 'cold-direct-volume-continue',
+    });
+    return { ...ctx, initialization: 'cold' };
+  }
+  const next = await maybeHeartbeat({ ...ctx, holdingSince }, deps);
+  // Wake near the provisioned rate's estimate, else every 30 s; 10-120 s, so a late report costs little;
+  // and never later than a third of the heartbeat timeout, so the next look can heartbeat in time.
+  const heartbeatBound = Math.max(5, Math.floor(deps.config.HEARTBEAT_TIMEOUT / 3));
+  const wait = Math.min(120, heartbeatBound, Math.max(10, report.estimatedSeconds ?? 30));
+  return { ...next, initializationWaitSeconds: wait };
+};
+
 /** Safety net, IN_USE, and the lifecycle action completed with CONTINUE. Re-runnable. */
 const finish: Step = async (ctx, deps) => {
   const volumeId = need(ctx.volumeId, 'volumeId');
@@ -520,6 +559,7 @@ export const acquireSteps: Record<string, Step> = {
   abortAttach,
   mount,
   bringCurrent,
+  checkInitialized,
   finish,
   compensate,
   compensateDone,

@@ -9,7 +9,8 @@ import {
   devicesInUse,
   requireLiveInstance,
 } from '../shared/ec2-ops.js';
-import { CommandPending, InvalidInput, VolumeNotReady } from '../shared/errors.js';
+import { CommandPending, InvalidInput, VolumeInitializing, VolumeNotReady } from '../shared/errors.js';
+import { readInitialization } from '../shared/initialization.js';
 import { azMetric, logger, metrics } from '../shared/logger.js';
 import { type VolumeRecord, VolumeState } from '../shared/model.js';
 import type { PendingCommand, Step } from '../shared/steps.js';
@@ -329,6 +330,37 @@ const sync: Step<ReplenishCtx> = async (ctx, { ssm, repo, config }) => {
   };
 };
 
+/**
+ * Polled until every volume of the round is fully initialized, as DescribeVolumeStatus reports it: a
+ * volume made from a snapshot loads its blocks lazily, and the pool hands out only warm volumes
+ * (docs/decisions.md, "Warm volumes"). Volumes created empty report no initialization and pass. While
+ * it waits the run keeps the AZ's lease (a 1 TiB volume at 300 MiB/s takes about an hour, longer than
+ * the lease) and reports how many volumes are initializing. Once all are, it records each one's
+ * seconds from creation to reported initialization (an upper bound: the report lags up to 5 minutes).
+ */
+const waitInitialized: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
+  const initializing: string[] = [];
+  for (const v of ctx.volumes ?? []) {
+    if (v.empty) continue;
+    const report = await readInitialization(ec2, v.volumeId);
+    if (!report.initialized) initializing.push(`${v.volumeId} at ${report.progress}%`);
+  }
+  azMetric(ctx.pool, ctx.az, 'VolumesInitializing', initializing.length);
+  if (initializing.length > 0) {
+    if (ctx.runId && !(await repo.acquireLease(leaseName(ctx), ctx.runId, leaseSeconds)))
+      logger.warn('lost the AZ lease while volumes initialize', { pool: ctx.pool, az: ctx.az });
+    throw new VolumeInitializing(
+      `${initializing.length} volume(s) initializing: ${initializing.slice(0, 5).join(', ')}`,
+    );
+  }
+  for (const v of ctx.volumes ?? []) {
+    if (v.empty) continue;
+    const created = (await describeVolume(ec2, v.volumeId))?.CreateTime;
+    if (created) metrics.addMetric('InitializationSeconds', 'Seconds', (nowMs() - created.getTime()) / 1000);
+  }
+  return ctx;
+};
+
 /** Marks the synced volumes IDLE at the generation they were synced to. */
 const markIdle: Step<ReplenishCtx> = async (ctx, { repo }) => {
   for (const v of ctx.volumes ?? []) {
@@ -442,6 +474,7 @@ export const replenishSteps: Record<string, Step<ReplenishCtx>> = {
   prepare,
   waitCommands,
   sync,
+  waitInitialized,
   markIdle,
   retireUnmount,
   retireDetach,

@@ -54,6 +54,8 @@ export class CommandPending extends named('CommandPending') {}
 export class InstanceNotReady extends named('InstanceNotReady') {}
 /** The instance has no free device name or attachment slot. */
 export class NoFreeDevice extends named('NoFreeDevice') {}
+/** A volume made from a snapshot is still loading its blocks (EBS volume initialization): poll again. */
+export class VolumeInitializing extends named('VolumeInitializing') {}
 
 /** Every named error class, by name: the set that ASL `ErrorEquals` may reference. */
 export const namedErrors = {
@@ -74,6 +76,7 @@ export const namedErrors = {
   CommandPending,
   InstanceNotReady,
   NoFreeDevice,
+  VolumeInitializing,
 } as const;
 
 export type VolsdErrorName = keyof typeof namedErrors;

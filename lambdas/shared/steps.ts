@@ -55,6 +55,16 @@ export interface WorkflowCtx extends WorkflowInput {
   force?: boolean;
   /** The volume was created from a snapshot for this instance (no idle volume in its AZ). */
   direct?: boolean;
+  /**
+   * How the volume stood in its EBS initialization when the instance went InService: `warm` (pool
+   * volume, or a direct one already initialized), `held` (the launch waited for it), `cold` (handed over
+   * still initializing: COLD_DIRECT_VOLUME=continue, or the hold ran out). Set by CheckInitialized.
+   */
+  initialization?: 'warm' | 'held' | 'cold';
+  /** When the acquire started holding for a direct volume's initialization (epoch ms). */
+  holdingSince?: number;
+  /** Seconds CheckInitialized's Wait lasts before the next look. */
+  initializationWaitSeconds?: number;
   /** How the workflow ended, for the record and the metrics. */
   outcome?: string;
   /** Set by a Catch: the error that sent the execution to compensation. */

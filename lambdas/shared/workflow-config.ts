@@ -62,6 +62,23 @@ export const workflowConfigShape = {
     .enum(['true', 'false'])
     .default('true')
     .transform((v) => v === 'true'),
+  /**
+   * How a pool volume made from a snapshot becomes fully initialized before replenish marks it IDLE:
+   * `provisioned-rate` creates it with VolumeInitializationRate = INITIALIZATION_RATE (predictable,
+   * billed); `default-rate` waits for EBS's own lazy loading (free, unpredictable). Either way the
+   * volume is IDLE only once DescribeVolumeStatus reports it initialized (docs/decisions.md, "Warm volumes").
+   */
+  INITIALIZATION: z.enum(['provisioned-rate', 'default-rate']).default('provisioned-rate'),
+  /** VolumeInitializationRate in MiB/s for `provisioned-rate` (CreateVolume: 100-300). */
+  INITIALIZATION_RATE: z.coerce.number().int().min(100).max(300).default(300),
+  /**
+   * A directly created volume is still initializing: `hold` keeps the launch in Pending:Wait (with
+   * heartbeats) until it is initialized, at most INITIALIZATION_HOLD_SECONDS; `continue` lets the
+   * instance go InService at once. Either way the outcome is counted (ColdHandoffs, InitializationHeld).
+   */
+  COLD_DIRECT_VOLUME: z.enum(['hold', 'continue']).default('hold'),
+  /** Longest hold for a directly created volume before the instance goes InService cold anyway. */
+  INITIALIZATION_HOLD_SECONDS: z.coerce.number().int().min(60).max(7200).default(3600),
   /** Snapshots kept by the snapshot workflow. */
   SNAPSHOT_RETENTION: z.coerce.number().int().min(1).max(100).default(3),
 };

@@ -11,6 +11,16 @@ export interface BurstOptions {
   timeScale: number;
   /** How documents run. @default 'scripts' */
   agent?: 'scripts' | 'model';
+  /**
+   * Modelled content size in GiB. When given, the pool is first snapshotted and refilled from that
+   * snapshot, so its idle volumes are snapshot-born (they must be initialized before they are IDLE) and
+   * the launches past the pool are direct creations from the snapshot (cold until initialized).
+   */
+  contentGiB?: number;
+  /** The pool's initialization method and rate, and what a cold direct creation does (SandboxOptions). */
+  initialization?: SandboxOptions['initialization'];
+  initializationRate?: number;
+  coldDirectVolume?: SandboxOptions['coldDirectVolume'];
   log?: (line: string) => void;
 }
 
@@ -30,11 +40,16 @@ export async function runBurst(
     maxGroupSize: Math.max(100, o.instances),
     agent: o.agent ?? 'scripts',
     ...(o.rules ? { rules: o.rules } : {}),
+    ...(o.contentGiB !== undefined ? { contentGiB: o.contentGiB } : {}),
+    ...(o.initialization ? { initialization: o.initialization } : {}),
+    ...(o.initializationRate !== undefined ? { initializationRate: o.initializationRate } : {}),
+    ...(o.coldDirectVolume ? { coldDirectVolume: o.coldDirectVolume } : {}),
   });
   try {
     const recorder = new ScenarioRecorder(sandbox);
     log(`pool ${sandbox.options.pool}: ${o.azs} AZ(s), target ${o.idlePerAz} idle per AZ; filling`);
     await sandbox.replenishAll();
+    if (o.contentGiB !== undefined) await refillFromSnapshot(sandbox, o.idlePerAz, log);
     log(`burst: ${o.instances} launches at once`);
     const burstAt = sandbox.cloud.clock.now();
     sandbox.scaleTo(o.instances);
@@ -52,6 +67,25 @@ export async function runBurst(
   } finally {
     await sandbox.stop();
   }
+}
+
+/**
+ * Snapshots the pool's content, retires the empty-born idle volumes and refills the pool from the
+ * snapshot: the pool's volumes are then what a pool in service holds (made from its latest snapshot,
+ * initialized before they were marked IDLE), and direct creations have a snapshot to start from.
+ */
+async function refillFromSnapshot(sandbox: Sandbox, idlePerAz: number, log: (line: string) => void) {
+  const arn = sandbox.wiring.stateMachines.snapshot;
+  if (!arn) throw new Error('the sandbox runs no snapshot state machine');
+  sandbox.sfn.start(arn, 'burst-snapshot', JSON.stringify({ pool: sandbox.options.pool, reason: 'burst' }));
+  await sandbox.settle();
+  if (!(await sandbox.repo.getPool(sandbox.options.pool)).latestSnapshot)
+    throw new Error('the snapshot workflow recorded no snapshot');
+  log('snapshot taken; refilling the pool from it (each volume initialized before it is IDLE)');
+  await sandbox.repo.setTarget(sandbox.options.pool, 0);
+  await sandbox.replenishAll();
+  await sandbox.repo.setTarget(sandbox.options.pool, idlePerAz);
+  await sandbox.replenishAll();
 }
 
 async function atTarget(sandbox: Sandbox): Promise<boolean> {

@@ -61,6 +61,19 @@ export interface ScenarioResult {
   servedFromPool: number;
   /** Launches whose acquire created a volume for them from the latest snapshot (no idle volume in the AZ). */
   directCreates: number;
+  /**
+   * Instances that went InService on a volume below 100% initialized, judged by the simulator's ground
+   * truth at the moment of InService (rule volumeInitialization).
+   */
+  coldAtReady: number;
+  /** Those of `coldAtReady` whose volume came from the idle pool (it was on another instance before): must be 0. */
+  coldFromPool: number;
+  /**
+   * Modelled seconds from available to fully initialized of the snapshot-born volumes that completed
+   * (simulator ground truth, deleted volumes included). `p99` only from 100 samples on; below that the
+   * largest (`max`) is given instead, as a p99 of fewer samples would just be the max.
+   */
+  initializationSeconds: { samples: number; p50: number | null; p99?: number | null; max?: number | null };
   doubleAssignments: number;
   leakedVolumes: number;
   staleAtReady: number | null;
@@ -83,11 +96,42 @@ export interface ScenarioResult {
  */
 export class ScenarioRecorder {
   readonly agentOnlineAt = new Map<string, number>();
+  /** Per instance of the served group that went InService: its data volumes as they stood then. */
+  readonly atInService = new Map<string, { volumeId: string; progress: number; fromPool: boolean }[]>();
   readonly startedWall = Date.now();
   constructor(private readonly sandbox: Sandbox) {
     sandbox.cloud.ec2.onInstance((instanceId, event) => {
       if (event === 'agent-online') this.agentOnlineAt.set(instanceId, sandbox.cloud.clock.now());
     });
+    const { cloud } = sandbox;
+    cloud.autoscaling.onInService((instanceId, groupName) => {
+      if (groupName !== sandbox.wiring.groupName) return;
+      const volumes = cloud.ec2.devicesOf(instanceId).map((d) => {
+        const history = cloud.ec2.attachmentHistory(d.volumeId);
+        return {
+          volumeId: d.volumeId,
+          progress: cloud.ec2.initializationProgress(d.volumeId) ?? 100,
+          // Ground truth: a pool volume was on another instance (a sync worker) before this one.
+          fromPool: history.some((id) => id !== instanceId),
+        };
+      });
+      this.atInService.set(instanceId, volumes);
+    });
+  }
+
+  /** coldAtReady, coldFromPool and initializationSeconds from what was recorded and the simulator. */
+  initializationFigures(): Pick<ScenarioResult, 'coldAtReady' | 'coldFromPool' | 'initializationSeconds'> {
+    const cold = [...this.atInService.values()].filter((vs) => vs.some((v) => v.progress < 100));
+    const durations = this.sandbox.cloud.ec2.initializationDurations();
+    const p = percentiles(durations);
+    return {
+      coldAtReady: cold.length,
+      coldFromPool: cold.filter((vs) => vs.some((v) => v.progress < 100 && v.fromPool)).length,
+      initializationSeconds:
+        durations.length >= 100
+          ? { samples: durations.length, p50: p.p50, p99: p.p99 }
+          : { samples: durations.length, p50: p.p50, max: p.max },
+    };
   }
 
   /** Average counts per execution of `machine` that succeeded, from the sandbox's accounting. */
@@ -151,6 +195,7 @@ export class ScenarioRecorder {
       instancesFailed: launches.filter((a) => a.result !== 'CONTINUE').length,
       servedFromPool: launched.length - directCreates,
       directCreates,
+      ...this.initializationFigures(),
       doubleAssignments: count('noSharedVolume', 'oneVolumePerInstance'),
       leakedVolumes: count('noLeakedVolume', 'noOrphanClaim'),
       staleAtReady: count('inServiceHasCurrentVolume'),

@@ -136,6 +136,7 @@ function hookWithDefaults(h: LifecycleHookSpec | undefined): Group['launchHook']
 export class AutoScalingSim {
   private readonly groups = new Map<string, Group>();
   private readonly actions: LifecycleActionRecord[] = [];
+  private readonly inServiceListeners: ((instanceId: string, groupName: string) => void)[] = [];
 
   constructor(
     private readonly ctx: SimContext,
@@ -316,6 +317,7 @@ export class AutoScalingSim {
     if (event === 'running') {
       if (member.state === 'Pending:Proceed' || (member.state === 'Pending' && !group.launchHook)) {
         member.state = 'InService';
+        this.inService(member.instanceId, group.name);
         this.ctx.notify();
       }
       return;
@@ -405,6 +407,18 @@ export class AutoScalingSim {
     action.completedBy = by;
   }
 
+  /**
+   * Calls `listener` at the moment an instance of a group enters InService, synchronously, so a
+   * scenario can read the simulator's ground truth (a volume's initialization) as it stood then.
+   */
+  onInService(listener: (instanceId: string, groupName: string) => void): void {
+    this.inServiceListeners.push(listener);
+  }
+
+  private inService(instanceId: string, groupName: string): void {
+    for (const listener of this.inServiceListeners) listener(instanceId, groupName);
+  }
+
   /** Applies a lifecycle action's result to its instance. */
   private finish(action: LifecycleActionRecord, result: LifecycleResult, by: 'api' | 'timeout'): void {
     this.close_(action, result, by);
@@ -416,6 +430,7 @@ export class AutoScalingSim {
       if (result === 'CONTINUE') {
         member.state =
           this.ec2.instanceState(member.instanceId) === 'running' ? 'InService' : 'Pending:Proceed';
+        if (member.state === 'InService') this.inService(member.instanceId, group.name);
       } else {
         if (!group.replaceAbandoned) group.desired = Math.max(group.min, group.desired - 1);
         this.startTermination(group, member, false);

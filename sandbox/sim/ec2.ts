@@ -322,6 +322,8 @@ export class Ec2Sim {
   private readonly listeners: ((instanceId: string, event: InstanceEvent) => void)[] = [];
   private readonly contentGiB: number;
   private readonly initializationModel: InitializationModel;
+  /** Every initialization ever started, deleted volumes' included (ground truth for reports). */
+  private readonly initializations: VolumeInitialization[] = [];
 
   /** ModifyVolume and DescribeVolumesModifications (`modify.ts`). */
   readonly modifications: VolumeModifier;
@@ -678,6 +680,7 @@ export class Ec2Sim {
         this.ctx.seed,
         rate,
       );
+      this.initializations.push(volume.initialization);
     }
     this.volumes.set(volume.id, volume);
     if (input.ClientToken) this.clientTokens.set(input.ClientToken, volume.id);
@@ -728,6 +731,7 @@ export class Ec2Sim {
 
   private startDeletion(volume: Volume): void {
     volume.state = 'deleting';
+    volume.initialization?.stop(this.ctx.clock.now());
     volume.cancel?.();
     volume.cancel = this.ctx.clock.setTimer(this.ctx.delay(this.ctx.latency.volumeDelete), () => {
       volume.state = 'deleted';
@@ -1139,10 +1143,46 @@ export class Ec2Sim {
         ...(v.attachment
           ? { AttachmentStatuses: [{ InstanceId: v.attachment.instanceId, IoPerformance: 'not-applicable' }] }
           : {}),
-        ...(v.initialization?.started ? { InitializationStatusDetails: v.initialization.status(now) } : {}),
+        ...this.initializationDetails(v, now),
       })),
       ...(nextToken ? { NextToken: nextToken } : {}),
     };
+  }
+
+  /** InitializationStatusDetails of a snapshot-born volume (initialized at creation without the rule). */
+  private initializationDetails(
+    v: Volume,
+    now: number,
+  ): Pick<VolumeStatusItem, 'InitializationStatusDetails'> {
+    if (v.initialization) {
+      return v.initialization.started ? { InitializationStatusDetails: v.initialization.status(now) } : {};
+    }
+    if (!v.snapshotId) return {};
+    const rated = v.initializationRate !== undefined;
+    return {
+      InitializationStatusDetails: {
+        InitializationType: rated ? 'provisioned-rate' : 'default',
+        Progress: 100,
+        ...(rated ? { EstimatedTimeToCompleteInSeconds: 0 } : {}),
+      },
+    };
+  }
+
+  /**
+   * Seconds from available to fully initialized of every snapshot-born volume that completed its
+   * initialization, deleted ones included (ground truth for the scenarios' initializationSeconds).
+   */
+  initializationDurations(): number[] {
+    const now = this.ctx.clock.now();
+    return this.initializations.flatMap((i) => {
+      const seconds = i.totalMiB > 0 ? i.durationSeconds(now) : undefined;
+      return seconds === undefined ? [] : [seconds];
+    });
+  }
+
+  /** Every instance a volume was attached to, in order (empty for an unknown volume). */
+  attachmentHistory(volumeId: string): string[] {
+    return [...(this.volumes.get(volumeId)?.attachedTo ?? [])];
   }
 
   /**

@@ -74,6 +74,7 @@ export class VolumeInitialization {
   /** Hosts reading every block now, with the throughput they read at. */
   private readonly readers = new Map<string, number>();
   private completedAtTime?: number;
+  private stoppedAt?: number;
   /** DescribeVolumeStatus's view: refreshed at intervals. */
   private reported = { at: Number.NEGATIVE_INFINITY, progress: 0, doneMiB: 0 };
   private nextRefresh = 0;
@@ -115,18 +116,21 @@ export class VolumeInitialization {
     return Math.max(read, this.backgroundRate(t));
   }
 
+  /** The end of the default-rate window holding `t`: always after `t` (floating point can land on a boundary). */
   private windowEnd(t: number): number {
     const start = this.startedAt ?? 0;
     const window = this.model.defaultWindowSeconds;
-    return start + (Math.floor((t - start) / window) + 1) * window;
+    const end = start + (Math.floor((t - start) / window) + 1) * window;
+    return end > t ? end : end + window;
   }
 
   /**
    * Integrates the download from `asOf` to `now`, window by window, and takes DescribeVolumeStatus's
    * reports at their refresh times on the way (so a report shows the state of its own time).
    */
-  private advance(now: number): void {
+  private advance(at: number): void {
     if (this.startedAt === undefined) return;
+    const now = Math.min(at, this.stoppedAt ?? at);
     for (;;) {
       if (this.nextRefresh <= this.asOf) {
         this.takeReport();
@@ -184,6 +188,12 @@ export class VolumeInitialization {
     return this.completedAtTime;
   }
 
+  /** The volume is being deleted: nothing downloads after `now`. */
+  stop(now: number): void {
+    this.advance(now);
+    this.stoppedAt ??= now;
+  }
+
   /** True once the download started (the volume became available). */
   get started(): boolean {
     return this.startedAt !== undefined;
@@ -203,11 +213,10 @@ export class VolumeInitialization {
     this.advance(now);
     if (this.completedAtTime !== undefined) return 0;
     if (this.startedAt === undefined) return Number.POSITIVE_INFINITY;
-    const window = this.model.defaultWindowSeconds;
     let t = now;
     let left = this.totalMiB - this.doneMiB;
     for (;;) {
-      const windowEnd = this.startedAt + (Math.floor((t - this.startedAt) / window) + 1) * window;
+      const windowEnd = this.windowEnd(t);
       const rate = this.rateAt(t);
       if (rate * (windowEnd - t) >= left) return t + left / rate - now;
       left -= rate * (windowEnd - t);

@@ -44,6 +44,8 @@ const fatal: FatalLists = {
   mount: ['InvalidInput', 'InstanceGone'],
   // repo.getPool: UnknownPool
   bringCurrent: ['InvalidInput', 'UnknownPool'],
+  // readInitialization, maybeHeartbeat: none of their own
+  checkInitialized: ['InvalidInput'],
   // setDeleteOnTermination: InstanceGone; repo.getVolume, repo.transition
   finish: ['InvalidInput', 'InstanceGone', 'IllegalTransition', 'VolumeNotFound'],
   compensate: ['InvalidInput', 'IllegalTransition'],
@@ -57,9 +59,10 @@ export const acquire = stateMachine({
   Comment:
     "Volsd acquire: claim an idle volume in the instance's AZ, move it from the sync worker to the instance, mount it, bring it current, then let the instance go InService. Any failure compensates and completes the lifecycle action with the configured result.",
   StartAt: 'Resolve',
-  // The longest waits in a row (a first fill, attach, mount, five sync rounds) fit; a timeout would leave
-  // the lifecycle action to its own timeout instead of Abandon.
-  TimeoutSeconds: 5400,
+  // The longest waits in a row (a first fill, attach, mount, five sync rounds: 5400 s) fit, plus the longest
+  // initialization hold of a direct creation (INITIALIZATION_HOLD_SECONDS, at most 7200 s); a timeout would
+  // leave the lifecycle action to its own timeout instead of Abandon.
+  TimeoutSeconds: 12600,
   States: {
     Resolve: task({
       comment: "Find the instance's AZ; a gone instance ends the acquire.",
@@ -197,8 +200,26 @@ export const acquire = stateMachine({
     }),
     IsCurrent: {
       Type: 'Choice',
-      Choices: [{ Variable: '$.current', BooleanEquals: true, Next: 'Finish' }],
+      Choices: [{ Variable: '$.current', BooleanEquals: true, Next: 'CheckInitialized' }],
       Default: 'WaitSync',
+    },
+    CheckInitialized: task({
+      comment:
+        'A pool volume is warm. A direct creation still loading its blocks: go on (COLD_DIRECT_VOLUME=continue, counted as a cold handoff) or hold the launch, with heartbeats, until DescribeVolumeStatus reports it initialized.',
+      step: 'checkInitialized',
+      catch: [catchAll('$.error', 'Compensate')],
+      next: 'Initialized?',
+    }),
+    'Initialized?': {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.initialization', IsPresent: true, Next: 'Finish' }],
+      Default: 'WaitInitialized',
+    },
+    WaitInitialized: {
+      Type: 'Wait',
+      Comment: 'Until the next look at the initialization (10-120 s, from the provisioned rate estimate).',
+      SecondsPath: '$.initializationWaitSeconds',
+      Next: 'CheckInitialized',
     },
     WaitSync: task({
       step: 'waitCommand',

@@ -74,7 +74,12 @@ export interface StateMachineDefinition {
 /** The "not yet" errors a poll retrier retries. */
 type NotYetError = Extract<
   VolsdErrorName,
-  'VolumeNotReady' | 'CommandPending' | 'InstanceNotReady' | 'NoIdleVolume' | 'PoolNotReady'
+  | 'VolumeNotReady'
+  | 'CommandPending'
+  | 'InstanceNotReady'
+  | 'NoIdleVolume'
+  | 'PoolNotReady'
+  | 'VolumeInitializing'
 >;
 
 /**

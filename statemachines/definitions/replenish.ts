@@ -19,6 +19,8 @@ const fatal: FatalLists = {
   waitCommands: ['InvalidInput'],
   // repo.getPool: UnknownPool
   sync: ['InvalidInput', 'UnknownPool'],
+  // describeVolumeStatus, describeVolume, repo.acquireLease; VolumeInitializing polled
+  waitInitialized: ['InvalidInput'],
   // repo.getVolume, repo.transition
   markIdle: ['InvalidInput', 'IllegalTransition', 'VolumeNotFound'],
   // repo.transition errors are caught; sendDocument: InstanceNotReady, CommandFailed
@@ -36,10 +38,11 @@ const task = taskBuilder('ReplenishFunctionArn', fatal);
 
 export const replenish = stateMachine({
   Comment:
-    "Volsd replenish, one pool and AZ: keep idle + in-flight volumes at the target. Create from the latest snapshot (or empty, then format), attach to the AZ's sync worker, mount, sync to the current generation, mark IDLE; retire idle extras. One run per pool and AZ at a time (a lease in the table).",
+    "Volsd replenish, one pool and AZ: keep idle + in-flight volumes at the target. Create from the latest snapshot (or empty, then format), attach to the AZ's sync worker, mount, sync to the current generation, wait until fully initialized, mark IDLE; retire idle extras. One run per pool and AZ at a time (a lease in the table).",
   StartAt: 'Init',
-  // A first fill's sync alone may take the Volsd-Sync document's hour.
-  TimeoutSeconds: 7200,
+  // A first fill's sync alone may take the Volsd-Sync document's hour; then a 1 TiB volume initializing at
+  // 100 MiB/s takes about 3 h more (WaitInitialized).
+  TimeoutSeconds: 25200,
   States: {
     Init: {
       Type: 'Pass',
@@ -155,6 +158,21 @@ export const replenish = stateMachine({
           BackoffRate: 1.5,
           MaxDelaySeconds: 30,
           MaxAttempts: 129,
+        }),
+      ],
+      catch: [catchAll('$.error', 'Failed')],
+      next: 'WaitInitialized',
+    }),
+    WaitInitialized: task({
+      comment:
+        'Poll DescribeVolumeStatus until every new volume is fully initialized (blocks of a snapshot-born volume load lazily): only warm volumes become IDLE. Keeps the AZ lease meanwhile.',
+      step: 'waitInitialized',
+      poll: [
+        poll('VolumeInitializing', {
+          IntervalSeconds: 15,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 120,
+          MaxAttempts: 150,
         }),
       ],
       catch: [catchAll('$.error', 'Failed')],

@@ -66,6 +66,19 @@ describe('Monitoring', () => {
     expect(body).toContain(`"${syncLag[0]}","Arn"`);
   });
 
+  it('graphs volumes initializing per AZ, initialization seconds and cold handoffs on the dashboard', () => {
+    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dashboard?.Properties.DashboardBody);
+    for (const metric of [
+      'VolumesInitializing',
+      'InitializationSeconds',
+      'InitializationHeldSeconds',
+      'ColdHandoffs',
+    ])
+      expect(body).toContain(`\\"${metric}\\"`);
+    expect(body).toContain('\\"Az\\",\\"eu-west-1a\\"');
+  });
+
   it('lets CloudWatch use the alarm topic key', () => {
     template.hasResourceProperties('AWS::KMS::Key', {
       EnableKeyRotation: true,

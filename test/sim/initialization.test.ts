@@ -65,6 +65,20 @@ describe('initialization model', () => {
     );
   });
 
+  it('advances through window boundaries that floating point lands on, monotonically', () => {
+    const start = 209.93333333333334;
+    const init = new VolumeInitialization('vol-8', 1, model, 3);
+    init.start(start);
+    let last = 0;
+    for (let t = start; t < start + 600; t += model.defaultWindowSeconds / 3) {
+      const p = init.progress(t);
+      expect(p).toBeGreaterThanOrEqual(last);
+      last = p;
+      init.status(t);
+    }
+    expect(last).toBeGreaterThan(0);
+  });
+
   it('needs nothing for a snapshot without data', () => {
     const init = new VolumeInitialization('vol-6', 0, model, 1);
     init.start(5);
@@ -245,7 +259,10 @@ describe('initialization in the simulator', () => {
 
     const out = await h.ec2.send(new DescribeVolumeStatusCommand({ VolumeIds: [volumeId] }));
 
-    expect(out.VolumeStatuses?.[0]?.InitializationStatusDetails).toBeUndefined();
+    expect(out.VolumeStatuses?.[0]?.InitializationStatusDetails).toEqual({
+      InitializationType: 'default',
+      Progress: 100,
+    });
     expect(h.cloud.ec2.initializationProgress(volumeId)).toBe(100);
   });
 });
