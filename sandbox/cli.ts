@@ -4,6 +4,7 @@
  * `--serve` runs the playground instead (`serve.ts`) until SIGINT or SIGTERM.
  */
 import { parseArgs } from 'node:util';
+import { runAbuse } from './scenarios/abuse.js';
 import { runBurst } from './scenarios/burst.js';
 import { runChaos } from './scenarios/chaos.js';
 import { runDemo } from './scenarios/demo.js';
@@ -15,7 +16,7 @@ import { resolveRules, type StrictRule, strictRuleNames } from './sim/rules.js';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const usage = `usage: npm run sandbox -- --serve [--azs K] [--idle-per-az M] [--time-scale X] [--seed S] [--agent scripts|model]
-       npm run sandbox -- [--scenario demo|burst|push|chaos|scale] [--instances N] [--idle-per-az M] [--azs K]
+       npm run sandbox -- [--scenario demo|burst|push|chaos|scale|abuse] [--instances N] [--idle-per-az M] [--azs K]
                       [--burst B] [--operations N] [--seed S] [--time-scale X] [--agent scripts|model] [--json]
                       [--content-gib G] [--initialization provisioned-rate|default-rate] [--initialization-rate R]
                       [--cold-direct-volume hold|continue]  (burst: content size, warm-volume settings)
@@ -198,6 +199,9 @@ switch (scenario) {
       ...ruleOptions,
       log,
     });
+    break;
+  case 'abuse':
+    result = await runAbuse({ seed, timeScale: v['time-scale'] === undefined ? 0.05 : timeScale, log });
     break;
   default:
     fail(`unknown scenario "${scenario}"`);
