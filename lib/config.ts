@@ -16,7 +16,8 @@ import type { VolsdStackProps } from './volsd-stack.js';
  * | `volsd:stackName` | string | `Volsd-<poolName>` | CloudFormation stack name |
  * | `volsd:account` / `volsd:region` | string | environment-agnostic | pin the stack's environment |
  * | `volsd:autoScalingGroupNames` | string[] or `a,b` | `[]` | groups served (lifecycle hooks are added to them; tag them `volsd:pool=<pool>`) |
- * | `volsd:idlePerAz` | integer | 2 | idle volumes per AZ (0..27) |
+ * | `volsd:idlePerAz` | integer | 2 | idle volumes per AZ (0..1000); each AZ runs as many sync workers as they need |
+ * | `volsd:maxWorkersPerAz` | integer | what `idlePerAz` needs | largest sync worker group per AZ (must hold the target) |
  * | `volsd:volumeSizeGiB` | integer | 20 | volume size (1..16384) |
  * | `volsd:volumeIops` | integer | 3000 | gp3 IOPS (3000..80000) |
  * | `volsd:volumeThroughputMiBps` | integer | 125 | gp3 throughput (125..2000) |
@@ -112,6 +113,7 @@ export const contextSchema = z
     'volsd:region': text.optional(),
     'volsd:autoScalingGroupNames': list.optional(),
     'volsd:idlePerAz': integer.optional(),
+    'volsd:maxWorkersPerAz': integer.optional(),
     'volsd:volumeSizeGiB': integer.optional(),
     'volsd:volumeIops': integer.optional(),
     'volsd:volumeThroughputMiBps': integer.optional(),
@@ -217,6 +219,7 @@ export function readAppConfig(node: Node): AppConfig {
         poolName,
         autoScalingGroups: c['volsd:autoScalingGroupNames'],
         idlePerAz: c['volsd:idlePerAz'],
+        maxWorkersPerAz: c['volsd:maxWorkersPerAz'],
         volume: {
           sizeGiB: c['volsd:volumeSizeGiB'],
           iops: c['volsd:volumeIops'],

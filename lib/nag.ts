@@ -151,6 +151,16 @@ export const volsdWildcardAcknowledgements: readonly WildcardAcknowledgement[] =
     check: isPoolTagScoped,
   },
   {
+    finding: findingArn('autoscaling', 'autoScalingGroup:\\*'),
+    reason:
+      "Any Auto Scaling group, but only the pool's sync worker groups (autoscaling:ResourceTag conditions on volsd:pool and volsd:role=worker): replenish sizes them.",
+    check: (statement) =>
+      Object.values(statement.Condition ?? {}).some(
+        (block) =>
+          'autoscaling:ResourceTag/volsd:pool' in block && 'autoscaling:ResourceTag/volsd:role' in block,
+      ),
+  },
+  {
     finding: findingArn('autoscaling', 'autoScalingGroup:\\*:autoScalingGroupName/[^*]+'),
     reason: 'A served group by name; the * is the group id, which changes when the group is recreated.',
   },

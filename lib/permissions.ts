@@ -338,6 +338,39 @@ function servedGroupArn(stack: Stack, groupName: string): string {
   });
 }
 
+/**
+ * Sizing the sync worker groups: find them (DescribeAutoScalingGroups accepts only Resource "*"),
+ * raise a group's desired capacity, terminate a drained worker in its group; both only on groups
+ * tagged with the pool and `volsd:role=worker`.
+ */
+export function workerFleetStatements({ scope, poolName }: PermissionScope): PolicyStatement[] {
+  return [
+    new PolicyStatement({
+      sid: 'DescribeWorkerGroups',
+      actions: ['autoscaling:DescribeAutoScalingGroups'],
+      resources: ['*'],
+    }),
+    new PolicyStatement({
+      sid: 'SizeWorkerGroups',
+      actions: ['autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup'],
+      resources: [
+        Stack.of(scope).formatArn({
+          service: 'autoscaling',
+          resource: 'autoScalingGroup',
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          resourceName: '*',
+        }),
+      ],
+      conditions: {
+        StringEquals: {
+          [`autoscaling:ResourceTag/${poolTag}`]: poolName,
+          [`autoscaling:ResourceTag/${roleTag}`]: Role.Worker,
+        },
+      },
+    }),
+  ];
+}
+
 /** Everything the pool's workflows may need, bound to one pool; `forX()` composes per workflow. */
 export interface WorkflowPermissionsProps extends PermissionScope {
   /** Names of the pool's SSM documents. */
@@ -400,10 +433,14 @@ export class WorkflowPermissions {
     ];
   }
 
-  /** Replenish: create (from a pool snapshot), attach to the worker, mount, sync; retire extras. */
+  /**
+   * Replenish: size the AZ's worker group, create (from a pool snapshot), attach to a worker, mount,
+   * sync; retire extras and drained workers.
+   */
   public forReplenish(): PolicyStatement[] {
     return [
       ...describeStatements(),
+      ...workerFleetStatements(this.props),
       ...createVolumeStatements(this.props),
       ...attachDetachStatements(this.props),
       ...deleteVolumeStatements(this.props),

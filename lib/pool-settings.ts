@@ -3,6 +3,7 @@ import { InstanceArchitecture, InstanceType } from 'aws-cdk-lib/aws-ec2';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { poolNameSchema } from '../lambdas/shared/validate.js';
 import { defaultWorkerInstanceType } from './sync-workers.js';
+import { maxIdlePerAzBound, resolveMaxWorkersPerAz } from './worker-capacity.js';
 
 /** What happens to a volume its instance gives back. */
 export type ReleasePolicy = 'delete' | 'recycle';
@@ -113,11 +114,17 @@ export interface PoolSettingsProps {
   /** Pool name: tags, SSM parameter path, hook and document names. `^[a-z][a-z0-9-]{0,31}$`. */
   readonly poolName: string;
   /**
-   * Idle volumes kept ready in each AZ (0..27: one sync worker holds them all, and a Nitro instance
-   * has at most 27 EBS attachments besides its network interface).
+   * Idle volumes kept ready in each AZ (0..1000). Each AZ runs as many sync workers as they need (a
+   * worker holds its instance type's EBS attachment limit less its root volume: 26 on t4g.small);
+   * replenish starts and retires workers as the target moves.
    * @default 2
    */
   readonly idlePerAz?: number;
+  /**
+   * Largest number of sync workers per AZ (their Auto Scaling group's maximum). Must hold the target.
+   * @default as many as `idlePerAz` needs on `workerInstanceType`
+   */
+  readonly maxWorkersPerAz?: number;
   /**
    * The pool's volumes.
    * @default 20 GiB gp3, 3000 IOPS, 125 MiB/s, encrypted with the account's default EBS key
@@ -233,6 +240,7 @@ export interface PoolSettings {
   readonly fanOut: { readonly maxConcurrency: string; readonly maxErrors: string };
   readonly push: { readonly writerArns: readonly string[]; readonly maxObjectBytes: number };
   readonly workerInstanceType: InstanceType;
+  readonly maxWorkersPerAz: number;
 }
 
 /** Invalid pool configuration: every problem found, one per line. */
@@ -355,6 +363,7 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
       maxObjectBytes: props.push?.maxObjectBytes ?? defaultMaxPushObjectBytes,
     },
     workerInstanceType: props.workerInstanceType ?? new InstanceType(defaultWorkerInstanceType),
+    maxWorkersPerAz: props.maxWorkersPerAz ?? 1,
   };
 
   const problems: string[] = [];
@@ -363,14 +372,7 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
       `poolName must match ^[a-z][a-z0-9-]{0,31}$ (it names tags, parameters and documents), got "${settings.poolName}"`,
     );
   }
-  checkInteger(
-    problems,
-    'idlePerAz',
-    settings.idlePerAz,
-    0,
-    27,
-    ' (EBS attachments left on one sync worker)',
-  );
+  checkInteger(problems, 'idlePerAz', settings.idlePerAz, 0, maxIdlePerAzBound);
 
   const { sizeGiB, type, iops, throughputMiBps } = settings.volume;
   if (type !== 'gp3') problems.push(`volume.type must be 'gp3', got "${type}"`);
@@ -467,6 +469,13 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
     );
   }
 
+  const maxWorkersPerAz = resolveMaxWorkersPerAz(problems, {
+    instanceType: settings.workerInstanceType.toString(),
+    largestTargetPerAz: Number.isInteger(settings.idlePerAz) ? settings.idlePerAz : 0,
+    ...(props.maxWorkersPerAz !== undefined ? { maxWorkersPerAz: props.maxWorkersPerAz } : {}),
+    what: 'idlePerAz',
+  });
+
   if (problems.length > 0) throw new VolsdConfigError(settings.poolName, problems);
-  return settings;
+  return { ...settings, maxWorkersPerAz };
 }

@@ -36,7 +36,7 @@ export interface SyncWorkersProps {
   readonly poolName: string;
   /** VPC of the workers. */
   readonly vpc: IVpc;
-  /** One subnet per AZ of the pool; each gets its own worker. Needs a route to SSM and S3. */
+  /** One subnet per AZ of the pool; each gets its own worker group. Needs a route to SSM and S3. */
   readonly subnets: readonly ISubnet[];
   /** The push bucket: workers may read `live/*` and nothing else. */
   readonly pushBucket: IBucket;
@@ -45,6 +45,12 @@ export interface SyncWorkersProps {
    * @default t4g.small
    */
   readonly instanceType?: InstanceType;
+  /**
+   * Largest number of workers per AZ (each group's maximum). Replenish starts workers up to it as the
+   * AZ's target needs and retires drained ones; the group starts with one.
+   * @default 1
+   */
+  readonly maxWorkersPerAz?: number;
   /**
    * KMS key encrypting the workers' root volumes.
    * @default the account's default EBS key (aws/ebs)
@@ -63,25 +69,29 @@ export interface SyncWorkersProps {
   readonly pushBucketKey?: IKey;
 }
 
-/** The sync worker of one AZ. */
+/** The sync workers of one AZ. */
 export interface SyncWorker {
   /** The worker's subnet. */
   readonly subnet: ISubnet;
   /** The worker's AZ (a token in an environment-agnostic stack). */
   readonly availabilityZone: string;
-  /** Its Auto Scaling group of exactly one instance, so a lost worker is replaced. */
+  /**
+   * Its Auto Scaling group: one instance at first, as many as replenish sets (up to the maximum); a
+   * lost worker is replaced.
+   */
   readonly group: AutoScalingGroup;
 }
 
 /**
- * Sync workers: per AZ subnet an Auto Scaling group of exactly one instance (min = max = 1) that holds
- * the AZ's idle volumes mounted and in sync. Amazon Linux 2023 arm64 (image from the public SSM
+ * Sync workers: per AZ subnet an Auto Scaling group (min 1, max `maxWorkersPerAz`, no desired
+ * capacity in the template so a deploy never resets what replenish set) whose instances hold the AZ's
+ * idle volumes mounted and in sync. Amazon Linux 2023 arm64 (image from the public SSM
  * parameter at deploy time, no lookup), IMDSv2 required, encrypted root volume, no inbound traffic.
  * Instances carry `volsd:pool` and `volsd:role=worker`; their role has AmazonSSMManagedInstanceCore and
  * read-only access to `live/*` of the push bucket.
  */
 export class SyncWorkers extends Construct {
-  /** One worker per AZ, in subnet order. */
+  /** One worker group per AZ, in subnet order. */
   public readonly workers: readonly SyncWorker[];
   /** Role of the worker instances. */
   public readonly role: IamRole;
@@ -184,7 +194,7 @@ export class SyncWorkers extends Construct {
         vpcSubnets: { subnets: [subnet] },
         launchTemplate: this.launchTemplate,
         minCapacity: 1,
-        maxCapacity: 1,
+        maxCapacity: props.maxWorkersPerAz ?? 1,
         groupMetrics: [new GroupMetrics(GroupMetric.IN_SERVICE_INSTANCES)],
         cooldown: Duration.minutes(1),
       });

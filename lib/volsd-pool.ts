@@ -151,6 +151,7 @@ export class VolsdPool extends Construct {
       pushBucket: this.push.bucket,
       pushBucketKey: props.dataKey,
       instanceType: this.settings.workerInstanceType,
+      maxWorkersPerAz: this.settings.maxWorkersPerAz,
       rootVolumeKey: this.settings.volume.kmsKey,
       accountDefaultVolumeKey: this.settings.volume.accountDefaultKmsKey,
     });

@@ -65,6 +65,11 @@ export interface SandboxOptions {
    * workers still boot when `start` returns, as at a first deploy. @default true
    */
   waitForWorkers?: boolean;
+  /**
+   * Largest size of each AZ's sync worker group (replenish starts workers up to it as the target
+   * needs). @default as many m7g.large workers (26 volumes each) as `idlePerAz` needs
+   */
+  maxWorkersPerAz?: number;
   /** Keep the sandbox directory after stop (for inspection). */
   keepFiles?: boolean;
   /**
@@ -177,6 +182,7 @@ export class Sandbox {
       keepFiles: o.keepFiles ?? false,
       agent: o.agent ?? 'scripts',
       maxGroupSize: o.maxGroupSize ?? 100,
+      maxWorkersPerAz: o.maxWorkersPerAz ?? Math.max(1, Math.ceil((o.idlePerAz ?? 2) / 26)),
       rules: o.rules ?? {},
       backgroundLoad: o.backgroundLoad ?? {},
       modelCosts: o.modelCosts ?? {},
@@ -379,7 +385,8 @@ export class Sandbox {
       },
     );
 
-    // One sync worker per AZ, in a group of exactly one so a lost worker is replaced.
+    // Per AZ a group of sync workers, one at first: replenish starts more as the target needs (up to
+    // the group's maximum) and retires drained ones; a lost worker is replaced.
     for (const az of azs) {
       cloud.createAutoScalingGroup({
         name: `${options.pool}-worker-${az}`,
@@ -387,7 +394,7 @@ export class Sandbox {
         tags: { [poolTag]: options.pool, [roleTag]: Role.Worker },
         desiredCapacity: 1,
         minSize: 1,
-        maxSize: 1,
+        maxSize: options.maxWorkersPerAz,
         instanceType: 'm7g.large',
         bootSeconds: 20,
       });

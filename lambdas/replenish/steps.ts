@@ -15,13 +15,16 @@ import { azMetric, logger, metrics } from '../shared/logger.js';
 import { type VolumeRecord, VolumeState } from '../shared/model.js';
 import type { PendingCommand, Step } from '../shared/steps.js';
 import { nowMs } from '../shared/time.js';
-import { attachmentLimit, findWorker } from '../shared/workers.js';
+import { describeFleet, planFleet, startWorkers } from '../shared/worker-fleet.js';
+import { placeVolumes, retireDrainedWorkers } from './fleet.js';
 
 /** A volume the replenish run is bringing into the pool. */
 export interface NewVolume {
   volumeId: string;
   /** Created empty: needs a filesystem (Volsd-Format) before it can be mounted. */
   empty: boolean;
+  /** The sync worker it goes to (one of the AZ's workers); unset: the run's `workerId`. */
+  workerId?: string;
 }
 
 /**
@@ -53,6 +56,10 @@ export interface ReplenishCtx {
   syncSentAt?: number;
   /** True when another round is worth it (the target was not reached for capacity or a race). */
   again?: boolean;
+  /** The target waits for sync workers the group is starting: the next round waits for them first. */
+  waitWorkers?: boolean;
+  /** Surplus workers being drained: retired by `done` once they hold nothing. */
+  drainWorkers?: string[];
   error?: { Error?: string; Cause?: string };
 }
 
@@ -65,26 +72,61 @@ export const workerAttachTimeoutMs = 90_000;
 
 const leaseName = (ctx: ReplenishCtx) => `replenish#${ctx.pool}#${ctx.az}`;
 
+/** The worker a volume of the round goes to. */
+const workerOf = (ctx: ReplenishCtx, v: NewVolume) => v.workerId ?? ctx.workerId ?? '';
+
+/** Re-reads the fleet and the AZ's volumes and retires the surplus workers that hold nothing. */
+async function retireDrained(
+  ctx: ReplenishCtx,
+  { repo, ec2, autoScaling, ssm, config }: Parameters<Step>[1],
+) {
+  const pool = await repo.getPool(ctx.pool);
+  const fleet = await describeFleet(
+    { ec2, autoScaling, ssm },
+    ctx.pool,
+    ctx.az,
+    config.WORKER_ATTACHMENT_LIMIT,
+  );
+  const listed = await repo.listVolumes({ pool: ctx.pool, az: ctx.az });
+  const volumes: VolumeRecord[] = [];
+  for (const v of listed) {
+    const item = await repo.findVolume(v.volumeId);
+    if (item) volumes.push(item);
+  }
+  await retireDrainedWorkers(
+    { autoScaling, repo },
+    { pool: ctx.pool, az: ctx.az },
+    planFleet(fleet, pool.targetIdlePerAz),
+    fleet.group,
+    volumes,
+  );
+}
+
 function workerMount(root: string, volumeId: string) {
   return `${root}/${volumeId}`;
 }
 
 /**
- * Takes the AZ's lease, finds the worker, and decides: how many volumes to create, which waiting
- * volumes to adopt, which idle extras to retire. Idle + in-flight (CREATING, SYNCING) is what counts
- * against the target, so a burst of requests never overshoots.
+ * Takes the AZ's lease, sizes the AZ's sync workers for the target (starts workers through their group
+ * when it needs more; drains and retires the surplus), and decides: how many volumes to create and on
+ * which worker, which waiting volumes to adopt, which idle extras to retire. Idle + in-flight (CREATING,
+ * SYNCING) is what counts against the target, so a burst of requests never overshoots.
  */
-const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, config }) => {
+const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, autoScaling, ssm, config }) => {
   if (!ctx.runId) throw new InvalidInput('replenish needs runId (the execution name)');
   const leased = await repo.acquireLease(leaseName(ctx), ctx.runId, leaseSeconds);
   if (!leased) {
     logger.info('another replenish holds the AZ; this one ends', { pool: ctx.pool, az: ctx.az });
-    return { ...ctx, leased: false, volumes: [], retire: [], again: false };
+    return { ...ctx, leased: false, volumes: [], retire: [], again: false, waitWorkers: false };
   }
   const pool = await repo.getPool(ctx.pool);
   if (!pool.azs.includes(ctx.az)) throw new InvalidInput(`AZ ${ctx.az} is not one of pool ${ctx.pool}'s AZs`);
-  const worker = await findWorker(ec2, ctx.pool, ctx.az);
-  const workerId = worker.InstanceId ?? '';
+  const fleet = await describeFleet(
+    { ec2, autoScaling, ssm },
+    ctx.pool,
+    ctx.az,
+    config.WORKER_ATTACHMENT_LIMIT,
+  );
   // The index lags the table: a volume handed back a moment ago (reconcile, a recycling release, a
   // compensation, each of which starts this workflow right after its write) may still show IDLE or held
   // there, and one that became IDLE may still show SYNCING. The index lists the AZ's volumes; what each
@@ -95,41 +137,85 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, config }) => {
     const items = await Promise.all(listed.slice(i, i + 25).map((v) => repo.findVolume(v.volumeId)));
     for (const item of items) if (item) volumes.push(item);
   }
-  const idle = volumes.filter((v) => v.state === VolumeState.Idle);
+  // As many workers as the target needs; a surplus one is drained (its idle volumes retired once their
+  // replacements are idle on the kept workers) and retired when it holds nothing.
+  const fleetPlan = planFleet(fleet, pool.targetIdlePerAz);
+  if (fleetPlan.startTo !== undefined && fleet.group) {
+    await startWorkers(autoScaling, fleet.group.name, fleetPlan.startTo, {
+      pool: ctx.pool,
+      az: ctx.az,
+      from: fleet.group.desired,
+      needed: fleetPlan.needed,
+    });
+  }
+  if (fleetPlan.cappedByMax)
+    logger.warn('the worker group maximum caps the pool', {
+      az: ctx.az,
+      target: pool.targetIdlePerAz,
+      perWorker: fleet.perWorker,
+      max: fleet.group?.max,
+    });
+  const retiredWorkers = await retireDrainedWorkers(
+    { autoScaling, repo },
+    { pool: ctx.pool, az: ctx.az },
+    fleetPlan,
+    fleet.group,
+    volumes,
+  );
+  const surplusIds = new Set(fleetPlan.surplus.map((w) => w.instanceId));
+  // Surplus-held idle volumes first: they are the extras to retire and the ones to drain.
+  const idle = volumes
+    .filter((v) => v.state === VolumeState.Idle)
+    .sort((a, b) => Number(surplusIds.has(b.holder ?? '')) - Number(surplusIds.has(a.holder ?? '')));
   // Holding the lease, no other replenish runs here: every CREATING or SYNCING volume is a leftover (a
   // crashed run, a failed acquire handing its volume back, a recycling release). This run adopts them.
-  const adopt = volumes
-    .filter((v) => v.state === VolumeState.Creating || v.state === VolumeState.Syncing)
-    .map((v) => v.volumeId);
+  const adopt = volumes.filter((v) => v.state === VolumeState.Creating || v.state === VolumeState.Syncing);
   // Instances waiting for a volume count as demand on top of the target: a burst gets its volumes in
   // one round instead of one target's worth per round.
   const waiting = await repo.countWaiting(ctx.pool, ctx.az);
   const deficit = pool.targetIdlePerAz + waiting - idle.length - adopt.length;
-  const limit = config.WORKER_ATTACHMENT_LIMIT ?? (await attachmentLimit(ec2, worker.InstanceType));
-  // Root included; both views, as the instance's mappings lag its attaches (eventual consistency).
-  const attached = (await devicesInUse(ec2, worker)).size;
-  const room = Math.max(0, limit - attached);
-  const toCreate = Math.max(0, Math.min(deficit, room, maxCreatePerRound));
-  if (deficit > room)
-    logger.warn('worker attachment limit caps the pool', { az: ctx.az, deficit, room, limit });
+  const extras = deficit < 0 ? idle.slice(0, -deficit) : [];
+  const keepRoom = fleetPlan.keep.reduce((sum, w) => sum + w.room, 0);
+  const placed = placeVolumes(fleetPlan.keep, adopt, surplusIds);
+  const room = Math.max(0, keepRoom - placed.roomUsed);
+  // Drained: surplus-held idle volumes the kept workers have room to replace in this round.
+  const drainable = idle.slice(extras.length).filter((v) => surplusIds.has(v.holder ?? ''));
+  const need = Math.max(0, deficit);
+  const drain = drainable.slice(0, Math.max(0, Math.min(room, maxCreatePerRound) - need));
+  const toCreate = Math.max(0, Math.min(need + drain.length, room, maxCreatePerRound));
+  // Workers the group is starting (or was asked to start just now) are not running, or not reachable, yet.
+  const starting =
+    fleetPlan.startTo !== undefined ||
+    (fleet.group?.desired ?? 0) > fleet.workers.length ||
+    fleetPlan.unreachable.length > 0;
+  if (need > room && !starting)
+    logger.warn('worker attachment limit caps the pool', { az: ctx.az, deficit, room });
   // A retire left unfinished (a run that failed after marking its extras RETIRING) is this run's to finish.
   const unfinished = volumes.filter((v) => v.state === VolumeState.Retiring).map((v) => v.volumeId);
-  const retire = [...unfinished, ...(deficit < 0 ? idle.slice(0, -deficit).map((v) => v.volumeId) : [])];
+  const retire = [...unfinished, ...extras.map((v) => v.volumeId), ...drain.map((v) => v.volumeId)];
   const created = await createVolumes(ctx, toCreate, pool.latestSnapshot, { repo, ec2, config });
+  const targets = placed.assign(created.length);
+  const primary = fleetPlan.keep[0]?.instanceId ?? fleet.workers[0]?.instanceId ?? '';
   // Names a forced detach of an earlier run left unusable on this worker: never attach there again.
-  const unusable = await repo.unusableDevices(workerId);
+  const unusable = await repo.unusableDevices(primary);
   const avoid = [...new Set([...(ctx.avoidDevices ?? []), ...unusable])];
+  const drainWorkers = fleetPlan.surplus
+    .map((w) => w.instanceId)
+    .filter((id) => !retiredWorkers.includes(id));
+  const short = need + drain.length > toCreate;
   return {
     ...ctx,
     leased: true,
-    workerId,
+    workerId: primary,
     ...(avoid.length ? { avoidDevices: avoid } : {}),
     generation: pool.generation,
-    volumes: [...created, ...adopt.map((volumeId) => ({ volumeId, empty: false }))],
+    volumes: [...created.map((v, i) => ({ ...v, workerId: targets[i] ?? primary })), ...placed.adopted],
     retire,
     round: (ctx.round ?? 0) + 1,
     created: (ctx.created ?? 0) + created.length,
-    again: deficit > toCreate && room > toCreate,
+    again: short && (room > toCreate || starting),
+    waitWorkers: short && starting && room <= toCreate,
+    drainWorkers,
   };
 };
 
@@ -169,17 +255,28 @@ const waitAvailable: Step<ReplenishCtx> = async (ctx, { ec2 }) => {
   for (const v of ctx.volumes ?? []) {
     const volume = await describeVolume(ec2, v.volumeId);
     if (!volume) throw new VolumeNotReady(`volume ${v.volumeId} is not visible yet`);
-    if (volume.State !== 'available' && attachmentOf(volume)?.InstanceId !== ctx.workerId) {
+    if (volume.State !== 'available' && attachmentOf(volume)?.InstanceId !== workerOf(ctx, v)) {
       throw new VolumeNotReady(`volume ${v.volumeId} is ${volume.State}`);
     }
   }
   return ctx;
 };
 
-/** Attaches every new volume to the worker (SYNCING, held by the worker). Re-runnable. */
+/** Attaches every new volume to its worker (SYNCING, held by the worker). Re-runnable. */
 const attachToWorker: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
-  const workerId = ctx.workerId ?? '';
+  // Names a forced detach left unusable, per worker: the run's own list for its first worker, the table's.
+  const avoid = new Map<string, string[]>();
+  const avoidOn = async (workerId: string) => {
+    let names = avoid.get(workerId);
+    if (!names) {
+      const own = workerId === ctx.workerId ? (ctx.avoidDevices ?? []) : [];
+      names = [...new Set([...own, ...(await repo.unusableDevices(workerId))])];
+      avoid.set(workerId, names);
+    }
+    return names;
+  };
   for (const v of ctx.volumes ?? []) {
+    const workerId = workerOf(ctx, v);
     const record = await repo.getVolume(v.volumeId);
     if (record.state === VolumeState.Creating) {
       await repo.transition({
@@ -194,7 +291,7 @@ const attachToWorker: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
     const volume = await describeVolume(ec2, v.volumeId);
     if (!volume || attachmentOf(volume)) continue;
     const worker = await requireLiveInstance(ec2, workerId);
-    await attachAtFreeDevice(ec2, v.volumeId, worker, ctx.avoidDevices ?? []);
+    await attachAtFreeDevice(ec2, v.volumeId, worker, await avoidOn(workerId));
   }
   return { ...ctx, attachRequestedAt: nowMs() };
 };
@@ -213,15 +310,19 @@ const waitAttached: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
   for (const v of ctx.volumes ?? []) {
     const volume = await describeVolume(ec2, v.volumeId);
     const attachment = volume ? attachmentOf(volume) : undefined;
-    if (attachment?.State === 'attached' && attachment.InstanceId === ctx.workerId) {
+    const workerId = workerOf(ctx, v);
+    if (attachment?.State === 'attached' && attachment.InstanceId === workerId) {
       ready.push(v);
       continue;
     }
     if (!late) throw new VolumeNotReady(`volume ${v.volumeId} is ${attachment?.State ?? 'not attached'}`);
-    if (volume && attachment?.InstanceId === ctx.workerId) {
+    if (volume && attachment?.InstanceId === workerId) {
       await detachVolume(ec2, volume, { force: true });
       // A forced detach can leave the name unusable until the worker reboots: later rounds take another.
-      if (attachment?.Device) avoid.add(attachment.Device);
+      if (attachment?.Device) {
+        if (workerId === ctx.workerId) avoid.add(attachment.Device);
+        else await repo.addUnusableDevices(workerId, [attachment.Device]);
+      }
     }
     setAside.push(
       `${v.volumeId} (${attachment ? `${attachment.State} on ${attachment.InstanceId}` : 'not attached'})`,
@@ -237,7 +338,8 @@ const waitAttached: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
     volumes: ready,
     setAside: (ctx.setAside ?? 0) + setAside.length,
     ...(avoid.size ? { avoidDevices: [...avoid] } : {}),
-    again: true,
+    // Set-aside rounds stay bounded as before (three), whatever the capacity rounds allow.
+    again: (ctx.round ?? 0) < 3,
   };
 };
 
@@ -247,9 +349,9 @@ const waitAttached: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
  * volumes take one path.
  */
 const prepare: Step<ReplenishCtx> = async (ctx, { ssm, config }) => {
-  const workerId = ctx.workerId ?? '';
   const commands: PendingCommand[] = [];
   for (const v of ctx.volumes ?? []) {
+    const workerId = workerOf(ctx, v);
     const document = config.FORMAT_DOCUMENT;
     const commandId = await sendDocument(ssm, {
       documentName: document,
@@ -302,32 +404,33 @@ async function renewLeaseDuringLongSync(ctx: ReplenishCtx, repo: Parameters<Step
  * current (the new ones fully, a snapshot-born one by its delta); the others are skipped.
  */
 const sync: Step<ReplenishCtx> = async (ctx, { ssm, repo, config }) => {
-  const workerId = ctx.workerId ?? '';
   const pool = await repo.getPool(ctx.pool);
   // Volumes that were out of Volsd's hands (recycled) are rebuilt from the bucket, not merely synced.
-  const untrusted: string[] = [];
+  const untrusted = new Set<string>();
   for (const v of ctx.volumes ?? []) {
-    if ((await repo.findVolume(v.volumeId))?.untrusted) untrusted.push(v.volumeId);
+    if ((await repo.findVolume(v.volumeId))?.untrusted) untrusted.add(v.volumeId);
   }
-  const commandId = await sendDocument(ssm, {
-    documentName: config.SYNC_DOCUMENT,
-    instanceId: workerId,
-    parameters: {
-      Bucket: config.PUSH_BUCKET,
-      Prefix: config.PUSH_PREFIX,
-      Generation: String(pool.generation),
-      MaxObjectBytes: syncMaxObjectBytes(),
-      ...(untrusted.length > 0 ? { Untrusted: untrusted.join(' ') } : {}),
-    },
-    timeoutSeconds: 900,
-    comment: `volsd sync of ${ctx.volumes?.length ?? 0} new volume(s)`,
-  });
-  return {
-    ...ctx,
-    commands: [{ commandId, instanceId: workerId, document: config.SYNC_DOCUMENT }],
-    generation: pool.generation,
-    syncSentAt: nowMs(),
-  };
+  const commands: PendingCommand[] = [];
+  // One Volsd-Sync per worker the round's volumes went to.
+  for (const workerId of new Set((ctx.volumes ?? []).map((v) => workerOf(ctx, v)))) {
+    const mine = (ctx.volumes ?? []).filter((v) => workerOf(ctx, v) === workerId);
+    const rebuild = mine.filter((v) => untrusted.has(v.volumeId)).map((v) => v.volumeId);
+    const commandId = await sendDocument(ssm, {
+      documentName: config.SYNC_DOCUMENT,
+      instanceId: workerId,
+      parameters: {
+        Bucket: config.PUSH_BUCKET,
+        Prefix: config.PUSH_PREFIX,
+        Generation: String(pool.generation),
+        MaxObjectBytes: syncMaxObjectBytes(),
+        ...(rebuild.length > 0 ? { Untrusted: rebuild.join(' ') } : {}),
+      },
+      timeoutSeconds: 900,
+      comment: `volsd sync of ${mine.length} new volume(s)`,
+    });
+    commands.push({ commandId, instanceId: workerId, document: config.SYNC_DOCUMENT });
+  }
+  return { ...ctx, commands, generation: pool.generation, syncSentAt: nowMs() };
 };
 
 /**
@@ -441,7 +544,15 @@ const retireDelete: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
 };
 
 /** Gives the AZ's lease back. */
-const done: Step<ReplenishCtx> = async (ctx, { repo }) => {
+const done: Step<ReplenishCtx> = async (ctx, deps) => {
+  const { repo } = deps;
+  // Still holding the lease: a surplus worker this run drained is retired now that it holds nothing.
+  if (ctx.leased && ctx.drainWorkers?.length) {
+    // Best effort: the next run retires what this one could not.
+    await retireDrained(ctx, deps).catch((err: unknown) =>
+      logger.warn('drained workers not retired this run', { az: ctx.az, error: String(err) }),
+    );
+  }
   if (ctx.leased && ctx.runId) await repo.releaseLease(leaseName(ctx), ctx.runId);
   // Every run reports the AZ's idle count: the "idle below target" alarm notifies when it goes silent.
   const idle = await repo.listVolumes({ pool: ctx.pool, az: ctx.az, state: VolumeState.Idle });

@@ -5,7 +5,7 @@ import { catchAll, type FatalLists, poll, stateMachine, taskBuilder } from './pr
  * and the helpers it calls; method in profiles.ts) that no retry cures.
  */
 const fatal: FatalLists = {
-  // repo.getPool: UnknownPool; findWorker: InstanceGone; repo.registerVolume: UnknownPool, VolumeNotFound
+  // repo.getPool: UnknownPool; describeFleet: InstanceGone; repo.registerVolume: UnknownPool, VolumeNotFound
   plan: ['InvalidInput', 'InstanceGone', 'UnknownPool', 'VolumeNotFound'],
   // describeVolume; VolumeNotReady polled
   waitAvailable: ['InvalidInput'],
@@ -38,7 +38,7 @@ const task = taskBuilder('ReplenishFunctionArn', fatal);
 
 export const replenish = stateMachine({
   Comment:
-    "Volsd replenish, one pool and AZ: keep idle + in-flight volumes at the target. Create from the latest snapshot (or empty, then format), attach to the AZ's sync worker, mount, sync to the current generation, wait until fully initialized, mark IDLE; retire idle extras. One run per pool and AZ at a time (a lease in the table).",
+    "Volsd replenish, one pool and AZ: keep idle + in-flight volumes at the target. Size the AZ's sync workers for the target (start through the group; drain and retire the surplus). Create from the latest snapshot (or empty, then format), attach to a sync worker with room, mount, sync to the current generation, wait until fully initialized, mark IDLE; retire idle extras. One run per pool and AZ at a time (a lease in the table).",
   StartAt: 'Init',
   // A first fill's sync alone may take the Volsd-Sync document's hour; then a 1 TiB volume initializing at
   // 100 MiB/s takes about 3 h more (WaitInitialized).
@@ -222,16 +222,33 @@ export const replenish = stateMachine({
     }),
     'Again?': {
       Type: 'Choice',
+      Comment:
+        'Another round while the target is short and progress is possible (bounded: 12 rounds of up to 20 volumes); first a wait when the short fall waits for sync workers the group is starting.',
       Choices: [
         {
           And: [
             { Variable: '$.again', BooleanEquals: true },
-            { Variable: '$.round', NumericLessThan: 3 },
+            { Variable: '$.round', NumericLessThan: 12 },
+            { Variable: '$.waitWorkers', IsPresent: true },
+            { Variable: '$.waitWorkers', BooleanEquals: true },
+          ],
+          Next: 'WaitForWorkers',
+        },
+        {
+          And: [
+            { Variable: '$.again', BooleanEquals: true },
+            { Variable: '$.round', NumericLessThan: 12 },
           ],
           Next: 'Plan',
         },
       ],
       Default: 'Replenished',
+    },
+    WaitForWorkers: {
+      Type: 'Wait',
+      Comment: 'A new sync worker boots, then its SSM agent registers: tens of seconds.',
+      Seconds: 20,
+      Next: 'Plan',
     },
     Replenished: { Type: 'Succeed' },
     Failed: task({

@@ -265,11 +265,13 @@ describe('lifecycle intake', () => {
 });
 
 describe('sync workers', () => {
-  it('are one group of exactly one instance per AZ subnet', () => {
+  it('are one group per AZ subnet, of one instance up to what the target needs, desired left to replenish', () => {
     const groups = ofType('AWS::AutoScaling::AutoScalingGroup');
     expect(groups).toHaveLength(3); // the stack's VPC spans 3 AZs by default
     const subnets = groups.map(([, g]) => {
+      // The default target (2 idle per AZ) fits one t4g.small worker.
       expect(g.Properties).toMatchObject({ MinSize: '1', MaxSize: '1' });
+      expect(g.Properties.DesiredCapacity).toBeUndefined();
       expect(g.Properties.VPCZoneIdentifier).toHaveLength(1);
       return JSON.stringify(g.Properties.VPCZoneIdentifier);
     });

@@ -42,12 +42,39 @@ describe('pool settings', () => {
     expect(problemsOf({ poolName })).toContain('poolName must match ^[a-z][a-z0-9-]{0,31}$');
   });
 
-  it('refuse idlePerAz beyond the attachment limit', () => {
-    expect(problemsOf({ idlePerAz: 28 })).toContain('idlePerAz must be an integer in 0..27');
+  it('refuse idlePerAz beyond the table bound', () => {
+    expect(problemsOf({ idlePerAz: 1001 })).toContain('idlePerAz must be an integer in 0..1000');
   });
 
   it('refuse a negative idlePerAz', () => {
-    expect(problemsOf({ idlePerAz: -1 })).toContain('idlePerAz must be an integer in 0..27');
+    expect(problemsOf({ idlePerAz: -1 })).toContain('idlePerAz must be an integer in 0..1000');
+  });
+
+  it('size the worker groups for idlePerAz: 200 on t4g.small needs 8 workers of 26 volumes', () => {
+    expect(resolvePoolSettings({ poolName: 'web', idlePerAz: 200 }).maxWorkersPerAz).toBe(8);
+    expect(resolvePoolSettings({ poolName: 'web', idlePerAz: 26 }).maxWorkersPerAz).toBe(1);
+    expect(resolvePoolSettings({ poolName: 'web', idlePerAz: 27 }).maxWorkersPerAz).toBe(2);
+  });
+
+  it('size by the worker type: m8g.large holds 31 volumes (32 dedicated attachments)', () => {
+    const settings = resolvePoolSettings({
+      poolName: 'web',
+      idlePerAz: 62,
+      workerInstanceType: new InstanceType('m8g.large'),
+    });
+    expect(settings.maxWorkersPerAz).toBe(2);
+  });
+
+  it('refuse a maxWorkersPerAz that cannot hold idlePerAz, saying how many it needs', () => {
+    expect(problemsOf({ idlePerAz: 60, maxWorkersPerAz: 2 })).toContain(
+      'idlePerAz 60 needs 3 t4g.small sync workers per AZ (26 volumes each besides the root volume), but maxWorkersPerAz is 2',
+    );
+  });
+
+  it('refuse a worker type whose attachment limit is unknown', () => {
+    expect(problemsOf({ workerInstanceType: new InstanceType('x9g.huge') })).toContain(
+      'workerInstanceType x9g.huge: its EBS attachment limit is not known',
+    );
   });
 
   it('refuse a volume size of 0 GiB', () => {
@@ -244,9 +271,9 @@ describe('VolsdPool placement', () => {
 
   it('refuses invalid settings when constructed', () => {
     const { stack, vpc } = vpcStack();
-    expect(() => new VolsdPool(stack, 'Pool', { poolName: 'web', vpc, idlePerAz: 40 })).toThrow(
-      /idlePerAz must be an integer in 0\.\.27/,
-    );
+    expect(
+      () => new VolsdPool(stack, 'Pool', { poolName: 'web', vpc, idlePerAz: 40, maxWorkersPerAz: 1 }),
+    ).toThrow(/idlePerAz 40 needs 2 t4g\.small sync workers per AZ/);
   });
 
   it('refuses a wildcard in a served group name', () => {
