@@ -16,31 +16,42 @@ const onWorkerStates: readonly string[] = [
  * Places a round's volumes on the kept workers. An adopted volume stays with the worker that holds it
  * when that worker runs (it is attached there); one with no running holder goes, like every new
  * volume, to the kept worker with the most room left, so the volumes and each push's sync spread over
- * the workers.
+ * the workers; when none has room it waits (`waiting`) for a later round.
  */
 export function placeVolumes(
   keep: readonly FleetWorker[],
   adopt: readonly VolumeRecord[],
   surplus: ReadonlySet<string>,
-): { adopted: NewVolume[]; roomUsed: number; assign: (count: number) => string[] } {
+): { adopted: NewVolume[]; roomUsed: number; waiting: number; assign: (count: number) => string[] } {
   const left = new Map(keep.map((w) => [w.instanceId, w.room]));
   const take = (): string | undefined => {
     let best: string | undefined;
-    for (const [id, room] of left) if (best === undefined || room > (left.get(best) ?? 0)) best = id;
+    for (const [id, room] of left)
+      if (room > 0 && (best === undefined || room > (left.get(best) ?? 0))) best = id;
     if (best !== undefined) left.set(best, (left.get(best) ?? 0) - 1);
     return best;
   };
   let roomUsed = 0;
-  const adopted: NewVolume[] = adopt.map((v) => {
-    if (v.holder && (left.has(v.holder) || surplus.has(v.holder)))
-      return { volumeId: v.volumeId, empty: false, workerId: v.holder };
+  let waiting = 0;
+  const adopted: NewVolume[] = [];
+  for (const v of adopt) {
+    if (v.holder && (left.has(v.holder) || surplus.has(v.holder))) {
+      adopted.push({ volumeId: v.volumeId, empty: false, workerId: v.holder });
+      continue;
+    }
     const workerId = take();
+    // No kept worker has room (a replacement worker not online yet): a later round adopts it.
+    if (workerId === undefined) {
+      waiting++;
+      continue;
+    }
     roomUsed++;
-    return { volumeId: v.volumeId, empty: false, ...(workerId ? { workerId } : {}) };
-  });
+    adopted.push({ volumeId: v.volumeId, empty: false, workerId });
+  }
   return {
     adopted,
     roomUsed,
+    waiting,
     assign: (count) => Array.from({ length: count }, () => take() ?? ''),
   };
 }

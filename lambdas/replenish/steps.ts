@@ -202,7 +202,7 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, autoScaling, ssm, conf
   const drainWorkers = fleetPlan.surplus
     .map((w) => w.instanceId)
     .filter((id) => !retiredWorkers.includes(id));
-  const short = need + drain.length > toCreate;
+  const short = need + drain.length > toCreate || placed.waiting > 0;
   return {
     ...ctx,
     leased: true,

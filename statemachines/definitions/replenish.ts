@@ -133,9 +133,11 @@ export const replenish = stateMachine({
       next: 'WaitPrepared',
     }),
     WaitPrepared: task({
+      comment:
+        'Up to 20 volumes per round, each its own Volsd-Format, spread over the workers: bounded at about 7 minutes (90 polls, at most 5 s apart).',
       step: 'waitCommands',
       poll: [
-        poll('CommandPending', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 30 }),
+        poll('CommandPending', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 90 }),
       ],
       catch: [catchAll('$.error', 'Failed')],
       next: 'Sync',

@@ -53,6 +53,29 @@ beforeAll(() => {
 });
 
 describe('workflow permissions', () => {
+  it("replenish may size only the pool's sync worker groups (pool and worker role tags)", () => {
+    const statements = resolved(permissions.forReplenish());
+    for (const action of [
+      'autoscaling:SetDesiredCapacity',
+      'autoscaling:TerminateInstanceInAutoScalingGroup',
+    ]) {
+      expect(allowing(statements, action)).toEqual([
+        expect.objectContaining({
+          Condition: {
+            StringEquals: {
+              'autoscaling:ResourceTag/volsd:pool': 'web',
+              'autoscaling:ResourceTag/volsd:role': 'worker',
+            },
+          },
+        }),
+      ]);
+    }
+    // No other workflow sizes groups.
+    for (const other of [permissions.forAcquire(), permissions.forRelease(), permissions.forReconcile()]) {
+      expect(allowing(resolved(other), 'autoscaling:SetDesiredCapacity')).toEqual([]);
+    }
+  });
+
   it('attach and detach need the volume AND the instance tagged with the pool', () => {
     const statements = allowing(resolved(permissions.forAcquire()), 'ec2:AttachVolume');
     expect(statements).toEqual(

@@ -206,7 +206,7 @@ describe('pool settings', () => {
   });
 
   it('list every problem at once', () => {
-    const message = problemsOf({ idlePerAz: 99, snapshotRetention: 0 });
+    const message = problemsOf({ idlePerAz: 1001, snapshotRetention: 0 });
     expect(message).toMatch(/Invalid Volsd pool "web":\n {2}- idlePerAz.*\n {2}- snapshotRetention/);
   });
 });
