@@ -163,7 +163,8 @@ export function filesOutsideMountRoots(sandbox: Sandbox): string[] {
   const out: string[] = [];
   const root = sandbox.rootDir;
   const volumesDir = resolve(root, 'volumes');
-  const systemPaths = ['dev/', 'proc/', 'run/', 'tmp/', 'etc/volsd/'];
+  // sys/: the simulator's /sys/block/<dev>/size of attached devices (the kernel's, never content).
+  const systemPaths = ['dev/', 'proc/', 'run/', 'sys/', 'tmp/', 'etc/volsd/'];
   const list = (dir: string) => {
     try {
       return readdirSync(dir);
