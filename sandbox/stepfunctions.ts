@@ -28,6 +28,12 @@ export interface LocalExecution {
   lambdaInvocations: number;
   /** The states entered, in order (for tests and the per-step breakdown). */
   path: { state: string; at: number }[];
+  /**
+   * The input of the last state entered, as the last `StateEntered` event of GetExecutionHistory shows it.
+   * For a FAILED execution that is its Fail state's input: what the execution carried when it failed
+   * (a failed execution has no output).
+   */
+  lastStateInput?: unknown;
   done: Promise<void>;
 }
 
@@ -276,6 +282,7 @@ export class LocalStepFunctions {
             (event as { state?: { name?: string } }).state?.name ?? event.type,
           );
           if (event.type === 'StateEntered') {
+            execution.lastStateInput = (event as { state: { input?: unknown } }).state.input;
             execution.path.push({
               state: (event as { state: { name: string } }).state.name,
               at: this.now().getTime(),

@@ -276,6 +276,10 @@ describe('errors', () => {
 
     expect(run.code).toBe(8);
     expect(run.stderr).toMatch(/acquire failed \(FAILED\): CommandFailed/);
+    // The compensation forces the detach and does not wait for it: by the time the client exits the
+    // volume is detached or still detaching, never attached. Then it goes, whatever the machine's load.
+    expect(attachedTo(host).map((v) => v.attachment?.state)).not.toContain('attached');
+    await world.sandbox.settle();
     expect(attachedTo(host)).toEqual([]);
     expect(await world.sandbox.repo.getAssignment(host)).toBeUndefined();
   });

@@ -29,7 +29,6 @@ describe('scenarios', () => {
     expect(r.duplicateEvents).toBeGreaterThan(0);
     expect(r.clientsRetired).toBeGreaterThan(0);
     expect(r.instancesReady).toBeGreaterThan(0);
-    expect(r.invariants.checked.length).toBeGreaterThanOrEqual(8);
     expect(r.invariants.violations).toEqual([]);
     // The closing reconcile and each AZ's replenish ran to their end. Whether the pool is then exactly at
     // target (poolAtTargetAfter) is reported, not asserted: it depends on timing, and failed once in a CI

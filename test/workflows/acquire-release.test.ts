@@ -105,8 +105,15 @@ describe('release', () => {
     await expectInvariants();
   });
 
-  it('completes the action of an instance that holds no volume', async () => {
+  it('ends a manual release of an instance that holds no volume as nothing-held, touching no volume', async () => {
     const instanceId = sandbox.cloud.launchInstance({ az: 'us-east-1a', tags: { [poolTag]: 'web' } });
+    const poolVolumes = () =>
+      sandbox.cloud
+        .snapshotState()
+        .volumes.filter((v) => v.tags[poolTag] === 'web')
+        .map((v) => [v.volumeId, v.state, v.attachment]);
+    const volumesBefore = poolVolumes();
+    const recordsBefore = await sandbox.repo.listVolumes({ pool: 'web' });
     const { executionArn } = sandbox.sfn.start(
       sandbox.wiring.stateMachines.release,
       `manual-release-${instanceId}-x`,
@@ -116,5 +123,10 @@ describe('release', () => {
     const execution = sandbox.sfn.executions.get(executionArn);
     expect(execution?.status).toBe('SUCCEEDED');
     expect(JSON.parse(execution?.output ?? '{}')).toMatchObject({ outcome: 'nothing-held' });
+    // A manual release has no lifecycle action to complete; nothing in EC2 or the table moved.
+    expect(sandbox.cloud.lifecycleActions().filter((a) => a.instanceId === instanceId)).toEqual([]);
+    expect(poolVolumes()).toEqual(volumesBefore);
+    expect(await sandbox.repo.listVolumes({ pool: 'web' })).toEqual(recordsBefore);
+    expect(await sandbox.repo.getAssignment(instanceId)).toBeUndefined();
   });
 });

@@ -1,7 +1,11 @@
+import { realpathSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { VolumeState } from '../../lambdas/shared/model.js';
+import { Role, roleTag } from '../../lambdas/shared/tags.js';
 import { checkInvariants } from '../../sandbox/invariants.js';
 import { Sandbox } from '../../sandbox/runtime.js';
+import { workerMountRoot } from '../../sandbox/scenarios/push.js';
 import type { LocalExecution } from '../../sandbox/stepfunctions.js';
 import { groupMembers, putContent, scaleAndSettle } from '../helpers/sandbox.js';
 
@@ -41,6 +45,17 @@ async function launchOne(pick: (acquires: LocalExecution[]) => LocalExecution | 
   const member = groupMembers(sandbox).find((m) => m.instanceId === instanceId);
   const action = sandbox.cloud.lifecycleActions().find((a) => a.instanceId === instanceId);
   return { instanceId, acquire, member, action, path: acquire.path.map((p) => p.state) };
+}
+
+/** The volume is attached to a sync worker in EC2 and mounted in that worker's tree at its pool path. */
+function expectOnWorker(volumeId: string) {
+  const state = sandbox.cloud.snapshotState();
+  const attachment = state.volumes.find((v) => v.volumeId === volumeId)?.attachment;
+  expect(attachment?.state).toBe('attached');
+  const worker = state.instances.find((i) => i.instanceId === attachment?.instanceId);
+  expect(worker?.tags[roleTag]).toBe(Role.Worker);
+  const mountPoint = join(sandbox.cloud.hostRoot(worker?.instanceId ?? '-'), workerMountRoot, volumeId);
+  expect(realpathSync(mountPoint)).toBe(realpathSync(sandbox.cloud.volumeDataDir(volumeId)));
 }
 
 /** After any fault: nothing claimed without an owner, every action completed in time, EC2 and table agree. */
@@ -121,12 +136,19 @@ describe('acquire under injected faults', () => {
     const r = await launchOne();
     expectRecoveredOrCompensated(r);
     expect(r.acquire.status).toBe('FAILED');
-    expect(JSON.parse(r.acquire.output ?? 'null') ?? {}).not.toMatchObject({ compensation: 'error' });
+    // A failed execution has no output: what it carried into its Fail state says how it compensated.
+    const failed = r.acquire.lastStateInput as { volumeId?: string; compensation?: string };
+    expect(failed.compensation).toBe('to-pool');
+    const volumeId = failed.volumeId;
+    if (!volumeId) throw new Error('the failed acquire names no volume');
     const leftovers = (await sandbox.repo.listVolumes({ pool: 'web' })).filter(
       (v) => v.state === VolumeState.Claimed || v.state === VolumeState.Attaching,
     );
     expect(leftovers).toEqual([]);
     await sandbox.replenishAll();
+    // The volume the mount failed with is back on a worker, mounted there and idle.
+    expectOnWorker(volumeId);
+    expect((await sandbox.repo.getVolume(volumeId)).state).toBe(VolumeState.Idle);
     await expectCleanAfterwards();
   });
 
@@ -135,8 +157,14 @@ describe('acquire under injected faults', () => {
     const r = await launchOne();
     expectRecoveredOrCompensated(r);
     expect(r.path).toContain('WaitCompensation');
-    const idle = await sandbox.repo.listVolumes({ pool: 'web', az: 'us-east-1a', state: VolumeState.Idle });
-    expect(idle.length).toBeGreaterThanOrEqual(1);
+    const failed = r.acquire.lastStateInput as { volumeId?: string; compensation?: string };
+    expect(failed.compensation).toBe('returned-to-worker');
+    const volumeId = failed.volumeId;
+    if (!volumeId) throw new Error('the failed acquire names no volume');
+    // The very volume the unmount failed on, not the pool's other idle one: still on its worker (EC2),
+    // mounted there again (the worker's tree), idle in the table. No replenish ran in between.
+    expectOnWorker(volumeId);
+    expect((await sandbox.repo.getVolume(volumeId)).state).toBe(VolumeState.Idle);
     await expectCleanAfterwards();
   });
 });
