@@ -1,8 +1,10 @@
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { heldStates, type VolumeRecord, VolumeState } from '../lambdas/shared/model.js';
+import { type VolumeRecord, VolumeState } from '../lambdas/shared/model.js';
 import { poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
+import { webMountPath } from './readiness.js';
 import type { Sandbox } from './runtime.js';
+import { bucketTreeNow, mountedVolumes, servedTree, treeDifferences } from './truth.js';
 
 /** One broken invariant, with what shows it. */
 export interface Violation {
@@ -19,6 +21,7 @@ export const invariantNames = [
   'noOrphanClaim',
   'lifecycleCompletedInTime',
   'inServiceHasCurrentVolume',
+  'currentAtReady',
   'noFileOutsideMountRoot',
 ] as const;
 
@@ -58,8 +61,7 @@ export async function checkInvariants(sandbox: Sandbox): Promise<InvariantReport
   const instances = new Map(state.instances.map((i) => [i.instanceId, i]));
   const isWorker = (id: string) => instances.get(id)?.tags[roleTag] === Role.Worker;
 
-  // A volume has at most one attachment by construction in EC2; the table must never give one volume to two
-  // holders, and an instance must never hold two pool volumes.
+  // An instance never holds two pool volumes (EC2's attachments).
   const holders = new Map<string, string[]>();
   for (const v of poolVolumes) {
     const at = v.attachment;
@@ -71,16 +73,7 @@ export async function checkInvariants(sandbox: Sandbox): Promise<InvariantReport
   for (const [instanceId, volumes] of holders) {
     if (volumes.length > 1) add('oneVolumePerInstance', `${instanceId} has ${volumes.join(', ')} attached`);
   }
-  const tableHolders = new Map<string, string[]>();
-  for (const r of records) {
-    if (!r.holder || !heldStates.includes(r.state)) continue;
-    const list = tableHolders.get(r.holder) ?? [];
-    list.push(r.volumeId);
-    tableHolders.set(r.holder, list);
-  }
-  for (const [holder, volumes] of tableHolders) {
-    if (volumes.length > 1) add('noSharedVolume', `table gives ${holder} ${volumes.join(', ')}`);
-  }
+  for (const detail of sharedVolumes(sandbox)) add('noSharedVolume', detail);
   for (const v of poolVolumes) {
     const at = v.attachment;
     const r = byId.get(v.volumeId);
@@ -128,29 +121,71 @@ export async function checkInvariants(sandbox: Sandbox): Promise<InvariantReport
       add('lifecycleCompletedInTime', `${a.instanceId} ${a.transition} timed out (${a.completedBy})`);
   }
 
-  const poolRecord = await sandbox.repo.getPool(pool);
+  // Every InService instance serves what the bucket holds (its served tree against the bucket's, file
+  // by file); and every instance served it from the moment it went InService (sandbox/readiness.ts).
+  const bucket = bucketTreeNow(sandbox.s3.directory, sandbox.wiring.bucket);
   for (const g of state.groups) {
     if (g.name !== sandbox.wiring.groupName) continue;
     for (const member of g.instances) {
       if (member.lifecycleState !== 'InService') continue;
-      const attached = holders.get(member.instanceId) ?? [];
-      const volumeId = attached[0];
-      if (!volumeId) {
+      if ((holders.get(member.instanceId) ?? []).length === 0) {
         add('inServiceHasCurrentVolume', `${member.instanceId} is InService without a volume`);
         continue;
       }
-      const generation = volumeGeneration(sandbox, volumeId) ?? 0;
-      if (generation < poolRecord.generation) {
+      const differences = treeDifferences(
+        servedTree(sandbox.cloud.hostRoot(member.instanceId), webMountPath),
+        bucket,
+      );
+      if (differences.length > 0)
         add(
           'inServiceHasCurrentVolume',
-          `${member.instanceId}'s ${volumeId} is at ${generation}, pool at ${poolRecord.generation}`,
+          `${member.instanceId} differs from the bucket: ${brief(differences)}`,
         );
-      }
     }
+  }
+  for (const r of sandbox.readiness.staleAtReady(sandbox.wiring.groupName)) {
+    add(
+      'currentAtReady',
+      `${r.instanceId} went InService at ${r.at.toFixed(1)} s behind the bucket: ${brief(r.differences)}`,
+    );
   }
 
   for (const where of filesOutsideMountRoots(sandbox)) add('noFileOutsideMountRoot', where);
   return { checked: [...invariantNames], violations };
+}
+
+const brief = (differences: string[]) =>
+  differences.slice(0, 3).join(', ') + (differences.length > 3 ? ` and ${differences.length - 3} more` : '');
+
+/**
+ * Volumes reachable from two places, from the mounts in the host trees of the instances not yet
+ * terminated and EC2's attachments: a volume mounted on two hosts, or mounted on one host while EC2 has
+ * it attached to another. The table is not asked: it cannot even record such a state.
+ */
+export function sharedVolumes(sandbox: Sandbox): string[] {
+  const out: string[] = [];
+  const state = sandbox.cloud.snapshotState();
+  const volumesDir = join(sandbox.rootDir, 'volumes');
+  const mountedOn = new Map<string, { instanceId: string; points: string[] }[]>();
+  for (const i of state.instances) {
+    if (i.state === 'terminated') continue;
+    for (const [volumeId, points] of mountedVolumes(sandbox.cloud.hostRoot(i.instanceId), volumesDir)) {
+      mountedOn.set(volumeId, [...(mountedOn.get(volumeId) ?? []), { instanceId: i.instanceId, points }]);
+    }
+  }
+  const attachments = new Map(state.volumes.map((v) => [v.volumeId, v.attachment]));
+  for (const [volumeId, hosts] of mountedOn) {
+    hosts.sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+    const where = hosts.map((h) => `${h.instanceId} (${h.points.join(', ')})`);
+    if (hosts.length > 1) out.push(`${volumeId} is mounted on ${where.join(' and ')}`);
+    const at = attachments.get(volumeId);
+    if (!at || at.state === 'detached') continue;
+    for (const [i, h] of hosts.entries()) {
+      if (h.instanceId !== at.instanceId)
+        out.push(`${volumeId} is attached to ${at.instanceId} in EC2 but mounted on ${where[i]}`);
+    }
+  }
+  return out;
 }
 
 /**

@@ -216,6 +216,7 @@ export async function wirePushPipeline(
   patchS3rverKeyStorage();
   announceMultiDeletes();
   server.on('event', onObjectEvent);
+  sandbox.readiness.pushPipelineWired();
 
   // ---- SSM command status -> push status function (EventBridge, asynchronous invocation)
   const inflight = new Set<Promise<void>>();

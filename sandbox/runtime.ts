@@ -11,6 +11,7 @@ import type { VolumeRepository } from '../lambdas/shared/repository.js';
 import { poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
 import { registerVolsdDocuments } from './agent/runner.js';
 import { LocalQueue } from './queue.js';
+import { ReadinessWatch } from './readiness.js';
 import { type LocalDynamo, type LocalS3, localCredentials, startDynamo, startS3 } from './servers.js';
 import { Accounting, countingMiddleware } from './sim/accounting.js';
 import { Cloud, type CloudOptions } from './sim/cloud.js';
@@ -148,7 +149,12 @@ export class Sandbox {
     readonly intake: LocalQueue,
     readonly wiring: SandboxWiring,
     readonly workers: Record<string, string>,
-  ) {}
+  ) {
+    this.readiness = new ReadinessWatch(cloud, s3, wiring.bucket);
+  }
+
+  /** What each instance served the moment it went InService, against the bucket then (ground truth). */
+  readonly readiness: ReadinessWatch;
 
   /** Starts every server and the simulator, creates the pool, its workers and the group (empty). */
   static async start(o: SandboxOptions = {}): Promise<Sandbox> {

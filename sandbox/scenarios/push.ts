@@ -18,14 +18,14 @@ import { validateKey } from '../../lambdas/shared/push-keys.js';
 import type { PushRecord } from '../../lambdas/shared/push-records.js';
 import { putObjectVerbatim } from '../agent/s3-fidelity.js';
 import { type PushPipeline, wirePushPipeline } from '../push-wiring.js';
+import { webMountPath } from '../readiness.js';
 import { Sandbox, type SandboxOptions } from '../runtime.js';
 import { localCredentials, localRegion } from '../servers.js';
 import { ScenarioRecorder, type ScenarioResult } from './report.js';
 
 const run = promisify(execFile);
 
-/** Where the web instances mount their volume (the workflows' default MOUNT_PATH). */
-export const webMountPath = 'srv/www';
+export { webMountPath };
 /** Where a sync worker mounts its idle volumes, one folder per volume id. */
 export const workerMountRoot = 'var/lib/volsd/pool';
 
@@ -469,7 +469,10 @@ export async function runPushScenario(o: PushScenarioOptions): Promise<PushScena
     const outside = await findWritesOutsideRoots(sandbox);
     const escaped =
       (await findContent(sandbox, payload)).length + (existsSync(hostile.realAbsolutePath) ? 1 : 0);
-    const stale = await staleAtReady(watch.readiness.values(), records);
+    // Ground truth: what each launch served the moment it went InService against the bucket then.
+    const stale = sandbox.readiness
+      .staleAtReady(sandbox.wiring.groupName)
+      .filter((r) => watch.readiness.has(r.instanceId));
     const figures = {
       pushes,
       fanOuts: records.filter((p) => p.commandId !== undefined).length,

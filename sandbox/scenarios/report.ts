@@ -198,7 +198,8 @@ export class ScenarioRecorder {
       ...this.initializationFigures(),
       doubleAssignments: count('noSharedVolume', 'oneVolumePerInstance'),
       leakedVolumes: count('noLeakedVolume', 'noOrphanClaim'),
-      staleAtReady: count('inServiceHasCurrentVolume'),
+      // Judged at the moment each instance went InService (sandbox/readiness.ts), not at the end.
+      staleAtReady: count('currentAtReady'),
       poolAtTargetAfter: atTarget,
       timeToReadySeconds: percentiles(timeToReady),
       addedBeyondBootSeconds: percentiles(added),

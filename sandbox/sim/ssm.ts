@@ -221,6 +221,7 @@ function elapsed(from: Date | undefined, to: Date | undefined): string {
 export class SsmSim {
   private readonly runners = new Map<string, DocumentRunner>();
   private readonly commandsById = new Map<string, SimCommand>();
+  private readonly lastFleetSend = new Map<string, number>();
   /** Commands with an invocation on the instance (so an instance going away does not scan every command). */
   private readonly commandsByInstance = new Map<string, Set<SimCommand>>();
   private readonly parameters = new Map<string, StoredParameter>();
@@ -281,6 +282,14 @@ export class SsmSim {
   /** Registers (or replaces) the runner that executes document `name`. */
   registerDocument(name: string, runner: DocumentRunner): void {
     this.runners.set(name, runner);
+  }
+
+  /**
+   * Modelled second of the last command of `documentName` sent to instances by tag (a fleet-wide run,
+   * such as a push's fan-out), undefined when none was.
+   */
+  lastSentByTag(documentName: string): number | undefined {
+    return this.lastFleetSend.get(documentName);
   }
 
   /** Plain views of every command. */
@@ -368,6 +377,7 @@ export class SsmSim {
     const now = this.ctx.clock.now();
     const maxConcurrencyText = input.MaxConcurrency ?? '50';
     const maxErrorsText = input.MaxErrors ?? '0';
+    if (targetList.some((t) => t.Key.startsWith('tag:'))) this.lastFleetSend.set(documentName, now);
     const command: SimCommand = {
       id: this.ctx.ids.uuid(),
       documentName,

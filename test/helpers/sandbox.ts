@@ -40,3 +40,19 @@ export async function scaleAndSettle(sandbox: Sandbox, desired: number): Promise
     )
     .map((i) => i.instanceId);
 }
+
+/** Why a launch left no instance behind: the last launch actions and acquires, for a failing test's message. */
+export function launchOutcomes(sandbox: Sandbox): string {
+  const actions = sandbox.cloud
+    .lifecycleActions()
+    .filter((a) => a.transition === 'autoscaling:EC2_INSTANCE_LAUNCHING')
+    .slice(-3)
+    .map(
+      (a) =>
+        `${a.instanceId} ${a.result ?? 'open'} by ${a.completedBy ?? '-'}${a.timedOut ? ' (timed out)' : ''}`,
+    );
+  const acquires = executions(sandbox, 'launch-')
+    .slice(-3)
+    .map((e) => `${e.name} ${e.status}${e.error ? ` ${e.error}: ${e.cause?.slice(0, 200)}` : ''}`);
+  return `actions: ${actions.join('; ')}; acquires: ${acquires.join('; ')}`;
+}

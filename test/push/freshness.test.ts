@@ -153,11 +153,16 @@ describe('push freshness (sandbox)', { timeout: 300_000 }, () => {
       ready: watch.readiness.size,
       ends,
       stale: await staleAtReady(watch.readiness.values(), await push.pushes()),
+      // The same, from ground truth: what each served the moment it went InService against the bucket.
+      behindBucketAtReady: sandbox.readiness
+        .staleAtReady(sandbox.wiring.groupName)
+        .filter((r) => launched.includes(r.instanceId)),
     }).toEqual({
       launched: 2,
       ready: 2,
       ends: Array(2).fill({ marker: pool.generation, c: 'C\n' }),
       stale: [],
+      behindBucketAtReady: [],
     });
   });
 });

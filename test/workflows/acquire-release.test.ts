@@ -5,7 +5,7 @@ import { VolumeState } from '../../lambdas/shared/model.js';
 import { poolTag } from '../../lambdas/shared/tags.js';
 import { checkInvariants, volumeGeneration } from '../../sandbox/invariants.js';
 import { Sandbox } from '../../sandbox/runtime.js';
-import { executions, groupMembers, putContent, scaleAndSettle } from '../helpers/sandbox.js';
+import { executions, groupMembers, launchOutcomes, putContent, scaleAndSettle } from '../helpers/sandbox.js';
 
 let sandbox: Sandbox;
 let desired = 0;
@@ -41,7 +41,7 @@ async function expectInvariants() {
 describe('acquire', () => {
   it('puts a launched instance InService with the current content mounted, and EC2 and the table agree', async () => {
     const [instanceId] = await scaleAndSettle(sandbox, ++desired);
-    if (!instanceId) throw new Error('no instance launched');
+    if (!instanceId) throw new Error(`no instance launched: ${launchOutcomes(sandbox)}`);
 
     expect(groupMembers(sandbox).find((m) => m.instanceId === instanceId)?.lifecycleState).toBe('InService');
     const held = await attachedTo(instanceId);
@@ -70,7 +70,7 @@ describe('acquire', () => {
     sandbox.cloud.events.on('event', onEvent);
     try {
       const [instanceId] = await scaleAndSettle(sandbox, ++desired);
-      if (!instanceId) throw new Error('no instance launched');
+      if (!instanceId) throw new Error(`no instance launched: ${launchOutcomes(sandbox)}`);
       await Promise.all(copies);
       await sandbox.settle();
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { poolTag } from '../../lambdas/shared/tags.js';
 import { checkInvariants } from '../../sandbox/invariants.js';
 import { Sandbox } from '../../sandbox/runtime.js';
-import { groupMembers, scaleAndSettle } from '../helpers/sandbox.js';
+import { groupMembers, launchOutcomes, scaleAndSettle } from '../helpers/sandbox.js';
 
 // The acquire workflow in the AWS-strict sandbox, on the rule that changed its fast path the most:
 // AttachVolume is refused while the instance is pending (docs/sandbox.md, "attachRequiresRunning").
@@ -29,7 +29,7 @@ describe('an instance that is pending for minutes', () => {
     expect(sandbox.cloud.strictRules()).toContain('attachRequiresRunning');
 
     const [instanceId] = await scaleAndSettle(sandbox, 1);
-    if (!instanceId) throw new Error('no instance launched');
+    if (!instanceId) throw new Error(`no instance launched: ${launchOutcomes(sandbox)}`);
 
     expect(groupMembers(sandbox).find((m) => m.instanceId === instanceId)?.lifecycleState).toBe('InService');
     const held = sandbox.cloud

@@ -1,0 +1,91 @@
+/**
+ * What each instance served at the moment it went InService, compared with the push bucket at that
+ * same moment: the ground truth of "never serve stale content" (docs/sandbox.md, "Invariants").
+ */
+import type S3rver from 's3rver';
+import { DocumentName } from '../lambdas/shared/documents.js';
+import { announceMultiDeletes } from './push-wiring.js';
+import type { Cloud } from './sim/cloud.js';
+import { bucketTreeNow, type ContentTree, servedTree, treeDifferences } from './truth.js';
+
+/** Where the web instances mount their volume (the workflows' default MOUNT_PATH). */
+export const webMountPath = 'srv/www';
+
+/** One instance entering service. */
+export interface ReadyRecord {
+  instanceId: string;
+  groupName: string;
+  /** Modelled second it went InService. */
+  at: number;
+  /** Where its served tree differed from the bucket then (`missing|changed|extra <path>`); empty: current. */
+  differences: string[];
+  /**
+   * A push pipeline is wired and the bucket had changed after its last fan-out went out (the last
+   * Volsd-Sync sent by tag): the difference is the pipeline's to deliver, not the acquire's. Its delivery
+   * is checked at the end (`inServiceHasCurrentVolume`). Without a pipeline nothing is ever in flight:
+   * a test that changes the bucket bumps the generation itself, as the fan-out would.
+   */
+  pushInFlight: boolean;
+}
+
+/**
+ * Watches every group member entering InService (the simulator calls back synchronously at that
+ * moment) and records how its served tree compared with the bucket then.
+ */
+export class ReadinessWatch {
+  readonly records: ReadyRecord[] = [];
+  /** Modelled second of the last change to an object of the bucket (s3rver's object events). */
+  private lastBucketChange = Number.NEGATIVE_INFINITY;
+  private pipeline = false;
+
+  constructor(
+    cloud: Cloud,
+    s3: { server: S3rver; directory: string },
+    private readonly bucket: string,
+    private readonly prefix = 'live/',
+  ) {
+    // DeleteObjects is announced as S3 announces it (one event per key), as in the push pipeline.
+    announceMultiDeletes();
+    s3.server.on('event', (event: { Records?: { s3?: { bucket?: { name?: string } } }[] }) => {
+      if ((event.Records ?? []).some((r) => r.s3?.bucket?.name === bucket))
+        this.lastBucketChange = cloud.clock.now();
+    });
+    cloud.autoscaling.onInService((instanceId, groupName) => {
+      let differences: string[];
+      try {
+        differences = treeDifferences(
+          servedTree(cloud.hostRoot(instanceId), webMountPath),
+          this.bucketTree(s3.directory),
+        );
+      } catch (err) {
+        // The watch never changes what the simulator does: an unreadable tree is recorded, not thrown.
+        differences = [`unreadable: ${(err as Error).message}`];
+      }
+      const lastPush = cloud.ssm.lastSentByTag(DocumentName.Sync) ?? Number.NEGATIVE_INFINITY;
+      this.records.push({
+        instanceId,
+        groupName,
+        at: cloud.clock.now(),
+        differences,
+        pushInFlight: this.pipeline && this.lastBucketChange > lastPush,
+      });
+    });
+  }
+
+  /** Called once the push pipeline is wired (sandbox/push-wiring.ts): from now on pushes can be in flight. */
+  pushPipelineWired(): void {
+    this.pipeline = true;
+  }
+
+  private bucketTree(directory: string): ContentTree {
+    return bucketTreeNow(directory, this.bucket, this.prefix);
+  }
+
+  /** Instances that went InService behind the bucket with no push in flight to excuse it. */
+  staleAtReady(groupName?: string): ReadyRecord[] {
+    return this.records.filter(
+      (r) =>
+        (groupName === undefined || r.groupName === groupName) && r.differences.length > 0 && !r.pushInFlight,
+    );
+  }
+}
