@@ -33,3 +33,14 @@ export function costPerThousand(
     sqsRequests * price.sqsRequest;
   return Math.round(one * 1000 * 1000) / 1000;
 }
+
+/**
+ * The tail of a sample as reports show it: the p99 from 100 samples on; below that the maximum, named
+ * so (the p99 of 10 samples is their maximum, and calling it p99 claims more than was seen).
+ */
+export function tailOf(
+  p: { p99: number | null; max: number | null },
+  samples: number,
+): { label: 'p99' | 'max'; value: number | null } {
+  return samples >= 100 ? { label: 'p99', value: p.p99 } : { label: 'max', value: p.max };
+}
