@@ -4,20 +4,35 @@ import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { finalCommandStatuses } from '../lambdas/fanout/status.js';
+import { finalCommandStatuses } from '../lambdas/shared/command-status.js';
 import { DocumentName } from '../lambdas/shared/documents.js';
+import type { Monitoring } from './monitoring.js';
+import type { WorkflowPermissions } from './permissions.js';
+import type { PoolSettings } from './pool-settings.js';
+import type { PushBucket } from './push-bucket.js';
 import { livePrefix } from './push-bucket.js';
 import { createDeadLetterQueue } from './queues.js';
+import type { SsmDocuments } from './ssm-documents.js';
 import { VolsdFunction } from './volsd-function.js';
-import type { VolsdPool } from './volsd-pool.js';
+import type { VolumeTable } from './volume-table.js';
 
 /** EventBridge detail-type of a Run Command command's status change. */
 export const commandStatusDetailType = 'EC2 Command Status-change Notification';
 
+/** What the push fan-out uses of its pool, and nothing more (a `VolsdPool` is one). */
+export interface PushFanOutPool {
+  readonly settings: Pick<PoolSettings, 'poolName' | 'fanOut' | 'push'>;
+  readonly documents: Pick<SsmDocuments, 'nameOf'>;
+  readonly push: Pick<PushBucket, 'bucket' | 'queue'>;
+  readonly table: Pick<VolumeTable, 'table'>;
+  readonly permissions: Pick<WorkflowPermissions, 'forFanOut' | 'forPushStatus'>;
+  readonly monitoring: Pick<Monitoring, 'alarmOnFunctionErrors' | 'alarmOnDeadLetterQueue'>;
+}
+
 /** Props of {@link PushFanOut}. */
 export interface PushFanOutProps {
-  /** The pool: push bucket and queue, table, Volsd-Sync's deployed name, fan-out settings, monitoring. */
-  readonly pool: VolsdPool;
+  /** The pool's parts it uses: push bucket and queue, table, Volsd-Sync's deployed name, fan-out settings, monitoring. */
+  readonly pool: PushFanOutPool;
   /**
    * How long the push queue's event source gathers object events before it invokes the fan-out, so
    * a burst (`aws s3 sync` of thousands of keys) becomes one push (0..300 s).

@@ -8,12 +8,18 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
-import { Construct } from 'constructs';
+import { Construct, type IDependable } from 'constructs';
+import type { ConfigParameters } from './config-parameters.js';
 import { configParameterNames } from './config-parameters.js';
+import type { LifecycleIntake } from './lifecycle-intake.js';
+import type { Monitoring } from './monitoring.js';
 import { acknowledgeWildcards, isReadOnlyStatement, type ResolvedStatement } from './nag.js';
+import type { ClientPolicies, WorkflowPermissions } from './permissions.js';
+import type { PoolSettings } from './pool-settings.js';
+import type { PushBucket } from './push-bucket.js';
 import { createDeadLetterQueue } from './queues.js';
 import { VolsdFunction } from './volsd-function.js';
-import type { VolsdPool } from './volsd-pool.js';
+import type { VolumeTable } from './volume-table.js';
 
 /** The repository root, found from this file so synthesis does not depend on the working directory. */
 const defaultProjectRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -110,10 +116,33 @@ export interface Workflow {
   readonly schedules: readonly Rule[];
 }
 
+/**
+ * What the workflows use of their pool, and nothing more (a `VolsdPool` is one). Named by part, so
+ * `lib/` has no import circle through the pool construct.
+ */
+export interface WorkflowsPool {
+  readonly settings: Pick<PoolSettings, 'poolName' | 'schedules' | 'fanOut' | 'push'>;
+  readonly availabilityZones: readonly string[];
+  readonly table: Pick<VolumeTable, 'table'>;
+  /** The pool's record in the table: the dispatcher and the schedules start only once it is written. */
+  readonly record: IDependable;
+  readonly push: Pick<PushBucket, 'bucket'>;
+  readonly intake: Pick<LifecycleIntake, 'groupNames' | 'hookNames' | 'queue'>;
+  readonly config: Pick<ConfigParameters, 'add'>;
+  readonly monitoring: Pick<
+    Monitoring,
+    'alarmOnDeadLetterQueue' | 'addWidgets' | 'alarmOnFunctionErrors' | 'alarmOnFailedExecutions'
+  >;
+  readonly clientPolicies: Pick<ClientPolicies, 'allowHostWorkflows' | 'allowAdminWorkflows'>;
+  readonly permissions: WorkflowPermissions;
+  /** The workflow configuration the functions read (`VolsdPool.workflowEnvironment()`). */
+  workflowEnvironment(): Record<string, string>;
+}
+
 /** Props of {@link Workflows}. */
 export interface WorkflowsProps {
-  /** The pool the workflows serve: settings, table, documents, permissions, config, monitoring. */
-  readonly pool: VolsdPool;
+  /** The parts of the pool the workflows use: settings, table, record, intake, permissions, config, monitoring. */
+  readonly pool: WorkflowsPool;
   /**
    * How long the functions' and state machines' log groups keep events.
    * @default RetentionDays.ONE_MONTH
@@ -169,7 +198,7 @@ export class Workflows extends Construct {
   /** DLQ of every schedule rule: starts EventBridge could not deliver after its retries. */
   public readonly scheduleDeadLetterQueue: Queue;
 
-  private readonly pool: VolsdPool;
+  private readonly pool: WorkflowsPool;
   private readonly projectRoot: string;
   private readonly logRetention: RetentionDays;
   private readonly logRemovalPolicy: RemovalPolicy;

@@ -2,12 +2,13 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { autoScaling, sfn } from '../shared/clients.js';
 import { env, loadConfig, once } from '../shared/config.js';
-import { logger, metrics } from '../shared/logger.js';
+import { logger, metrics, tracer } from '../shared/logger.js';
 import { type DispatchDeps, type DispatcherConfig, dispatchRecord } from './dispatch.js';
 
 /** Environment variables of the dispatcher function. */
@@ -58,7 +59,8 @@ export function createHandler(deps: () => DispatchDeps) {
     );
   })
     .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics));
+    .use(logMetrics(metrics))
+    .use(captureLambdaHandler(tracer, { captureResponse: false }));
 }
 
 /** Dependencies of the deployed function: configuration read once at cold start, shared clients. */

@@ -1,12 +1,13 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { dynamoDoc, s3, ssm } from '../shared/clients.js';
 import { once } from '../shared/config.js';
 import { defaultGrowThresholdPercent, GrowthRecords } from '../shared/growth.js';
-import { logger, metrics } from '../shared/logger.js';
+import { logger, metrics, tracer } from '../shared/logger.js';
 import { PushRecords } from '../shared/push-records.js';
 import { VolumeRepository } from '../shared/repository.js';
 import { nowMs } from '../shared/time.js';
@@ -25,7 +26,8 @@ export function createHandler(deps: () => FanOutDeps) {
     return { batchItemFailures: result.failedMessageIds.map((itemIdentifier) => ({ itemIdentifier })) };
   })
     .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics));
+    .use(logMetrics(metrics))
+    .use(captureLambdaHandler(tracer, { captureResponse: false }));
 }
 
 /** Dependencies of the deployed function: configuration read once at cold start, shared clients. */

@@ -1,12 +1,13 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { dynamoDoc, ssm } from '../shared/clients.js';
 import { once } from '../shared/config.js';
-import { logger, metrics } from '../shared/logger.js';
+import { logger, metrics, tracer } from '../shared/logger.js';
 import type { PushRecord } from '../shared/push-records.js';
 import { PushRecords } from '../shared/push-records.js';
 import { VolumeRepository } from '../shared/repository.js';
@@ -77,7 +78,8 @@ export async function handleStatusEvent(
 export function createStatusHandler(deps: () => StatusHandlerDeps) {
   return middy(async (event: unknown, _context: Context) => handleStatusEvent(event, deps()))
     .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics));
+    .use(logMetrics(metrics))
+    .use(captureLambdaHandler(tracer, { captureResponse: false }));
 }
 
 /** Dependencies of the deployed function: configuration read once at cold start, shared clients. */

@@ -21,6 +21,7 @@ import {
   ListCommandsCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
+import { finalCommandStatuses } from '../shared/command-status.js';
 import { parseResults, type ScriptResult } from '../shared/documents.js';
 import { CommandPending } from '../shared/errors.js';
 import {
@@ -51,8 +52,8 @@ export interface StatusDeps {
 
 /** Invocation statuses after which nothing changes. */
 const finalStatuses = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled']);
-/** Command statuses (API `Status`) that end a command. */
-export const finalCommandStatuses: readonly string[] = ['Success', 'Failed', 'TimedOut', 'Cancelled'];
+
+export { finalCommandStatuses };
 
 /** Volumes whose generation is written at once (DynamoDB writes are cheap; bound the burst). */
 const volumeWriteConcurrency = 10;

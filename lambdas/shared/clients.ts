@@ -5,6 +5,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { tracer } from './logger.js';
 
 /**
  * SDK clients, created once per module (one per Lambda container). Endpoints come from the SDK's own
@@ -14,14 +15,18 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  *
  * EC2 calls use the adaptive retry mode: it backs off on `RequestLimitExceeded` with a client-side
  * rate limiter, which is what AWS recommends against the per-action token buckets.
+ *
+ * Each client is captured by the Powertools tracer: in Lambda (active tracing) every AWS call is an X-Ray
+ * subsegment of the invocation, so a slow acquire shows which call it waited on. Outside Lambda (tests,
+ * the sandbox) the tracer is off and the clients are returned unchanged.
  */
-export const ec2 = new EC2Client({ retryMode: 'adaptive', maxAttempts: 8 });
-export const autoScaling = new AutoScalingClient({ maxAttempts: 5 });
-export const ssm = new SSMClient({ maxAttempts: 5 });
-export const sfn = new SFNClient({ maxAttempts: 5 });
+export const ec2 = tracer.captureAWSv3Client(new EC2Client({ retryMode: 'adaptive', maxAttempts: 8 }));
+export const autoScaling = tracer.captureAWSv3Client(new AutoScalingClient({ maxAttempts: 5 }));
+export const ssm = tracer.captureAWSv3Client(new SSMClient({ maxAttempts: 5 }));
+export const sfn = tracer.captureAWSv3Client(new SFNClient({ maxAttempts: 5 }));
 /** The fan-out's listing of the push bucket (its space check). */
-export const s3 = new S3Client({ maxAttempts: 5 });
-export const dynamo = new DynamoDBClient({ maxAttempts: 5 });
+export const s3 = tracer.captureAWSv3Client(new S3Client({ maxAttempts: 5 }));
+export const dynamo = tracer.captureAWSv3Client(new DynamoDBClient({ maxAttempts: 5 }));
 export const dynamoDoc = DynamoDBDocumentClient.from(dynamo, {
   marshallOptions: { removeUndefinedValues: true },
 });

@@ -1,9 +1,10 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { autoScaling, dynamoDoc, ec2, sfn, ssm } from './clients.js';
 import { once } from './config.js';
-import { logger, metrics } from './logger.js';
+import { logger, metrics, tracer } from './logger.js';
 import { VolumeRepository } from './repository.js';
 import { runStep, type Step, type StepDeps, type WorkflowCtx } from './steps.js';
 import { nowMs } from './time.js';
@@ -39,7 +40,11 @@ export function workflowHandler<C extends object = WorkflowCtx>(steps: Record<st
     logger.appendKeys({ step: event.step, instanceId: ctx.instanceId, volumeId: ctx.volumeId, az: ctx.az });
     return runStep(steps, event, workflowDeps());
   };
-  return middy(run)
-    .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(logMetrics(metrics));
+  return (
+    middy(run)
+      .use(injectLambdaContext(logger, { resetKeys: true }))
+      .use(logMetrics(metrics))
+      // The execution's data is in Step Functions' history already: the trace keeps only timings and errors.
+      .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  );
 }
