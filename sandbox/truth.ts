@@ -97,7 +97,7 @@ export function mountedVolumes(hostRoot: string, volumesDir: string): Map<string
     for (const name of list(dir)) {
       const path = join(dir, name);
       const rel = relative(hostRoot, path);
-      if (rel === 'dev' || rel === 'proc') continue;
+      if (rel === 'dev' || rel === 'proc' || rel === 'sys') continue;
       const st = lstatSync(path, { throwIfNoEntry: false });
       if (!st) continue;
       if (st.isSymbolicLink()) {
