@@ -4,15 +4,27 @@ import { type FunctionUrl, FunctionUrlAuthType } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { configParameterNames } from './config-parameters.js';
+import { type ConfigParameters, configParameterNames } from './config-parameters.js';
 import { acknowledgeWildcards, findingArn } from './nag.js';
+import type { ClientPolicies } from './permissions.js';
+import type { PoolSettings } from './pool-settings.js';
 import { VolsdFunction } from './volsd-function.js';
-import type { VolsdPool } from './volsd-pool.js';
+import type { VolumeTable } from './volume-table.js';
+import type { Workflows } from './workflows.js';
+
+/** What the host API uses of its pool, and nothing more (a `VolsdPool` is one; no import of it here). */
+export interface HostApiPool {
+  readonly settings: Pick<PoolSettings, 'poolName'>;
+  readonly workflows: Pick<Workflows, 'acquire' | 'release'>;
+  readonly table: Pick<VolumeTable, 'table'>;
+  readonly config: Pick<ConfigParameters, 'add'>;
+  readonly clientPolicies: Pick<ClientPolicies, 'allowHostApi'>;
+}
 
 /** Props of {@link HostApi}. */
 export interface HostApiProps {
-  /** The pool: table, acquire and release workflows, configuration parameters, client policies. */
-  readonly pool: VolsdPool;
+  /** The pool's parts it uses: table, acquire and release workflows, configuration parameters, client policies. */
+  readonly pool: HostApiPool;
   /**
    * How long the function's log group keeps events.
    * @default RetentionDays.ONE_MONTH

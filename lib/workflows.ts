@@ -133,7 +133,7 @@ export interface WorkflowsPool {
     Monitoring,
     'alarmOnDeadLetterQueue' | 'addWidgets' | 'alarmOnFunctionErrors' | 'alarmOnFailedExecutions'
   >;
-  readonly clientPolicies: Pick<ClientPolicies, 'allowHostWorkflows' | 'allowAdminWorkflows'>;
+  readonly clientPolicies: Pick<ClientPolicies, 'allowAdminWorkflows'>;
   readonly permissions: WorkflowPermissions;
   /** The workflow configuration the functions read (`VolsdPool.workflowEnvironment()`). */
   workflowEnvironment(): Record<string, string>;
