@@ -6,6 +6,7 @@
  * Usage: `npx tsx bench/report.ts [--launches N] [--push-instances 10[,100]] [--run-json F] [--push-json F]`
  * (`--run-json`/`--push-json` reuse a saved `--json` output instead of running that bench).
  */
+
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -22,6 +23,7 @@ import {
   volsdSeconds,
 } from './model.js';
 import type { PushBenchRun } from './push.js';
+import { warmSection } from './warm.js';
 
 const run = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -217,6 +219,7 @@ export function benchmarksMarkdown(o: {
     '',
     modelMarkdown(a),
     '',
+    ...warmSection(),
   ].join('\n');
 }
 

@@ -74,6 +74,11 @@ export interface ScenarioResult {
    * largest (`max`) is given instead, as a p99 of fewer samples would just be the max.
    */
   initializationSeconds: { samples: number; p50: number | null; p99?: number | null; max?: number | null };
+  /**
+   * Time to ready split by where the volume came from (ground truth at InService): from the idle pool,
+   * or created for the instance (direct creation).
+   */
+  timeToReadyByPath: { fromPool: ReturnType<typeof percentiles>; direct: ReturnType<typeof percentiles> };
   doubleAssignments: number;
   leakedVolumes: number;
   staleAtReady: number | null;
@@ -196,6 +201,21 @@ export class ScenarioRecorder {
       servedFromPool: launched.length - directCreates,
       directCreates,
       ...this.initializationFigures(),
+      timeToReadyByPath: {
+        fromPool: percentiles(
+          ready
+            .filter((a) => this.atInService.get(a.instanceId)?.some((v) => v.fromPool))
+            .map((a) => (a.completedAt ?? 0) - a.startedAt),
+        ),
+        direct: percentiles(
+          ready
+            .filter((a) => {
+              const vs = this.atInService.get(a.instanceId);
+              return vs !== undefined && vs.length > 0 && !vs.some((v) => v.fromPool);
+            })
+            .map((a) => (a.completedAt ?? 0) - a.startedAt),
+        ),
+      },
       doubleAssignments: count('noSharedVolume', 'oneVolumePerInstance'),
       leakedVolumes: count('noLeakedVolume', 'noOrphanClaim'),
       // Judged at the moment each instance went InService (sandbox/readiness.ts), not at the end.
