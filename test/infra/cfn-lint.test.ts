@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readAppConfig } from '../../lib/config.js';
 import { VolsdStack } from '../../lib/volsd-stack.js';
-import { testApp } from './helpers.js';
+import { nagFindings, testApp } from './helpers.js';
 
 /**
  * cfn-lint findings accepted, each with why. Anything else, error or warning, fails the test.
@@ -20,7 +20,8 @@ const explained: Record<string, string> = {
 /**
  * The documented configurations (README "Configure", lib/config.ts): cdk.json as shipped; served groups
  * with an alarm mail and named push writers; an existing VPC, topic and volume key in a pinned account
- * and Region, with the recycle release policy and nothing retained.
+ * and Region, with the recycle release policy and nothing retained; the account's customer managed
+ * default EBS key with the other optional settings (lib/config.ts) off their defaults.
  */
 const configurations: Record<string, Record<string, unknown>> = {
   'cdk-json': {},
@@ -40,6 +41,25 @@ const configurations: Record<string, Record<string, unknown>> = {
     'volsd:volumeKmsKeyArn': 'arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555',
     'volsd:releasePolicy': 'recycle',
     'volsd:retainData': false,
+  },
+  // The account's customer managed default EBS key, two AZs, no direct creation, the default
+  // initialization rate and the launch going InService at once, other schedules and gp3 figures.
+  // Environment-agnostic: a pinned environment with the stack's own VPC would take its AZs from a
+  // context lookup, which an offline synth answers with placeholders.
+  'default-key': {
+    'volsd:accountDefaultEbsKeyArn':
+      'arn:aws:kms:us-east-2:123456789012:key/66666666-7777-8888-9999-000000000000',
+    'volsd:maxAzs': 2,
+    'volsd:directCreate': false,
+    'volsd:initialization': 'default-rate',
+    'volsd:coldDirectVolume': 'continue',
+    'volsd:acquireFailureResult': 'CONTINUE',
+    'volsd:replenishRateMinutes': 10,
+    'volsd:snapshotRateMinutes': 720,
+    'volsd:snapshotRetention': 5,
+    'volsd:volumeSizeGiB': 100,
+    'volsd:volumeIops': 6000,
+    'volsd:volumeThroughputMiBps': 250,
   },
 };
 
@@ -73,6 +93,20 @@ function synthTemplate(name: string, context: Record<string, unknown>): string {
   writeFileSync(file, JSON.stringify(template, null, 1));
   return file;
 }
+
+describe('cdk-nag', () => {
+  it.each(Object.entries(configurations))(
+    'reports nothing unacknowledged in the %s configuration',
+    (_name, context) => {
+      const app = testApp(context);
+      const { stackName, stackProps } = readAppConfig(app.node);
+      const stack = new VolsdStack(app, stackName, stackProps);
+
+      expect(nagFindings(stack).map((f) => `${f.rule} ${f.path}`)).toEqual([]);
+    },
+    180_000,
+  );
+});
 
 describe.skipIf(!available)('cfn-lint', () => {
   it.each(Object.entries(configurations))(
