@@ -1,9 +1,10 @@
 import { Duration, Token } from 'aws-cdk-lib';
 import { InstanceArchitecture, InstanceType } from 'aws-cdk-lib/aws-ec2';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { atRestDollarsPerMonth, gp3VolumeDollarsPerMonth } from '../lambdas/shared/adaptive-sizing.js';
 import { poolNameSchema } from '../lambdas/shared/validate.js';
 import { defaultWorkerInstanceType } from './sync-workers.js';
-import { maxIdlePerAzBound, resolveMaxWorkersPerAz } from './worker-capacity.js';
+import { maxIdlePerAzBound, resolveMaxWorkersPerAz, volumesPerWorker } from './worker-capacity.js';
 
 /** What happens to a volume its instance gives back. */
 export type ReleasePolicy = 'delete' | 'recycle';
@@ -126,6 +127,15 @@ export interface PoolSettingsProps {
    */
   readonly maxWorkersPerAz?: number;
   /**
+   * Adaptive sizing: the idle target per AZ follows the served groups' launches (the 95th percentile of
+   * the launches of the busiest AZ in the two hours starting at this time of day, over the past days)
+   * within [minPerAz, maxPerAz] and never above the monthly at-rest budget. `idlePerAz` is then the
+   * starting target. Replenish's schedule moves the target and explains each change (log, `IdleTarget`
+   * metric, `volsd-client pool`).
+   * @default off: the fixed `idlePerAz`
+   */
+  readonly adaptive?: AdaptiveSizingProps;
+  /**
    * The pool's volumes.
    * @default 20 GiB gp3, 3000 IOPS, 125 MiB/s, encrypted with the account's default EBS key
    */
@@ -219,6 +229,26 @@ export interface InitializationSettings {
   readonly rateMiBps?: number;
 }
 
+/** Adaptive sizing of the idle target (see {@link PoolSettingsProps.adaptive}). */
+export interface AdaptiveSizingProps {
+  /** Smallest target per AZ. */
+  readonly minPerAz: number;
+  /** Largest target per AZ (the worker groups are sized for it). */
+  readonly maxPerAz: number;
+  /** Monthly at-rest budget in dollars: idle volumes, sync workers and their root volumes (docs/cost.md). */
+  readonly budgetDollarsPerMonth: number;
+  /** Past days whose launches count. @default 7 */
+  readonly lookbackDays?: number;
+  /**
+   * One sync worker a month with its root volume, in dollars.
+   * @default 13.54 for t4g.small ($0.0168/h x 730 h + 16 GiB gp3 root); required for another type
+   */
+  readonly workerDollarsPerMonth?: number;
+}
+
+/** t4g.small a month (730 h at $0.0168) with its 16 GiB gp3 root volume ($0.08/GB-month). */
+const t4gSmallWorkerDollarsPerMonth = 13.54;
+
 /** {@link PoolSettingsProps} with every default applied: what the workflows are configured with. */
 export interface PoolSettings {
   readonly poolName: string;
@@ -241,6 +271,7 @@ export interface PoolSettings {
   readonly push: { readonly writerArns: readonly string[]; readonly maxObjectBytes: number };
   readonly workerInstanceType: InstanceType;
   readonly maxWorkersPerAz: number;
+  readonly adaptive?: Required<AdaptiveSizingProps>;
 }
 
 /** Invalid pool configuration: every problem found, one per line. */
@@ -469,13 +500,62 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
     );
   }
 
+  const adaptive = resolveAdaptive(problems, props, settings);
   const maxWorkersPerAz = resolveMaxWorkersPerAz(problems, {
     instanceType: settings.workerInstanceType.toString(),
-    largestTargetPerAz: Number.isInteger(settings.idlePerAz) ? settings.idlePerAz : 0,
+    largestTargetPerAz: Math.max(
+      Number.isInteger(settings.idlePerAz) ? settings.idlePerAz : 0,
+      adaptive && Number.isInteger(adaptive.maxPerAz) ? adaptive.maxPerAz : 0,
+    ),
     ...(props.maxWorkersPerAz !== undefined ? { maxWorkersPerAz: props.maxWorkersPerAz } : {}),
     what: 'idlePerAz',
   });
 
   if (problems.length > 0) throw new VolsdConfigError(settings.poolName, problems);
-  return { ...settings, maxWorkersPerAz };
+  return { ...settings, maxWorkersPerAz, ...(adaptive ? { adaptive } : {}) };
+}
+
+/** Defaults and checks of adaptive sizing: bounds in order, a budget that affords the minimum. */
+function resolveAdaptive(
+  problems: string[],
+  props: PoolSettingsProps,
+  settings: Pick<PoolSettings, 'workerInstanceType' | 'volume'>,
+): Required<AdaptiveSizingProps> | undefined {
+  const a = props.adaptive;
+  if (!a) return undefined;
+  const type = settings.workerInstanceType.toString();
+  const workerDollarsPerMonth =
+    a.workerDollarsPerMonth ?? (type === 't4g.small' ? t4gSmallWorkerDollarsPerMonth : Number.NaN);
+  if (Number.isNaN(workerDollarsPerMonth))
+    problems.push(
+      `adaptive.workerDollarsPerMonth is required with workerInstanceType ${type} (the default prices t4g.small)`,
+    );
+  const resolved = { lookbackDays: 7, ...a, workerDollarsPerMonth };
+  checkInteger(problems, 'adaptive.minPerAz', resolved.minPerAz, 0, maxIdlePerAzBound);
+  checkInteger(problems, 'adaptive.maxPerAz', resolved.maxPerAz, 0, maxIdlePerAzBound);
+  checkInteger(problems, 'adaptive.lookbackDays', resolved.lookbackDays, 1, 60);
+  if (resolved.minPerAz > resolved.maxPerAz)
+    problems.push(
+      `adaptive.minPerAz (${resolved.minPerAz}) is above adaptive.maxPerAz (${resolved.maxPerAz})`,
+    );
+  const perWorker = volumesPerWorker(type);
+  const { sizeGiB, iops, throughputMiBps } = settings.volume;
+  if (
+    perWorker !== undefined &&
+    !Number.isNaN(workerDollarsPerMonth) &&
+    [sizeGiB, iops, throughputMiBps].every(Number.isFinite)
+  ) {
+    const prices = {
+      volumeDollarsPerMonth: gp3VolumeDollarsPerMonth(sizeGiB, iops, throughputMiBps),
+      workerDollarsPerMonth,
+      perWorker,
+    };
+    // Per AZ: the budget is the pool's, the AZ count is known only to the construct; one AZ at least.
+    const floor = atRestDollarsPerMonth(resolved.minPerAz, 1, prices);
+    if (!(resolved.budgetDollarsPerMonth >= floor))
+      problems.push(
+        `adaptive.budgetDollarsPerMonth (${resolved.budgetDollarsPerMonth}) cannot hold adaptive.minPerAz ${resolved.minPerAz} even in one AZ: that is $${floor.toFixed(2)} a month at rest`,
+      );
+  }
+  return resolved;
 }

@@ -239,6 +239,16 @@ export class VolsdPool extends Construct {
       [envNames.initialization]: s.initialization.method,
       [envNames.initializationRate]: String(s.initialization.rateMiBps),
       [envNames.coldDirectVolume]: s.coldDirectVolume,
+      ...(s.adaptive
+        ? {
+            ADAPTIVE_SIZING: 'true',
+            ADAPTIVE_MIN: String(s.adaptive.minPerAz),
+            ADAPTIVE_MAX: String(s.adaptive.maxPerAz),
+            ADAPTIVE_BUDGET_DOLLARS_PER_MONTH: String(s.adaptive.budgetDollarsPerMonth),
+            ADAPTIVE_LOOKBACK_DAYS: String(s.adaptive.lookbackDays),
+            WORKER_DOLLARS_PER_MONTH: String(s.adaptive.workerDollarsPerMonth),
+          }
+        : {}),
       ...(s.volume.kmsKey ? { [envNames.kmsKeyId]: s.volume.kmsKey.keyArn } : {}),
     };
     for (const [name, deployed] of this.documents.documentNames) {

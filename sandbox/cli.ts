@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { runAbuse } from './scenarios/abuse.js';
+import { runAdaptive } from './scenarios/adaptive.js';
 import { runBurst } from './scenarios/burst.js';
 import { runChaos } from './scenarios/chaos.js';
 import { runDemo } from './scenarios/demo.js';
@@ -16,8 +17,8 @@ import { resolveRules, type StrictRule, strictRuleNames } from './sim/rules.js';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const usage = `usage: npm run sandbox -- --serve [--azs K] [--idle-per-az M] [--time-scale X] [--seed S] [--agent scripts|model]
-       npm run sandbox -- [--scenario demo|burst|push|chaos|scale|abuse] [--instances N] [--idle-per-az M] [--azs K]
-                      [--burst B] [--operations N] [--seed S] [--time-scale X] [--agent scripts|model] [--json]
+       npm run sandbox -- [--scenario demo|burst|push|chaos|scale|abuse|adaptive] [--instances N] [--idle-per-az M] [--azs K]
+                      [--burst B] [--days D] [--operations N] [--seed S] [--time-scale X] [--agent scripts|model] [--json]
                       [--content-gib G] [--initialization provisioned-rate|default-rate] [--initialization-rate R]
                       [--cold-direct-volume hold|continue]  (burst: content size, warm-volume settings)
                       [--no-rule NAME]...  (switch an AWS-strict rule off, for comparison: ${strictRuleNames.join(', ')})`;
@@ -45,6 +46,7 @@ try {
       seed: { type: 'string' },
       operations: { type: 'string' },
       burst: { type: 'string' },
+      days: { type: 'string' },
       agent: { type: 'string' },
       'no-rule': { type: 'string', multiple: true },
       'time-scale': { type: 'string' },
@@ -202,6 +204,24 @@ switch (scenario) {
     break;
   case 'abuse':
     result = await runAbuse({ seed, timeScale: v['time-scale'] === undefined ? 0.05 : timeScale, log });
+    break;
+  case 'adaptive':
+    // Adaptive sizing over modelled days: bursts of --burst launches at the same hour, then quiet days.
+    result = await runAdaptive({
+      days: positiveInt('days', v.days as string | undefined, 4),
+      quietDays: 3,
+      burstSize: positiveInt('burst', v.burst as string | undefined, 40),
+      azs: positiveInt('azs', v.azs as string | undefined, 1),
+      min: 2,
+      max: 200,
+      budgetDollarsPerMonth: 250,
+      lookbackDays: 3,
+      seed,
+      timeScale,
+      agent: agent ?? 'model',
+      ...ruleOptions,
+      log,
+    });
     break;
   default:
     fail(`unknown scenario "${scenario}"`);

@@ -1,3 +1,4 @@
+import { LaunchHistory } from '../../lambdas/shared/adaptive-sizing.js';
 import { type VolumeRecord, VolumeState } from '../../lambdas/shared/model.js';
 import { type PushRecord, PushRecords } from '../../lambdas/shared/push-records.js';
 import { awsCall } from '../aws.js';
@@ -92,10 +93,16 @@ function summarize(az: string, target: number, list: readonly VolumeRecord[]): A
   };
 }
 
-/** `pool`: per AZ target, idle, syncing, in use; the current generation and the latest snapshot. */
+/**
+ * `pool`: per AZ target, idle, syncing, in use; the current generation and the latest snapshot; when
+ * adaptive sizing set the target, why (demand per past day, the bound that applied, at-rest cost).
+ */
 export async function pool(ctx: CommandContext): Promise<CommandResult> {
-  const { config, repo } = await openAdminSession(ctx);
+  const { config, repo, clients } = await openAdminSession(ctx);
   const record = await awsCall('dynamodb:GetItem', () => repo.getPool(config.pool));
+  const decision = await awsCall('dynamodb:GetItem', () =>
+    new LaunchHistory(clients.doc, config.tableName).getDecision(config.pool),
+  );
   const list = await awsCall('dynamodb:Query', () => repo.listVolumes({ pool: config.pool }));
   const azs = [...new Set([...record.azs, ...list.map((v) => v.az)])].sort();
   const perAz = azs.map((az) =>
@@ -110,6 +117,7 @@ export async function pool(ctx: CommandContext): Promise<CommandResult> {
     region: config.region,
     generation: record.generation,
     targetIdlePerAz: record.targetIdlePerAz,
+    targetDecision: decision ?? null,
     latestSnapshot: record.latestSnapshot ?? null,
     azs: perAz,
   };
@@ -121,6 +129,14 @@ export async function pool(ctx: CommandContext): Promise<CommandResult> {
       ['pool', config.pool],
       ['generation', record.generation],
       ['latest snapshot', snapshot],
+      ...(decision
+        ? ([
+            [
+              'target set by adaptive sizing',
+              `${decision.target} per AZ at ${decision.decidedAt}: percentile of daily demand [${decision.demandPerDay.join(', ')}] = ${decision.demand}${decision.boundedBy ? `, bounded by ${decision.boundedBy}` : ''}; at rest $${decision.atRestDollarsPerMonth}/month of $${decision.budgetDollarsPerMonth}`,
+            ],
+          ] as [string, string][])
+        : []),
     ]) +
     '\n' +
     renderTable(

@@ -22,6 +22,7 @@ import {
   VolumeNotReady,
 } from '../shared/errors.js';
 import { readInitialization } from '../shared/initialization.js';
+import { recordLaunch } from '../shared/launch-recording.js';
 import { completeLifecycleAction } from '../shared/lifecycle.js';
 import { logger, metrics } from '../shared/logger.js';
 import { VolumeState } from '../shared/model.js';
@@ -73,6 +74,8 @@ const resolve: Step = async (ctx, { ec2, repo, config }) => {
     const problem = mountPathProblem(ctx.mountPath, mountRoots(config.MOUNT_ROOTS, config.MOUNT_PATH));
     if (problem) throw new InvalidInput(`refusing mount path ${ctx.mountPath}: ${problem}`);
   }
+  // Adaptive sizing counts the launch once, when the acquire first resolves it.
+  if (ctx.startedAt === undefined) await recordLaunch(config, { pool: ctx.pool, az });
   return { ...ctx, az, startedAt: ctx.startedAt ?? nowMs() };
 };
 

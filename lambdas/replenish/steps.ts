@@ -16,6 +16,7 @@ import { type VolumeRecord, VolumeState } from '../shared/model.js';
 import type { PendingCommand, Step } from '../shared/steps.js';
 import { nowMs } from '../shared/time.js';
 import { describeFleet, planFleet, startWorkers } from '../shared/worker-fleet.js';
+import { retarget } from './adaptive.js';
 import { placeVolumes, retireDrainedWorkers } from './fleet.js';
 
 /** A volume the replenish run is bringing into the pool. */
@@ -119,7 +120,7 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, autoScaling, ssm, conf
     logger.info('another replenish holds the AZ; this one ends', { pool: ctx.pool, az: ctx.az });
     return { ...ctx, leased: false, volumes: [], retire: [], again: false, waitWorkers: false };
   }
-  const pool = await repo.getPool(ctx.pool);
+  let pool = await repo.getPool(ctx.pool);
   if (!pool.azs.includes(ctx.az)) throw new InvalidInput(`AZ ${ctx.az} is not one of pool ${ctx.pool}'s AZs`);
   const fleet = await describeFleet(
     { ec2, autoScaling, ssm },
@@ -127,6 +128,9 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, autoScaling, ssm, conf
     ctx.az,
     config.WORKER_ATTACHMENT_LIMIT,
   );
+  // Adaptive sizing moves the target on the schedule's tick, once per run.
+  if (config.ADAPTIVE_SIZING && ctx.reason === 'schedule' && !ctx.round)
+    pool = await retarget(pool, fleet.perWorker, { repo, config });
   // The index lags the table: a volume handed back a moment ago (reconcile, a recycling release, a
   // compensation, each of which starts this workflow right after its write) may still show IDLE or held
   // there, and one that became IDLE may still show SYNCING. The index lists the AZ's volumes; what each

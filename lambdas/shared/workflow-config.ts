@@ -79,6 +79,23 @@ export const workflowConfigShape = {
   COLD_DIRECT_VOLUME: z.enum(['hold', 'continue']).default('hold'),
   /** Longest hold for a directly created volume before the instance goes InService cold anyway. */
   INITIALIZATION_HOLD_SECONDS: z.coerce.number().int().min(60).max(7200).default(3600),
+  /**
+   * Adaptive sizing (lambdas/shared/adaptive-sizing.ts): acquires count launches per AZ and hour, and the
+   * replenish schedule sets the idle target from them, within [ADAPTIVE_MIN, ADAPTIVE_MAX] and the budget.
+   */
+  ADAPTIVE_SIZING: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+  ADAPTIVE_MIN: z.coerce.number().int().min(0).max(1000).default(0),
+  ADAPTIVE_MAX: z.coerce.number().int().min(0).max(1000).default(200),
+  /** Monthly at-rest budget (idle volumes, workers, their root volumes), in dollars. */
+  ADAPTIVE_BUDGET_DOLLARS_PER_MONTH: z.coerce.number().min(0).default(0),
+  ADAPTIVE_LOOKBACK_DAYS: z.coerce.number().int().min(1).max(60).default(7),
+  ADAPTIVE_WINDOW_HOURS: z.coerce.number().int().min(1).max(24).default(2),
+  ADAPTIVE_PERCENTILE: z.coerce.number().min(1).max(100).default(95),
+  /** One sync worker a month with its root volume (t4g.small $0.0168/h x 730 h + 16 GiB gp3 root). */
+  WORKER_DOLLARS_PER_MONTH: z.coerce.number().min(0).default(13.54),
   /** Snapshots kept by the snapshot workflow. */
   SNAPSHOT_RETENTION: z.coerce.number().int().min(1).max(100).default(3),
 };

@@ -71,6 +71,26 @@ describe('pool settings', () => {
     );
   });
 
+  it('size the worker groups for the adaptive maximum, not the starting target', () => {
+    const settings = resolvePoolSettings({
+      poolName: 'web',
+      idlePerAz: 2,
+      adaptive: { minPerAz: 2, maxPerAz: 60, budgetDollarsPerMonth: 500 },
+    });
+    expect(settings.maxWorkersPerAz).toBe(3);
+    expect(settings.adaptive).toMatchObject({ lookbackDays: 7, workerDollarsPerMonth: 13.54 });
+  });
+
+  it('refuse adaptive bounds out of order and a budget that cannot hold the minimum', () => {
+    expect(problemsOf({ adaptive: { minPerAz: 10, maxPerAz: 5, budgetDollarsPerMonth: 500 } })).toContain(
+      'adaptive.minPerAz (10) is above adaptive.maxPerAz (5)',
+    );
+    // 10 volumes of 20 GiB ($16) and one t4g.small worker ($13.54): $29.54 a month in one AZ.
+    expect(problemsOf({ adaptive: { minPerAz: 10, maxPerAz: 50, budgetDollarsPerMonth: 20 } })).toContain(
+      'adaptive.budgetDollarsPerMonth (20) cannot hold adaptive.minPerAz 10 even in one AZ: that is $29.54 a month at rest',
+    );
+  });
+
   it('refuse a worker type whose attachment limit is unknown', () => {
     expect(problemsOf({ workerInstanceType: new InstanceType('x9g.huge') })).toContain(
       'workerInstanceType x9g.huge: its EBS attachment limit is not known',
