@@ -167,8 +167,13 @@ export function sharedVolumes(sandbox: Sandbox): string[] {
   const state = sandbox.cloud.snapshotState();
   const volumesDir = join(sandbox.rootDir, 'volumes');
   const mountedOn = new Map<string, { instanceId: string; points: string[] }[]>();
+  // Hosts that serve: running sync workers and running members of a group that are InService. A mount
+  // left on an instance on its way out (abandoned, terminating) is dead on AWS once the volume is detached:
+  // it reads nothing, so it shares nothing.
   for (const i of state.instances) {
-    if (i.state === 'terminated') continue;
+    if (i.state !== 'running') continue;
+    const serving = i.tags[roleTag] === Role.Worker || i.autoScaling?.lifecycleState === 'InService';
+    if (!serving) continue;
     for (const [volumeId, points] of mountedVolumes(sandbox.cloud.hostRoot(i.instanceId), volumesDir)) {
       mountedOn.set(volumeId, [...(mountedOn.get(volumeId) ?? []), { instanceId: i.instanceId, points }]);
     }

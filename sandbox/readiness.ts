@@ -20,9 +20,11 @@ export interface ReadyRecord {
   /** Where its served tree differed from the bucket then (`missing|changed|extra <path>`); empty: current. */
   differences: string[];
   /**
-   * A push pipeline is wired and the bucket had changed after its last fan-out went out (the last
-   * Volsd-Sync sent by tag): the difference is the pipeline's to deliver, not the acquire's. Its delivery
-   * is checked at the end (`inServiceHasCurrentVolume`). Without a pipeline nothing is ever in flight:
+   * A push pipeline is wired and either the bucket had changed after its last fan-out went out (the last
+   * Volsd-Sync sent by tag), or that fan-out went out while this instance was launching (it reaches the
+   * instance by its tag): the difference is the pipeline's to deliver, not the acquire's. Its delivery
+   * is checked at the end (`inServiceHasCurrentVolume`). Not caught so: a fan-out whose run on the
+   * instance came before the mount, when a later push repairs the instance before the end. Without a pipeline nothing is ever in flight:
    * a test that changes the bucket bumps the generation itself, as the fan-out would.
    */
   pushInFlight: boolean;
@@ -62,12 +64,17 @@ export class ReadinessWatch {
         differences = [`unreadable: ${(err as Error).message}`];
       }
       const lastPush = cloud.ssm.lastSentByTag(DocumentName.Sync) ?? Number.NEGATIVE_INFINITY;
+      const launchedAt =
+        cloud
+          .lifecycleActions()
+          .find((a) => a.instanceId === instanceId && a.transition === 'autoscaling:EC2_INSTANCE_LAUNCHING')
+          ?.startedAt ?? Number.POSITIVE_INFINITY;
       this.records.push({
         instanceId,
         groupName,
         at: cloud.clock.now(),
         differences,
-        pushInFlight: this.pipeline && this.lastBucketChange > lastPush,
+        pushInFlight: this.pipeline && (this.lastBucketChange > lastPush || lastPush >= launchedAt),
       });
     });
   }
