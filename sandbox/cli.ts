@@ -209,7 +209,8 @@ switch (scenario) {
     // Adaptive sizing over modelled days: bursts of --burst launches at the same hour, then quiet days.
     result = await runAdaptive({
       days: positiveInt('days', v.days as string | undefined, 4),
-      quietDays: 3,
+      // One more than the look-back: the last quiet day's tick sees no burst day.
+      quietDays: 4,
       burstSize: positiveInt('burst', v.burst as string | undefined, 40),
       azs: positiveInt('azs', v.azs as string | undefined, 1),
       min: 2,

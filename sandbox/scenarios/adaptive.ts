@@ -133,6 +133,10 @@ export async function runAdaptive(o: AdaptiveOptions) {
       atRestDollarsPerMonth: round(atRestDollarsPerMonth(lastBurst?.targetPerAz ?? 0, o.azs, prices), 2),
       budgetDollarsPerMonth: o.budgetDollarsPerMonth,
       targetAfterQuietDays: final.targetIdlePerAz,
+      workersPerAzAtEnd:
+        sandbox.cloud
+          .snapshotState()
+          .instances.filter((i) => i.state === 'running' && i.tags['volsd:role'] === 'worker').length / o.azs,
       lastDecision: decision ?? null,
       perDay: days,
       invariants: { checked: invariants.checked, violations: invariants.violations },
