@@ -9,6 +9,7 @@ import { runAdaptive } from './scenarios/adaptive.js';
 import { runBurst } from './scenarios/burst.js';
 import { runChaos } from './scenarios/chaos.js';
 import { runDemo } from './scenarios/demo.js';
+import { runGrowthScenario } from './scenarios/growth.js';
 import { runPushScenario } from './scenarios/push.js';
 import { runScale } from './scenarios/scale.js';
 import { resolveRules, type StrictRule, strictRuleNames } from './sim/rules.js';
@@ -17,7 +18,7 @@ import { resolveRules, type StrictRule, strictRuleNames } from './sim/rules.js';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const usage = `usage: npm run sandbox -- --serve [--azs K] [--idle-per-az M] [--time-scale X] [--seed S] [--agent scripts|model]
-       npm run sandbox -- [--scenario demo|burst|push|chaos|scale|abuse|adaptive] [--instances N] [--idle-per-az M] [--azs K]
+       npm run sandbox -- [--scenario demo|burst|push|growth|chaos|scale|abuse|adaptive] [--instances N] [--idle-per-az M] [--azs K]
                       [--burst B] [--days D] [--operations N] [--seed S] [--time-scale X] [--agent scripts|model] [--json]
                       [--content-gib G] [--initialization provisioned-rate|default-rate] [--initialization-rate R]
                       [--cold-direct-volume hold|continue]  (burst: content size, warm-volume settings)
@@ -178,6 +179,17 @@ switch (scenario) {
     };
     break;
   }
+  case 'growth':
+    result = await runGrowthScenario({
+      instances: positiveInt('instances', v.instances as string | undefined, 2),
+      idlePerAz: positiveInt('idle-per-az', v['idle-per-az'] as string | undefined, 2, 0),
+      seed,
+      timeScale,
+      ...(agent ? { agent } : {}),
+      ...ruleOptions,
+      log,
+    });
+    break;
   case 'chaos':
     result = await runChaos({
       operations: positiveInt('operations', v.operations as string | undefined, 100),

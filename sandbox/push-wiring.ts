@@ -101,6 +101,8 @@ export async function wirePushPipeline(
   // The functions read their configuration once, at their first invocation: set it before.
   Object.assign(process.env, {
     PUSH_PREFIX: prefix,
+    // The fan-out lists the bucket (its space check): s3rver, as the SDK reads AWS_ENDPOINT_URL_S3.
+    AWS_ENDPOINT_URL_S3: sandbox.s3.endpoint,
     ...(options.maxConcurrency ? { FANOUT_MAX_CONCURRENCY: options.maxConcurrency } : {}),
     ...(options.maxErrors ? { FANOUT_MAX_ERRORS: options.maxErrors } : {}),
   });

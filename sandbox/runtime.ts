@@ -96,6 +96,11 @@ export interface SandboxOptions {
   initializationRate?: number;
   /** A direct creation still initializing: hold the launch or go InService (`COLD_DIRECT_VOLUME`). @default 'hold' */
   coldDirectVolume?: 'hold' | 'continue';
+  /**
+   * Bytes per GiB of volume size on the hosts (`CloudOptions.gibBytes`): the growth scenario scales
+   * volumes down to fill them with kilobytes. @default 2^30
+   */
+  gibBytes?: number;
 }
 
 /** Names and ARNs the sandbox wires, as the CDK construct would. */
@@ -134,6 +139,7 @@ export class Sandbox {
         | 'initialization'
         | 'initializationRate'
         | 'coldDirectVolume'
+        | 'gibBytes'
       >
     > & {
       azs: string[];
@@ -226,6 +232,7 @@ export class Sandbox {
       rules: options.rules,
       backgroundLoad: options.backgroundLoad,
       contentGiB: o.contentGiB,
+      ...(o.gibBytes !== undefined ? { gibBytes: o.gibBytes } : {}),
     });
     if (options.agent === 'model') {
       const { registerModelledDocuments } = await import('./agent/model-runner.js');

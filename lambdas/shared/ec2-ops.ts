@@ -248,6 +248,8 @@ export const creationTag = 'volsd:creation';
 export interface CreationLedger {
   openCreation(input: { pool: string; az: string; key: string }): Promise<{ nonce: string }>;
   bindCreation(pool: string, key: string, volumeId: string): Promise<boolean>;
+  /** The pool's grown volume size (GiB), when growth raised it (`growth.ts`); new volumes take it. */
+  grownVolumeSizeGiB?(pool: string): Promise<number | undefined>;
 }
 
 /** The creation record's key for a client token: fixed length, the table's key alphabet. */
@@ -268,7 +270,15 @@ export async function createRecordedVolume(
 ): Promise<string> {
   const key = creationKey(input.clientToken);
   const { nonce } = await ledger.openCreation({ pool: input.pool, az: input.az, key });
-  const volumeId = await createPoolVolume(ec2, { ...input, creation: nonce });
+  // A pool that grew creates its volumes at the grown size, from a snapshot too (its file system is
+  // grown by the first Volsd-Sync); never below the configured size.
+  const grown = await ledger.grownVolumeSizeGiB?.(input.pool);
+  const sizeGiB = grown !== undefined && grown > input.spec.VOLUME_SIZE_GIB ? grown : undefined;
+  const volumeId = await createPoolVolume(ec2, {
+    ...input,
+    creation: nonce,
+    ...(sizeGiB ? { sizeGiB } : {}),
+  });
   if (!(await ledger.bindCreation(input.pool, key, volumeId)))
     logger.warn('creation record already names another volume', { volumeId, key });
   return volumeId;
@@ -301,12 +311,14 @@ export async function createPoolVolume(
     spec: VolumeSpec;
     /** The nonce of the creation's record, tagged as `volsd:creation` (see createRecordedVolume). */
     creation?: string | undefined;
+    /** Size in GiB, from a snapshot too (the pool grew). @default the spec's size, or the snapshot's */
+    sizeGiB?: number | undefined;
   },
 ): Promise<string> {
   const { spec } = input;
   const request = {
     AvailabilityZone: input.az,
-    Size: input.snapshotId ? undefined : spec.VOLUME_SIZE_GIB,
+    Size: input.sizeGiB ?? (input.snapshotId ? undefined : spec.VOLUME_SIZE_GIB),
     SnapshotId: input.snapshotId,
     VolumeType: spec.VOLUME_TYPE as VolumeType,
     Iops: spec.VOLUME_IOPS,

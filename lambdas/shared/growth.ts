@@ -80,7 +80,7 @@ export class GrowthRecords {
     const out = await this.doc.send(
       new GetCommand({ TableName: this.tableName, Key: growthKey(pool), ConsistentRead: true }),
     );
-    const item = out.Item;
+    const item = out?.Item;
     if (!item || typeof item.targetGiB !== 'number') return undefined;
     return {
       targetGiB: item.targetGiB,

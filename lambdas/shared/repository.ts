@@ -19,6 +19,7 @@ import {
   VolumeHeldElsewhere,
   VolumeNotFound,
 } from './errors.js';
+import { GrowthRecords } from './growth.js';
 import {
   type AssignmentRecord,
   allVolumeStates,
@@ -195,6 +196,12 @@ export class VolumeRepository {
       await this.getPool(pool); // throws UnknownPool when that is why
       throw new ConcurrentModification(`pool ${pool} changed concurrently`, { cause: err });
     }
+  }
+
+  /** The pool's grown volume size (the growth item's target), if growth ever raised it. */
+  async grownVolumeSizeGiB(poolName: string): Promise<number | undefined> {
+    const pool = parseOrThrow(poolNameSchema, poolName, 'pool');
+    return (await new GrowthRecords(this.doc, this.tableName).get(pool))?.targetGiB;
   }
 
   // ---------------------------------------------------------------- volumes
