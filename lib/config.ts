@@ -18,7 +18,8 @@ import type { VolsdStackProps } from './volsd-stack.js';
  * | `volsd:autoScalingGroupNames` | string[] or `a,b` | `[]` | groups served (lifecycle hooks are added to them; tag them `volsd:pool=<pool>`) |
  * | `volsd:idlePerAz` | integer | 2 | idle volumes per AZ (0..1000); each AZ runs as many sync workers as they need |
  * | `volsd:maxWorkersPerAz` | integer | what `idlePerAz` needs | largest sync worker group per AZ (must hold the target) |
- * | `volsd:volumeSizeGiB` | integer | 20 | volume size (1..16384) |
+ * | `volsd:volumeSizeGiB` | integer | 20 | volume size (1..16384); raising it grows every existing volume online |
+ * | `volsd:growThresholdPercent` | integer | 80 | grow every pool volume once the content fills this share of one (10..90) |
  * | `volsd:volumeIops` | integer | 3000 | gp3 IOPS (3000..80000) |
  * | `volsd:volumeThroughputMiBps` | integer | 125 | gp3 throughput (125..2000) |
  * | `volsd:volumeKmsKeyArn` | key ARN | aws/ebs | customer managed key of volumes, snapshots and the workers' root volumes (its key policy must allow Auto Scaling: README, "Volume encryption keys") |
@@ -115,6 +116,7 @@ export const contextSchema = z
     'volsd:idlePerAz': integer.optional(),
     'volsd:maxWorkersPerAz': integer.optional(),
     'volsd:volumeSizeGiB': integer.optional(),
+    'volsd:growThresholdPercent': integer.optional(),
     'volsd:volumeIops': integer.optional(),
     'volsd:volumeThroughputMiBps': integer.optional(),
     'volsd:volumeKmsKeyArn': keyArn.optional(),
@@ -222,6 +224,7 @@ export function readAppConfig(node: Node): AppConfig {
         maxWorkersPerAz: c['volsd:maxWorkersPerAz'],
         volume: {
           sizeGiB: c['volsd:volumeSizeGiB'],
+          growThresholdPercent: c['volsd:growThresholdPercent'],
           iops: c['volsd:volumeIops'],
           throughputMiBps: c['volsd:volumeThroughputMiBps'],
         },

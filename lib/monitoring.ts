@@ -50,6 +50,10 @@ export const volsdMetrics = {
   coldHandoffs: 'ColdHandoffs',
   /** Seconds a launch was held for its directly created volume to initialize (dimension Pool), by acquire. */
   initializationHeldSeconds: 'InitializationHeldSeconds',
+  /** Pushes refused as a whole because the content would not fit the volumes (dimension Pool), by the fan-out. */
+  pushRefusedNoSpace: 'PushRefusedNoSpace',
+  /** Pool volumes below the growth target (dimension Pool), by the grow function every round. */
+  volumesBelowTarget: 'VolumesBelowTarget',
 } as const;
 
 /** Dimension names of Volsd's custom metrics. */
@@ -243,6 +247,35 @@ export class Monitoring extends Construct {
       statistic: options.statistic ?? 'Sum',
       period: options.period ?? Duration.minutes(5),
     });
+  }
+
+  /**
+   * The pool-growth alarms (issue 19): a push refused for want of space (at once: content waits), and
+   * volumes still below the growth target after `stuckFor` (EBS allows one modification per volume per
+   * 6 hours, so a growth takes up to that long when a volume was modified recently; past it something
+   * refuses ModifyVolume: IAM, a volume in `error`, the Region's storage quota).
+   */
+  public alarmOnGrowth(stuckFor: Duration = Duration.hours(8)): Alarm[] {
+    const refused = this.metric(volsdMetrics.pushRefusedNoSpace, { statistic: 'Sum' });
+    const below = this.metric(volsdMetrics.volumesBelowTarget, {
+      statistic: 'Minimum',
+      period: Duration.hours(1),
+    });
+    const alarms = [
+      this.alarmOnMetric('PushRefusedNoSpace', refused, {
+        threshold: 1,
+        description: `Volsd ${this.poolName}: a push was refused as a whole: its content does not fit the pool's volumes. The volumes grow (ModifyVolume, at most once per volume per 6 hours) and the grow function then applies the content; volsd-client pushes shows the refusal.`,
+      }),
+      this.alarmOnMetric('VolumesBelowGrowthTarget', below, {
+        threshold: 1,
+        evaluationPeriods: Math.max(1, Math.ceil(stuckFor.toHours())),
+        description: `Volsd ${this.poolName}: pool volumes have stayed below the growth target for ${stuckFor.toHumanString()}. Check the grow function's log (ModifyVolume refused?).`,
+      }),
+    ];
+    this.dashboard.addWidgets(
+      new GraphWidget({ title: 'Pool growth', left: [refused], right: [below], width: 12 }),
+    );
+    return alarms;
   }
 
   /** Creates an alarm on any metric, notifying the alarm topic on ALARM and OK. */

@@ -40,6 +40,7 @@ export const mutatingEc2Actions = [
   'ec2:DeleteSnapshot',
   'ec2:CreateTags',
   'ec2:ModifyInstanceAttribute',
+  'ec2:ModifyVolume',
 ] as const;
 
 function ec2Arn(scope: IConstruct, resource: 'volume' | 'instance' | 'snapshot'): string {
@@ -73,6 +74,26 @@ export function describeStatements(): PolicyStatement[] {
         'ssm:DescribeInstanceInformation',
       ],
       resources: ['*'],
+    }),
+  ];
+}
+
+/**
+ * Pool growth: ModifyVolume only on volumes tagged with the pool AND `volsd:role=volume` (never a root
+ * volume or anyone else's), and the reads it needs (DescribeVolumesModifications accepts only "*").
+ */
+export function growVolumeStatements(props: PermissionScope): PolicyStatement[] {
+  return [
+    new PolicyStatement({
+      sid: 'DescribeVolumeModifications',
+      actions: ['ec2:DescribeVolumes', 'ec2:DescribeVolumesModifications'],
+      resources: ['*'],
+    }),
+    new PolicyStatement({
+      sid: 'GrowPoolVolumes',
+      actions: ['ec2:ModifyVolume'],
+      resources: [ec2Arn(props.scope, 'volume')],
+      conditions: { StringEquals: poolVolume(props.poolName) },
     }),
   ];
 }
@@ -504,6 +525,11 @@ export class WorkflowPermissions {
     return this.commands();
   }
 
+  /** Grow: ModifyVolume on the pool's volumes, Volsd-Sync on the pool's instances (file systems grow). */
+  public forGrow(): PolicyStatement[] {
+    return [...growVolumeStatements(this.props), ...this.commands()];
+  }
+
   /** Push status: read the outcome of the Volsd-Sync commands (nothing that changes anything). */
   public forPushStatus(): PolicyStatement[] {
     return commandStatusStatements();
@@ -518,6 +544,7 @@ export class WorkflowPermissions {
       ...deleteVolumeStatements(this.props),
       ...modifyInstanceStatements(this.props),
       ...snapshotStatements(this.props),
+      ...growVolumeStatements(this.props),
       ...this.commands(),
       ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
       ...this.key(),

@@ -2,6 +2,7 @@ import { Duration, Token } from 'aws-cdk-lib';
 import { InstanceArchitecture, InstanceType } from 'aws-cdk-lib/aws-ec2';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { atRestDollarsPerMonth, gp3VolumeDollarsPerMonth } from '../lambdas/shared/adaptive-sizing.js';
+import { defaultGrowThresholdPercent } from '../lambdas/shared/growth.js';
 import { poolNameSchema } from '../lambdas/shared/validate.js';
 import { defaultWorkerInstanceType } from './sync-workers.js';
 import { maxIdlePerAzBound, resolveMaxWorkersPerAz, volumesPerWorker } from './worker-capacity.js';
@@ -18,6 +19,14 @@ export interface VolumeSpec {
    * @default 20
    */
   readonly sizeGiB?: number;
+  /**
+   * Grow every pool volume (online: ModifyVolume, then xfs_growfs) once the content fills this share
+   * of a volume, in percent (10..90). 80 leaves room for a push of a quarter of the content while
+   * the growth waits out EBS's 6-hour rule between modifications (docs/decisions.md, "A pool that
+   * grows with its content"). Raising `sizeGiB` grows every existing volume too.
+   * @default 80
+   */
+  readonly growThresholdPercent?: number;
   /**
    * EBS volume type. gp3 only: baseline performance independent of size, cheapest per GiB.
    * @default 'gp3'
@@ -362,6 +371,7 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
     idlePerAz: props.idlePerAz ?? 2,
     volume: {
       sizeGiB: props.volume?.sizeGiB ?? 20,
+      growThresholdPercent: props.volume?.growThresholdPercent ?? defaultGrowThresholdPercent,
       type: props.volume?.type ?? 'gp3',
       iops: props.volume?.iops ?? 3000,
       throughputMiBps: props.volume?.throughputMiBps ?? 125,
@@ -408,6 +418,7 @@ export function resolvePoolSettings(props: PoolSettingsProps): PoolSettings {
   const { sizeGiB, type, iops, throughputMiBps } = settings.volume;
   if (type !== 'gp3') problems.push(`volume.type must be 'gp3', got "${type}"`);
   checkInteger(problems, 'volume.sizeGiB', sizeGiB, 1, 16384);
+  checkInteger(problems, 'volume.growThresholdPercent', settings.volume.growThresholdPercent, 10, 90);
   checkInteger(problems, 'volume.iops', iops, 3000, 80000, ' (gp3)');
   checkInteger(problems, 'volume.throughputMiBps', throughputMiBps, 125, 2000, ' (gp3)');
   if (isSet(iops) && isSet(sizeGiB) && iops > 3000 && iops > 500 * sizeGiB) {

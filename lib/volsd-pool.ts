@@ -11,6 +11,7 @@ import { HostApi } from './host-api.js';
 import { LifecycleIntake, type ServedGroup } from './lifecycle-intake.js';
 import { Monitoring } from './monitoring.js';
 import { ClientPolicies, WorkflowPermissions } from './permissions.js';
+import { PoolGrowth } from './pool-growth.js';
 import { PoolRecord } from './pool-record.js';
 import {
   type PoolSettings,
@@ -114,6 +115,8 @@ export class VolsdPool extends Construct {
   public readonly fanOut: PushFanOut;
   /** The host API: hosts acquire, release and read their state through it, for themselves only. */
   public readonly hostApi: HostApi;
+  /** The grow function and its schedule (volumes that grow with the content). */
+  public readonly growth: PoolGrowth;
 
   constructor(scope: Construct, id: string, props: VolsdPoolProps) {
     super(scope, id);
@@ -211,6 +214,7 @@ export class VolsdPool extends Construct {
     this.workflows = new Workflows(this, 'Workflows', { pool: this, ...logs });
     this.fanOut = new PushFanOut(this, 'PushFanOut', { pool: this, ...logs });
     this.hostApi = new HostApi(this, 'HostApi', { pool: this, ...logs });
+    this.growth = new PoolGrowth(this, 'Growth', { pool: this, ...logs });
   }
 
   /**

@@ -515,8 +515,8 @@ describe('SSM documents', () => {
     const sendStatements = allStatements(template).filter(({ statement }) =>
       actionsOf(statement).includes('ssm:SendCommand'),
     );
-    // Not vacuous: acquire, release, replenish, snapshot, reconcile, syncall and the fan-out send documents.
-    expect(new Set(sendStatements.map(({ owner }) => owner)).size).toBe(7);
+    // Not vacuous: acquire, release, replenish, snapshot, reconcile, syncall, the fan-out and grow send documents.
+    expect(new Set(sendStatements.map(({ owner }) => owner)).size).toBe(8);
     const documentResources = sendStatements
       .flatMap(({ statement }) => [statement.Resource].flat().map(flattenReference))
       .filter((arn) => arn.includes(':document/'))

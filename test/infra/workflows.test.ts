@@ -636,10 +636,10 @@ describe('push fan-out', () => {
     }
   });
 
-  it('lets the fan-out send commands and read their results, and touch no EC2 or S3', () => {
+  it('lets the fan-out send commands and read their results, list live/ (its space check), and touch no EC2 and no object', () => {
     const actions = statementsOf(fanOut().fanOut).flatMap(actionsOf);
     expect(actions).toContain('ssm:SendCommand');
-    expect(actions.filter((a) => a.startsWith('ec2:') || a.startsWith('s3:'))).toEqual([]);
+    expect(actions.filter((a) => a.startsWith('ec2:') || a.startsWith('s3:'))).toEqual(['s3:ListBucket']);
   });
 
   it('lets the status function only read command results and the table', () => {
@@ -689,5 +689,47 @@ describe('push fan-out', () => {
     expect(alarmsOn(logicalId(fanOut().fanOut.function))).toHaveLength(1);
     expect(alarmsOn(logicalId(fanOut().status.function))).toHaveLength(1);
     expect(alarmsOn(logicalId(fanOut().deadLetterQueue))).toHaveLength(1);
+  });
+});
+
+describe('pool growth', () => {
+  const growth = () => stack.pool.growth;
+
+  it('lets the grow function modify only volumes tagged with the pool and role volume, and change no other EC2 resource', () => {
+    const statements = statementsOf(growth().grow);
+    const ec2 = [...new Set(statements.flatMap(actionsOf).filter((a) => a.startsWith('ec2:')))].sort();
+    const modify = statements.find((s) => actionsOf(s).includes('ec2:ModifyVolume'));
+    expect(ec2).toEqual(['ec2:DescribeVolumes', 'ec2:DescribeVolumesModifications', 'ec2:ModifyVolume']);
+    expect(JSON.stringify(modify?.Resource)).toContain(':volume/*');
+    expect(modify?.Condition).toEqual({
+      StringEquals: { 'aws:ResourceTag/volsd:pool': 'web', 'aws:ResourceTag/volsd:role': 'volume' },
+    });
+  });
+
+  it('runs a growth round every five minutes with the configured size and threshold', () => {
+    const rule = resourceOf(growth().schedule);
+    expect(rule.Properties.ScheduleExpression).toBe('rate(5 minutes)');
+    expect(envOf(growth().grow)).toMatchObject({ VOLUME_SIZE_GIB: '20', GROW_THRESHOLD_PERCENT: '80' });
+  });
+
+  it('gives the fan-out its space check: the sizes, and a listing of live/ only', () => {
+    const list = statementsOf(stack.pool.fanOut.fanOut).find((s) => actionsOf(s).includes('s3:ListBucket'));
+    expect(list?.Condition).toEqual({ StringLike: { 's3:prefix': ['live/', 'live/*'] } });
+    expect(envOf(stack.pool.fanOut.fanOut)).toMatchObject({
+      VOLUME_SIZE_GIB: '20',
+      GROW_THRESHOLD_PERCENT: '80',
+    });
+  });
+
+  it('alarms on a push refused for want of space and on volumes stuck below the target, quiet without data', () => {
+    const alarms = Object.values(resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
+    const byMetric = (name: string) => alarms.find((a) => a.Properties.MetricName === name)?.Properties;
+    expect(byMetric('PushRefusedNoSpace')).toMatchObject({ Threshold: 1, TreatMissingData: 'notBreaching' });
+    expect(byMetric('VolumesBelowTarget')).toMatchObject({
+      Threshold: 1,
+      Statistic: 'Minimum',
+      EvaluationPeriods: 8,
+      TreatMissingData: 'notBreaching',
+    });
   });
 });
