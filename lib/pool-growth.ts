@@ -1,18 +1,34 @@
 import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DocumentName } from '../lambdas/shared/documents.js';
+import type { Monitoring } from './monitoring.js';
+import type { WorkflowPermissions } from './permissions.js';
+import type { PoolSettings } from './pool-settings.js';
 import { livePrefix } from './push-bucket.js';
 import { VolsdFunction } from './volsd-function.js';
-import type { VolsdPool } from './volsd-pool.js';
+
+/** The parts of the pool the growth uses (not the pool construct: only the app stack imports it). */
+export interface PoolGrowthParts {
+  readonly settings: PoolSettings;
+  readonly table: { readonly table: ITable };
+  readonly push: { readonly bucket: IBucket };
+  readonly documents: { nameOf(name: DocumentName): string };
+  readonly permissions: WorkflowPermissions;
+  readonly monitoring: Monitoring;
+  /** The push fan-out: its function gets the space check's settings and listing. */
+  readonly fanOut: { readonly fanOut: VolsdFunction };
+}
 
 /** Props of {@link PoolGrowth}. */
 export interface PoolGrowthProps {
   /** The pool: table, bucket, Volsd-Sync's deployed name, settings, permissions, monitoring, fan-out. */
-  readonly pool: VolsdPool;
+  readonly pool: PoolGrowthParts;
   /**
    * How often a growth round runs (ModifyVolume where a volume is below the target, then the sync
    * that grows the file systems). Rounds are idempotent and cheap when there is nothing to do

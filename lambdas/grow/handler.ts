@@ -1,13 +1,14 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { z } from 'zod';
 import { fanOutConfigFromEnv } from '../fanout/config.js';
 import { dynamoDoc, ec2, ssm } from '../shared/clients.js';
 import { loadConfig, once } from '../shared/config.js';
 import { GrowthRecords } from '../shared/growth.js';
-import { logger, metrics } from '../shared/logger.js';
+import { logger, metrics, tracer } from '../shared/logger.js';
 import { PushRecords } from '../shared/push-records.js';
 import { VolumeRepository } from '../shared/repository.js';
 import { nowMs } from '../shared/time.js';
@@ -50,7 +51,8 @@ export const defaultGrowDeps = once((): GrowDeps => {
 export function createGrowHandler(deps: () => GrowDeps) {
   return middy(async (): Promise<GrowReport> => growPool(deps()))
     .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics));
+    .use(logMetrics(metrics))
+    .use(captureLambdaHandler(tracer, { captureResponse: false }));
 }
 
 /**
