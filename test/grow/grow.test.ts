@@ -47,7 +47,10 @@ interface World {
 }
 
 /** Two pool volumes (one idle, one attached to an instance) and one foreign volume, all 10 GiB. */
-async function world(timeScale = 0.001): Promise<World & { pool: string[]; foreign: string }> {
+async function world(
+  timeScale = 0.001,
+  withInstance = true,
+): Promise<World & { pool: string[]; foreign: string }> {
   h = await harness({ timeScale, latency: { volumeModifying: [60, 60], volumeOptimizing: [100, 100] } });
   const harnessed = h;
   harnessed.cloud.ssm.registerDocument('Volsd-Sync', async () => ({ exitCode: 0, stdout: '', stderr: '' }));
@@ -69,14 +72,16 @@ async function world(timeScale = 0.001): Promise<World & { pool: string[]; forei
   const inUse = await create(poolTags);
   const foreign = await create({ [poolTag]: 'other', [roleTag]: Role.Volume });
   await untilConsistent(harnessed.cloud);
-  const instanceId = await runningInstance(harnessed.cloud, 'us-east-1a', { [poolTag]: 'web' });
   await harnessed.cloud.waitFor(
     () => harnessed.cloud.ec2.view().volumes.every((v) => v.state !== 'creating'),
     60,
   );
-  await harnessed.ec2.send(
-    new AttachVolumeCommand({ VolumeId: inUse, InstanceId: instanceId, Device: '/dev/sdf' }),
-  );
+  if (withInstance) {
+    const instanceId = await runningInstance(harnessed.cloud, 'us-east-1a', { [poolTag]: 'web' });
+    await harnessed.ec2.send(
+      new AttachVolumeCommand({ VolumeId: inUse, InstanceId: instanceId, Device: '/dev/sdf' }),
+    );
+  }
   const growth = new MemoryGrowth();
   const pushes: { generation: number; commandId?: string }[] = [];
   const generation = { value: 3 };
@@ -188,8 +193,9 @@ describe('a growth round', () => {
   });
 
   it('leaves a volume modified less than 6 hours ago for a later round, without failing, and grows it after', async () => {
-    // Prepare: a first growth done; a second target within 6 hours. 6 modelled hours pass in ~0.2 s.
-    const w = await world(0.00001);
+    // Prepare: a first growth done; a second target within 6 hours. 6 modelled hours pass in ~2 s
+    // (no instance to boot: the rule is the volume's, attached or not).
+    const w = await world(0.0001, false);
     await w.growth.raiseTarget('web', 15, 10);
     await growPool(w.deps);
     await w.h.cloud.clock.sleep(200);
