@@ -18,11 +18,14 @@ afterEach(async () => {
   h = undefined;
 });
 
-/** A cloud whose modifications take known times: 5 s to optimizing, 100 s to completed. */
-async function cloudWithVolume(size = 10, timeScale = 0.001): Promise<{ h: Harness; volumeId: string }> {
+/**
+ * A cloud whose modifications take known times: 20 s to optimizing (200 ms of wall time: room for the
+ * calls a test makes meanwhile on a loaded machine), 100 s to completed.
+ */
+async function cloudWithVolume(size = 10, timeScale = 0.01): Promise<{ h: Harness; volumeId: string }> {
   h = await harness({
     timeScale,
-    latency: { volumeModifying: [5, 5], volumeOptimizing: [100, 100] },
+    latency: { volumeModifying: [20, 20], volumeOptimizing: [100, 100] },
     gibBytes: 1 << 20,
   });
   const created = await h.ec2.send(
@@ -50,7 +53,7 @@ describe('ModifyVolume', () => {
     // Act
     const out = await h.ec2.send(new ModifyVolumeCommand({ VolumeId: volumeId, Size: 30 }));
     const atCall = { state: out.VolumeModification?.ModificationState, size: await size() };
-    await h.cloud.clock.sleep(6);
+    await h.cloud.clock.sleep(21);
     const optimizing = {
       state: (await modificationOf(h, volumeId))[0]?.ModificationState,
       size: await size(),
@@ -83,7 +86,7 @@ describe('ModifyVolume', () => {
     // Prepare
     const { h, volumeId } = await cloudWithVolume();
     await h.ec2.send(new ModifyVolumeCommand({ VolumeId: volumeId, Size: 20 }));
-    await h.cloud.clock.sleep(6);
+    await h.cloud.clock.sleep(21);
     // Act
     const error = await rejection(h.ec2.send(new ModifyVolumeCommand({ VolumeId: volumeId, Size: 40 })));
     // Assess
@@ -145,7 +148,7 @@ describe('ModifyVolume', () => {
     // Act
     await h.ec2.send(new ModifyVolumeCommand({ VolumeId: volumeId, Size: 30 }));
     const modifying = sectors();
-    await h.cloud.clock.sleep(6);
+    await h.cloud.clock.sleep(21);
     // Assess
     expect(before).toBe((10 * (1 << 20)) / 512);
     expect(modifying).toBe(before);
