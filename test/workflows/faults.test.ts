@@ -12,7 +12,15 @@ import { groupMembers, putContent, scaleAndSettle } from '../helpers/sandbox.js'
 let sandbox: Sandbox;
 
 beforeAll(async () => {
-  sandbox = await Sandbox.start({ azs: 1, idlePerAz: 2, timeScale: 0.02, seed: 11, throttling: true });
+  // Scripts' in-process twins, as in acquire-release.test.ts: no wall-speed script against modelled poll budgets.
+  sandbox = await Sandbox.start({
+    azs: 1,
+    idlePerAz: 2,
+    timeScale: 0.02,
+    seed: 11,
+    throttling: true,
+    agent: 'model',
+  });
   await putContent(sandbox, 'live/a.txt', 'a');
   await sandbox.repo.bumpGeneration('web');
   await sandbox.replenishAll();
