@@ -216,12 +216,17 @@ async function runSnapshot(sandbox: Sandbox): Promise<void> {
 async function poolAtTarget(sandbox: Sandbox): Promise<boolean> {
   const pool = await sandbox.repo.getPool(sandbox.options.pool);
   const idle = await sandbox.repo.listVolumes({ pool: pool.pool, state: VolumeState.Idle });
-  const attached = new Map(
-    sandbox.cloud.snapshotState().volumes.map((v) => [v.volumeId, v.attachment?.instanceId] as const),
+  const state = sandbox.cloud.snapshotState();
+  const attached = new Map(state.volumes.map((v) => [v.volumeId, v.attachment?.instanceId] as const));
+  // An AZ may run several sync workers (a target above one worker's attachments).
+  const workers = new Set(
+    state.instances
+      .filter((i) => i.state === 'running' && i.tags['volsd:role'] === 'worker')
+      .map((i) => i.instanceId),
   );
   return sandbox.options.azs.every(
     (az) =>
-      idle.filter((v) => v.az === az && attached.get(v.volumeId) === sandbox.workers[az]).length >=
+      idle.filter((v) => v.az === az && workers.has(attached.get(v.volumeId) ?? '')).length >=
       pool.targetIdlePerAz,
   );
 }
