@@ -1,7 +1,11 @@
 /**
- * `npm run bench`: acquire and release in the sandbox, measured in modelled AWS seconds, with the AWS
- * calls, state transitions, Lambda invocations and table writes each operation costs. Prints a report;
- * `--json` prints one JSON object instead. Options: --launches N (default 10), --time-scale X (0.1).
+ * `npm run bench`: a burst of launches served from the pool, then their releases, in the sandbox,
+ * measured in modelled AWS seconds, with the AWS calls, state transitions, Lambda invocations and
+ * table writes each operation costs; once per acquire path: `boot-unit` (the instances run Volsd's
+ * boot unit, scripts/volsd-boot.sh) and `ssm` (they do not: Volsd-Mount over SSM). Prints a report;
+ * `--json` prints one JSON object instead. Options: --launches N (default 50), --azs N (2; the pool
+ * holds launches/azs idle volumes per AZ), --paths boot-unit,ssm, --time-scale X (1: the scripts and
+ * the unit do real work at wall speed, so at 1 their time is their own; below 1 it is inflated).
  */
 
 import { parseArgs } from 'node:util';
@@ -16,15 +20,31 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const { values } = parseArgs({
   options: {
-    launches: { type: 'string', default: '10' },
-    'time-scale': { type: 'string', default: '0.1' },
+    launches: { type: 'string', default: '50' },
+    azs: { type: 'string', default: '2' },
+    paths: { type: 'string', default: 'boot-unit,ssm' },
+    'time-scale': { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
   },
 });
 const launches = Number(values.launches);
 const timeScale = Number(values['time-scale']);
-if (!Number.isInteger(launches) || launches < 1 || !(timeScale > 0 && timeScale <= 1)) {
-  console.error('usage: npm run bench -- [--launches N] [--time-scale X] [--json]');
+const azCount = Number(values.azs);
+const paths = String(values.paths).split(',');
+type AcquirePath = 'boot-unit' | 'ssm';
+if (
+  !Number.isInteger(launches) ||
+  launches < 1 ||
+  !Number.isInteger(azCount) ||
+  azCount < 1 ||
+  azCount > 6 ||
+  launches % azCount !== 0 ||
+  !paths.every((p) => p === 'boot-unit' || p === 'ssm') ||
+  !(timeScale > 0 && timeScale <= 1)
+) {
+  console.error(
+    'usage: npm run bench -- [--launches N] [--azs N (dividing N)] [--paths boot-unit,ssm] [--time-scale X] [--json]',
+  );
   process.exit(2);
 }
 
@@ -37,6 +57,9 @@ const unitCost = { lambdaInvoke: 0.03, stateTransition: 0.02, dynamoCall: 0.008,
 
 /** States that wait for AWS to finish something asynchronous (attach, detach, an SSM command, a boot). */
 const waitingStates = new Set([
+  // Callback Tasks: each waits for an event (the unmount's status; the boot unit's signal).
+  'UnmountOnWorker',
+  'AttachForUnit',
   'WaitUnmount',
   'WaitDetached',
   'WaitAttached',
@@ -56,7 +79,29 @@ function stepTimes(e: LocalExecution): Record<string, number> {
   return out;
 }
 
-function summarize(sandbox: Sandbox, machine: 'acquire' | 'release', executions: LocalExecution[]) {
+/** The counts of one operation priced at the assumed AWS latencies (`unitCost`), in seconds. */
+function computedSeconds(sandbox: Sandbox, operation: string): number {
+  const c = sandbox.accounting.forOperation(operation);
+  let dynamo = 0;
+  let other = 0;
+  for (const [detail, n] of Object.entries(c.byDetail.awsCall)) {
+    if (detail.startsWith('dynamodb:')) dynamo += n;
+    else if (!detail.startsWith('fault:')) other += n;
+  }
+  return (
+    c.lambdaInvocation * unitCost.lambdaInvoke +
+    c.stateTransition * unitCost.stateTransition +
+    dynamo * unitCost.dynamoCall +
+    other * unitCost.awsCall
+  );
+}
+
+function summarize(
+  sandbox: Sandbox,
+  machine: 'acquire' | 'release',
+  executions: LocalExecution[],
+  osReadyAt: ReadonlyMap<string, number> = new Map(),
+) {
   const done = executions.filter((e) => e.status === 'SUCCEEDED');
   const totals = done.map((e) => ((e.stopDate?.getTime() ?? 0) - e.startDate.getTime()) / 1000);
   const steps: Record<string, number[]> = {};
@@ -73,7 +118,8 @@ function summarize(sandbox: Sandbox, machine: 'acquire' | 'release', executions:
       .reduce((a, [, v]) => a + v, 0);
     // Attach retries on InstanceNotReady while the instance is pending, and Mount until its agent
     // answers: that is the boot, not Volsd (each also holds one API call of ~0.1 s).
-    const boot = machine === 'acquire' ? (t.Attach ?? 0) + (t.Mount ?? 0) : 0;
+    // DetachFromWorker waits (callback) for the instance to run: the boot too.
+    const boot = machine === 'acquire' ? (t.Attach ?? 0) + (t.Mount ?? 0) + (t.DetachFromWorker ?? 0) : 0;
     bootWait.push(boot);
     overhead.push(Math.max(0, total - waiting - boot));
   }
@@ -85,6 +131,21 @@ function summarize(sandbox: Sandbox, machine: 'acquire' | 'release', executions:
     for (const [detail, n] of Object.entries(c.byDetail.awsCall)) calls[detail] = (calls[detail] ?? 0) + n;
   }
   const per = (n: number) => round(n / Math.max(1, done.length), 1);
+  // What Volsd adds to the instance's own boot: from its OS being ready (the moment its web server
+  // could start) to the lifecycle action completed (InService), per launch.
+  const completedAt = new Map(
+    sandbox.cloud
+      .lifecycleActions()
+      .filter((a) => a.completedAt !== undefined && a.result === 'CONTINUE')
+      .map((a) => [a.instanceId, a.completedAt ?? 0]),
+  );
+  const added = done.flatMap((e) => {
+    const instanceId = (JSON.parse(e.input) as { instanceId?: string }).instanceId ?? '';
+    const ready = osReadyAt.get(instanceId);
+    const inService = completedAt.get(instanceId);
+    return ready === undefined || inService === undefined ? [] : [inService - ready];
+  });
+  const computedPerExecution = done.map((e) => computedSeconds(sandbox, `${machine}:${e.name}`));
   // Orchestration cost computed from the counts, at the latencies the model assumes per unit (the
   // measured figure above also carries the local CPU's speed: dynalite and the scripts run at wall speed).
   const dynamoCalls = Object.entries(calls)
@@ -110,6 +171,9 @@ function summarize(sandbox: Sandbox, machine: 'acquire' | 'release', executions:
   };
   return {
     computedOrchestrationSeconds: round(computed, 2),
+    /** The same pricing per execution. */
+    computedOrchestrationPerExecution: percentiles(computedPerExecution),
+    ...(machine === 'acquire' ? { addedAfterBootSeconds: percentiles(added) } : {}),
     dollarsPer1000: costPerThousand(perOperation, reads),
     executions: executions.length,
     succeeded: done.length,
@@ -126,68 +190,117 @@ function summarize(sandbox: Sandbox, machine: 'acquire' | 'release', executions:
   };
 }
 
-const sandbox = await Sandbox.start({ azs: 1, idlePerAz: launches, timeScale, seed: 42, throttling: true });
-try {
-  await sandbox.replenishAll();
-  sandbox.scaleTo(launches);
-  await sandbox.settle();
-  const all = [...sandbox.sfn.executions.values()];
-  const acquire = summarize(
-    sandbox,
-    'acquire',
-    all.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.acquire),
-  );
-  sandbox.scaleTo(0);
-  await sandbox.settle();
-  const after = [...sandbox.sfn.executions.values()];
-  const release = summarize(
-    sandbox,
-    'release',
-    after.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.release),
-  );
-  const replenishes = after.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.replenish);
-  const report = {
-    bench: 'acquire-release',
-    launches,
+async function runPath(path: AcquirePath) {
+  const sandbox = await Sandbox.start({
+    azs: azCount,
+    idlePerAz: launches / azCount,
     timeScale,
-    strictRules: sandbox.cloud.strictRules(),
-    note: 'modelled AWS seconds; instance pending 20-40 s, OS boot and SSM agent ~10 s are part of time to ready',
-    acquire,
-    release,
-    replenish: summarize(sandbox, 'replenish' as 'release', replenishes),
-  };
-  if (values.json) console.log(JSON.stringify(report));
-  else {
-    const line = (name: string, r: typeof acquire) => {
-      console.log(`\n${name}: ${r.succeeded}/${r.executions} succeeded`);
-      console.log(`  duration p50 ${r.seconds.p50} s, p99 ${r.seconds.p99} s (modelled)`);
-      console.log(
-        `  orchestration overhead p50 ${r.orchestrationOverheadSeconds.p50} s, p99 ${r.orchestrationOverheadSeconds.p99} s`,
-      );
-      if (name === 'acquire')
-        console.log(`  of which waiting for the instance to boot: p50 ${r.waitingForBootSeconds.p50} s`);
-      console.log(`  per operation: ${JSON.stringify(r.perOperation)}`);
-      console.log(
-        `  control-plane cost: $${r.dollarsPer1000} per 1,000 (list prices, us-east-1; docs/cost.md)`,
-      );
-      console.log(
-        `  steps (p50 s): ${Object.entries(r.stepsP50)
-          .map(([s, v]) => `${s} ${v}`)
-          .join(', ')}`,
-      );
-      console.log(
-        `  AWS calls by action: ${Object.entries(r.awsCallsByAction)
-          .map(([s, v]) => `${s} ${v}`)
-          .join(', ')}`,
-      );
-    };
-    console.log(
-      `Volsd bench: ${launches} launches on a pool of ${launches} idle volumes, time scale ${timeScale}`,
+    seed: 42,
+    throttling: true,
+    bootUnit: path === 'boot-unit',
+  });
+  try {
+    await sandbox.replenishAll();
+    const osReadyAt = new Map<string, number>();
+    sandbox.cloud.ec2.onInstance((instanceId, event) => {
+      if (event === 'os-ready') osReadyAt.set(instanceId, sandbox.cloud.clock.now());
+    });
+    const before = new Set(sandbox.sfn.executions.keys());
+    sandbox.scaleTo(launches);
+    await sandbox.settle();
+    const all = [...sandbox.sfn.executions.values()].filter((e) => !before.has(e.executionArn));
+    const acquire = summarize(
+      sandbox,
+      'acquire',
+      all.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.acquire),
+      osReadyAt,
     );
-    line('acquire', acquire);
-    line('release', release);
-    line('replenish', report.replenish);
+    const served = all.filter(
+      (e) =>
+        e.stateMachineArn === sandbox.wiring.stateMachines.acquire &&
+        e.status === 'SUCCEEDED' &&
+        !(JSON.parse(e.output ?? '{}') as { direct?: boolean }).direct,
+    ).length;
+    const unitRuns = [...(sandbox.boot?.runs.values() ?? [])];
+    sandbox.scaleTo(0);
+    await sandbox.settle();
+    const after = [...sandbox.sfn.executions.values()].filter((e) => !before.has(e.executionArn));
+    const release = summarize(
+      sandbox,
+      'release',
+      after.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.release),
+    );
+    const replenishes = after.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.replenish);
+    return {
+      path,
+      servedFromPool: served,
+      bootUnits: {
+        ran: unitRuns.length,
+        signalled: unitRuns.filter((r) => r.exitCode === 0).length,
+        secondsP50: percentiles(unitRuns.map((r) => (r.endedAt ?? r.startedAt) - r.startedAt)).p50,
+      },
+      acquire,
+      release,
+      replenish: summarize(sandbox, 'replenish' as 'release', replenishes),
+      strictRules: sandbox.cloud.strictRules(),
+    };
+  } finally {
+    await sandbox.stop();
   }
-} finally {
-  await sandbox.stop();
+}
+
+const results: Partial<Record<AcquirePath, Awaited<ReturnType<typeof runPath>>>> = {};
+for (const path of paths as AcquirePath[]) results[path] = await runPath(path);
+const first = results[paths[0] as AcquirePath];
+if (!first) throw new Error('no path ran');
+const report = {
+  bench: 'acquire-release',
+  launches,
+  azs: azCount,
+  timeScale,
+  strictRules: first.strictRules,
+  note: 'modelled AWS seconds; instance pending 20-40 s, OS boot 6-9 s and SSM agent 2-3 s after it are part of time to ready',
+  /** The first path's figures (boot-unit by default), as before this bench ran two paths. */
+  acquire: first.acquire,
+  release: first.release,
+  replenish: first.replenish,
+  paths: results,
+};
+if (values.json) console.log(JSON.stringify(report));
+else {
+  const line = (name: string, r: typeof first.acquire) => {
+    console.log(`\n${name}: ${r.succeeded}/${r.executions} succeeded`);
+    console.log(`  duration p50 ${r.seconds.p50} s, p99 ${r.seconds.p99} s (modelled)`);
+    if (r.addedAfterBootSeconds)
+      console.log(
+        `  added after the instance's own boot (OS ready -> InService): p50 ${r.addedAfterBootSeconds.p50} s, p99 ${r.addedAfterBootSeconds.p99} s`,
+      );
+    console.log(
+      `  orchestration overhead p50 ${r.orchestrationOverheadSeconds.p50} s, p99 ${r.orchestrationOverheadSeconds.p99} s; computed at AWS latencies ${r.computedOrchestrationSeconds} s (p50 ${r.computedOrchestrationPerExecution.p50} s)`,
+    );
+    console.log(`  per operation: ${JSON.stringify(r.perOperation)}`);
+    console.log(
+      `  control-plane cost: $${r.dollarsPer1000} per 1,000 (list prices, us-east-1; docs/cost.md)`,
+    );
+    console.log(
+      `  steps (p50 s): ${Object.entries(r.stepsP50)
+        .map(([s, v]) => `${s} ${v}`)
+        .join(', ')}`,
+    );
+    console.log(
+      `  AWS calls by action: ${Object.entries(r.awsCallsByAction)
+        .map(([s, v]) => `${s} ${v}`)
+        .join(', ')}`,
+    );
+  };
+  console.log(
+    `Volsd bench: ${launches} launches on a pool of ${launches} idle volumes in ${azCount} AZs, time scale ${timeScale}`,
+  );
+  for (const r of Object.values(results)) {
+    console.log(
+      `\n=== ${r.path} path: ${r.servedFromPool} served from the pool, boot units ${JSON.stringify(r.bootUnits)}`,
+    );
+    line('acquire', r.acquire);
+    line('release', r.release);
+  }
 }

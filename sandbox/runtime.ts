@@ -8,8 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { VolumeRepository } from '../lambdas/shared/repository.js';
-import { poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
+import { bootUnitTag, poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
 import { registerVolsdDocuments } from './agent/runner.js';
+import { type BootWiring, startBootWiring } from './boot-wiring.js';
 import { LocalQueue } from './queue.js';
 import { ReadinessWatch } from './readiness.js';
 import { type LocalDynamo, type LocalS3, localCredentials, startDynamo, startS3 } from './servers.js';
@@ -101,6 +102,11 @@ export interface SandboxOptions {
    * volumes down to fill them with kilobytes. @default 2^30
    */
   gibBytes?: number;
+  /**
+   * The served group's instances run Volsd's boot unit (tag volsd:boot-unit=1; the real
+   * scripts/volsd-boot.sh at the end of each boot, sandbox/boot-wiring.ts). @default false: SSM path
+   */
+  bootUnit?: boolean;
 }
 
 /** Names and ARNs the sandbox wires, as the CDK construct would. */
@@ -126,6 +132,8 @@ let active = false;
 export class Sandbox {
   readonly accounting = new Accounting();
   private stopped = false;
+  /** The boot-unit wiring (sandbox/boot-wiring.ts): events function, host function, units. */
+  boot!: BootWiring;
   /** The lagging index model (rule indexLag), if in force. */
   private indexLag: import('./index-lag.js').IndexLag | undefined;
   private constructor(
@@ -201,6 +209,7 @@ export class Sandbox {
       groupAzs: o.groupAzs ?? azs,
       replaceAbandoned: o.replaceAbandoned ?? false,
       waitForWorkers: o.waitForWorkers ?? true,
+      bootUnit: o.bootUnit ?? false,
     };
     const rootDir = await mkdtemp(join(tmpdir(), 'volsd-sandbox-'));
     const wiring: SandboxWiring = {
@@ -352,6 +361,7 @@ export class Sandbox {
       accounting,
       now: () => cloud.clock.date().getTime(),
       invokeDelay: () => cloud.clock.sleep(0.03).catch(() => undefined),
+      setTimer: (seconds, fire) => cloud.clock.setTimer(seconds, fire),
       substitutions,
       lambdas,
       faults: {
@@ -415,7 +425,11 @@ export class Sandbox {
     cloud.createAutoScalingGroup({
       name: wiring.groupName,
       azs: options.groupAzs,
-      tags: { [poolTag]: options.pool, [roleTag]: Role.Client },
+      tags: {
+        [poolTag]: options.pool,
+        [roleTag]: Role.Client,
+        ...(options.bootUnit ? { [bootUnitTag]: '1' } : {}),
+      },
       launchHook: {
         name: wiring.hookName,
         heartbeatTimeout: options.heartbeatTimeout,
@@ -436,6 +450,19 @@ export class Sandbox {
     const workers: Record<string, string> = {};
     const sandbox = new Sandbox(options, rootDir, cloud, dynamo, s3, sfn, repo, intake, wiring, workers);
     sandbox.indexLag = indexLag;
+    // EventBridge rules -> events function, the host function and the boot unit (always wired, as the
+    // construct deploys them; only tagged instances run the unit).
+    sandbox.boot = await startBootWiring({
+      cloud,
+      accounting,
+      sfn,
+      pool: options.pool,
+      bucket: wiring.bucket,
+      s3Endpoint: s3.endpoint,
+      seed: options.seed,
+      timeScale: options.timeScale,
+      holderOf: async (volumeId) => (await repo.findVolume(volumeId))?.holder ?? undefined,
+    });
     Object.defineProperty(sandbox, 'accounting', { value: accounting });
     if (options.waitForWorkers) await sandbox.waitForWorkers();
     return sandbox;
@@ -523,6 +550,7 @@ export class Sandbox {
     this.stopped = true;
     this.intake.close();
     this.sfn.abortAll();
+    await this.boot?.stop();
     // A Lambda step in flight must not write to a server that is already gone: give them a moment.
     await Promise.race([this.sfn.idle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
     await this.cloud.close();

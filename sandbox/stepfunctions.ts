@@ -65,6 +65,26 @@ export interface LocalStepFunctionsOptions {
    * transition, about 30 ms on AWS; assumed, not measured), so orchestration overhead shows in modelled time.
    */
   invokeDelay?: () => Promise<void>;
+  /**
+   * A timer on the modelled clock (returns its cancel): the HeartbeatSeconds and TimeoutSeconds of a
+   * `.waitForTaskToken` Task count in modelled seconds. @default setTimeout scaled by the time scale
+   */
+  setTimer?: (modelSeconds: number, fire: () => void) => () => void;
+}
+
+/** The service integration that invokes a Lambda function and waits for SendTaskSuccess/Failure. */
+export const lambdaCallbackResource = 'arn:aws:states:::lambda:invoke.waitForTaskToken';
+/** What `$$.Task.Token` resolves to in the interpreter; each invocation replaces it with a fresh token. */
+const tokenPlaceholder = 'volsd-local-task-token';
+/** Longest task token AWS accepts (SendTaskSuccess: taskToken 1-2048 characters). */
+const maxTokenLength = 2048;
+
+/** A task waiting for its token, as the callback pattern keeps it. */
+interface PendingTask {
+  resolve: (output: unknown) => void;
+  reject: (error: Error) => void;
+  heartbeat: () => void;
+  execution: LocalExecution;
 }
 
 /** Replaces `${Name}` placeholders with their substitutions; an unknown placeholder is an error. */
@@ -151,6 +171,7 @@ export class LocalStepFunctions {
   private readonly history = new ExecutionHistory(
     resolve(fileURLToPath(new URL('..', import.meta.url)), 'statemachines'),
   );
+  private readonly tasks = new Map<string, PendingTask>();
   /** Lambda crashes injected so far, by state name. */
   readonly crashCounts = new Map<string, number>();
 
@@ -225,7 +246,10 @@ export class LocalStepFunctions {
       (scaled.States ?? {}) as unknown as Record<string, Json>,
     )) {
       if (state.Type !== 'Task') continue;
-      const resource = String(state.Resource);
+      const callback = state.Resource === lambdaCallbackResource;
+      const resource = callback
+        ? String((state.Parameters as Json | undefined)?.FunctionName)
+        : String(state.Resource);
       if (resource.startsWith(secondsPathWait)) {
         const path = resource.slice(secondsPathWait.length);
         handlers[stateName] = (async (event: unknown) => {
@@ -239,6 +263,11 @@ export class LocalStepFunctions {
       }
       const lambda = this.o.lambdas[resource];
       if (!lambda) throw new Error(`state ${stateName}: no local Lambda for ${resource}`);
+      if (callback) {
+        handlers[stateName] = ((parameters: { Payload?: unknown }) =>
+          this.invokeAndWait(state, execution, resource, lambda, parameters.Payload)) as never;
+        continue;
+      }
       handlers[stateName] = (async (event: unknown) => {
         execution.lambdaInvocations++;
         this.o.accounting?.count('lambdaInvocation', resource.split(':').pop() ?? resource);
@@ -270,7 +299,9 @@ export class LocalStepFunctions {
           StartTime: execution.startDate.toISOString(),
           Input: input as never,
         },
-      },
+        // The interpreter has no per-task context: each callback invocation swaps in its own token.
+        Task: { Token: tokenPlaceholder },
+      } as never,
     });
     this.aborts.add(execution$.abort);
     const logs = (async () => {
@@ -314,6 +345,111 @@ export class LocalStepFunctions {
   }
 
   /**
+   * `arn:aws:states:::lambda:invoke.waitForTaskToken`: invokes the function with the payload (its
+   * `$$.Task.Token` replaced by a fresh token), ignores its result, then waits for SendTaskSuccess or
+   * SendTaskFailure with that token. HeartbeatSeconds (reset by SendTaskHeartbeat) and TimeoutSeconds
+   * are modelled seconds and end the wait with States.HeartbeatTimeout / States.Timeout, as on AWS; a
+   * function error fails the task at once (its Retry then invokes again, with a new token).
+   */
+  private async invokeAndWait(
+    state: Json,
+    execution: LocalExecution,
+    functionArn: string,
+    lambda: LocalLambda,
+    payload: unknown,
+  ): Promise<unknown> {
+    const token = `${randomUUID()}.${Buffer.from(execution.executionArn).toString('base64url')}`.slice(
+      0,
+      maxTokenLength,
+    );
+    const withToken = JSON.parse(
+      JSON.stringify(payload ?? {})
+        .split(tokenPlaceholder)
+        .join(token),
+    );
+    let resolve: (output: unknown) => void = () => undefined;
+    let reject: (error: Error) => void = () => undefined;
+    const promise = new Promise<unknown>((ok, ko) => {
+      resolve = ok;
+      reject = ko;
+    });
+    // Awaited only once the function returned; an answer or a timeout may come before that.
+    promise.catch(() => undefined);
+    const timers: (() => void)[] = [];
+    const timer = (seconds: number, fire: () => void) =>
+      this.o.setTimer
+        ? this.o.setTimer(seconds, fire)
+        : (() => {
+            const t = setTimeout(fire, seconds * this.o.timeScale * 1000);
+            return () => clearTimeout(t);
+          })();
+    const fail = (name: string, message: string) => {
+      const error = new Error(message);
+      error.name = name;
+      reject(error);
+    };
+    let cancelHeartbeat = () => {};
+    const heartbeat = () => {
+      cancelHeartbeat();
+      if (typeof state.HeartbeatSeconds === 'number') {
+        cancelHeartbeat = timer(state.HeartbeatSeconds, () =>
+          fail('States.HeartbeatTimeout', `no heartbeat for ${state.HeartbeatSeconds} s`),
+        );
+      }
+    };
+    this.tasks.set(token, { resolve, reject, heartbeat, execution });
+    try {
+      execution.lambdaInvocations++;
+      this.o.accounting?.count('lambdaInvocation', functionArn.split(':').pop() ?? functionArn);
+      await this.o.invokeDelay?.();
+      // The token is live from the invocation on: the function may hand it to someone who answers at once.
+      heartbeat();
+      if (typeof state.TimeoutSeconds === 'number') {
+        timers.push(
+          timer(state.TimeoutSeconds, () =>
+            fail('States.Timeout', `task timed out after ${state.TimeoutSeconds} s`),
+          ),
+        );
+      }
+      await lambda(withToken, lambdaContext(functionArn));
+      return await promise;
+    } finally {
+      this.tasks.delete(token);
+      cancelHeartbeat();
+      for (const cancel of timers) cancel();
+    }
+  }
+
+  /** SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat on a waiting task. */
+  private answerTask(command: string, input: Json): Json {
+    const token = String(input.taskToken ?? '');
+    if (token.length < 1 || token.length > maxTokenLength)
+      throw sfnError('InvalidToken', 'Invalid Token: taskToken must be 1-2048 characters');
+    const task = this.tasks.get(token);
+    // AWS answers TaskTimedOut for a token whose task ended (succeeded, failed, timed out, or retried).
+    if (!task) throw sfnError('TaskTimedOut', 'Task Timed Out: the task of this token is no longer waiting');
+    if (command === 'SendTaskHeartbeat') {
+      task.heartbeat();
+      return {};
+    }
+    this.tasks.delete(token);
+    if (command === 'SendTaskSuccess') {
+      let output: unknown;
+      try {
+        output = JSON.parse(String(input.output ?? ''));
+      } catch {
+        throw sfnError('InvalidOutput', 'Invalid Output: not JSON');
+      }
+      task.resolve(output);
+    } else {
+      const error = new Error(String(input.cause ?? ''));
+      error.name = String(input.error ?? 'States.TaskFailed');
+      task.reject(error);
+    }
+    return {};
+  }
+
+  /**
    * Makes the next `times` invocations of the Task state `stateName` crash after their handler ran: the
    * effects stay, the result is lost, and the state machine sees `Runtime.ExitError`.
    */
@@ -329,11 +465,22 @@ export class LocalStepFunctions {
   /** Aborts every running execution. */
   abortAll(): void {
     for (const abort of this.aborts) abort();
+    for (const [token, task] of this.tasks) {
+      this.tasks.delete(token);
+      task.reject(Object.assign(new Error('execution aborted'), { name: 'States.Aborted' }));
+    }
   }
 
-  /** Answers an SFN API call (StartExecution, DescribeExecution, ListExecutions, StopExecution). */
+  /**
+   * Answers an SFN API call (StartExecution, DescribeExecution, ListExecutions, SendTaskSuccess,
+   * SendTaskFailure, SendTaskHeartbeat).
+   */
   handle(command: string, input: Json): Json {
     switch (command) {
+      case 'SendTaskSuccess':
+      case 'SendTaskFailure':
+      case 'SendTaskHeartbeat':
+        return this.answerTask(command, input);
       case 'StartExecution':
         return this.start(
           String(input.stateMachineArn),

@@ -18,6 +18,7 @@ import {
   InstanceNotReady,
   InvalidInput,
   NoIdleVolume,
+  PoolNotReady,
   VolumeHeldElsewhere,
   VolumeNotReady,
 } from '../shared/errors.js';
@@ -36,8 +37,10 @@ import {
   type WorkflowCtx,
   waitCommand,
 } from '../shared/steps.js';
+import { bootUnitTag } from '../shared/tags.js';
 import { nowMs } from '../shared/time.js';
 import { executionName } from '../shared/workflow-input.js';
+import { callbackSteps } from './callbacks.js';
 import {
   heartbeatAfterWait,
   heartbeatWhileWaiting,
@@ -61,7 +64,8 @@ function need<T>(value: T | undefined, what: string): T {
  * Finds the instance's AZ; an instance that is gone ends the acquire. One EC2 does not know yet (its
  * launch is seconds old: DescribeInstances is eventually consistent) is InstanceNotReady, polled.
  */
-const resolve: Step = async (ctx, { ec2, repo, config }) => {
+const resolve: Step = async (ctx, deps) => {
+  const { ec2, repo, config } = deps;
   const instance = await requireLiveInstance(ec2, ctx.instanceId, { justLaunched: true });
   const az = instance.Placement?.AvailabilityZone;
   if (!az) throw new InstanceGone(`instance ${ctx.instanceId} has no placement`);
@@ -76,7 +80,16 @@ const resolve: Step = async (ctx, { ec2, repo, config }) => {
   }
   // Adaptive sizing counts the launch once, when the acquire first resolves it.
   if (ctx.startedAt === undefined) await recordLaunch(config, { pool: ctx.pool, az });
-  return { ...ctx, az, startedAt: ctx.startedAt ?? nowMs() };
+  const bootUnit = instance.Tags?.some((t) => t.Key === bootUnitTag && t.Value === '1') === true;
+  const resolved = { ...ctx, az, bootUnit, startedAt: ctx.startedAt ?? nowMs() };
+  // Claimed in the same invocation (one Lambda call fewer per acquire); nothing to claim yet is left
+  // to the Claim state and its polls.
+  try {
+    return await claim(resolved, deps);
+  } catch (err) {
+    if (err instanceof NoIdleVolume || err instanceof PoolNotReady) return resolved;
+    throw err;
+  }
 };
 
 /**
@@ -217,6 +230,9 @@ const attach: Step = async (ctx, deps) => {
   if (attachment?.InstanceId === ctx.instanceId && attachment.Device) {
     return { ...ctx, device: attachment.Device, attachRequestedAt: ctx.attachRequestedAt ?? nowMs() };
   }
+  // Still on its way off the worker (its detach event can trail the instance's `running` one).
+  if (attachment?.InstanceId)
+    throw new VolumeNotReady(`volume ${volumeId} is still ${attachment.State} on ${attachment.InstanceId}`);
   const attempts = (ctx.attachAttempts ?? 0) + 1;
   if (attempts > maxAttachAttempts)
     throw new AttachStuck(`volume ${volumeId}: ${maxAttachAttempts} attaches did not complete`);
@@ -549,8 +565,7 @@ const abandon: Step = async (ctx, deps) => {
   return { ...ctx, outcome: `failed: ${ctx.error?.Error ?? 'unknown'}` };
 };
 
-/** The acquire workflow's steps, by the name the state machine passes in `step`. */
-export const acquireSteps: Record<string, Step> = {
+const plainSteps: Record<string, Step> = {
   resolve,
   claim,
   unmountOnWorker,
@@ -568,3 +583,6 @@ export const acquireSteps: Record<string, Step> = {
   compensateDone,
   abandon,
 };
+
+/** The acquire workflow's steps, by the name the state machine passes in `step`. */
+export const acquireSteps: Record<string, Step> = { ...plainSteps, ...callbackSteps(plainSteps) };

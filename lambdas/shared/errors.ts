@@ -56,6 +56,8 @@ export class InstanceNotReady extends named('InstanceNotReady') {}
 export class NoFreeDevice extends named('NoFreeDevice') {}
 /** A volume made from a snapshot is still loading its blocks (EBS volume initialization): poll again. */
 export class VolumeInitializing extends named('VolumeInitializing') {}
+/** The boot unit on the instance reported that it could not mount: the acquire goes on over SSM. */
+export class BootUnitFailed extends named('BootUnitFailed') {}
 
 /** Every named error class, by name: the set that ASL `ErrorEquals` may reference. */
 export const namedErrors = {
@@ -77,6 +79,7 @@ export const namedErrors = {
   InstanceNotReady,
   NoFreeDevice,
   VolumeInitializing,
+  BootUnitFailed,
 } as const;
 
 export type VolsdErrorName = keyof typeof namedErrors;

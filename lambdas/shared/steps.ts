@@ -73,6 +73,10 @@ export interface WorkflowCtx extends WorkflowInput {
   /** Set by a Catch when the compensation's own command failed. */
   compensationError?: { Error?: string; Cause?: string };
   found?: boolean;
+  /** The instance runs Volsd's boot unit (instance tag volsd:boot-unit=1): it mounts and signals. */
+  bootUnit?: boolean;
+  /** A callback Task's token (`$$.Task.Token`), given to the step only; never part of its output. */
+  taskToken?: string;
 }
 
 /** A step: takes the execution's data, returns it updated. */

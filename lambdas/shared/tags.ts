@@ -9,3 +9,10 @@ export const roleTag = 'volsd:role';
 export const generationTag = 'volsd:generation';
 
 export const Role = { Volume: 'volume', Worker: 'worker', Client: 'client' } as const;
+
+/**
+ * Instance tag saying the instance runs Volsd's boot unit (scripts/volsd-boot.sh): its acquire waits
+ * for the unit's signal instead of mounting over SSM. Value `1`. The construct propagates it from the
+ * groups it gives the unit to; README shows it for groups defined elsewhere.
+ */
+export const bootUnitTag = 'volsd:boot-unit';

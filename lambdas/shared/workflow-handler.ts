@@ -28,6 +28,8 @@ export const workflowDeps = once((): StepDeps => {
 export interface StepEvent<C = WorkflowCtx> {
   step: string;
   ctx: C;
+  /** Set by a `.waitForTaskToken` Task: the token its step stores for whoever answers. */
+  taskToken?: string;
 }
 
 /**
@@ -38,7 +40,9 @@ export function workflowHandler<C extends object = WorkflowCtx>(steps: Record<st
   const run = async (event: StepEvent<C>): Promise<C> => {
     const ctx = (event.ctx ?? {}) as Record<string, unknown>;
     logger.appendKeys({ step: event.step, instanceId: ctx.instanceId, volumeId: ctx.volumeId, az: ctx.az });
-    return runStep(steps, event, workflowDeps());
+    const withToken =
+      typeof event.taskToken === 'string' ? { ...event, ctx: { ...ctx, taskToken: event.taskToken } } : event;
+    return runStep(steps, withToken, workflowDeps());
   };
   return (
     middy(run)

@@ -1708,6 +1708,18 @@ export class Ec2Sim {
 
   private changed(instanceId: string, event: InstanceEvent): void {
     for (const listener of this.listeners) listener(instanceId, event);
+    // EventBridge "EC2 Instance State-change Notification" for the EC2 states among these (EC2 user
+    // guide, "EC2 instance state change events"); OS boot and agent registration are not EC2 states.
+    if (event === 'running' || event === 'shutting-down' || event === 'terminated') {
+      this.ctx.emit(
+        this.ctx.envelope(
+          'aws.ec2',
+          'EC2 Instance State-change Notification',
+          [`arn:aws:ec2:${this.ctx.region}:${this.ctx.accountId}:instance/${instanceId}`],
+          { 'instance-id': instanceId, state: event },
+        ),
+      );
+    }
     this.ctx.notify();
   }
 }

@@ -1,4 +1,14 @@
-import { catchAll, catchOn, type FatalLists, poll, stateMachine, taskBuilder } from './profiles.js';
+import {
+  type CallbackEndError,
+  callbackTaskBuilder,
+  catchAll,
+  catchEnds,
+  catchOn,
+  type FatalLists,
+  poll,
+  stateMachine,
+  taskBuilder,
+} from './profiles.js';
 
 /**
  * Fatal per step: the named errors each acquire step can throw (read from lambdas/acquire/steps.ts and the
@@ -6,8 +16,19 @@ import { catchAll, catchOn, type FatalLists, poll, stateMachine, taskBuilder } f
  * had shorter lists already, kept as they were.
  */
 const fatal: FatalLists = {
-  // requireLiveInstance (justLaunched): InstanceGone; repo.getPool: UnknownPool; AzNotCovered outside the pool
-  resolve: ['InvalidInput', 'InstanceGone', 'UnknownPool', 'AzNotCovered'],
+  // requireLiveInstance (justLaunched): InstanceGone; repo.getPool: UnknownPool; AzNotCovered outside the
+  // pool; then the claim step inline (its list below; NoIdleVolume and PoolNotReady caught: the Claim state
+  // polls them)
+  resolve: [
+    'InvalidInput',
+    'InstanceGone',
+    'UnknownPool',
+    'AzNotCovered',
+    'IllegalTransition',
+    'VolumeHeldElsewhere',
+    'AssignmentConflict',
+    'VolumeNotFound',
+  ],
   // repo.claimVolume: IllegalTransition, AssignmentConflict, UnknownPool, VolumeNotFound; direct creation
   // (repo.getPool, repo.claimCreated): also VolumeHeldElsewhere
   claim: [
@@ -48,12 +69,34 @@ const fatal: FatalLists = {
   checkInitialized: ['InvalidInput'],
   // setDeleteOnTermination: InstanceGone; repo.getVolume, repo.transition
   finish: ['InvalidInput', 'InstanceGone', 'IllegalTransition', 'VolumeNotFound'],
+  // The callback steps (lambdas/acquire/callbacks.ts) run their plain twin, then store the token.
+  unmountAndAwait: ['InvalidInput', 'VolumeNotFound'],
+  detachAndAwaitRunning: [
+    'InvalidInput',
+    'IllegalTransition',
+    'VolumeHeldElsewhere',
+    'VolumeNotFound',
+    'InstanceGone',
+  ],
+  attachForUnit: [
+    'InvalidInput',
+    'InstanceGone',
+    'IllegalTransition',
+    'NoFreeDevice',
+    'VolumeNotFound',
+    'AttachStuck',
+  ],
   compensate: ['InvalidInput', 'IllegalTransition'],
   compensateDone: ['InvalidInput', 'IllegalTransition'],
   abandon: ['InvalidInput'],
 };
 
 const task = taskBuilder('AcquireFunctionArn', fatal);
+const callback = callbackTaskBuilder('AcquireFunctionArn', fatal);
+/** A wait that timed out goes on to the poll behind it. */
+const timedOut: CallbackEndError[] = ['States.Timeout'];
+/** The boot unit did not answer in time, or said it cannot mount: the SSM path. */
+const unitSilent: CallbackEndError[] = ['States.Timeout', 'States.HeartbeatTimeout', 'BootUnitFailed'];
 
 export const acquire = stateMachine({
   Comment:
@@ -65,19 +108,27 @@ export const acquire = stateMachine({
   TimeoutSeconds: 12600,
   States: {
     Resolve: task({
-      comment: "Find the instance's AZ; a gone instance ends the acquire.",
+      comment:
+        "Find the instance's AZ (a gone instance ends the acquire) and claim an idle volume there; nothing idle: Claim.",
       step: 'resolve',
       poll: [
+        // A launch is unknown to DescribeInstances for a few seconds (eventual consistency): first look
+        // again after 2 s, not 1, so most acquires need one retry at most.
         poll('InstanceNotReady', {
-          IntervalSeconds: 1,
+          IntervalSeconds: 2,
           BackoffRate: 1.5,
           MaxDelaySeconds: 5,
           MaxAttempts: 12,
         }),
       ],
       catch: [catchAll('$.error', 'Compensate')],
-      next: 'Claim',
+      next: 'Claimed?',
     }),
+    'Claimed?': {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.volumeId', IsPresent: true, Next: 'UnmountOnWorker' }],
+      Default: 'Claim',
+    },
     Claim: task({
       comment:
         'Claim an idle volume (idempotent per instance). Nothing idle: a replenish is requested and the claim retried with backoff (2 s growing to 30 s) for about 10 minutes, with lifecycle heartbeats; about 45 minutes while the pool has no snapshot yet (PoolNotReady: being built, e.g. at the first deploy).',
@@ -90,8 +141,25 @@ export const acquire = stateMachine({
       catch: [catchAll('$.error', 'Compensate')],
       next: 'UnmountOnWorker',
     }),
-    UnmountOnWorker: task({
-      comment: 'Unmount the volume on the sync worker that holds it (Volsd-Unmount).',
+    UnmountOnWorker: callback({
+      comment:
+        'Unmount the volume on the sync worker that holds it (Volsd-Unmount) and wait for the command status event; no event in 60 s: poll.',
+      step: 'unmountAndAwait',
+      timeoutSeconds: 60,
+      ends: timedOut,
+      poll: [
+        poll('InstanceNotReady', {
+          IntervalSeconds: 2,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 10,
+          MaxAttempts: 10,
+        }),
+      ],
+      catch: [catchEnds(timedOut, '$.waitError', 'UnmountAgain'), catchAll('$.error', 'Compensate')],
+      next: 'DetachFromWorker',
+    }),
+    UnmountAgain: task({
+      comment: 'Safety net: the status event did not come. Volsd-Unmount again (idempotent) and poll it.',
       step: 'unmountOnWorker',
       poll: [
         poll('InstanceNotReady', {
@@ -112,10 +180,45 @@ export const acquire = stateMachine({
       catch: [catchAll('$.error', 'Compensate')],
       next: 'DetachFromWorker',
     }),
-    DetachFromWorker: task({
-      step: 'detachFromWorker',
-      catch: [catchAll('$.error', 'Compensate')],
-      next: 'WaitDetached',
+    DetachFromWorker: callback({
+      comment:
+        'Detach from the worker, then wait for the instance state event `running` (attach needs it); no event in 120 s: poll.',
+      step: 'detachAndAwaitRunning',
+      timeoutSeconds: 120,
+      ends: timedOut,
+      catch: [catchEnds(timedOut, '$.waitError', 'WaitDetached'), catchAll('$.error', 'Compensate')],
+      next: 'BootUnit?',
+    }),
+    'BootUnit?': {
+      Type: 'Choice',
+      Comment: 'An instance with the boot unit mounts by itself; the others over SSM.',
+      Choices: [{ Variable: '$.bootUnit', BooleanEquals: true, Next: 'AttachForUnit' }],
+      Default: 'WaitDetached',
+    },
+    AttachForUnit: callback({
+      comment:
+        "Attach while the OS boots, then wait for the boot unit's signal (mounted and current). No signal within 90 s, or the unit failed: the SSM path from Attach.",
+      step: 'attachForUnit',
+      timeoutSeconds: 900,
+      heartbeatSeconds: 90,
+      ends: unitSilent,
+      poll: [
+        poll('InstanceNotReady', {
+          IntervalSeconds: 2,
+          BackoffRate: 1.5,
+          MaxDelaySeconds: 5,
+          MaxAttempts: 30,
+        }),
+        poll('VolumeNotReady', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 20 }),
+        poll('InvalidParameterValue', {
+          IntervalSeconds: 1,
+          BackoffRate: 1,
+          MaxDelaySeconds: 1,
+          MaxAttempts: 3,
+        }),
+      ],
+      catch: [catchEnds(unitSilent, '$.bootUnitError', 'Attach'), catchAll('$.error', 'Compensate')],
+      next: 'Finish',
     }),
     WaitDetached: task({
       comment: 'Poll until the volume is available (detach takes 1-4 s).',
@@ -130,6 +233,7 @@ export const acquire = stateMachine({
       comment: 'Choose a free device on the instance and attach; runs while the instance boots.',
       step: 'attach',
       poll: [
+        poll('VolumeNotReady', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 20 }),
         poll('InstanceNotReady', {
           IntervalSeconds: 2,
           BackoffRate: 1.5,

@@ -205,6 +205,60 @@ export function taskBuilder(functionArnPlaceholder: string, fatalLists: FatalLis
   return task;
 }
 
+/** The service integration of a callback Task: invoke the function, wait for SendTaskSuccess/Failure. */
+export const lambdaCallbackResource = 'arn:aws:states:::lambda:invoke.waitForTaskToken';
+
+/** The errors that end a callback's wait (its own timeouts, or the answerer's failure): to the Catch. */
+export type CallbackEndError = 'States.Timeout' | 'States.HeartbeatTimeout' | 'BootUnitFailed';
+
+/** A callback Task: a Task that stores its token and waits for an answer (`.waitForTaskToken`). */
+export interface CallbackSpec extends TaskSpec {
+  /** Seconds without an answer before States.Timeout. */
+  timeoutSeconds: number;
+  /** Seconds without a heartbeat (SendTaskHeartbeat) before States.HeartbeatTimeout. */
+  heartbeatSeconds?: number;
+  /** Errors that end the wait and go to the Catch untried (they lead to the poll behind the wait). */
+  ends: readonly CallbackEndError[];
+}
+
+/**
+ * The callback Task builder of one workflow: like {@link taskBuilder}, but the Task invokes the
+ * function through `lambda:invoke.waitForTaskToken` with `{ step, ctx, taskToken }` and waits for the
+ * token's answer; the step's function returns at once. Its ends are never retried (a retry would
+ * store a new token and wait again): they go straight to the Catch.
+ */
+export function callbackTaskBuilder(functionArnPlaceholder: string, fatalLists: FatalLists) {
+  return (spec: CallbackSpec): State => {
+    const fatalErrors = fatalLists[spec.step];
+    if (!fatalErrors) throw new Error(`step ${spec.step} has no fatal list`);
+    return {
+      ...(spec.comment === undefined ? {} : { Comment: spec.comment }),
+      Type: 'Task',
+      Resource: lambdaCallbackResource,
+      Parameters: {
+        FunctionName: `\${${functionArnPlaceholder}}`,
+        Payload: { step: spec.step, 'ctx.$': '$', 'taskToken.$': '$$.Task.Token' },
+      },
+      TimeoutSeconds: spec.timeoutSeconds,
+      ...(spec.heartbeatSeconds === undefined ? {} : { HeartbeatSeconds: spec.heartbeatSeconds }),
+      Retry: [
+        { ErrorEquals: [...spec.ends], MaxAttempts: 0 },
+        ...(fatalErrors.length > 0 ? [fatal(fatalErrors)] : []),
+        ...(spec.poll ?? []),
+        transient,
+        unexpected,
+      ],
+      Catch: [...spec.catch],
+      Next: spec.next,
+    };
+  };
+}
+
+/** Catch the ends of a callback's wait (listed before a {@link catchAll}). */
+export function catchEnds(errors: readonly CallbackEndError[], resultPath: string, next: string): Catcher {
+  return { ErrorEquals: [...errors], ResultPath: resultPath, Next: next };
+}
+
 /** A state machine definition (identity, for the type). */
 export function stateMachine(definition: StateMachineDefinition): StateMachineDefinition {
   return definition;

@@ -30,7 +30,8 @@ const stepTables: Record<string, Record<string, unknown>> = {
 
 interface TaskState {
   Type: string;
-  Parameters?: { step?: string };
+  /** `{ step, ctx }`, or for a callback Task (lambda:invoke.waitForTaskToken) `{ FunctionName, Payload: { step, ... } }`. */
+  Parameters?: { step?: string; Payload?: { step?: string } };
   Retry?: Array<{ ErrorEquals: string[] }>;
   Catch?: Array<{ ErrorEquals: string[] }>;
 }
@@ -55,7 +56,7 @@ describe('generated ASL', () => {
     const tasks = statesOf(name).filter(([, state]) => state.Type === 'Task');
     expect(tasks.length).toBeGreaterThan(0);
     for (const [stateName, task] of tasks) {
-      const step = task.Parameters?.step;
+      const step = task.Parameters?.step ?? task.Parameters?.Payload?.step;
       expect(typeof step, `${name}.${stateName} names no step`).toBe('string');
       expect(Object.keys(table ?? {}), `${name}.${stateName} runs step ${step}`).toContain(step);
     }

@@ -211,7 +211,14 @@ describe('state machines', () => {
       ]);
       const definition = JSON.parse(text) as { States: Record<string, State> };
       const placeholder = `\${${Object.keys(substitutions)[0]}}`;
-      for (const [, task] of tasksOf(definition.States)) expect(task.Resource).toBe(placeholder);
+      for (const [, task] of tasksOf(definition.States)) {
+        // A callback Task names the function in its Parameters and waits for its token.
+        const callback = task.Resource === 'arn:aws:states:::lambda:invoke.waitForTaskToken';
+        const target = callback
+          ? (task as { Parameters?: { FunctionName?: string } }).Parameters?.FunctionName
+          : task.Resource;
+        expect(target).toBe(placeholder);
+      }
     }
   });
 
