@@ -6,6 +6,7 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { VolsdDocument } from '../lambdas/shared/documents.js';
+import { BootUnit } from './boot-unit.js';
 import { ConfigParameters, configParameterNames } from './config-parameters.js';
 import { HostApi } from './host-api.js';
 import { LifecycleIntake, type ServedGroup } from './lifecycle-intake.js';
@@ -71,6 +72,14 @@ export interface VolsdPoolProps extends PoolSettingsProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly logRemovalPolicy?: RemovalPolicy;
+  /**
+   * Served groups given as constructs of this app get the boot unit (scripts/volsd-boot.sh) through
+   * their user data and the `volsd:boot-unit` tag, so their instances mount at boot and signal instead
+   * of waiting for Volsd-Mount over SSM (docs/decisions.md, "Ready at boot"). Groups given by name
+   * follow README, "Ready at boot".
+   * @default true
+   */
+  readonly bootUnit?: boolean;
 }
 
 /**
@@ -117,6 +126,8 @@ export class VolsdPool extends Construct {
   public readonly hostApi: HostApi;
   /** The grow function and its schedule (volumes that grow with the content). */
   public readonly growth: PoolGrowth;
+  /** The boot-unit path: events and host functions, the signal URL, the unit's bundle. */
+  public readonly bootUnit: BootUnit;
 
   constructor(scope: Construct, id: string, props: VolsdPoolProps) {
     super(scope, id);
@@ -215,6 +226,16 @@ export class VolsdPool extends Construct {
     this.fanOut = new PushFanOut(this, 'PushFanOut', { pool: this, ...logs });
     this.hostApi = new HostApi(this, 'HostApi', { pool: this, ...logs });
     this.growth = new PoolGrowth(this, 'Growth', { pool: this, ...logs });
+    this.bootUnit = new BootUnit(this, 'BootUnit', {
+      pool: this,
+      acquire: this.workflows.acquire.stateMachine,
+      ...logs,
+    });
+    if (props.bootUnit !== false) {
+      for (const group of props.autoScalingGroups ?? []) {
+        if (group instanceof AutoScalingGroup) this.bootUnit.installOn(group);
+      }
+    }
   }
 
   /**

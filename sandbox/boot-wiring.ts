@@ -33,8 +33,8 @@ function bytes(data: string | ArrayBuffer | ArrayBufferView): string | Buffer {
   return Buffer.from(data);
 }
 
-/** SHA-256 (and its HMAC) for the SigV4 check, from node:crypto. */
-class NodeSha256 {
+/** SHA-256 (and its HMAC) for SigV4, from node:crypto. */
+export class NodeSha256 {
   private hash;
   constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
     this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));

@@ -1,0 +1,172 @@
+import { join } from 'node:path';
+import { Annotations, CfnOutput, type RemovalPolicy, Stack, Tags } from 'aws-cdk-lib';
+import type { AutoScalingGroup } from 'aws-cdk-lib/aws-autoscaling';
+import { Rule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { type FunctionUrl, FunctionUrlAuthType } from 'aws-cdk-lib/aws-lambda';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Asset } from 'aws-cdk-lib/aws-s3-assets';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { DocumentName } from '../lambdas/shared/documents.js';
+import { bootUnitTag } from '../lambdas/shared/tags.js';
+import { livePrefix } from './push-bucket.js';
+import { VolsdFunction } from './volsd-function.js';
+import type { VolsdPool } from './volsd-pool.js';
+
+/** Props of {@link BootUnit}. */
+export interface BootUnitProps {
+  /** The pool: table, push bucket, settings, documents, instance policy. */
+  readonly pool: VolsdPool;
+  /** The acquire state machine, whose callback Tasks the functions answer. */
+  readonly acquire: IStateMachine;
+  /** @default the pool's */
+  readonly logRetention?: RetentionDays;
+  /** @default the pool's */
+  readonly logRemovalPolicy?: RemovalPolicy;
+  /** Directory holding `lambdas/` and `scripts/`. @default the repository root */
+  readonly projectRoot?: string;
+}
+
+const defaultProjectRoot = join(import.meta.dirname, '..');
+
+/**
+ * The AWS side of the boot-unit path (docs/decisions.md, "Ready at boot"):
+ * - the events function (`lambdas/events`) behind two EventBridge rules, Volsd-Unmount command final
+ *   statuses and instances reaching `running`, answering the acquire's callback Tasks;
+ * - the host function (`lambdas/boot`) behind a Function URL with AWS_IAM auth, which the boot unit on
+ *   each instance signals; the pool's instance policy may invoke that URL;
+ * - the unit's files as an S3 asset, and {@link BootUnit.installOn} to give a group of the same app the
+ *   unit through its user data (with the `volsd:boot-unit` tag its acquires read).
+ */
+export class BootUnit extends Construct {
+  /** Answers the acquire's waits from AWS events. */
+  public readonly eventsFunction: VolsdFunction;
+  /** Answers the boot unit's signal. */
+  public readonly hostFunction: VolsdFunction;
+  /** The URL the boot unit signals (AWS_IAM auth). */
+  public readonly signalUrl: FunctionUrl;
+  /** The rules feeding the events function. */
+  public readonly rules: readonly Rule[];
+  /** scripts/ as an S3 asset: the unit, its library and Volsd-Sync. */
+  public readonly bundle: Asset;
+  private readonly pool: VolsdPool;
+
+  constructor(scope: Construct, id: string, props: BootUnitProps) {
+    super(scope, id);
+    const { pool, acquire } = props;
+    this.pool = pool;
+    const root = props.projectRoot ?? defaultProjectRoot;
+    const poolName = pool.settings.poolName;
+    const logs = {
+      logRetention: props.logRetention,
+      logRemovalPolicy: props.logRemovalPolicy,
+      projectRoot: root,
+    };
+    const unmountDocument = pool.documents.documentNames.get(DocumentName.Unmount) ?? DocumentName.Unmount;
+
+    this.eventsFunction = new VolsdFunction(this, 'EventsFunction', {
+      entry: 'lambdas/events/handler.ts',
+      description: `Volsd ${poolName}: resumes acquires on unmount and instance state events`,
+      serviceName: 'volsd-events',
+      ...logs,
+    });
+    this.eventsFunction.bindTable(pool.table.table, 'TABLE_NAME', 'readWrite');
+    this.eventsFunction.setEnvironment('UNMOUNT_DOCUMENT', unmountDocument);
+    acquire.grantTaskResponse(this.eventsFunction.function);
+    const target = new LambdaFunction(this.eventsFunction.function, { retryAttempts: 4 });
+    this.rules = [
+      new Rule(this, 'UnmountStatus', {
+        description: `Volsd ${poolName}: final statuses of ${unmountDocument} commands`,
+        eventPattern: {
+          source: ['aws.ssm'],
+          detailType: ['EC2 Command Status-change Notification'],
+          detail: {
+            'document-name': [unmountDocument],
+            status: ['Success', 'Failed', 'TimedOut', 'Cancelled'],
+          },
+        },
+        targets: [target],
+      }),
+      new Rule(this, 'InstanceRunning', {
+        description: `Volsd ${poolName}: instances reaching running (acquires attach then)`,
+        eventPattern: {
+          source: ['aws.ec2'],
+          detailType: ['EC2 Instance State-change Notification'],
+          detail: { state: ['running'] },
+        },
+        targets: [target],
+      }),
+    ];
+
+    this.hostFunction = new VolsdFunction(this, 'HostFunction', {
+      entry: 'lambdas/boot/handler.ts',
+      description: `Volsd ${poolName}: the boot unit's signal (the caller's instance from its IAM identity)`,
+      serviceName: 'volsd-boot',
+      ...logs,
+    });
+    this.hostFunction.bindTable(pool.table.table, 'TABLE_NAME', 'readWrite');
+    this.hostFunction.setEnvironment('PUSH_BUCKET', pool.push.bucket.bucketName);
+    this.hostFunction.setEnvironment('PUSH_PREFIX', livePrefix);
+    this.hostFunction.setEnvironment('PUSH_MAX_OBJECT_BYTES', String(pool.settings.push.maxObjectBytes));
+    acquire.grantTaskResponse(this.hostFunction.function);
+    this.signalUrl = this.hostFunction.function.addFunctionUrl({ authType: FunctionUrlAuthType.AWS_IAM });
+    pool.clientPolicies.instancePolicy.addStatements(
+      new PolicyStatement({
+        sid: 'SignalBootUnit',
+        actions: ['lambda:InvokeFunctionUrl'],
+        resources: [this.hostFunction.function.functionArn],
+        conditions: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
+      }),
+    );
+
+    this.bundle = new Asset(this, 'Bundle', { path: join(root, 'scripts') });
+    new CfnOutput(this, 'BootSignalUrl', {
+      description: `Volsd ${poolName}: the boot unit's VOLSD_SIGNAL_URL`,
+      value: this.signalUrl.url,
+    });
+  }
+
+  /**
+   * The user data lines that install and start the unit: the scripts from the asset into
+   * /usr/local/lib/volsd, the systemd unit, /etc/volsd/boot.env with the pool's settings.
+   */
+  public userDataLines(): string[] {
+    const s = this.pool.settings;
+    const region = Stack.of(this).region;
+    const dir = '/usr/local/lib/volsd';
+    return [
+      `mkdir -p ${dir} /etc/volsd`,
+      `aws s3 cp --region ${region} ${this.bundle.s3ObjectUrl} /tmp/volsd-boot.zip`,
+      `(cd ${dir} && python3 -m zipfile -e /tmp/volsd-boot.zip . && chmod 0755 ${dir}/*.sh)`,
+      `install -m 0644 ${dir}/volsd-boot.service /etc/systemd/system/volsd-boot.service`,
+      `printf 'VOLSD_SIGNAL_URL=%s\\nVOLSD_REGION=%s\\nVOLSD_MOUNT_PATH=%s\\nVOLSD_MOUNT_OPTIONS=%s\\n' '${this.signalUrl.url}' '${region}' '${s.mountPath}' '${s.mountOptions}' > /etc/volsd/boot.env`,
+      'systemctl daemon-reload',
+      'systemctl enable --now volsd-boot.service',
+    ];
+  }
+
+  /**
+   * Gives a group of this app the unit: its user data installs and starts it, its role may read the
+   * bundle, and the `volsd:boot-unit=1` tag (propagated to its instances) tells their acquires to wait
+   * for the unit's signal instead of mounting over SSM.
+   */
+  public installOn(group: AutoScalingGroup): void {
+    try {
+      group.addUserData(...this.userDataLines());
+    } catch (err) {
+      // A group launched from a launch template of its own has no user data the construct can extend.
+      Annotations.of(group).addWarningV2(
+        'volsd:bootUnitNotInstalled',
+        `Volsd: the boot unit is not installed on this group (${err instanceof Error ? err.message : String(err)}); its instances mount over SSM. README, "Ready at boot", shows the user data to add.`,
+      );
+      return;
+    }
+    this.bundle.grantRead(group.role);
+    Tags.of(group).add(bootUnitTag, '1', {
+      includeResourceTypes: ['AWS::AutoScaling::AutoScalingGroup'],
+      applyToLaunchedInstances: true,
+    });
+  }
+}

@@ -1,0 +1,237 @@
+import {
+  SendTaskFailureCommand,
+  SendTaskHeartbeatCommand,
+  SendTaskSuccessCommand,
+  SFNClient,
+} from '@aws-sdk/client-sfn';
+import type { LambdaFunctionURLEvent } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { allCustomMatcher } from 'aws-sdk-client-mock-vitest';
+import 'aws-sdk-client-mock-vitest/extend';
+import { afterEach, describe, expect, it } from 'vitest';
+import { callerInstance } from '../../lambdas/boot/handler.js';
+import { type BootSignalDeps, bootSignal } from '../../lambdas/boot/signal.js';
+import { relayEvent } from '../../lambdas/events/relay.js';
+import type { TaskWait, TaskWaits, WaitKind } from '../../lambdas/shared/task-waits.js';
+
+expect.extend(allCustomMatcher);
+
+const sfnMock = mockClient(SFNClient);
+const sfn = new SFNClient({ region: 'us-east-1' });
+afterEach(() => sfnMock.reset());
+
+const a = 'i-0123456789abcdef0';
+const b = 'i-0fedcba9876543210';
+const volume = 'vol-0123456789abcdef0';
+
+/** Waits in memory, with the table's take semantics (one taker; a token must match when given). */
+function memoryWaits(initial: TaskWait[] = []) {
+  const items = new Map(initial.map((w) => [`${w.kind}#${w.id}`, w]));
+  const waits = {
+    put: async () => undefined,
+    get: async (kind: WaitKind, id: string) => items.get(`${kind}#${id}`),
+    take: async (kind: WaitKind, id: string, token?: string) => {
+      const found = items.get(`${kind}#${id}`);
+      if (!found || (token && found.token !== token)) return undefined;
+      items.delete(`${kind}#${id}`);
+      return found;
+    },
+  };
+  return { waits: waits as unknown as TaskWaits, items };
+}
+
+const bootWait = (instanceId: string, volumeId: string): TaskWait => ({
+  kind: 'boot',
+  id: instanceId,
+  token: `token-${instanceId}`,
+  ctx: { pool: 'web', instanceId, volumeId, generation: 3, device: '/dev/sdf' },
+  expiresAt: 0,
+});
+
+function signalDeps(waits: TaskWaits, poolGeneration: number): BootSignalDeps {
+  return {
+    waits,
+    repo: { getPool: async () => ({ generation: poolGeneration }) } as unknown as BootSignalDeps['repo'],
+    sfn,
+    pushBucket: 'volsd-web-push',
+    pushPrefix: 'live/',
+    maxObjectBytes: '1073741824',
+  };
+}
+
+describe('boot signal', () => {
+  it('resumes the waiting acquire with the generation on the volume when it is current', async () => {
+    const { waits, items } = memoryWaits([bootWait(a, volume)]);
+    sfnMock.on(SendTaskSuccessCommand).resolves({});
+
+    const answer = await bootSignal(
+      a,
+      { status: 'mounted', volumeId: volume, generation: 5 },
+      signalDeps(waits, 5),
+    );
+
+    expect(answer).toEqual({ status: 'ok' });
+    expect(sfnMock).toHaveReceivedCommandWith(SendTaskSuccessCommand, {
+      taskToken: `token-${a}`,
+      output: JSON.stringify({
+        pool: 'web',
+        instanceId: a,
+        volumeId: volume,
+        generation: 5,
+        device: '/dev/sdf',
+      }),
+    });
+    expect(items.size).toBe(0);
+  });
+
+  it('tells a unit behind the pool to sync to the current generation and renews the heartbeat', async () => {
+    const { waits, items } = memoryWaits([bootWait(a, volume)]);
+    sfnMock.on(SendTaskHeartbeatCommand).resolves({});
+
+    const answer = await bootSignal(
+      a,
+      { status: 'mounted', volumeId: volume, generation: 3 },
+      signalDeps(waits, 4),
+    );
+
+    expect(answer).toEqual({
+      status: 'behind',
+      sync: { bucket: 'volsd-web-push', prefix: 'live/', generation: 4, maxObjectBytes: '1073741824' },
+    });
+    expect(sfnMock).toHaveReceivedCommandWith(SendTaskHeartbeatCommand, { taskToken: `token-${a}` });
+    expect(sfnMock).not.toHaveReceivedCommand(SendTaskSuccessCommand);
+    expect(items.size).toBe(1);
+  });
+
+  it("refuses a caller signalling another instance's volume and completes nothing", async () => {
+    const { waits, items } = memoryWaits([bootWait(a, volume), bootWait(b, 'vol-0fedcba9876543210')]);
+
+    const answer = await bootSignal(
+      b,
+      { status: 'mounted', volumeId: volume, generation: 99 },
+      signalDeps(waits, 1),
+    );
+
+    expect(answer).toMatchObject({ status: 'refused' });
+    expect(sfnMock.calls()).toHaveLength(0);
+    expect(items.size).toBe(2);
+  });
+
+  it('refuses a caller for which no acquire waits', async () => {
+    const { waits } = memoryWaits([bootWait(a, volume)]);
+
+    const answer = await bootSignal(
+      b,
+      { status: 'mounted', volumeId: volume, generation: 1 },
+      signalDeps(waits, 1),
+    );
+
+    expect(answer).toMatchObject({ status: 'refused' });
+    expect(sfnMock.calls()).toHaveLength(0);
+  });
+
+  it('fails the waiting Task with BootUnitFailed when the unit cannot mount', async () => {
+    const { waits } = memoryWaits([bootWait(a, volume)]);
+    sfnMock.on(SendTaskFailureCommand).resolves({});
+
+    const answer = await bootSignal(a, { status: 'failed', reason: 'bad mount path' }, signalDeps(waits, 1));
+
+    expect(answer).toEqual({ status: 'fallback' });
+    expect(sfnMock).toHaveReceivedCommandWith(SendTaskFailureCommand, {
+      taskToken: `token-${a}`,
+      error: 'BootUnitFailed',
+    });
+  });
+});
+
+describe('caller identity', () => {
+  const withArn = (userArn: string) =>
+    ({ requestContext: { authorizer: { iam: { userArn } } } }) as unknown as LambdaFunctionURLEvent;
+
+  it("takes the instance from the host role's instance-profile session", () => {
+    expect(
+      callerInstance(withArn(`arn:aws:sts::123456789012:assumed-role/volsd-web-host/${a}`), 'volsd-web-host'),
+    ).toBe(a);
+  });
+
+  it('refuses another role, an IAM user and a session not named after an instance', () => {
+    for (const arn of [
+      `arn:aws:sts::123456789012:assumed-role/admin/${a}`,
+      'arn:aws:iam::123456789012:user/alice',
+      'arn:aws:sts::123456789012:assumed-role/volsd-web-host/alice',
+    ]) {
+      expect(callerInstance(withArn(arn), 'volsd-web-host'), arn).toBeUndefined();
+    }
+  });
+});
+
+describe('events relay', () => {
+  const unmountEvent = (status: string, document = 'Volsd-Unmount') => ({
+    source: 'aws.ssm',
+    'detail-type': 'EC2 Command Status-change Notification',
+    detail: { 'command-id': '0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0', 'document-name': document, status },
+  });
+  const commandWait = (): TaskWait => ({
+    kind: 'command',
+    id: '0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0',
+    token: 'token-unmount',
+    ctx: { instanceId: a, volumeId: volume },
+    expiresAt: 0,
+  });
+
+  it('resumes the unmount wait on Success with the stored context, once', async () => {
+    const { waits } = memoryWaits([commandWait()]);
+    sfnMock.on(SendTaskSuccessCommand).resolves({});
+    const deps = { waits, sfn, unmountDocument: 'Volsd-Unmount' };
+
+    const first = await relayEvent(unmountEvent('Success'), deps);
+    const again = await relayEvent(unmountEvent('Success'), deps);
+
+    expect(first).toMatchObject({ action: 'resumed', kind: 'command' });
+    expect(again).toMatchObject({ action: 'ignored' });
+    expect(sfnMock).toHaveReceivedCommandTimes(SendTaskSuccessCommand, 1);
+    expect(sfnMock).toHaveReceivedCommandWith(SendTaskSuccessCommand, {
+      taskToken: 'token-unmount',
+      output: JSON.stringify({ instanceId: a, volumeId: volume }),
+    });
+  });
+
+  it('fails the unmount wait with CommandFailed on a failed command', async () => {
+    const { waits } = memoryWaits([commandWait()]);
+    sfnMock.on(SendTaskFailureCommand).resolves({});
+
+    const result = await relayEvent(unmountEvent('Failed'), { waits, sfn, unmountDocument: 'Volsd-Unmount' });
+
+    expect(result).toMatchObject({ action: 'failed' });
+    expect(sfnMock).toHaveReceivedCommandWith(SendTaskFailureCommand, { error: 'CommandFailed' });
+  });
+
+  it('ignores other documents and statuses that are not final', async () => {
+    const { waits, items } = memoryWaits([commandWait()]);
+    const deps = { waits, sfn, unmountDocument: 'Volsd-Unmount' };
+
+    expect(await relayEvent(unmountEvent('Success', 'Volsd-Sync'), deps)).toMatchObject({
+      action: 'ignored',
+    });
+    expect(await relayEvent(unmountEvent('InProgress'), deps)).toMatchObject({ action: 'ignored' });
+    expect(items.size).toBe(1);
+    expect(sfnMock.calls()).toHaveLength(0);
+  });
+
+  it('resumes the wait for running when the instance runs', async () => {
+    const { waits } = memoryWaits([
+      { kind: 'running', id: a, token: 'token-running', ctx: { instanceId: a }, expiresAt: 0 },
+    ]);
+    sfnMock.on(SendTaskSuccessCommand).resolves({});
+    const event = (state: string) => ({
+      source: 'aws.ec2',
+      'detail-type': 'EC2 Instance State-change Notification',
+      detail: { 'instance-id': a, state },
+    });
+    const deps = { waits, sfn, unmountDocument: 'Volsd-Unmount' };
+
+    expect(await relayEvent(event('pending'), deps)).toMatchObject({ action: 'ignored' });
+    expect(await relayEvent(event('running'), deps)).toMatchObject({ action: 'resumed', kind: 'running' });
+    expect(sfnMock).toHaveReceivedCommandWith(SendTaskSuccessCommand, { taskToken: 'token-running' });
+  });
+});
