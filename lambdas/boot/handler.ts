@@ -17,8 +17,14 @@ export const bootConfig = once(() =>
     TABLE_NAME: env.tableName,
     PUSH_BUCKET: z.string().min(3),
     PUSH_PREFIX: z.string().default('live/'),
-    /** The instance role of the pool's hosts: only its sessions may signal. */
-    HOST_ROLE_NAME: z.string().regex(/^[\w+=,.@-]{1,64}$/),
+    /**
+     * The instance role of the pool's hosts: only its sessions may signal. Unset: any role's instance
+     * session that IAM let through (the URL's callers are those with the pool's instance policy).
+     */
+    HOST_ROLE_NAME: z
+      .string()
+      .regex(/^[\w+=,.@-]{1,64}$/)
+      .optional(),
   }),
 );
 
@@ -42,13 +48,13 @@ const deps = once((): BootSignalDeps => {
  */
 export function callerInstance(
   event: Pick<LambdaFunctionURLEvent, 'requestContext'>,
-  hostRoleName: string,
+  hostRoleName: string | undefined,
 ): string | undefined {
   const iam = (event.requestContext as { authorizer?: { iam?: { userArn?: string } } }).authorizer?.iam;
   const match = /^arn:aws[a-z-]*:sts::\d{12}:assumed-role\/([\w+=,.@-]{1,64})\/(i-[0-9a-f]{8,17})$/.exec(
     iam?.userArn ?? '',
   );
-  if (!match || match[1] !== hostRoleName) return undefined;
+  if (!match || (hostRoleName !== undefined && match[1] !== hostRoleName)) return undefined;
   return match[2];
 }
 
