@@ -126,7 +126,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 
 /** Starts the wiring; the caller sets BOOT env (TABLE_NAME etc. are the sandbox's process env). */
 export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> {
-  process.env.HOST_ROLE_NAME = hostRoleName(t.pool);
+  process.env.EXPECTED_ACCOUNT_ID ??= t.cloud.accountId;
   const { handler: eventsHandler } = await import('../lambdas/events/handler.js');
   const { handler: bootHandler } = await import('../lambdas/boot/handler.js');
   const rng = new Rng(t.seed ^ 0xb007);
@@ -148,9 +148,7 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
     return {
       accessKeyId,
       secretAccessKey: createHmac('sha256', secret).update(`sk:${instanceId}`).digest('base64').slice(0, 40),
-      // What the sandbox's metadata service hands every host as the session token (gateway/imds.ts);
-      // the access key and secret are the host's own.
-      sessionToken: 'volsd-sandbox-session-token',
+      sessionToken: `volsd-sandbox-session-${instanceId}`,
     };
   };
 
@@ -221,11 +219,7 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
               ? { instanceId, az: i.az, instanceType: i.instanceType, state: i.state, tags: i.tags }
               : undefined;
           },
-          instanceProfile: {
-            roleName,
-            accessKeyId: creds.accessKeyId,
-            secretAccessKey: creds.secretAccessKey,
-          },
+          instanceProfile: { roleName, credentials: () => creds },
         });
         imds.set(instanceId, service);
       }
@@ -265,9 +259,9 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
           iam: {
             accessKey: caller.accessKeyId,
             accountId,
-            callerId: `AROALOCALHOSTROLE:${caller.instanceId}`,
+            callerId: `AROALOCALHOSTROLE01:${caller.instanceId}`,
             userArn: `arn:aws:sts::${accountId}:assumed-role/${roleName}/${caller.instanceId}`,
-            userId: `AROALOCALHOSTROLE:${caller.instanceId}`,
+            userId: `AROALOCALHOSTROLE01:${caller.instanceId}`,
           },
         },
       },

@@ -2,6 +2,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context, LambdaFunctionURLEvent, LambdaFunctionURLResult } from 'aws-lambda';
 import { z } from 'zod';
+import { type IamCaller, instanceOfCaller, NotAnInstanceSession } from '../hostapi/identity.js';
 import { dynamoDoc, sfn } from '../shared/clients.js';
 import { syncMaxObjectBytes } from '../shared/commands.js';
 import { env, loadConfig, once } from '../shared/config.js';
@@ -17,14 +18,8 @@ export const bootConfig = once(() =>
     TABLE_NAME: env.tableName,
     PUSH_BUCKET: z.string().min(3),
     PUSH_PREFIX: z.string().default('live/'),
-    /**
-     * The instance role of the pool's hosts: only its sessions may signal. Unset: any role's instance
-     * session that IAM let through (the URL's callers are those with the pool's instance policy).
-     */
-    HOST_ROLE_NAME: z
-      .string()
-      .regex(/^[\w+=,.@-]{1,64}$/)
-      .optional(),
+    /** The pool's account: a caller of another account is refused (as by the host API). */
+    EXPECTED_ACCOUNT_ID: z.string().regex(/^\d{12}$/, 'account id must be 12 digits'),
   }),
 );
 
@@ -40,24 +35,6 @@ const deps = once((): BootSignalDeps => {
   };
 });
 
-/**
- * The calling instance, from the IAM identity a Function URL with AWS_IAM auth puts in the request
- * context: an EC2 instance profile's session is `assumed-role/<role>/<instance id>` (EC2 names the
- * session after the instance, and a host cannot assume its role under another name: the role's trust
- * policy admits only ec2.amazonaws.com). Anything else is undefined.
- */
-export function callerInstance(
-  event: Pick<LambdaFunctionURLEvent, 'requestContext'>,
-  hostRoleName: string | undefined,
-): string | undefined {
-  const iam = (event.requestContext as { authorizer?: { iam?: { userArn?: string } } }).authorizer?.iam;
-  const match = /^arn:aws[a-z-]*:sts::\d{12}:assumed-role\/([\w+=,.@-]{1,64})\/(i-[0-9a-f]{8,17})$/.exec(
-    iam?.userArn ?? '',
-  );
-  if (!match || (hostRoleName !== undefined && match[1] !== hostRoleName)) return undefined;
-  return match[2];
-}
-
 const reply = (statusCode: number, body: object): LambdaFunctionURLResult => ({
   statusCode,
   headers: { 'content-type': 'application/json' },
@@ -68,8 +45,16 @@ const reply = (statusCode: number, body: object): LambdaFunctionURLResult => ({
 export async function handleBootRequest(event: LambdaFunctionURLEvent): Promise<LambdaFunctionURLResult> {
   if (event.requestContext.http.method !== 'POST')
     return reply(405, { status: 'refused', reason: 'POST only' });
-  const instanceId = callerInstance(event, bootConfig().HOST_ROLE_NAME);
-  if (!instanceId) return reply(403, { status: 'refused', reason: 'caller is not an instance of the pool' });
+  // The caller's instance from its IAM identity, as the host API takes it (docs/decisions.md, "Host
+  // identity"): the instance-profile session named after the instance, never a field of the body.
+  let instanceId: string;
+  try {
+    const iam = (event.requestContext as { authorizer?: { iam?: IamCaller } }).authorizer?.iam;
+    instanceId = instanceOfCaller(iam, bootConfig().EXPECTED_ACCOUNT_ID);
+  } catch (err) {
+    if (err instanceof NotAnInstanceSession) return reply(403, { status: 'refused', reason: err.message });
+    throw err;
+  }
   let parsed: unknown;
   try {
     const text = event.isBase64Encoded

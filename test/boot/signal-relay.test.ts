@@ -4,12 +4,11 @@ import {
   SendTaskSuccessCommand,
   SFNClient,
 } from '@aws-sdk/client-sfn';
-import type { LambdaFunctionURLEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { allCustomMatcher } from 'aws-sdk-client-mock-vitest';
 import 'aws-sdk-client-mock-vitest/extend';
 import { afterEach, describe, expect, it } from 'vitest';
-import { callerInstance } from '../../lambdas/boot/handler.js';
+import { handleBootRequest } from '../../lambdas/boot/handler.js';
 import { type BootSignalDeps, bootSignal } from '../../lambdas/boot/signal.js';
 import { relayEvent } from '../../lambdas/events/relay.js';
 import type { TaskWait, TaskWaits, WaitKind } from '../../lambdas/shared/task-waits.js';
@@ -144,24 +143,30 @@ describe('boot signal', () => {
   });
 });
 
-describe('caller identity', () => {
-  const withArn = (userArn: string) =>
-    ({ requestContext: { authorizer: { iam: { userArn } } } }) as unknown as LambdaFunctionURLEvent;
+describe('host function identity', () => {
+  const request = (iam: Record<string, string>) =>
+    ({
+      rawPath: '/',
+      requestContext: { http: { method: 'POST' }, authorizer: { iam } },
+      body: JSON.stringify({ status: 'mounted', volumeId: volume, generation: 1 }),
+      isBase64Encoded: false,
+    }) as unknown as Parameters<typeof handleBootRequest>[0];
 
-  it("takes the instance from the host role's instance-profile session", () => {
-    expect(
-      callerInstance(withArn(`arn:aws:sts::123456789012:assumed-role/volsd-web-host/${a}`), 'volsd-web-host'),
-    ).toBe(a);
-  });
-
-  it('refuses another role, an IAM user and a session not named after an instance', () => {
-    for (const arn of [
-      `arn:aws:sts::123456789012:assumed-role/admin/${a}`,
-      'arn:aws:iam::123456789012:user/alice',
-      'arn:aws:sts::123456789012:assumed-role/volsd-web-host/alice',
+  it('refuses callers that are not an instance session of the pool account, before reading anything', async () => {
+    Object.assign(process.env, {
+      TABLE_NAME: 'volsd-web',
+      PUSH_BUCKET: 'volsd-web-push',
+      EXPECTED_ACCOUNT_ID: '123456789012',
+    });
+    for (const iam of [
+      { userArn: 'arn:aws:iam::123456789012:user/alice', userId: 'AIDAEXAMPLEUSER0001' },
+      { userArn: `arn:aws:sts::210987654321:assumed-role/host/${a}`, userId: `AROAEXAMPLEROLE00001:${a}` },
+      { userArn: `arn:aws:sts::123456789012:assumed-role/host/${b}`, userId: `AROAEXAMPLEROLE00001:${a}` },
     ]) {
-      expect(callerInstance(withArn(arn), 'volsd-web-host'), arn).toBeUndefined();
+      const answer = (await handleBootRequest(request(iam))) as { statusCode?: number };
+      expect(answer.statusCode, iam.userArn).toBe(403);
     }
+    expect(sfnMock.calls()).toHaveLength(0);
   });
 });
 
