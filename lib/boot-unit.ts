@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Annotations, CfnOutput, type RemovalPolicy, Stack, Tags } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, CfnOutput, type RemovalPolicy, Stack, Tags } from 'aws-cdk-lib';
 import type { AutoScalingGroup } from 'aws-cdk-lib/aws-autoscaling';
 import { Rule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
@@ -110,7 +110,23 @@ export class BootUnit extends Construct {
     this.hostFunction.setEnvironment('PUSH_BUCKET', pool.push.bucket.bucketName);
     this.hostFunction.setEnvironment('PUSH_PREFIX', livePrefix);
     this.hostFunction.setEnvironment('PUSH_MAX_OBJECT_BYTES', String(pool.settings.push.maxObjectBytes));
-    acquire.grantTaskResponse(this.hostFunction.function);
+    // Callers of another account are refused, as by the host API (lambdas/hostapi/identity.ts).
+    this.hostFunction.setEnvironment('EXPECTED_ACCOUNT_ID', Stack.of(this).account);
+    // By name, not by reference: a group's user data names this function's URL, and the acquire state
+    // machine's function names the group (CompleteLifecycleAction), so a reference here would be a cycle.
+    this.hostFunction.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'states',
+            resource: 'stateMachine',
+            resourceName: `volsd-${poolName}-acquire`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
     this.signalUrl = this.hostFunction.function.addFunctionUrl({ authType: FunctionUrlAuthType.AWS_IAM });
     pool.clientPolicies.instancePolicy.addStatements(
       new PolicyStatement({

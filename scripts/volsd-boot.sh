@@ -39,7 +39,7 @@ config_file="$R/etc/volsd/boot.env"
 declare -A cfg=()
 if [[ -r $config_file ]]; then
   while IFS= read -r line || [[ -n $line ]]; do
-    [[ $line =~ ^(VOLSD_[A-Z_]+)=(.*)$ ]] || continue
+    [[ $line =~ ^(VOLSD_[A-Z0-9_]+)=(.*)$ ]] || continue
     cfg[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
   done <"$config_file"
 fi

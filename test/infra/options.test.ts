@@ -169,7 +169,9 @@ describe('the app on an existing VPC, serving no group', () => {
     template.resourceCountIs('AWS::AutoScaling::LifecycleHook', 0);
     const rules = Object.values(template.findResources('AWS::Events::Rule'));
     const sources = rules.flatMap((r) => r.Properties.EventPattern?.source ?? []);
-    expect(sources).toEqual(['aws.ssm']);
+    // The push status rule, and the boot unit's two (unmount status, instance running): manual acquires
+    // wait on those events too.
+    expect(sources.sort()).toEqual(['aws.ec2', 'aws.ssm', 'aws.ssm']);
     // The replenish schedules, one per AZ, are there all the same.
     const replenish = rules.filter((r) =>
       JSON.stringify(r.Properties.Targets).includes('WorkflowsReplenish'),

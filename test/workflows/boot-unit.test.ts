@@ -122,7 +122,8 @@ describe('boot unit', () => {
     expect(pushed).toBeDefined();
     expect(lifecycleStateOf(instanceId)).toBe('InService');
     const acquire = acquireOf(instanceId);
-    expect(states(acquire)).not.toContain('Mount');
+    const unit = sandbox.boot.runs.get(instanceId);
+    expect(states(acquire), `${unit?.stdout}\n${unit?.stderr}`).not.toContain('Mount');
     expect(sandbox.boot.runs.get(instanceId)?.stderr).toMatch(
       /a push landed meanwhile: syncing to generation/,
     );
