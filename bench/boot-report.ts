@@ -76,7 +76,7 @@ export function readyAtBootMarkdown(
   const rows: string[] = [];
   if (before)
     for (const r of Object.values(before.run.paths)) rows.push(row(`before (${before.label}): ${r.path}`, r));
-  for (const r of Object.values(after.paths)) rows.push(row(`after: ${r.path}`, r));
+  for (const r of Object.values(after.paths)) rows.push(row(`${afterLabel}: ${r.path}`, r));
   return [
     sectionStart,
     `## Ready at boot: boot-unit and SSM paths (${after.launches} launches on a pool of ${after.launches} in ${after.azs} AZs)`,
@@ -112,6 +112,7 @@ if (isMain) {
       after: { type: 'string' },
       before: { type: 'string' },
       'before-label': { type: 'string', default: 'before the boot unit' },
+      'after-label': { type: 'string', default: 'after' },
     },
   });
   if (!values.after) {
@@ -125,6 +126,7 @@ if (isMain) {
   const section = readyAtBootMarkdown(
     read(values.after),
     values.before ? { label: values['before-label'] ?? 'before', run: read(values.before) } : undefined,
+    values['after-label'],
   );
   writeFileSync(file, withSection(readFileSync(file, 'utf8'), section));
   console.log('wrote the Ready at boot section of docs/benchmarks.md');
