@@ -72,6 +72,7 @@ function targetsLines(after: BootBenchRun): string[] {
 export function readyAtBootMarkdown(
   after: BootBenchRun,
   before?: { label: string; run: BootBenchRun },
+  afterLabel = 'after',
 ): string {
   const rows: string[] = [];
   if (before)
