@@ -192,7 +192,15 @@ export const acquire = stateMachine({
     'BootUnit?': {
       Type: 'Choice',
       Comment: 'An instance with the boot unit mounts by itself; the others over SSM.',
-      Choices: [{ Variable: '$.bootUnit', BooleanEquals: true, Next: 'AttachForUnit' }],
+      Choices: [
+        {
+          And: [
+            { Variable: '$.bootUnit', IsPresent: true },
+            { Variable: '$.bootUnit', BooleanEquals: true },
+          ],
+          Next: 'AttachForUnit',
+        },
+      ],
       Default: 'WaitDetached',
     },
     AttachForUnit: callback({
@@ -218,8 +226,24 @@ export const acquire = stateMachine({
         }),
       ],
       catch: [catchEnds(unitSilent, '$.bootUnitError', 'Attach'), catchAll('$.error', 'Compensate')],
-      next: 'Finish',
+      next: 'Direct?',
     }),
+    'Direct?': {
+      Type: 'Choice',
+      Comment:
+        'A pool volume is warm: Finish. One created for this instance may still load its blocks: CheckInitialized, as on the SSM path.',
+      // A missing path in a Choice rule is States.Runtime on AWS: test presence first.
+      Choices: [
+        {
+          And: [
+            { Variable: '$.direct', IsPresent: true },
+            { Variable: '$.direct', BooleanEquals: true },
+          ],
+          Next: 'CheckInitialized',
+        },
+      ],
+      Default: 'Finish',
+    },
     WaitDetached: task({
       comment: 'Poll until the volume is available (detach takes 1-4 s).',
       step: 'waitDetached',
