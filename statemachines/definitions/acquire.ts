@@ -70,7 +70,9 @@ const fatal: FatalLists = {
   // setDeleteOnTermination: InstanceGone; repo.getVolume, repo.transition
   finish: ['InvalidInput', 'InstanceGone', 'IllegalTransition', 'VolumeNotFound'],
   // The callback steps (lambdas/acquire/callbacks.ts) run their plain twin, then store the token.
-  unmountAndAwait: ['InvalidInput', 'VolumeNotFound'],
+  // CommandFailed: the events function fails the Task when Volsd-Unmount fails; compensated at once, as
+  // the WaitUnmount poll's failure was (a retry would send the unmount again to a worker that refused it)
+  unmountAndAwait: ['InvalidInput', 'VolumeNotFound', 'CommandFailed'],
   detachAndAwaitRunning: [
     'InvalidInput',
     'IllegalTransition',
