@@ -6,7 +6,6 @@ import {
   deleteVolume,
   describeVolume,
   detachVolume,
-  devicesInUse,
   requireLiveInstance,
 } from '../shared/ec2-ops.js';
 import { CommandPending, InvalidInput, VolumeInitializing, VolumeNotReady } from '../shared/errors.js';
