@@ -11,14 +11,26 @@ import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { DocumentName } from '../lambdas/shared/documents.js';
 import { bootUnitTag } from '../lambdas/shared/tags.js';
-import { livePrefix } from './push-bucket.js';
+import type { ClientPolicies } from './permissions.js';
+import type { PoolSettings } from './pool-settings.js';
+import { livePrefix, type PushBucket } from './push-bucket.js';
+import type { SsmDocuments } from './ssm-documents.js';
 import { VolsdFunction } from './volsd-function.js';
-import type { VolsdPool } from './volsd-pool.js';
+import type { VolumeTable } from './volume-table.js';
+
+/** The parts of the pool {@link BootUnit} uses (not the pool construct: lib/ layering). */
+export interface BootUnitPool {
+  readonly settings: Pick<PoolSettings, 'poolName' | 'mountPath' | 'mountOptions' | 'push'>;
+  readonly documents: Pick<SsmDocuments, 'documentNames'>;
+  readonly table: Pick<VolumeTable, 'table'>;
+  readonly push: Pick<PushBucket, 'bucket'>;
+  readonly clientPolicies: Pick<ClientPolicies, 'instancePolicy'>;
+}
 
 /** Props of {@link BootUnit}. */
 export interface BootUnitProps {
   /** The pool: table, push bucket, settings, documents, instance policy. */
-  readonly pool: VolsdPool;
+  readonly pool: BootUnitPool;
   /** The acquire state machine, whose callback Tasks the functions answer. */
   readonly acquire: IStateMachine;
   /** @default the pool's */
@@ -51,7 +63,7 @@ export class BootUnit extends Construct {
   public readonly rules: readonly Rule[];
   /** scripts/ as an S3 asset: the unit, its library and Volsd-Sync. */
   public readonly bundle: Asset;
-  private readonly pool: VolsdPool;
+  private readonly pool: BootUnitPool;
 
   constructor(scope: Construct, id: string, props: BootUnitProps) {
     super(scope, id);

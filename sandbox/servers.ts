@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import S3rver from 's3rver';
@@ -48,6 +48,12 @@ export async function startDynamo(): Promise<LocalDynamo> {
     doc,
     async createVolumeTable(tableName) {
       await client.send(new CreateTableCommand(createTableInput(tableName)));
+      // A new table is CREATING first and answers ResourceNotFoundException until ACTIVE (dynalite
+      // flips it on a timer, even at 0 ms, so a loaded machine can see it): wait as on AWS.
+      await waitUntilTableExists(
+        { client, maxWaitTime: 60, minDelay: 0.05, maxDelay: 0.5 },
+        { TableName: tableName },
+      );
     },
     async stop() {
       client.destroy();

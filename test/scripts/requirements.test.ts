@@ -57,7 +57,8 @@ function lsblkWithoutSerial() {
  * check itself runs before it fails (no aws unless stubbed).
  */
 function pathWithout(missing: string) {
-  for (const name of readdirSync(shimsDir).filter((n) => n !== missing))
+  // The sandbox's aws shim (sandbox/shims/aws) needs a real CLI behind it: a test stubs aws itself.
+  for (const name of readdirSync(shimsDir).filter((n) => n !== missing && n !== 'aws'))
     symlinkSync(join(shimsDir, name), join(bin, name));
   for (const tool of ['bash', 'dirname', 'date', 'awk', 'flock', 'readlink', 'realpath']) {
     const found = findTool(tool);

@@ -309,7 +309,13 @@ describe('execution', () => {
     await finished(await send({ DocumentName: 'Look', InstanceIds: [instanceId] }));
 
     expect(seen?.devices).toEqual([
-      { device: '/dev/nvme1n1', serial: volumeId.replace('-', ''), volumeId, attachDevice: '/dev/sdf' },
+      {
+        device: '/dev/nvme1n1',
+        serial: volumeId.replace('-', ''),
+        volumeId,
+        attachDevice: '/dev/sdf',
+        sizeBytes: 1024 ** 3,
+      },
     ]);
     expect(seen?.hostRoot).toBe(h.cloud.hostRoot(instanceId));
     expect(deviceFile).toBe(h.cloud.volumeDataDir(volumeId));
