@@ -16,7 +16,8 @@
 # The volumes are the ones Volsd-Mount recorded in /etc/volsd/mounts.d and that are still mounted
 # there (a stale record is reported as skipped). Per volume, `aws s3 sync --delete --exact-timestamps`
 # moves only what changed (size or LastModified, which S3 keeps to the second: two same-size versions
-# written within one second, with a sync between them, look alike) and deletes what was deleted, then
+# written within one second look alike, so a file whose key's ETag differs from the one recorded in
+# <mount>/.volsd/etags by the last successful sync is fetched again) and deletes what was deleted, then
 # <mount>/.volsd/generation is raised to VOLSD_GENERATION
 # (never lowered: the tree just synced is at least as new as any generation recorded before).
 #
@@ -119,8 +120,9 @@ else
 fi
 
 # --- One listing, classified: the keys to refuse become exclusions of every volume's sync. ---------
-# The classifier reads the JSON the AWS CLI prints for `Contents[].[Size,Key]` byte-wise: per object a
-# line with its size, then a line with its key (JSON-escaped).
+# The classifier reads the JSON the AWS CLI prints for `Contents[].[Size,ETag,Key]` byte-wise: per object
+# a line with its size, a line with its ETag, then a line with its key (JSON-escaped). Per valid key it
+# writes `ETAG<TAB>PATH` to etagfile (the ETag as the listing's JSON string, PATH below the prefix).
 # Per refused or skipped key it prints: reason, the key still JSON-escaped (for the report), an
 # exclusion pattern for the AWS CLI, and for `..` keys the relative path (for the tripwire).
 # The pattern matches exactly the refused key and no other. The CLI joins it to the sync root
@@ -163,7 +165,8 @@ BEGIN {
   line = $0
   sub(/^[ \t]+/, "", line)
   sub(/,$/, "", line)
-  if (line ~ /^[0-9]+$/) { size = line + 0; next }
+  if (line ~ /^[0-9]+$/) { size = line + 0; want_etag = 1; next }
+  if (want_etag) { etag = line; want_etag = 0; next }
   if (line !~ /^".*"$/) next
   json = substr(line, 2, length(line) - 2)
   total++
@@ -214,7 +217,7 @@ BEGIN {
   if (reason == "" && size > maxbytes) reason = "too-large"
   if (reason == "") bytes += size
   size = 0
-  if (reason == "") next
+  if (reason == "") { print etag "\t" rel > etagfile; next }
   print reason sep json sep pattern(rel) sep ((parent && !ctl && !odd) ? rel : "")
 }
 END { print "total" sep total sep bytes + 0 }
@@ -226,7 +229,7 @@ if ((${#volumes[@]} == 0)); then
   # Nothing to sync here (an instance before its mount): spare the bucket a listing.
   printf 'null\n' >"$listing"
 elif ! aws "${aws_args[@]}" s3api list-objects-v2 --bucket "$bucket" --prefix "$prefix" \
-  --query 'Contents[].[Size,Key]' --output json >"$listing" 2>"$work/listing.err"; then
+  --query 'Contents[].[Size,ETag,Key]' --output json >"$listing" 2>"$work/listing.err"; then
   volsd_log "listing s3://$bucket/$prefix failed: $(tail -c 2000 "$work/listing.err")"
   failed_listing=true
 fi
@@ -252,8 +255,11 @@ if ! $failed_listing; then
     printf -v glob '%b' "$glob"
     excludes+=(--exclude "$glob")
     [[ -z $rel ]] || parent_rels+=("$rel")
-  done < <(LC_ALL=C awk -v prefix="$prefix" -v maxbytes="$max_object_bytes" "$classifier" "$listing")
+  done < <(LC_ALL=C awk -v prefix="$prefix" -v maxbytes="$max_object_bytes" -v etagfile="$work/etags.listed" \
+    "$classifier" "$listing")
 fi
+: >>"$work/etags.listed"
+LC_ALL=C sort -o "$work/etags" "$work/etags.listed"
 # Each refused key costs one --exclude; past this many the command line is no place for them.
 readonly max_excludes=2000
 too_many_refused=false
@@ -311,7 +317,7 @@ grow_filesystem() {
 
 # sync_volume VOLUME MOUNT_PATH: prints the volume's result JSON; exits 0, 8 (failed) or 9 (escape).
 sync_volume() {
-  local volume=$1 mnt=$2 device root realroot stamp rc out escapes files bytes target before after rel fs_bytes
+  local volume=$1 mnt=$2 device root realroot stamp rc out escapes files bytes target before after rel fs_bytes known
   VOLSD_VOLUME=$volume
   volsd_lock "$volume" 600
   root=$R$mnt
@@ -363,6 +369,15 @@ sync_volume() {
     fail "$VOLSD_EXIT_NO_SPACE" no-space \
       "the content ($tree_bytes bytes) does not fit the file system of $mnt ($fs_bytes bytes, 95% usable): nothing synced"
   fi
+  # Same-size versions written within one second share size and LastModified: --exact-timestamps cannot
+  # tell them apart, so a sync that listed the first kept it for good. <mount>/.volsd/etags records the
+  # ETag of each key as the last successful sync listed it; a local file whose key's ETag differs (or that
+  # no record covers) gets mtime 0, which no LastModified matches, so this sync downloads it again.
+  known=$root/.volsd/etags
+  [[ -f $known && ! -L $known ]] || known=/dev/null
+  while IFS= read -r rel; do
+    if [[ -f $root/$rel && ! -L $root/$rel ]]; then touch -m -d @0 -- "$root/$rel" || true; fi
+  done < <(LC_ALL=C comm -13 -- "$known" "$work/etags" | cut -f 2-)
   stamp=$work/stamp.$volume
   touch "$stamp" "$stamp.tick"
   # File times advance in clock ticks: wait for the next one, or a write right after the stamp
@@ -397,6 +412,8 @@ sync_volume() {
     awk '{ n++; b += $1 } END { printf "%d %d\n", n, b }')
   after=$((generation > before ? generation : before))
   mkdir -p "$root/.volsd"
+  cp -- "$work/etags" "$root/.volsd/etags.tmp"
+  mv -f -- "$root/.volsd/etags.tmp" "$root/.volsd/etags"
   printf '%s\n' "$after" >"$root/.volsd/generation.tmp"
   mv -f -- "$root/.volsd/generation.tmp" "$root/.volsd/generation"
   volsd_log "synced $mnt to generation $after ($files file(s), $bytes byte(s) changed)"

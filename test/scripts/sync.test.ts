@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, utimesSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -305,6 +305,57 @@ describe('Volsd-Sync size limit (MaxObjectBytes) against S3', () => {
     expect(send('0')).toThrow(/MaxObjectBytes/);
     expect(send('1e9')).toThrow(/MaxObjectBytes/);
     expect(send('1024')()).toMatchObject({ MaxObjectBytes: ['1024'] });
+  });
+});
+
+describe('Volsd-Sync with two same-size versions in one second (same LastModified)', () => {
+  let same: TestHost;
+  const syncSame = (generation: number) =>
+    same.run(
+      DocumentName.Sync,
+      { Bucket: bucket, Prefix: 'same/', Generation: String(generation) },
+      { s3Endpoint: endpoint },
+    );
+  // s3rver takes LastModified from its object file's mtime, to the second as S3 keeps it.
+  const objectFile = () => join(s3Dir, bucket, 'same/page.html._S3rver_object');
+
+  beforeAll(async () => {
+    await put('same/page.html', 'op 101');
+    await put('same/other.html', 'other');
+    same = await createHost();
+    await same.createVolume(volA, { formatted: true });
+    await same.attach(volA, 1);
+    await same.run(DocumentName.Mount, { VolumeId: volA, MountPath: webPath });
+  });
+
+  afterAll(async () => {
+    await same.cleanup();
+  });
+
+  it('brings the second version although size and LastModified match the first', async () => {
+    // Arrange: the first version synced, then the second written within the same second.
+    const first = await syncSame(1);
+    expect(first.exitCode, first.stderr).toBe(0);
+    const { mtime } = statSync(objectFile());
+    await put('same/page.html', 'op 102');
+    utimesSync(objectFile(), mtime, mtime);
+
+    // Act
+    const out = await syncSame(2);
+
+    // Assess
+    expect(out.exitCode, out.stderr).toBe(0);
+    expect(readFileSync(join(same.volumeDir(volA), 'page.html'), 'utf8')).toBe('op 102');
+    expect(volumeResult(out, volA)).toMatchObject({ filesChanged: 1 });
+  });
+
+  it('moves nothing when nothing changed', async () => {
+    // Act
+    const out = await syncSame(3);
+
+    // Assess
+    expect(out.exitCode, out.stderr).toBe(0);
+    expect(volumeResult(out, volA)).toMatchObject({ filesChanged: 0 });
   });
 });
 

@@ -61,7 +61,7 @@ describe('a recycled volume', () => {
     const data = sandbox.cloud.volumeDataDir(volumeId);
     expect(readFileSync(join(data, 'index.html'), 'utf8')).toBe('good');
     const files = walk(data).filter((p) => !lstatSync(join(data, p)).isDirectory());
-    expect(files.sort()).toEqual(['.volsd/generation', 'index.html']);
+    expect(files.sort()).toEqual(['.volsd/etags', '.volsd/generation', 'index.html']);
     expect(readFileSync(join(data, '.volsd', 'generation'), 'utf8').trim()).toBe(
       String((await sandbox.repo.getPool(sandbox.options.pool)).generation),
     );

@@ -14,6 +14,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   readlinkSync,
   realpathSync,
   renameSync,
@@ -61,6 +62,8 @@ interface Listed {
   key: string;
   size: number;
   lastModifiedMs: number;
+  /** The ETag as the CLI's JSON prints it (`"\"…\""`, or `null`). */
+  etag: string;
 }
 
 interface Refused {
@@ -375,6 +378,7 @@ async function listAll(
         key: decodeURIComponent(o.Key.replace(/\+/g, ' ')),
         size: o.Size ?? 0,
         lastModifiedMs: o.LastModified?.getTime() ?? 0,
+        etag: o.ETag === undefined ? 'null' : JSON.stringify(o.ETag),
       });
     }
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -525,6 +529,12 @@ export async function syncOp(
     let treeBytes = 0;
     for (const item of listing)
       if (!refusedKeys.has(item.key) && item.key.startsWith(prefix)) treeBytes += item.size;
+    // The classifier's etagfile, sorted as `LC_ALL=C sort` does (bytes).
+    const etagLines = listing
+      .filter((item) => !refusedKeys.has(item.key) && item.key.startsWith(prefix))
+      .map((item) => `${item.etag}\t${item.key.slice(prefix.length)}`)
+      .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const etagsText = etagLines.map((l) => `${l}\n`).join('');
 
     // --- The per-volume sync. ---
     const syncVolume = async (volume: string, mnt: string): Promise<{ rc: number; json: string }> => {
@@ -611,6 +621,10 @@ export async function syncOp(
           `the content (${treeBytes} bytes) does not fit the file system of ${mnt} (${fsBytes} bytes, 95% usable): nothing synced`,
         );
       }
+      // A same-size version written in the same second as the one synced looks alike to
+      // --exact-timestamps: a file whose key's ETag differs from .volsd/etags (or that no record covers)
+      // gets mtime 0, so the transfer downloads it again (as the script).
+      forgetChanged(root, etagLines);
       // The stamp and its clock tick, as the script takes them (a write right after the stamp must
       // carry a later ctime).
       const stampFile = join(work, `stamp.${volume}`);
@@ -645,6 +659,8 @@ export async function syncOp(
       const changed = changedSince(root, stampNs);
       const after = Math.max(generation, before);
       mkdirSync(`${root}/.volsd`, { recursive: true });
+      writeFileSync(`${root}/.volsd/etags.tmp`, etagsText);
+      renameSync(`${root}/.volsd/etags.tmp`, `${root}/.volsd/etags`);
       writeFileSync(`${root}/.volsd/generation.tmp`, `${after}\n`);
       renameSync(`${root}/.volsd/generation.tmp`, `${root}/.volsd/generation`);
       out.stderr += `${stamp()} volsd-sync ${volume}: synced ${mnt} to generation ${after} (${changed.files} file(s), ${changed.bytes} byte(s) changed)\n`;
@@ -747,6 +763,20 @@ function usedBytes(dir: string): number {
   };
   visit(realpathSync(dir));
   return total;
+}
+
+/** `comm -13 <mount>/.volsd/etags etags | cut -f 2-`, then `touch -m -d @0` on each regular file. */
+function forgetChanged(root: string, etagLines: string[]): void {
+  const file = `${root}/.volsd/etags`;
+  let known = new Set<string>();
+  const st = lstatSync(file, { throwIfNoEntry: false });
+  if (st?.isFile()) known = new Set(readFileSync(file, 'utf8').split('\n'));
+  for (const line of etagLines) {
+    if (known.has(line)) continue;
+    const path = `${root}/${line.slice(line.indexOf('\t') + 1)}`;
+    const local = lstatSync(path, { throwIfNoEntry: false });
+    if (local?.isFile()) utimesSync(path, local.atime, 0);
+  }
 }
 
 function stamp(): string {
