@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -209,6 +209,24 @@ describe.runIf(!missing)('modelled Volsd-Sync vs the script', () => {
 
     afterAll(() => {
       pair.cleanup();
+    });
+
+    it('fetches alike a same-size version written in the same second as the one synced', async () => {
+      // Prepare: the first version synced by both, the second given the first's LastModified (s3rver
+      // takes it from its object file's mtime, to the second as S3 keeps it).
+      await put('live/same.html', 'op 101');
+      expect(expectSame(pair, await sync(pair, 7)).exitCode).toBe(0);
+      const objectFile = join(s3.directory, bucket, 'live/same.html._S3rver_object');
+      const { mtime } = statSync(objectFile);
+      await put('live/same.html', 'op 102');
+      utimesSync(objectFile, mtime, mtime);
+
+      // Act
+      const out = await sync(pair, 8);
+
+      // Assess
+      expect(expectSame(pair, out).exitCode).toBe(0);
+      expect(readFileSync(join(pair.model.volumeDir(volA), 'same.html'), 'utf8')).toBe('op 102');
     });
 
     it('fails alike with not-mounted for a volume not mounted here', async () => {
