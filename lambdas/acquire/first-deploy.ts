@@ -13,9 +13,9 @@ export const claimPollMaxSeconds = 30;
 /**
  * Records a lifecycle heartbeat while a claim waits, about once per third of the heartbeat timeout.
  * A retried Task gets the same input every time, so the last heartbeat cannot be carried in the ctx:
- * the poll that falls in the first `claimPollMaxSeconds` of each third (counted from the acquire's
- * start) sends it. Polls are at most that far apart, so every third gets one, and two heartbeats are
- * never more than a third plus one poll apart. With a heartbeat timeout so short that a third is no
+ * the polls that fall in the first two `claimPollMaxSeconds` of each third (counted from the acquire's
+ * start) send it. Polls that are at most that far apart (a late invocation included) give every third
+ * one or two, and two heartbeats are never more than a third plus one poll apart. With a heartbeat timeout so short that a third is no
  * longer than a poll, every poll sends one. Before, every poll past the first third sent one: a burst of
  * a thousand waiting launches would have sent 33 a second, past Auto Scaling's write rate.
  */
@@ -23,9 +23,13 @@ export async function heartbeatWhileWaiting(ctx: WorkflowCtx, deps: StepDeps): P
   if (!ctx.lifecycle) return;
   const third = (deps.config.HEARTBEAT_TIMEOUT * 1000) / 3;
   const waited = nowMs() - (ctx.startedAt ?? nowMs());
-  const pollMs = claimPollMaxSeconds * 1000;
+  // Polls are `claimPollMaxSeconds` apart plus the invocation's own time and the retrier's scheduling:
+  // a window of exactly one poll is jumped over by polls a little further apart, and two thirds in a
+  // row without a heartbeat abandon the launch. Twice a poll tolerates polls up to 60 s apart; at most
+  // two heartbeats per third.
+  const windowMs = 2 * claimPollMaxSeconds * 1000;
   if (waited < third) return;
-  if (third > pollMs && waited % third >= pollMs) return;
+  if (third > windowMs && waited % third >= windowMs) return;
   await recordHeartbeat(deps.autoScaling, ctx.lifecycle, ctx.instanceId);
 }
 

@@ -8,13 +8,25 @@ import {
   detachVolume,
   requireLiveInstance,
 } from '../shared/ec2-ops.js';
-import { CommandPending, InvalidInput, VolumeInitializing, VolumeNotReady } from '../shared/errors.js';
+import {
+  CommandPending,
+  InstanceGone,
+  InvalidInput,
+  VolumeInitializing,
+  VolumeNotReady,
+} from '../shared/errors.js';
 import { readInitialization } from '../shared/initialization.js';
 import { azMetric, logger, metrics } from '../shared/logger.js';
 import { type VolumeRecord, VolumeState } from '../shared/model.js';
 import type { PendingCommand, Step } from '../shared/steps.js';
 import { nowMs } from '../shared/time.js';
-import { describeFleet, planFleet, startWorkers } from '../shared/worker-fleet.js';
+import {
+  describeFleet,
+  planFleet,
+  startWorkers,
+  type WorkerFleet,
+  workerGroup,
+} from '../shared/worker-fleet.js';
 import { retarget } from './adaptive.js';
 import { placeVolumes, retireDrainedWorkers } from './fleet.js';
 
@@ -121,12 +133,15 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, autoScaling, ssm, conf
   }
   let pool = await repo.getPool(ctx.pool);
   if (!pool.azs.includes(ctx.az)) throw new InvalidInput(`AZ ${ctx.az} is not one of pool ${ctx.pool}'s AZs`);
-  const fleet = await describeFleet(
-    { ec2, autoScaling, ssm },
-    ctx.pool,
-    ctx.az,
-    config.WORKER_ATTACHMENT_LIMIT,
-  );
+  let fleet: WorkerFleet;
+  try {
+    fleet = await describeFleet({ ec2, autoScaling, ssm }, ctx.pool, ctx.az, config.WORKER_ATTACHMENT_LIMIT);
+  } catch (err) {
+    if (!(err instanceof InstanceGone)) throw err;
+    // No worker runs yet: the first ones still boot (a first deploy), or the group replaces the only one.
+    // When the AZ has a worker group, that is a wait for its workers, not a failure.
+    return waitForFirstWorker(ctx, autoScaling, err);
+  }
   // Adaptive sizing moves the target on the schedule's tick, once per run.
   if (config.ADAPTIVE_SIZING && ctx.reason === 'schedule' && !ctx.round)
     pool = await retarget(pool, fleet.perWorker, { repo, config });
@@ -221,6 +236,46 @@ const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, autoScaling, ssm, conf
     drainWorkers,
   };
 };
+
+/**
+ * Plan's answer when the AZ has no running sync worker. With a worker group that may run one, the
+ * round creates nothing and the run waits for the group's workers (WaitForWorkers, then Plan again),
+ * starting one when the group's desired capacity is 0; without such a group nothing will ever run
+ * one: InstanceGone, as before.
+ */
+async function waitForFirstWorker(
+  ctx: ReplenishCtx,
+  autoScaling: Parameters<Step>[1]['autoScaling'],
+  gone: InstanceGone,
+): Promise<ReplenishCtx> {
+  const group = await workerGroup(autoScaling, ctx.pool, ctx.az);
+  if (!group?.AutoScalingGroupName || (group.MaxSize ?? 0) < 1) throw gone;
+  const desired = group.DesiredCapacity ?? 0;
+  if (desired < 1) {
+    await startWorkers(autoScaling, group.AutoScalingGroupName, Math.max(1, group.MinSize ?? 1), {
+      pool: ctx.pool,
+      az: ctx.az,
+      from: desired,
+      needed: 1,
+    });
+  }
+  logger.info('no sync worker runs yet in the AZ; waiting for the group to start one', {
+    pool: ctx.pool,
+    az: ctx.az,
+    group: group.AutoScalingGroupName,
+    desired,
+  });
+  return {
+    ...ctx,
+    leased: true,
+    volumes: [],
+    retire: [],
+    round: (ctx.round ?? 0) + 1,
+    again: true,
+    waitWorkers: true,
+    drainWorkers: [],
+  };
+}
 
 async function createVolumes(
   ctx: ReplenishCtx,
@@ -576,7 +631,10 @@ const done: Step<ReplenishCtx> = async (ctx, deps) => {
 const failed: Step<ReplenishCtx> = async (ctx, deps) => {
   logger.error('replenish failed', { pool: ctx.pool, az: ctx.az, error: ctx.error });
   metrics.addMetric('ReplenishFailed', 'Count', 1);
-  return done(ctx, deps);
+  // A step that failed after Plan took the lease returns no `leased` (the Catch keeps the step's input):
+  // the lease is released by owner all the same (a conditional delete: another run's lease stays), so the
+  // AZ's next run starts now instead of after the lease's 15 minutes.
+  return done({ ...ctx, leased: Boolean(ctx.runId) }, deps);
 };
 
 /** The replenish workflow's steps, by the name the state machine passes in `step`. */

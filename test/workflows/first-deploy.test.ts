@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { poolTag } from '../../lambdas/shared/tags.js';
+import { poolTag, Role, roleTag } from '../../lambdas/shared/tags.js';
 import { Sandbox } from '../../sandbox/runtime.js';
 import { executions, groupMembers, putContent } from '../helpers/sandbox.js';
 
@@ -80,6 +80,40 @@ describe('first deploy: hooks live before the pool is filled', () => {
     // Quiet: no workflow failed on the way (the failed-executions alarms stay OK).
     const failed = [...s.sfn.executions.values()].filter((e) => e.status !== 'SUCCEEDED');
     expect(failed.map((e) => `${e.name}: ${e.error}`)).toEqual([]);
+  }, 600_000);
+});
+
+describe('replenish before any sync worker runs', () => {
+  it('waits for the booting workers instead of failing, then fills each AZ to its target', async () => {
+    sandbox = await Sandbox.start({
+      azs: 2,
+      idlePerAz: 2,
+      seed: 29,
+      timeScale: 0.02,
+      agent: 'model',
+      waitForWorkers: false,
+    });
+    const s = sandbox;
+    const workers = () =>
+      s.cloud
+        .snapshotState()
+        .instances.filter((i) => i.tags[roleTag] === Role.Worker && i.state === 'running');
+    expect(workers()).toEqual([]); // the workers boot for 20-40 modelled seconds: none runs yet
+    const arns = await s.replenishAll();
+
+    for (const arn of arns) expect(s.sfn.executions.get(arn)?.status).toBe('SUCCEEDED');
+    const state = s.cloud.snapshotState();
+    const running = new Set(workers().map((w) => w.instanceId));
+    for (const az of s.options.azs) {
+      const onWorkers = state.volumes.filter(
+        (v) =>
+          v.tags[poolTag] === s.options.pool &&
+          v.az === az &&
+          v.attachment?.state === 'attached' &&
+          running.has(v.attachment.instanceId),
+      );
+      expect(onWorkers).toHaveLength(2);
+    }
   }, 600_000);
 });
 
