@@ -329,11 +329,13 @@ const mount: Step = async (ctx, { ec2, ssm, config }) => {
  */
 const bringCurrent: Step = async (ctx, { repo, ssm, config }) => {
   const volumeId = need(ctx.volumeId, 'volumeId');
+  // The volume's own marker (`.volsd/generation`, which the mount or the sync just read) is the truth about
+  // its bytes; the table's figure stands in only when no script reported one. Taking the higher of the two
+  // let a table ahead of the volume skip the sync and send the instance InService behind.
   const reported = resultNumber(ctx, volumeId, 'generation');
   const generation = Math.max(
-    reported ?? 0,
+    reported ?? ctx.generation ?? 0,
     ctx.syncingTo && ctx.lastResults ? ctx.syncingTo : 0,
-    ctx.generation ?? 0,
   );
   const pool = await repo.getPool(ctx.pool);
   if (generation >= pool.generation) return { ...ctx, generation, current: true, lastResults: [] };
