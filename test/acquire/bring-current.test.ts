@@ -20,7 +20,7 @@ const mounted = (marker: number | undefined, tableGeneration: number): WorkflowC
     volumeId,
     generation: tableGeneration,
     lastResults: [marker === undefined ? { volumeId } : { volumeId, generation: marker }],
-  }) as WorkflowCtx;
+  }) as unknown as WorkflowCtx;
 
 async function bringCurrent(ctx: WorkflowCtx) {
   const step = acquireSteps.bringCurrent;
