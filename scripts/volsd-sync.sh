@@ -262,6 +262,8 @@ fi
 LC_ALL=C sort -o "$work/etags" "$work/etags.listed"
 # Each refused key costs one --exclude; past this many the command line is no place for them.
 readonly max_excludes=2000
+# The exit status of a per-volume sync whose volume was taken while it waited (private to this script).
+readonly taken_rc=64
 too_many_refused=false
 ((${#excludes[@]} / 2 <= max_excludes)) || too_many_refused=true
 for ((i = 0; i < ${#rejected[@]} && i < 20; i++)); do
@@ -332,6 +334,15 @@ sync_volume() {
   # The lock may have waited for an unmount: look again.
   device=$(volsd_find_device "$volume") || device=''
   if [[ -z $device || $(volsd_source_at "$mnt") != "$device" ]]; then
+    if [[ -z $only ]]; then
+      # Taken while this sync waited for its lock (an acquire unmounted and detached it): no failure of the
+      # push; the acquire brings the volume current on its new host (BringCurrent, the boot unit's check).
+      volsd_log "skipping $volume: taken while waiting for its lock"
+      volsd_json op '"sync"' volumeId "$(volsd_json_str "$volume")" status '"skipped"' \
+        reason "$(volsd_json_str "taken: no longer mounted at $mnt")"
+      echo
+      exit "$taken_rc"
+    fi
     fail "$VOLSD_EXIT_SYNC_FAILED" not-mounted "$volume is no longer mounted at $mnt"
   fi
   if $failed_listing; then
@@ -437,6 +448,7 @@ wait || true
 
 ok=0
 failed=0
+taken=0
 status=0
 for i in "${!volumes[@]}"; do
   read -r volume mount_path <<<"${volumes[i]}"
@@ -452,6 +464,8 @@ for i in "${!volumes[@]}"; do
   printf 'VOLSD_RESULT %s\n' "$result"
   if ((rc == 0)); then
     ok=$((ok + 1))
+  elif ((rc == taken_rc)); then
+    taken=$((taken + 1))
   else
     failed=$((failed + 1))
     if ((rc == VOLSD_EXIT_PATH_ESCAPE)); then
@@ -469,6 +483,6 @@ if $failed_listing && ((${#volumes[@]} == 0)); then
 fi
 VOLSD_VOLUME=''
 volsd_result op '"sync-summary"' generation "$generation" volumes "${#volumes[@]}" ok "$ok" failed "$failed" \
-  skipped "${#skipped_results[@]}" keys "$total_keys" directoryMarkers "$markers" rejectedKeys "${#rejected[@]}" \
+  skipped "$((${#skipped_results[@]} + taken))" keys "$total_keys" directoryMarkers "$markers" rejectedKeys "${#rejected[@]}" \
   listingFailed "$failed_listing" status "$( ((status == 0)) && echo '"ok"' || echo '"failed"')"
 exit "$status"

@@ -106,6 +106,11 @@ const realTimer: SetTimer = (seconds, fire) => {
 /** Serialises runs per key (host root + volume), as volsd_lock's flock does for the scripts. */
 const lockTails = new Map<string, Promise<unknown>>();
 
+/** Runs `fn` holding the twin's lock on `volume` of the host rooted at `hostRoot` (as a test holds flock). */
+export function withVolumeLock<T>(hostRoot: string, volume: string, fn: () => Promise<T>): Promise<T> {
+  return withLock(`${hostRoot}\0${volume}`, fn);
+}
+
 async function withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
   const before = lockTails.get(key) ?? Promise.resolve();
   let release = () => {};

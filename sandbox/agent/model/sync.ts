@@ -75,6 +75,8 @@ interface Refused {
 }
 
 const maxExcludes = 2000;
+/** The rc of a per-volume sync whose volume was taken while it waited (the script's private 64). */
+const takenRc = 64;
 
 /** The JSON-escaped key as `aws ... --output json` prints it (what the script's classifier reads). */
 function pythonJson(key: string): string {
@@ -559,6 +561,19 @@ export async function syncOp(
       host.lockFile(volume);
       const device = host.findDevice(volume) ?? '';
       if (device === '' || host.sourceAt(mnt) !== device) {
+        if (only === '') {
+          // Taken while waiting for the lock: skipped, as the script does (private rc 64).
+          out.stderr += `${stamp()} volsd-sync ${volume}: skipping ${volume}: taken while waiting for its lock\n`;
+          return {
+            rc: takenRc,
+            json: jsonObject([
+              ['op', raw('"sync"')],
+              ['volumeId', jsonStr(volume)],
+              ['status', raw('"skipped"')],
+              ['reason', jsonStr(`taken: no longer mounted at ${mnt}`)],
+            ]),
+          };
+        }
         return fail(Exit.SyncFailed, 'not-mounted', `${volume} is no longer mounted at ${mnt}`);
       }
       if (failedListing)
@@ -713,10 +728,12 @@ export async function syncOp(
 
     let ok = 0;
     let failed = 0;
+    let taken = 0;
     let status = 0;
     for (const outcome of outcomes) {
       out.line(`VOLSD_RESULT ${outcome.json}`);
       if (outcome.rc === 0) ok++;
+      else if (outcome.rc === takenRc) taken++;
       else {
         failed++;
         if (outcome.rc === Exit.PathEscape) status = Exit.PathEscape;
@@ -731,7 +748,7 @@ export async function syncOp(
       ['volumes', raw(volumes.length)],
       ['ok', raw(ok)],
       ['failed', raw(failed)],
-      ['skipped', raw(skipped.length)],
+      ['skipped', raw(skipped.length + taken)],
       ['keys', raw(listing.length)],
       ['directoryMarkers', raw(markers)],
       ['rejectedKeys', raw(rejected.length)],
