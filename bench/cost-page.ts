@@ -208,7 +208,11 @@ export function costMarkdown(bench: BenchJson, scale?: ScaleJson): string {
  */
 export function committedCostMarkdown(): string {
   const bench = JSON.parse(readFileSync(join(repo, 'docs', 'bench.json'), 'utf8')) as BenchJson;
-  const scale = JSON.parse(readFileSync(join(repo, 'docs', 'scale.json'), 'utf8')) as ScaleJson;
+  // `npm run bench:scale` writes one run per idle target; the page prices the first (the default target).
+  const file = JSON.parse(readFileSync(join(repo, 'docs', 'scale.json'), 'utf8')) as
+    | ScaleJson
+    | { runs: { result: ScaleJson }[] };
+  const scale = 'runs' in file ? file.runs[0]?.result : file;
   const notes = readFileSync(join(repo, 'docs', 'cost-notes.md'), 'utf8')
     .replace(/^<!--[\s\S]*?-->\n+/, '')
     .trimEnd();

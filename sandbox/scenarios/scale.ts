@@ -1,6 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { VolumeState } from '../../lambdas/shared/model.js';
+import { Role, roleTag } from '../../lambdas/shared/tags.js';
 import { volumeGeneration } from '../invariants.js';
 import { type PushPipeline, wirePushPipeline } from '../push-wiring.js';
 import { Sandbox, type SandboxOptions } from '../runtime.js';
@@ -59,6 +60,8 @@ export interface ScaleResult extends ScenarioResult {
   /** How late the sandbox's event loop ran (ms): when high, modelled times are inflated by CPU. */
   eventLoopDelayMs: { p50: number; p99: number; max: number };
   agent: 'scripts' | 'model';
+  /** Running sync workers per AZ at the end (simulator ground truth). */
+  workersPerAz: Record<string, number>;
 }
 
 /**
@@ -183,6 +186,15 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
         max: round(loopDelay.max / 1e6, 1),
       },
       agent,
+      workersPerAz: Object.fromEntries(
+        sandbox.options.azs.map((az) => [
+          az,
+          sandbox.cloud
+            .snapshotState()
+            .instances.filter((i) => i.az === az && i.state === 'running' && i.tags[roleTag] === Role.Worker)
+            .length,
+        ]),
+      ),
     };
   } finally {
     push?.close();
