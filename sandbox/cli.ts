@@ -8,6 +8,7 @@ import { runAbuse } from './scenarios/abuse.js';
 import { runAdaptive } from './scenarios/adaptive.js';
 import { runBurst } from './scenarios/burst.js';
 import { runChaos } from './scenarios/chaos.js';
+import { runCopyAtBoot } from './scenarios/copy-at-boot.js';
 import { runDemo } from './scenarios/demo.js';
 import { runGrowthScenario } from './scenarios/growth.js';
 import { runPushScenario } from './scenarios/push.js';
@@ -18,10 +19,11 @@ import { resolveRules, type StrictRule, strictRuleNames } from './sim/rules.js';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const usage = `usage: npm run sandbox -- --serve [--azs K] [--idle-per-az M] [--time-scale X] [--seed S] [--agent scripts|model]
-       npm run sandbox -- [--scenario demo|burst|push|growth|chaos|scale|abuse|adaptive] [--instances N] [--idle-per-az M] [--azs K]
+       npm run sandbox -- [--scenario demo|burst|push|growth|chaos|scale|abuse|adaptive|copy-at-boot] [--instances N] [--idle-per-az M] [--azs K]
                       [--burst B] [--days D] [--operations N] [--seed S] [--time-scale X] [--agent scripts|model] [--json]
                       [--content-gib G] [--initialization provisioned-rate|default-rate] [--initialization-rate R]
-                      [--cold-direct-volume hold|continue]  (burst: content size, warm-volume settings)
+                      [--cold-direct-volume hold|continue]  (burst: content size, warm-volume settings;
+                      copy-at-boot: --instances N --content-gib G, each instance copies the content at boot, no Volsd)
                       [--no-rule NAME]...  (switch an AWS-strict rule off, for comparison: ${strictRuleNames.join(', ')})`;
 
 function fail(message: string): never {
@@ -232,6 +234,17 @@ switch (scenario) {
       seed,
       timeScale,
       agent: agent ?? 'model',
+      ...ruleOptions,
+      log,
+    });
+    break;
+  case 'copy-at-boot':
+    // The baseline without Volsd: an empty volume at boot, the whole content copied onto it.
+    result = await runCopyAtBoot({
+      instances: positiveInt('instances', v.instances as string | undefined, 1),
+      contentGiB: contentGiB ?? 1,
+      seed,
+      timeScale,
       ...ruleOptions,
       log,
     });
