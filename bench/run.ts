@@ -14,6 +14,7 @@ import { percentiles, round } from '../sandbox/scenarios/report.js';
 import { countKinds } from '../sandbox/sim/accounting.js';
 import type { LocalExecution } from '../sandbox/stepfunctions.js';
 import { costPerThousand } from './cost.js';
+import { phases, TimelineRecorder } from './timeline.js';
 
 // Node 20 runs the tests and the sandbox here; the Lambdas run on Node 22. The SDK's notice about it is noise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -100,7 +101,7 @@ function summarize(
   sandbox: Sandbox,
   machine: 'acquire' | 'release',
   executions: LocalExecution[],
-  osReadyAt: ReadonlyMap<string, number> = new Map(),
+  recorder?: TimelineRecorder,
 ) {
   const done = executions.filter((e) => e.status === 'SUCCEEDED');
   const totals = done.map((e) => ((e.stopDate?.getTime() ?? 0) - e.startDate.getTime()) / 1000);
@@ -125,10 +126,16 @@ function summarize(
   }
   const counts: Record<string, number> = Object.fromEntries(countKinds.map((k) => [k, 0]));
   const calls: Record<string, number> = {};
+  const transitionsByState: Record<string, number> = {};
+  const invocationsByFunction: Record<string, number> = {};
   for (const e of done) {
     const c = sandbox.accounting.forOperation(`${machine}:${e.name}`);
     for (const k of countKinds) counts[k] = (counts[k] ?? 0) + c[k];
     for (const [detail, n] of Object.entries(c.byDetail.awsCall)) calls[detail] = (calls[detail] ?? 0) + n;
+    for (const [detail, n] of Object.entries(c.byDetail.stateTransition))
+      transitionsByState[detail] = (transitionsByState[detail] ?? 0) + n;
+    for (const [detail, n] of Object.entries(c.byDetail.lambdaInvocation))
+      invocationsByFunction[detail] = (invocationsByFunction[detail] ?? 0) + n;
   }
   const per = (n: number) => round(n / Math.max(1, done.length), 1);
   // What Volsd adds to the instance's own boot: from its OS being ready (the moment its web server
@@ -141,7 +148,7 @@ function summarize(
   );
   const added = done.flatMap((e) => {
     const instanceId = (JSON.parse(e.input) as { instanceId?: string }).instanceId ?? '';
-    const ready = osReadyAt.get(instanceId);
+    const ready = recorder?.osReadyAt(instanceId);
     const inService = completedAt.get(instanceId);
     return ready === undefined || inService === undefined ? [] : [inService - ready];
   });
@@ -187,6 +194,11 @@ function summarize(
         .sort((a, b) => b[1] - a[1])
         .map(([k, n]) => [k, per(n)]),
     ),
+    /** Per operation: state transitions by state (entered or retried), Lambda invocations by function. */
+    transitionsByState: Object.fromEntries(Object.entries(transitionsByState).map(([k, n]) => [k, per(n)])),
+    invocationsByFunction: Object.fromEntries(
+      Object.entries(invocationsByFunction).map(([k, n]) => [k, per(n)]),
+    ),
   };
 }
 
@@ -201,20 +213,19 @@ async function runPath(path: AcquirePath) {
   });
   try {
     await sandbox.replenishAll();
-    const osReadyAt = new Map<string, number>();
-    sandbox.cloud.ec2.onInstance((instanceId, event) => {
-      if (event === 'os-ready') osReadyAt.set(instanceId, sandbox.cloud.clock.now());
-    });
+    const recorder = new TimelineRecorder(sandbox);
     const before = new Set(sandbox.sfn.executions.keys());
     sandbox.scaleTo(launches);
     await sandbox.settle();
+    recorder.stop();
     const all = [...sandbox.sfn.executions.values()].filter((e) => !before.has(e.executionArn));
-    const acquire = summarize(
-      sandbox,
-      'acquire',
-      all.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.acquire),
-      osReadyAt,
-    );
+    const acquires = all.filter((e) => e.stateMachineArn === sandbox.wiring.stateMachines.acquire);
+    const acquire = summarize(sandbox, 'acquire', acquires, recorder);
+    // Per launch: what the slowest waited on (bench/timeline.ts).
+    const timelines = acquires.filter((e) => e.status === 'SUCCEEDED').map((e) => recorder.timeline(e));
+    const slowest = [...timelines]
+      .sort((a, b) => (b.addedAfterBoot ?? 0) - (a.addedAfterBoot ?? 0))
+      .slice(0, 5);
     const served = all.filter(
       (e) =>
         e.stateMachineArn === sandbox.wiring.stateMachines.acquire &&
@@ -240,6 +251,9 @@ async function runPath(path: AcquirePath) {
         secondsP50: percentiles(unitRuns.map((r) => (r.endedAt ?? r.startedAt) - r.startedAt)).p50,
       },
       acquire,
+      /** After the OS is up, what each launch waited on (percentiles), and the 5 slowest launches. */
+      phases: phases(timelines),
+      slowest,
       release,
       replenish: summarize(sandbox, 'replenish' as 'release', replenishes),
       strictRules: sandbox.cloud.strictRules(),

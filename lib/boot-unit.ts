@@ -10,7 +10,9 @@ import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { DocumentName } from '../lambdas/shared/documents.js';
+import { keys } from '../lambdas/shared/table-schema.js';
 import { bootUnitTag } from '../lambdas/shared/tags.js';
+import { WaitKind, waitPartitionKey } from '../lambdas/shared/task-waits.js';
 import type { ClientPolicies } from './permissions.js';
 import type { PoolSettings } from './pool-settings.js';
 import { livePrefix, type PushBucket } from './push-bucket.js';
@@ -84,7 +86,13 @@ export class BootUnit extends Construct {
       serviceName: 'volsd-events',
       ...logs,
     });
-    this.eventsFunction.bindTable(pool.table.table, 'TABLE_NAME', 'readWrite');
+    // Takes (deletes) the waits it answers, nothing else of the table (lambdas/shared/task-waits.ts).
+    this.grantItems(
+      this.eventsFunction,
+      'TakeEventWaits',
+      ['dynamodb:DeleteItem'],
+      [waitPartitionKey(WaitKind.Command, '*'), waitPartitionKey(WaitKind.Running, '*')],
+    );
     this.eventsFunction.setEnvironment('UNMOUNT_DOCUMENT', unmountDocument);
     acquire.grantTaskResponse(this.eventsFunction.function);
     const target = new LambdaFunction(this.eventsFunction.function, { retryAttempts: 4 });
@@ -118,7 +126,19 @@ export class BootUnit extends Construct {
       serviceName: 'volsd-boot',
       ...logs,
     });
-    this.hostFunction.bindTable(pool.table.table, 'TABLE_NAME', 'readWrite');
+    // Reads and takes the boot waits, reads the pool's record (its generation); nothing else.
+    this.grantItems(
+      this.hostFunction,
+      'ReadBootWaitsAndPool',
+      ['dynamodb:GetItem'],
+      [waitPartitionKey(WaitKind.BootUnit, '*'), keys.pool(poolName).pk],
+    );
+    this.grantItems(
+      this.hostFunction,
+      'TakeBootWaits',
+      ['dynamodb:DeleteItem'],
+      [waitPartitionKey(WaitKind.BootUnit, '*')],
+    );
     this.hostFunction.setEnvironment('PUSH_BUCKET', pool.push.bucket.bucketName);
     this.hostFunction.setEnvironment('PUSH_PREFIX', livePrefix);
     this.hostFunction.setEnvironment('PUSH_MAX_OBJECT_BYTES', String(pool.settings.push.maxObjectBytes));
@@ -157,6 +177,24 @@ export class BootUnit extends Construct {
   }
 
   /**
+   * Grants `actions` on the table's items whose partition key matches one of `keys` (condition
+   * `dynamodb:LeadingKeys`), and its key when it has one; sets TABLE_NAME.
+   */
+  private grantItems(fn: VolsdFunction, sid: string, actions: string[], keys: string[]): void {
+    const table = this.pool.table.table;
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        sid,
+        actions,
+        resources: [table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': keys } },
+      }),
+    );
+    table.encryptionKey?.grantEncryptDecrypt(fn.function);
+    fn.setEnvironment('TABLE_NAME', table.tableName);
+  }
+
+  /**
    * The user data lines that install and start the unit: the scripts from the asset into
    * /usr/local/lib/volsd, the systemd unit, /etc/volsd/boot.env with the pool's settings.
    */
@@ -191,7 +229,15 @@ export class BootUnit extends Construct {
       );
       return;
     }
-    this.bundle.grantRead(group.role);
+    // The bundle's one object, not the whole assets bucket (Asset.grantRead gives every asset of the
+    // account and Region, the functions' code included).
+    group.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ReadVolsdBootBundle',
+        actions: ['s3:GetObject'],
+        resources: [this.bundle.bucket.arnForObjects(this.bundle.s3ObjectKey)],
+      }),
+    );
     Tags.of(group).add(bootUnitTag, '1', {
       includeResourceTypes: ['AWS::AutoScaling::AutoScalingGroup'],
       applyToLaunchedInstances: true,

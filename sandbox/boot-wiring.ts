@@ -71,6 +71,17 @@ export interface UnitRun {
   stderr: string;
 }
 
+/** One request to the host function (for the bench's timelines). */
+export interface SignalRecord {
+  instanceId: string;
+  /** Modelled seconds: the request arrived, and its answer left. */
+  at: number;
+  answeredAt: number;
+  status: number;
+  /** The answer's `status` field (ok, behind, fallback, refused). */
+  answer: string;
+}
+
 /** What the wiring needs of the sandbox. */
 export interface BootWiringTarget {
   cloud: Cloud;
@@ -91,6 +102,8 @@ export interface BootWiring {
   readonly signalUrl: string;
   /** Every boot unit run, by instance. */
   readonly runs: Map<string, UnitRun>;
+  /** Every signal the host function answered, in arrival order. */
+  readonly signals: SignalRecord[];
   /** Resolves when every unit started so far has exited. */
   idle(): Promise<void>;
   /** How the unit of instances launched from now on behaves (default `real`). */
@@ -135,6 +148,7 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
   const roleName = hostRoleName(t.pool);
   const secret = createHash('sha256').update(`volsd-sandbox-hosts-${t.seed}`).digest();
   const runs = new Map<string, UnitRun>();
+  const signals: SignalRecord[] = [];
   const running = new Set<Promise<void>>();
   const imds = new Map<string, ImdsService>();
   const byAccessKey = new Map<string, string>();
@@ -269,6 +283,7 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
       isBase64Encoded: false,
     } as unknown as LambdaFunctionURLEvent;
     const op = operationOf(t.sfn.executions, caller.instanceId);
+    const arrivedAt = t.cloud.clock.now();
     const invoke = async () => {
       t.accounting.count('lambdaInvocation', `volsd-${t.pool}-boot`);
       await t.cloud.clock.sleep(0.03).catch(() => undefined);
@@ -279,6 +294,17 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
       })) as { statusCode: number; body: string };
     };
     const out = await (op ? t.accounting.withOperation(op, invoke) : invoke());
+    let answer = '';
+    try {
+      answer = String((JSON.parse(out.body) as { status?: unknown }).status ?? '');
+    } catch {}
+    signals.push({
+      instanceId: caller.instanceId,
+      at: arrivedAt,
+      answeredAt: t.cloud.clock.now(),
+      status: out.statusCode,
+      answer,
+    });
     res.writeHead(out.statusCode, { 'content-type': 'application/json' });
     res.end(out.body);
   };
@@ -400,6 +426,7 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
   return {
     signalUrl,
     runs,
+    signals,
     async idle() {
       while (running.size > 0) await Promise.all([...running]);
     },

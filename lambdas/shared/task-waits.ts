@@ -35,7 +35,9 @@ export interface TaskWait {
   expiresAt: number;
 }
 
-const key = (kind: WaitKind, id: string) => ({ pk: `WAIT#${kind}#${id}`, sk: 'WAIT' });
+/** The partition key of a wait (`*` as `id`: the pattern of every wait of `kind`, for IAM conditions). */
+export const waitPartitionKey = (kind: WaitKind, id: string) => `WAIT#${kind}#${id}`;
+const key = (kind: WaitKind, id: string) => ({ pk: waitPartitionKey(kind, id), sk: 'WAIT' });
 
 /** The table's task waits. */
 export class TaskWaits {
