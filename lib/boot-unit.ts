@@ -178,7 +178,7 @@ export class BootUnit extends Construct {
 
   /**
    * Grants `actions` on the table's items whose partition key matches one of `keys` (condition
-   * `dynamodb:LeadingKeys`), and its key when it has one; sets TABLE_NAME.
+   * `dynamodb:LeadingKeys`), and decrypting with its key when it has one; sets TABLE_NAME.
    */
   private grantItems(fn: VolsdFunction, sid: string, actions: string[], keys: string[]): void {
     const table = this.pool.table.table;
@@ -190,7 +190,8 @@ export class BootUnit extends Construct {
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': keys } },
       }),
     );
-    table.encryptionKey?.grantEncryptDecrypt(fn.function);
+    // They read items (GetItem, DeleteItem's old item) and write none: decrypt, as the host API's.
+    table.encryptionKey?.grantDecrypt(fn.function);
     fn.setEnvironment('TABLE_NAME', table.tableName);
   }
 

@@ -219,6 +219,10 @@ describe('BootUnit in a pool serving groups of the app', () => {
         .flatMap(({ statement }) => actionsOf(statement))
         .filter((a) => /^(ec2|ssm|autoscaling|s3):/.test(a)),
     ).toEqual([]);
+    // The table's key (the pool's data key here): decrypt only, it writes no item.
+    expect(mine.flatMap(({ statement }) => actionsOf(statement)).filter((a) => a.startsWith('kms:'))).toEqual(
+      ['kms:Decrypt'],
+    );
   });
 
   it('installs the unit through the user data of a group of the app, with the signal URL and the pool settings', () => {
