@@ -10,14 +10,12 @@
  * flight either reads the new generation (and syncs its volume itself) or has mounted its volume
  * before the bump, in which case the tag-targeted command reaches it.
  */
-import { SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
-import { deployedDocumentVersion } from '../shared/commands.js';
-import { commandParameters, DocumentName, getDocument } from '../shared/documents.js';
+import { sendPoolSync } from '../shared/pool-sync.js';
 import { validateKey } from '../shared/push-keys.js';
 import type { PushRecord, PushRecords, RejectedKeyReport } from '../shared/push-records.js';
 import { PushStatus } from '../shared/push-records.js';
-import { poolTag } from '../shared/tags.js';
 import type { CapacityVerdict } from './capacity.js';
 import type { FanOutConfig } from './config.js';
 
@@ -283,29 +281,9 @@ export async function fanOutBatch(messages: readonly PushMessage[], deps: FanOut
 }
 
 /** Sends Volsd-Sync to every instance tagged with the pool; returns the command id. */
-async function sendSync(deps: FanOutDeps, generation: number): Promise<string> {
-  const { config } = deps;
-  // Validated against the document's own patterns, as SSM would (InvalidParameters).
-  const parameters = commandParameters(getDocument(DocumentName.Sync), {
-    Bucket: config.bucket,
-    Prefix: config.prefix,
-    Generation: generation,
-    // The limit this function refuses pushes by: the sync must not copy what the push refused.
-    MaxObjectBytes: config.maxObjectBytes,
+function sendSync(deps: FanOutDeps, generation: number): Promise<string> {
+  return sendPoolSync(deps.ssm, deps.config, {
+    generation,
+    comment: `volsd push ${deps.config.pool} generation ${generation}`,
   });
-  const out = await deps.ssm.send(
-    new SendCommandCommand({
-      DocumentName: config.syncDocument,
-      DocumentVersion: deployedDocumentVersion,
-      Targets: [{ Key: `tag:${poolTag}`, Values: [config.pool] }],
-      Parameters: parameters,
-      MaxConcurrency: config.maxConcurrency,
-      MaxErrors: config.maxErrors,
-      TimeoutSeconds: config.deliveryTimeoutSeconds,
-      Comment: `volsd push ${config.pool} generation ${generation}`.slice(0, 100),
-    }),
-  );
-  const id = out.Command?.CommandId;
-  if (!id) throw new Error('SendCommand returned no command id');
-  return id;
 }

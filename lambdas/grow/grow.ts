@@ -23,10 +23,9 @@ import {
   type Volume,
   type VolumeModification,
 } from '@aws-sdk/client-ec2';
-import { SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import { deployedDocumentVersion } from '../shared/commands.js';
-import { commandParameters, DocumentName, getDocument } from '../shared/documents.js';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { GrowthRecords } from '../shared/growth.js';
+import { sendPoolSync } from '../shared/pool-sync.js';
 import type { PushRecords } from '../shared/push-records.js';
 import { PushStatus } from '../shared/push-records.js';
 import { poolTag, Role, roleTag } from '../shared/tags.js';
@@ -211,27 +210,11 @@ export async function growPool(deps: GrowDeps): Promise<GrowReport> {
   const generation = repush
     ? await deps.pools.bumpGeneration(config.pool)
     : (await deps.pools.getPool(config.pool)).generation;
-  const parameters = commandParameters(getDocument(DocumentName.Sync), {
-    Bucket: config.bucket,
-    Prefix: config.prefix,
-    Generation: generation,
-    MaxObjectBytes: config.maxObjectBytes,
-    OnlyBehind: repush ? 'false' : 'true',
+  const commandId = await sendPoolSync(deps.ssm, config, {
+    generation,
+    onlyBehind: !repush,
+    comment: `volsd grow ${config.pool} to ${targetGiB} GiB, generation ${generation}`,
   });
-  const out = await deps.ssm.send(
-    new SendCommandCommand({
-      DocumentName: config.syncDocument,
-      DocumentVersion: deployedDocumentVersion,
-      Targets: [{ Key: `tag:${poolTag}`, Values: [config.pool] }],
-      Parameters: parameters,
-      MaxConcurrency: config.maxConcurrency,
-      MaxErrors: config.maxErrors,
-      TimeoutSeconds: config.deliveryTimeoutSeconds,
-      Comment: `volsd grow ${config.pool} to ${targetGiB} GiB, generation ${generation}`.slice(0, 100),
-    }),
-  );
-  const commandId = out.Command?.CommandId;
-  if (!commandId) throw new Error('SendCommand returned no command id');
   if (repush) {
     // Recorded as a push: the push status collection then records every volume's outcome.
     await deps.pushes.recordPush({

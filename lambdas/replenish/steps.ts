@@ -333,8 +333,17 @@ const attachToWorker: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
     }
     return names;
   };
+  // A worker gone mid-round (its group replaced it, a scale-in): its volumes are set aside, SYNCING, for
+  // the next round's Plan to adopt onto a live worker; the round goes on with the others.
+  const gone = new Set<string>();
+  const kept: NewVolume[] = [];
+  const setAside: string[] = [];
   for (const v of ctx.volumes ?? []) {
     const workerId = workerOf(ctx, v);
+    if (gone.has(workerId)) {
+      setAside.push(v.volumeId);
+      continue;
+    }
     const record = await repo.getVolume(v.volumeId);
     if (record.state === VolumeState.Creating) {
       await repo.transition({
@@ -347,11 +356,35 @@ const attachToWorker: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
       await repo.setHolder(v.volumeId, VolumeState.Syncing, workerId);
     }
     const volume = await describeVolume(ec2, v.volumeId);
-    if (!volume || attachmentOf(volume)) continue;
-    const worker = await requireLiveInstance(ec2, workerId);
-    await attachAtFreeDevice(ec2, v.volumeId, worker, await avoidOn(workerId));
+    if (!volume || attachmentOf(volume)) {
+      kept.push(v);
+      continue;
+    }
+    try {
+      const worker = await requireLiveInstance(ec2, workerId);
+      await attachAtFreeDevice(ec2, v.volumeId, worker, await avoidOn(workerId));
+      kept.push(v);
+    } catch (err) {
+      if (!(err instanceof InstanceGone)) throw err;
+      gone.add(workerId);
+      setAside.push(v.volumeId);
+    }
   }
-  return { ...ctx, attachRequestedAt: nowMs() };
+  if (setAside.length === 0) return { ...ctx, attachRequestedAt: nowMs() };
+  logger.warn('sync worker gone mid-round; its volumes set aside for the next round', {
+    az: ctx.az,
+    workers: [...gone],
+    setAside,
+  });
+  metrics.addMetric('WorkerAttachAborted', 'Count', setAside.length);
+  return {
+    ...ctx,
+    volumes: kept,
+    attachRequestedAt: nowMs(),
+    setAside: (ctx.setAside ?? 0) + setAside.length,
+    // Bounded as WaitAttached's set-aside rounds are.
+    again: ctx.again || (ctx.round ?? 0) < 3,
+  };
 };
 
 /**
