@@ -678,6 +678,10 @@ export async function finishRepair(r: Repair, ctx: ReconcileCtx, deps: StepDeps)
       state: r.action === 'adopt' ? VolumeState.Syncing : VolumeState.InUse,
       ...(r.action === 'adopt' && r.workerId ? { holder: r.workerId } : {}),
       ...(r.action === 'adoptInUse' && r.instanceId ? { holder: r.instanceId } : {}),
+      // Whoever had it while the table did not know it (a web host, a dead instance) may have changed its
+      // files, their timestamps and its generation marker: the replenish rebuilds it from the bucket. One in
+      // use is marked when its release hands it back.
+      ...(r.action === 'adopt' ? { untrusted: true } : {}),
     });
     return done(`registered ${record.state}`);
   }

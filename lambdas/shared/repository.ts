@@ -218,6 +218,8 @@ export class VolumeRepository {
     holder?: string;
     snapshotId?: string;
     generation?: number;
+    /** Out of Volsd's hands before (an adopted volume): replenish rebuilds it from the bucket. */
+    untrusted?: boolean;
   }): Promise<VolumeRecord> {
     const volumeId = parseOrThrow(volumeIdSchema, input.volumeId, 'volumeId');
     const pool = await this.getPool(input.pool);
@@ -239,6 +241,7 @@ export class VolumeRepository {
         ? { snapshotId: parseOrThrow(snapshotIdSchema, input.snapshotId, 'snapshotId') }
         : {}),
       ...(state === VolumeState.Claimed ? { claimedAt: now } : {}),
+      ...(input.untrusted ? { untrusted: true } : {}),
     };
     try {
       await this.doc.send(

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AttachVolumeCommand,
@@ -13,6 +13,7 @@ import { poolTag, Role, roleTag } from '../../lambdas/shared/tags.js';
 import { checkInvariants } from '../../sandbox/invariants.js';
 import type { Sandbox } from '../../sandbox/runtime.js';
 import {
+  content,
   expectInvariants,
   expectNothingLeft,
   repairedKinds,
@@ -151,6 +152,26 @@ describe('a pool volume missing from the table', () => {
 
     expect(repairedKinds(result)).toEqual({ untracked: 1 });
     expect(await sandbox.repo.getVolume(volumeId)).toMatchObject({ state: VolumeState.Idle, holder: worker });
+    await expectNothingLeft(sandbox);
+    await expectInvariants(sandbox);
+  });
+
+  it('on the worker, changed while untracked, is rebuilt from the bucket before it is IDLE again', async () => {
+    const volumeId = await anIdleVolume();
+    // While the table did not know it, a file was changed to other bytes of the same size, its mtime kept:
+    // a plain sync (size, LastModified, recorded ETags) would keep it.
+    const page = join(sandbox.cloud.volumeDataDir(volumeId), 'index.html');
+    const { mtime } = statSync(page);
+    writeFileSync(page, 'x'.repeat(Buffer.byteLength(content)));
+    utimesSync(page, mtime, mtime);
+    await sandbox.repo.transition({ volumeId, from: VolumeState.Idle, to: VolumeState.Error });
+    await sandbox.repo.forgetVolume(volumeId);
+
+    const result = await runReconcile(sandbox);
+
+    expect(repairedKinds(result)).toEqual({ untracked: 1 });
+    expect(await sandbox.repo.getVolume(volumeId)).toMatchObject({ state: VolumeState.Idle, holder: worker });
+    expect(readFileSync(page, 'utf8')).toBe(content);
     await expectNothingLeft(sandbox);
     await expectInvariants(sandbox);
   });
