@@ -13,10 +13,12 @@ import {
 import {
   AttachStuck,
   AzNotCovered,
+  CommandFailed,
   ConcurrentModification,
   InstanceGone,
   InstanceNotReady,
   InvalidInput,
+  MountTimedOut,
   NoIdleVolume,
   PoolNotReady,
   VolumeHeldElsewhere,
@@ -54,6 +56,11 @@ export const attachTimeoutMs = 90_000;
 export const maxAttachAttempts = 3;
 /** How many sync rounds bring a volume current before giving up (a push per round would be needed to lose). */
 export const maxSyncRounds = 5;
+/**
+ * How many times Volsd-Mount is sent to the instance when it ends TimedOut (SSM did not deliver it
+ * within its TimeoutSeconds, or the agent killed it at its execution timeout) before the acquire gives up.
+ */
+export const maxMountAttempts = 3;
 
 function need<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new InvalidInput(`acquire step needs ${what}`);
@@ -299,8 +306,12 @@ const abortAttach: Step = async (ctx, { ec2, repo }) => {
   return avoid ? { ...rest, avoidDevices: avoid } : rest;
 };
 
-/** Mounts the volume on the instance (Volsd-Mount finds the device by the volume id in its NVMe serial). */
-const mount: Step = async (ctx, { ec2, ssm, config }) => {
+/**
+ * Mounts the volume on the instance (Volsd-Mount finds the device by the volume id in its NVMe serial).
+ * Counts its sends: WaitMount sends it again after a timed-out one (`waitMount`).
+ */
+const mount: Step = async (fromCtx, { ec2, ssm, config }) => {
+  const { mountError: _timedOut, ...ctx } = fromCtx;
   const volumeId = need(ctx.volumeId, 'volumeId');
   const mountPath = ctx.mountPath ?? config.MOUNT_PATH;
   const commandId = await sendDocument(ssm, {
@@ -319,7 +330,38 @@ const mount: Step = async (ctx, { ec2, ssm, config }) => {
     if (err instanceof InstanceNotReady) await requireLiveInstance(ec2, ctx.instanceId);
     throw err;
   });
-  return { ...ctx, command: { commandId, instanceId: ctx.instanceId, document: config.MOUNT_DOCUMENT } };
+  return {
+    ...ctx,
+    mountAttempts: (ctx.mountAttempts ?? 0) + 1,
+    command: { commandId, instanceId: ctx.instanceId, document: config.MOUNT_DOCUMENT },
+  };
+};
+
+/**
+ * Waits for Volsd-Mount like any command, but a mount that ended TimedOut is not the end of the launch:
+ * a Run Command can time out on AWS too (an agent slow to pick it up past TimeoutSeconds, a host too busy
+ * to finish within the execution timeout), and the mount is idempotent (it finds the volume by its
+ * serial, takes a lock, and leaves an existing mount of it as it is). With attempts left it throws
+ * MountTimedOut, which the state machine sends back to Mount; after `maxMountAttempts` it fails as before.
+ */
+const waitMount: Step = async (ctx, deps) => {
+  try {
+    return await waitCommand(ctx, deps);
+  } catch (err) {
+    if (!(err instanceof CommandFailed) || err.status !== 'TimedOut') throw err;
+    const attempts = ctx.mountAttempts ?? 1;
+    if (attempts >= maxMountAttempts) throw err;
+    metrics.addMetric('MountTimedOut', 'Count', 1);
+    logger.warn('the mount command timed out; sending it again', {
+      instanceId: ctx.instanceId,
+      volumeId: ctx.volumeId,
+      statusDetails: err.statusDetails,
+      attempt: attempts,
+    });
+    throw new MountTimedOut(`${err.message}; mount attempt ${attempts} of ${maxMountAttempts}`, {
+      cause: err,
+    });
+  }
 };
 
 /**
@@ -578,6 +620,7 @@ const plainSteps: Record<string, Step> = {
   waitAttached,
   abortAttach,
   mount,
+  waitMount,
   bringCurrent,
   checkInitialized,
   finish,

@@ -99,9 +99,12 @@ export async function commandOutcome(
   const stdout = out.StandardOutputContent ?? '';
   if (status !== 'Success') {
     const stderr = (out.StandardErrorContent ?? '').trim().split('\n').slice(-3).join(' | ');
-    throw new CommandFailed(
-      `command ${commandId} on ${instanceId} ended ${status} (exit ${out.ResponseCode ?? '?'}): ${stderr || stdout.slice(-300)}`,
+    const failed = new CommandFailed(
+      `command ${commandId} on ${instanceId} ended ${status}${out.StatusDetails && out.StatusDetails !== status ? ` (${out.StatusDetails})` : ''} (exit ${out.ResponseCode ?? '?'}): ${stderr || stdout.slice(-300)}`,
     );
+    failed.status = status;
+    if (out.StatusDetails) failed.statusDetails = out.StatusDetails;
+    throw failed;
   }
   return { status: 'Success', results: parseResults(stdout), stdoutTail: stdout.slice(-500) };
 }

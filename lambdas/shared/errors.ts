@@ -47,7 +47,15 @@ export class AttachStuck extends named('AttachStuck') {}
 /** The instance is gone (terminated, shutting down, or not found). Nothing can be attached to it. */
 export class InstanceGone extends named('InstanceGone') {}
 /** An SSM command did not succeed on the instance. */
-export class CommandFailed extends named('CommandFailed') {}
+export class CommandFailed extends named('CommandFailed') {
+  /**
+   * The invocation's SSM status when the command ended without success (`Failed`, `TimedOut`,
+   * `Cancelled`...); undefined when it failed before running (SendCommand returned no id).
+   */
+  status?: string;
+  /** Its StatusDetails (`DeliveryTimedOut`, `ExecutionTimedOut`, `Failed`...). */
+  statusDetails?: string;
+}
 /** An SSM command is still running: poll again. */
 export class CommandPending extends named('CommandPending') {}
 /** The instance is not reachable by SSM yet (still booting, agent not registered): try again. */
@@ -58,6 +66,11 @@ export class NoFreeDevice extends named('NoFreeDevice') {}
 export class VolumeInitializing extends named('VolumeInitializing') {}
 /** The boot unit on the instance reported that it could not mount: the acquire goes on over SSM. */
 export class BootUnitFailed extends named('BootUnitFailed') {}
+/**
+ * The mount command on the instance ended TimedOut (not delivered within its TimeoutSeconds, or killed
+ * at its execution timeout) with attempts left: Volsd-Mount is idempotent, so it is sent again.
+ */
+export class MountTimedOut extends named('MountTimedOut') {}
 
 /** Every named error class, by name: the set that ASL `ErrorEquals` may reference. */
 export const namedErrors = {
@@ -80,6 +93,7 @@ export const namedErrors = {
   NoFreeDevice,
   VolumeInitializing,
   BootUnitFailed,
+  MountTimedOut,
 } as const;
 
 export type VolsdErrorName = keyof typeof namedErrors;

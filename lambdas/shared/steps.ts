@@ -50,6 +50,10 @@ export interface WorkflowCtx extends WorkflowInput {
   syncRounds?: number;
   attachRequestedAt?: number;
   attachAttempts?: number;
+  /** Volsd-Mount commands sent to the instance so far (a timed-out one is sent again, within a bound). */
+  mountAttempts?: number;
+  /** Set by WaitMount's Catch: the timed-out mount that is being sent again. */
+  mountError?: { Error?: string; Cause?: string };
   heartbeatAt?: number;
   startedAt?: number;
   force?: boolean;

@@ -21,6 +21,10 @@ interface PendingTimer {
  * otherwise let modelled minutes pass while the work waits for the CPU, and AWS's timeouts (a
  * lifecycle hook's heartbeat timeout) would fire on time that no AWS service would have spent. A
  * 10 ms wall-time probe measures how late it runs; lateness beyond 5 ms is taken off the clock.
+ * Every read of the clock applies the same measure first (`catchUp`): after the process stood still
+ * (descheduled, or one long callback), the first timer to run must not see that time as modelled
+ * time before the probe's own turn comes, or a timer due later (SSM's delivery timeout) fires ahead
+ * of one due earlier (the delivery) that Node happens to run after it.
  *
  * Timers are not unref'd on purpose: a script that awaits `sleep()` at top level must not exit
  * early. `close()` is what releases them.
@@ -36,6 +40,10 @@ export class SimClock {
   private pausedMs = 0;
   private last = 0;
   private probe?: NodeJS.Timeout;
+  /** Wall instant (performance.now) the probe is due next; undefined without lag compensation. */
+  private expected?: number;
+  private static readonly probePeriodMs = 10;
+  private static readonly lateThresholdMs = 5;
 
   /**
    * @param timeScale wall seconds per modelled second, > 0 (1 = real time, 0.001 = 1000x faster).
@@ -50,15 +58,27 @@ export class SimClock {
     }
     this.msPerSecond = 1000 * timeScale;
     if (options.compensateLag ?? true) {
-      const period = 10;
-      let expected = performance.now() + period;
+      this.expected = performance.now() + SimClock.probePeriodMs;
       this.probe = setInterval(() => {
         const at = performance.now();
-        const late = at - expected;
-        if (late > 5) this.pausedMs += late;
-        expected = at + period;
-      }, period);
+        this.catchUp(at);
+        this.expected = at + SimClock.probePeriodMs;
+      }, SimClock.probePeriodMs);
       this.probe.unref();
+    }
+  }
+
+  /**
+   * Takes off the clock how late the probe is at wall instant `at` (beyond the threshold): the time the
+   * process could not run its timers. Called by the probe and by every read of the clock, so whichever
+   * comes first after a stall accounts for it, once.
+   */
+  private catchUp(at: number): void {
+    if (this.expected === undefined) return;
+    const late = at - this.expected;
+    if (late > SimClock.lateThresholdMs) {
+      this.pausedMs += late;
+      this.expected = at + SimClock.probePeriodMs;
     }
   }
 
@@ -69,7 +89,9 @@ export class SimClock {
 
   /** Modelled seconds since the clock started (never decreasing: a pause found late holds the clock). */
   now(): number {
-    const t = (performance.now() - this.startWall - this.pausedMs) / this.msPerSecond;
+    const at = performance.now();
+    this.catchUp(at);
+    const t = (at - this.startWall - this.pausedMs) / this.msPerSecond;
     if (t > this.last) this.last = t;
     return this.last;
   }
@@ -141,6 +163,7 @@ export class SimClock {
   close(): void {
     this.closed = true;
     clearInterval(this.probe);
+    this.expected = undefined;
     for (const timer of this.timers) {
       clearTimeout(timer.handle);
       timer.reject?.(new SimClockClosed());

@@ -63,6 +63,9 @@ const fatal: FatalLists = {
   abortAttach: ['InvalidInput', 'IllegalTransition', 'VolumeNotFound'],
   // requireLiveInstance when SSM cannot reach the instance: InstanceGone
   mount: ['InvalidInput', 'InstanceGone'],
+  // waitCommand's; MountTimedOut goes straight to the Catch that sends the mount again (a retry would
+  // only read the same ended command)
+  waitMount: ['InvalidInput', 'MountTimedOut'],
   // repo.getPool: UnknownPool
   bringCurrent: ['InvalidInput', 'UnknownPool'],
   // readInitialization, maybeHeartbeat: none of their own
@@ -315,11 +318,15 @@ export const acquire = stateMachine({
       next: 'WaitMount',
     }),
     WaitMount: task({
-      step: 'waitCommand',
+      comment:
+        'Poll Volsd-Mount. A mount that ended TimedOut is sent again (it is idempotent), a bounded number of times (maxMountAttempts).',
+      step: 'waitMount',
       poll: [
-        poll('CommandPending', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 20 }),
+        // About 190 s: past the mount's delivery timeout (SendCommand TimeoutSeconds 60) with room for its
+        // run, so the poll sees the command end (and a timed-out one sent again) rather than giving up first.
+        poll('CommandPending', { IntervalSeconds: 1, BackoffRate: 1.5, MaxDelaySeconds: 5, MaxAttempts: 40 }),
       ],
-      catch: [catchAll('$.error', 'Compensate')],
+      catch: [catchOn(['MountTimedOut'], '$.mountError', 'Mount'), catchAll('$.error', 'Compensate')],
       next: 'BringCurrent',
     }),
     BringCurrent: task({

@@ -60,6 +60,38 @@ describe('SimClock', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('does not count a stall of the process as modelled time, even read before the probe runs', () => {
+    // 1 modelled second = 10 ms of wall time: the 400 ms stall below would be 40 modelled seconds.
+    const clock = new SimClock(0.01);
+    const before = clock.now();
+
+    // The process stands still (descheduled, or one long callback): no timer, no probe runs meanwhile.
+    const until = performance.now() + 400;
+    while (performance.now() < until) {
+      /* stall */
+    }
+    const after = clock.now();
+
+    expect({ advanced: after - before < 10, lagSeconds: clock.lagSeconds >= 0.3 }).toEqual({
+      advanced: true,
+      lagSeconds: true,
+    });
+    clock.close();
+  });
+
+  it('runs on wall time again without lag compensation', () => {
+    const clock = new SimClock(0.01, { compensateLag: false });
+    const before = clock.now();
+
+    const until = performance.now() + 100;
+    while (performance.now() < until) {
+      /* stall */
+    }
+
+    expect(clock.now() - before).toBeGreaterThanOrEqual(10);
+    clock.close();
+  });
+
   it('gives modelled instants as Dates', () => {
     const clock = new SimClock(1);
 
