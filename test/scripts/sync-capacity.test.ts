@@ -7,17 +7,15 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DocumentName, ExitCode, type ScriptResult } from '../../lambdas/shared/documents.js';
 import { defaultAwsEnv, resolveAwsCli, shimsDir } from '../../sandbox/agent/runner.js';
-import { makeS3rverFaithful } from '../../sandbox/agent/s3-fidelity.js';
 import { volumeId } from '../helpers/ids.js';
 import { createHost, type TestHost } from './host.js';
+import { type ScriptS3, startScriptS3 } from './s3.js';
 
 const bucket = 'volsd-capacity';
 const vol = volumeId(0xc);
@@ -29,37 +27,17 @@ const objects = {
   'live/c/d.txt': 'd'.repeat(400),
 };
 
-let server: S3rver;
-let s3Dir: string;
+let s3: ScriptS3;
 let endpoint: string;
 let host: TestHost;
 
 beforeAll(async () => {
-  s3Dir = await mkdtemp(join(tmpdir(), 'volsd-capacity-s3-'));
-  server = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    silent: true,
-    directory: s3Dir,
-    configureBuckets: [{ name: bucket }],
-  });
-  makeS3rverFaithful(server);
-  const { port } = await server.run();
-  endpoint = `http://127.0.0.1:${port}`;
-  const s3 = new S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
-  for (const [key, body] of Object.entries(objects))
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
-  s3.destroy();
+  s3 = await startScriptS3(bucket, objects);
+  endpoint = s3.endpoint;
 });
 
 afterAll(async () => {
-  await server.close();
-  await rm(s3Dir, { recursive: true, force: true });
+  await s3?.stop();
 });
 
 afterEach(async () => {

@@ -6,17 +6,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DocumentName, type ScriptResult } from '../../lambdas/shared/documents.js';
 import { modelRunner, withVolumeLock } from '../../sandbox/agent/model-runner.js';
-import { makeS3rverFaithful } from '../../sandbox/agent/s3-fidelity.js';
 import { volumeId } from '../helpers/ids.js';
 import { createHost, eventually, type RunOutcome, serialOf, type TestHost, withResults } from './host.js';
+import { type ScriptS3, startScriptS3 } from './s3.js';
 
 const bucket = 'volsd-push';
 const volA = volumeId(0xa);
@@ -24,8 +21,7 @@ const volB = volumeId(0xb);
 const pathA = `/var/lib/volsd/${volA}`;
 const pathB = `/var/lib/volsd/${volB}`;
 
-let server: S3rver;
-let s3Dir: string;
+let s3: ScriptS3;
 let endpoint: string;
 let host: TestHost;
 let twinHost: TestHost;
@@ -48,25 +44,8 @@ async function holdLock(volume: string): Promise<{ release: () => void }> {
 }
 
 beforeAll(async () => {
-  s3Dir = await mkdtemp(join(tmpdir(), 'volsd-sync-taken-s3-'));
-  server = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    silent: true,
-    directory: s3Dir,
-    configureBuckets: [{ name: bucket }],
-  });
-  makeS3rverFaithful(server);
-  const { port } = await server.run();
-  endpoint = `http://127.0.0.1:${port}`;
-  const s3 = new S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'live/index.html', Body: 'v2' }));
-  s3.destroy();
+  s3 = await startScriptS3(bucket, { 'live/index.html': 'v2' });
+  endpoint = s3.endpoint;
   host = await createHost();
   await mountBoth(host);
   twinHost = await createHost();
@@ -97,8 +76,7 @@ afterAll(async () => {
   holder?.kill();
   await host?.cleanup();
   await twinHost?.cleanup();
-  await server.close();
-  await rm(s3Dir, { recursive: true, force: true });
+  await s3?.stop();
 });
 
 describe('Volsd-Sync with a volume taken while it waited for its lock', () => {

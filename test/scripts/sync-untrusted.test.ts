@@ -1,15 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { lstatSync, readFileSync, statSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, chown, mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandParameters, DocumentName, getDocument } from '../../lambdas/shared/documents.js';
-import { makeS3rverFaithful } from '../../sandbox/agent/s3-fidelity.js';
 import { volumeId } from '../helpers/ids.js';
 import { createHost, type RunOutcome, type TestHost, walk } from './host.js';
+import { type ScriptS3, startScriptS3 } from './s3.js';
 
 /*
  * A volume back from an instance (release policy `recycle`) holds whatever that instance left: a file
@@ -21,8 +18,7 @@ const prefix = 'trust/';
 const vol = volumeId(0x18);
 const mountPath = '/srv/www';
 
-let server: S3rver;
-let s3Dir: string;
+let s3: ScriptS3;
 let endpoint: string;
 let host: TestHost;
 
@@ -51,26 +47,8 @@ async function tamper(): Promise<void> {
 }
 
 beforeAll(async () => {
-  s3Dir = await mkdtemp(join(tmpdir(), 'volsd-untrusted-s3-'));
-  server = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    silent: true,
-    directory: s3Dir,
-    configureBuckets: [{ name: bucket }],
-  });
-  makeS3rverFaithful(server);
-  const { port } = await server.run();
-  endpoint = `http://127.0.0.1:${port}`;
-  const s3 = new S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}index.html`, Body: 'good' }));
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}bin/tool`, Body: 'tool' }));
-  s3.destroy();
+  s3 = await startScriptS3(bucket, { [`${prefix}index.html`]: 'good', [`${prefix}bin/tool`]: 'tool' });
+  endpoint = s3.endpoint;
   host = await createHost();
   await host.createVolume(vol, { formatted: true });
   await host.attach(vol, 1);
@@ -81,8 +59,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await host?.cleanup();
-  await server?.close();
-  await rm(s3Dir, { recursive: true, force: true });
+  await s3?.stop();
 });
 
 describe('Volsd-Sync of an untrusted volume', () => {

@@ -2,8 +2,8 @@ import { existsSync, readFileSync, statSync, utimesSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
+import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   commandParameters,
@@ -14,9 +14,10 @@ import {
   type RejectedKey,
   type ScriptResult,
 } from '../../lambdas/shared/documents.js';
-import { makeS3rverFaithful, putObjectVerbatim } from '../../sandbox/agent/s3-fidelity.js';
+import { putObjectVerbatim } from '../../sandbox/agent/s3-fidelity.js';
 import { volumeId } from '../helpers/ids.js';
 import { createHost, type RunOutcome, snapshot, type TestHost, walk } from './host.js';
+import { type ScriptS3, startScriptS3 } from './s3.js';
 
 const bucket = 'volsd-push';
 const volA = volumeId(0xa);
@@ -51,7 +52,7 @@ const hostileKeys: Record<string, string> = {
 };
 
 let server: S3rver;
-let s3Dir: string;
+let scriptS3: ScriptS3;
 let endpoint: string;
 let s3: S3Client;
 let host: TestHost;
@@ -72,23 +73,8 @@ const volumeResult = (out: RunOutcome, volume: string) =>
   out.results.find((r: ScriptResult) => r.op === 'sync' && r.volumeId === volume);
 
 beforeAll(async () => {
-  s3Dir = await mkdtemp(join(tmpdir(), 'volsd-scripts-s3-'));
-  server = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    silent: true,
-    directory: s3Dir,
-    configureBuckets: [{ name: bucket }],
-  });
-  makeS3rverFaithful(server);
-  const { port } = await server.run();
-  endpoint = `http://127.0.0.1:${port}`;
-  s3 = new S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
+  scriptS3 = await startScriptS3(bucket);
+  ({ server, endpoint, client: s3 } = scriptS3);
   for (const [key, body] of Object.entries(validKeys)) await put(key, body);
   for (const key of Object.keys(hostileKeys)) {
     // s3rver's router cannot address an empty segment; S3 stores such keys all the same.
@@ -99,9 +85,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  s3.destroy();
-  await server.close();
-  await rm(s3Dir, { recursive: true, force: true });
+  await scriptS3?.stop();
 });
 
 describe('Volsd-Sync against S3', () => {
@@ -317,7 +301,7 @@ describe('Volsd-Sync with two same-size versions in one second (same LastModifie
       { s3Endpoint: endpoint },
     );
   // s3rver takes LastModified from its object file's mtime, to the second as S3 keeps it.
-  const objectFile = () => join(s3Dir, bucket, 'same/page.html._S3rver_object');
+  const objectFile = () => join(scriptS3.directory, bucket, 'same/page.html._S3rver_object');
 
   beforeAll(async () => {
     await put('same/page.html', 'op 101');
