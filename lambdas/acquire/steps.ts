@@ -85,8 +85,10 @@ const resolve: Step = async (ctx, deps) => {
     const problem = mountPathProblem(ctx.mountPath, mountRoots(config.MOUNT_ROOTS, config.MOUNT_PATH));
     if (problem) throw new InvalidInput(`refusing mount path ${ctx.mountPath}: ${problem}`);
   }
-  // Adaptive sizing counts the launch once, when the acquire first resolves it.
-  if (ctx.startedAt === undefined) await recordLaunch(config, { pool: ctx.pool, az });
+  // Adaptive sizing counts the launch when the acquire first resolves it; a retried Resolve (a crash after
+  // the write) counts the same instance again, which the hour's instance set absorbs.
+  if (ctx.startedAt === undefined)
+    await recordLaunch(config, { pool: ctx.pool, az, instanceId: ctx.instanceId });
   const bootUnit = instance.Tags?.some((t) => t.Key === bootUnitTag && t.Value === '1') === true;
   const resolved = { ...ctx, az, bootUnit, startedAt: ctx.startedAt ?? nowMs() };
   // Claimed in the same invocation (one Lambda call fewer per acquire); nothing to claim yet is left

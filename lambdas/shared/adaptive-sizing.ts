@@ -110,6 +110,12 @@ const hourMs = 3_600_000;
 const dayMs = 24 * hourMs;
 const hourKey = (hour: number) => `HOUR#${String(hour).padStart(8, '0')}`;
 
+/** Launches in one hour item: its distinct instances, plus the plain counter (items written before the set). */
+export function launchesOf(item: Record<string, unknown>): number {
+  const instances = item.instances instanceof Set ? item.instances.size : 0;
+  return instances + Number(item.launches ?? 0);
+}
+
 /** The table items of adaptive sizing: hourly launch counts per AZ, and the last target decision. */
 export class LaunchHistory {
   constructor(
@@ -117,16 +123,35 @@ export class LaunchHistory {
     private readonly tableName: string,
   ) {}
 
-  /** Counts one launch in its AZ's hour: one small item per AZ and hour with launches. */
-  async recordLaunch(pool: string, az: string, atMs: number): Promise<void> {
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { pk: `LAUNCHES#${pool}#${az}`, sk: hourKey(Math.floor(atMs / hourMs)) },
-        UpdateExpression: 'ADD launches :one',
-        ExpressionAttributeValues: { ':one': 1 },
-      }),
-    );
+  /**
+   * Counts one launch in its AZ's hour: one item per AZ and hour with launches, holding the instance ids
+   * as a string set, so a step run twice for one instance (a crash after the write, then the retry)
+   * counts it once: ADD of an element already in a set changes nothing. An item past DynamoDB's 400 KB
+   * (about 20,000 ids in one AZ's hour) refuses the ADD with ValidationException: the launch is then
+   * counted in the plain `launches` counter (not idempotent, but counted).
+   */
+  async recordLaunch(pool: string, az: string, atMs: number, instanceId: string): Promise<void> {
+    const Key = { pk: `LAUNCHES#${pool}#${az}`, sk: hourKey(Math.floor(atMs / hourMs)) };
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key,
+          UpdateExpression: 'ADD instances :id',
+          ExpressionAttributeValues: { ':id': new Set([instanceId]) },
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof Error) || err.name !== 'ValidationException') throw err;
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key,
+          UpdateExpression: 'ADD launches :one',
+          ExpressionAttributeValues: { ':one': 1 },
+        }),
+      );
+    }
   }
 
   /**
@@ -151,8 +176,7 @@ export class LaunchHistory {
             ExclusiveStartKey: start,
           }),
         );
-        for (const item of page.Items ?? [])
-          counts.set(Number(String(item.sk).slice(5)), Number(item.launches ?? 0));
+        for (const item of page.Items ?? []) counts.set(Number(String(item.sk).slice(5)), launchesOf(item));
         start = page.LastEvaluatedKey;
       } while (start);
       for (let d = 1; d <= days; d++) {
