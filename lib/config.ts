@@ -18,6 +18,9 @@ import type { VolsdStackProps } from './volsd-stack.js';
  * | `volsd:autoScalingGroupNames` | string[] or `a,b` | `[]` | groups served (lifecycle hooks are added to them; tag them `volsd:pool=<pool>`) |
  * | `volsd:idlePerAz` | integer | 2 | idle volumes per AZ (0..1000); each AZ runs as many sync workers as they need |
  * | `volsd:maxWorkersPerAz` | integer | what `idlePerAz` needs | largest sync worker group per AZ (must hold the target) |
+ * | `volsd:adaptiveMinPerAz`, `volsd:adaptiveMaxPerAz`, `volsd:adaptiveBudgetDollarsPerMonth` | integer, integer, number | off | adaptive sizing of the idle target (all three together; `idlePerAz` is then the starting target): bounds per AZ and the monthly at-rest budget (docs/decisions.md, "Adaptive sizing") |
+ * | `volsd:adaptiveLookbackDays` | integer | 7 | adaptive sizing: past days whose launches count (1..60) |
+ * | `volsd:adaptiveWorkerDollarsPerMonth` | number | 13.54 for t4g.small | adaptive sizing: one sync worker and its root volume a month (required for another worker type) |
  * | `volsd:volumeSizeGiB` | integer | 20 | volume size (1..16384); raising it grows every existing volume online |
  * | `volsd:growThresholdPercent` | integer | 80 | grow every pool volume once the content fills this share of one (10..90) |
  * | `volsd:volumeIops` | integer | 3000 | gp3 IOPS (3000..80000) |
@@ -115,6 +118,11 @@ export const contextSchema = z
     'volsd:autoScalingGroupNames': list.optional(),
     'volsd:idlePerAz': integer.optional(),
     'volsd:maxWorkersPerAz': integer.optional(),
+    'volsd:adaptiveMinPerAz': integer.optional(),
+    'volsd:adaptiveMaxPerAz': integer.optional(),
+    'volsd:adaptiveBudgetDollarsPerMonth': z.coerce.number().positive().optional(),
+    'volsd:adaptiveLookbackDays': integer.optional(),
+    'volsd:adaptiveWorkerDollarsPerMonth': z.coerce.number().positive().optional(),
     'volsd:volumeSizeGiB': integer.optional(),
     'volsd:growThresholdPercent': integer.optional(),
     'volsd:volumeIops': integer.optional(),
@@ -149,6 +157,21 @@ export const contextSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    const adaptiveKeys = [
+      c['volsd:adaptiveMinPerAz'],
+      c['volsd:adaptiveMaxPerAz'],
+      c['volsd:adaptiveBudgetDollarsPerMonth'],
+    ];
+    const adaptiveGiven = adaptiveKeys.filter((v) => v !== undefined).length;
+    const adaptiveExtras =
+      c['volsd:adaptiveLookbackDays'] !== undefined || c['volsd:adaptiveWorkerDollarsPerMonth'] !== undefined;
+    if ((adaptiveGiven !== 0 && adaptiveGiven !== 3) || (adaptiveGiven === 0 && adaptiveExtras)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message:
+          'volsd:adaptiveMinPerAz, volsd:adaptiveMaxPerAz and volsd:adaptiveBudgetDollarsPerMonth go together (adaptiveLookbackDays and adaptiveWorkerDollarsPerMonth need them)',
+      });
+    }
     const vpcKeys = [c['volsd:vpcId'], c['volsd:availabilityZones'], c['volsd:subnetIds']];
     const given = vpcKeys.filter((v) => v !== undefined).length;
     if (given !== 0 && given !== 3) {
@@ -206,6 +229,9 @@ export function readAppConfig(node: Node): AppConfig {
   const account = c['volsd:account'];
   const region = c['volsd:region'];
   const retain = c['volsd:retainData'] ?? true;
+  const adaptiveMin = c['volsd:adaptiveMinPerAz'];
+  const adaptiveMax = c['volsd:adaptiveMaxPerAz'];
+  const adaptiveBudget = c['volsd:adaptiveBudgetDollarsPerMonth'];
   return {
     stackName: c['volsd:stackName'] ?? `Volsd-${poolName}`,
     stackProps: {
@@ -222,6 +248,22 @@ export function readAppConfig(node: Node): AppConfig {
         autoScalingGroups: c['volsd:autoScalingGroupNames'],
         idlePerAz: c['volsd:idlePerAz'],
         maxWorkersPerAz: c['volsd:maxWorkersPerAz'],
+        ...(adaptiveMin !== undefined && adaptiveMax !== undefined && adaptiveBudget !== undefined
+          ? {
+              adaptive: {
+                minPerAz: adaptiveMin,
+                maxPerAz: adaptiveMax,
+                budgetDollarsPerMonth: adaptiveBudget,
+                // Left out when unset: the construct's defaults apply then.
+                ...(c['volsd:adaptiveLookbackDays'] === undefined
+                  ? {}
+                  : { lookbackDays: c['volsd:adaptiveLookbackDays'] }),
+                ...(c['volsd:adaptiveWorkerDollarsPerMonth'] === undefined
+                  ? {}
+                  : { workerDollarsPerMonth: c['volsd:adaptiveWorkerDollarsPerMonth'] }),
+              },
+            }
+          : {}),
         volume: {
           sizeGiB: c['volsd:volumeSizeGiB'],
           growThresholdPercent: c['volsd:growThresholdPercent'],

@@ -338,6 +338,29 @@ describe('app context', () => {
     });
   });
 
+  it('turns on adaptive sizing from its context keys, the construct filling in the defaults', () => {
+    const app = testApp({
+      'volsd:adaptiveMinPerAz': '2',
+      'volsd:adaptiveMaxPerAz': '60',
+      'volsd:adaptiveBudgetDollarsPerMonth': '512.5',
+    });
+    const { stackProps } = readAppConfig(app.node);
+    expect(stackProps.pool?.adaptive).toEqual({ minPerAz: 2, maxPerAz: 60, budgetDollarsPerMonth: 512.5 });
+    const settings = resolvePoolSettings({ ...stackProps.pool, poolName: 'web' });
+    expect(settings.adaptive).toEqual({
+      minPerAz: 2,
+      maxPerAz: 60,
+      budgetDollarsPerMonth: 512.5,
+      lookbackDays: 7,
+      workerDollarsPerMonth: 13.54,
+    });
+  });
+
+  it('refuses a partial set of adaptive keys', () => {
+    expect(() => readAppConfig(testApp({ 'volsd:adaptiveMaxPerAz': 60 }).node)).toThrow(/go together/);
+    expect(() => readAppConfig(testApp({ 'volsd:adaptiveLookbackDays': 3 }).node)).toThrow(/go together/);
+  });
+
   it('names the stack after the pool', () => {
     expect(readAppConfig(testApp().node).stackName).toBe('Volsd-web');
   });
