@@ -9,6 +9,7 @@
 
 import type { Sandbox } from '../sandbox/runtime.js';
 import { percentiles, round } from '../sandbox/scenarios/report.js';
+import { type Counts, countKinds } from '../sandbox/sim/accounting.js';
 import type { LocalExecution } from '../sandbox/stepfunctions.js';
 
 /** Seconds between two samples of the attachments. */
@@ -45,13 +46,29 @@ export class TimelineRecorder {
   private readonly osReady = new Map<string, number>();
   /** volumeId -> instanceId -> first moment seen in each attachment state, and when it was gone. */
   private readonly attachments = new Map<string, Map<string, Record<string, number>>>();
+  /** The acquire's counts when the instance's OS was up, and when its lifecycle action completed. */
+  private readonly countsAtOsReady = new Map<string, Counts>();
+  private readonly countsAtInService = new Map<string, Counts>();
   private stopSampling: (() => void) | undefined;
 
   constructor(private readonly sandbox: Sandbox) {
     sandbox.cloud.ec2.onInstance((instanceId, event) => {
       const now = sandbox.cloud.clock.now();
       if (event === 'running') this.running.set(instanceId, now);
-      if (event === 'os-ready') this.osReady.set(instanceId, now);
+      if (event !== 'os-ready') return;
+      this.osReady.set(instanceId, now);
+      const operation = this.acquireOf(instanceId);
+      if (!operation) return;
+      this.countsAtOsReady.set(instanceId, sandbox.accounting.forOperation(operation));
+      // Taken in the change that completes the action, before the step making the call goes on.
+      const completed = () =>
+        sandbox.cloud
+          .lifecycleActions()
+          .some((a) => a.instanceId === instanceId && a.completedAt !== undefined);
+      void sandbox.cloud
+        .waitFor(completed, 3600, 'lifecycle action completed')
+        .then(() => this.countsAtInService.set(instanceId, sandbox.accounting.forOperation(operation)))
+        .catch(() => undefined);
     });
     const sample = () => {
       const now = sandbox.cloud.clock.now();
@@ -72,6 +89,34 @@ export class TimelineRecorder {
       this.stopSampling = sandbox.cloud.clock.setTimer(sampleSeconds, sample);
     };
     sample();
+  }
+
+  /** The accounting operation of the acquire running for `instanceId`. */
+  private acquireOf(instanceId: string): string | undefined {
+    const arn = this.sandbox.wiring.stateMachines.acquire;
+    for (const e of this.sandbox.sfn.executions.values()) {
+      if (e.stateMachineArn === arn && e.status === 'RUNNING' && e.name.includes(instanceId))
+        return `acquire:${e.name}`;
+    }
+    return undefined;
+  }
+
+  /**
+   * What the acquire of `instanceId` counted between its OS being up and its lifecycle action
+   * completed (undefined when either moment was not seen).
+   */
+  afterBootCounts(instanceId: string): Counts | undefined {
+    const from = this.countsAtOsReady.get(instanceId);
+    const to = this.countsAtInService.get(instanceId);
+    if (!from || !to) return undefined;
+    const out = structuredClone(to);
+    for (const k of countKinds) {
+      out[k] -= from[k];
+      for (const [detail, n] of Object.entries(from.byDetail[k])) {
+        out.byDetail[k][detail] = (out.byDetail[k][detail] ?? 0) - n;
+      }
+    }
+    return out;
   }
 
   /** The moment `instanceId`'s OS was up (its web server could start). */

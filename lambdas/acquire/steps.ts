@@ -3,8 +3,10 @@ import { sendDocument, syncMaxObjectBytes } from '../shared/commands.js';
 import {
   attachAtFreeDevice,
   attachmentOf,
+  attachmentsOn,
   createRecordedVolume,
   describeVolume,
+  detachFromInstance,
   detachVolume,
   requireLiveInstance,
   requireVolume,
@@ -22,6 +24,7 @@ import {
   NoIdleVolume,
   PoolNotReady,
   VolumeHeldElsewhere,
+  VolumeNotFound,
   VolumeNotReady,
 } from '../shared/errors.js';
 import { readInitialization } from '../shared/initialization.js';
@@ -211,6 +214,9 @@ const detachFromWorker: Step = async (ctx, { ec2, repo }) => {
     });
   }
   if (ctx.direct) return ctx;
+  // The unmount named the worker: detach from it without describing the volume first (one call fewer);
+  // anything unexpected (detached already, a re-run) is decided on the description below.
+  if (ctx.workerId && (await detachFromInstance(ec2, volumeId, ctx.workerId))) return ctx;
   const volume = await requireVolume(ec2, volumeId);
   const attachment = attachmentOf(volume);
   if (attachment && attachment.InstanceId !== ctx.instanceId) await detachVolume(ec2, volume);
@@ -234,22 +240,19 @@ const waitDetached: Step = async (ctx, { ec2 }) => {
 const attach: Step = async (ctx, deps) => {
   const { ec2, repo } = deps;
   const volumeId = need(ctx.volumeId, 'volumeId');
-  const volume = await requireVolume(ec2, volumeId);
-  const attachment = attachmentOf(volume);
-  if (attachment?.InstanceId === ctx.instanceId && attachment.Device) {
-    return { ...ctx, device: attachment.Device, attachRequestedAt: ctx.attachRequestedAt ?? nowMs() };
-  }
-  // Still on its way off the worker (its detach event can trail the instance's `running` one).
-  if (attachment?.InstanceId)
-    throw new VolumeNotReady(`volume ${volumeId} is still ${attachment.State} on ${attachment.InstanceId}`);
-  const attempts = (ctx.attachAttempts ?? 0) + 1;
-  if (attempts > maxAttachAttempts)
-    throw new AttachStuck(`volume ${volumeId}: ${maxAttachAttempts} attaches did not complete`);
   const instance = await requireLiveInstance(ec2, ctx.instanceId);
   if (instance.State?.Name === 'pending') {
     await maybeHeartbeat(ctx, deps);
     throw new InstanceNotReady(`instance ${ctx.instanceId} is pending: attach once it runs`);
   }
+  // What the instance holds, by one DescribeVolumes: the free names, and this volume if a re-run finds
+  // it attached already (the volume itself is not described: AttachVolume says where else it still is).
+  const held = await attachmentsOn(ec2, instance);
+  const here = held.volumes.get(volumeId);
+  if (here) return { ...ctx, device: here, attachRequestedAt: ctx.attachRequestedAt ?? nowMs() };
+  const attempts = (ctx.attachAttempts ?? 0) + 1;
+  if (attempts > maxAttachAttempts)
+    throw new AttachStuck(`volume ${volumeId}: ${maxAttachAttempts} attaches did not complete`);
   const record = await repo.getVolume(volumeId);
   if (record.state === VolumeState.Detaching) {
     await repo.transition({
@@ -263,7 +266,23 @@ const attach: Step = async (ctx, deps) => {
       `volume ${volumeId} is ${record.state}, held by ${record.holder ?? '-'}`,
     );
   }
-  const device = await attachAtFreeDevice(ec2, volumeId, instance, ctx.avoidDevices ?? []);
+  const device = await attachAtFreeDevice(
+    ec2,
+    volumeId,
+    instance,
+    ctx.avoidDevices ?? [],
+    held.devices,
+  ).catch((err: unknown) => {
+    const name = (err as { name?: string }).name;
+    const message = err instanceof Error ? err.message : String(err);
+    // Still on its way off the worker (its detach can trail the instance's `running` event), or
+    // detaching: "The volume '...' is not 'available'." A wait, polled by the Task.
+    if (name === 'VolumeInUse' || (name === 'IncorrectState' && /is not 'available'/.test(message)))
+      throw new VolumeNotReady(`volume ${volumeId} cannot attach yet: ${message}`, { cause: err });
+    if (name === 'InvalidVolume.NotFound')
+      throw new VolumeNotFound(`volume ${volumeId} is unknown to EC2`, { cause: err });
+    throw err;
+  });
   return { ...ctx, device, attachAttempts: attempts, attachRequestedAt: nowMs() };
 };
 

@@ -110,7 +110,19 @@ function freeDevice(instanceId: string | undefined, taken: ReadonlySet<string>):
  * an attach the instance's mappings may not list it yet), so a choice made from one alone can collide.
  */
 export async function devicesInUse(ec2: EC2Client, instance: Instance): Promise<Set<string>> {
+  return (await attachmentsOn(ec2, instance)).devices;
+}
+
+/**
+ * {@link devicesInUse}, and the volumes DescribeVolumes lists as attached to the instance, by id with
+ * their device: the same one call tells an attach that its volume is there already.
+ */
+export async function attachmentsOn(
+  ec2: EC2Client,
+  instance: Instance,
+): Promise<{ devices: Set<string>; volumes: Map<string, string> }> {
   const used = new Set((instance.BlockDeviceMappings ?? []).map((m) => m.DeviceName ?? ''));
+  const volumes = new Map<string, string>();
   let nextToken: string | undefined;
   do {
     const out = await ec2.send(
@@ -121,13 +133,16 @@ export async function devicesInUse(ec2: EC2Client, instance: Instance): Promise<
     );
     for (const v of out.Volumes ?? []) {
       for (const a of v.Attachments ?? []) {
-        if (a.InstanceId === instance.InstanceId && a.Device) used.add(a.Device);
+        if (a.InstanceId !== instance.InstanceId || !a.Device) continue;
+        used.add(a.Device);
+        if (v.VolumeId && a.State !== 'detached' && a.State !== 'detaching')
+          volumes.set(v.VolumeId, a.Device);
       }
     }
     nextToken = out.NextToken;
   } while (nextToken);
   used.delete('');
-  return used;
+  return { devices: used, volumes };
 }
 
 /** How many device names one attach tries when EC2 says the chosen one is in use. */
@@ -136,15 +151,17 @@ const deviceTries = 3;
 /**
  * Attaches at the first device name free on the instance (per {@link devicesInUse}, less `avoid`);
  * when EC2 answers that the name is in use (a mapping it had not shown yet), tries the next one.
- * Returns the device the attach was accepted at.
+ * Returns the device the attach was accepted at. `inUse`: the names {@link devicesInUse} gave, when
+ * the caller has them already.
  */
 export async function attachAtFreeDevice(
   ec2: EC2Client,
   volumeId: string,
   instance: Instance,
   avoid: Iterable<string> = [],
+  inUse?: ReadonlySet<string>,
 ): Promise<string> {
-  const skip = new Set([...(await devicesInUse(ec2, instance)), ...avoid]);
+  const skip = new Set([...(inUse ?? (await devicesInUse(ec2, instance))), ...avoid]);
   for (let tries = 1; ; tries++) {
     const device = freeDevice(instance.InstanceId, skip);
     try {
@@ -206,6 +223,22 @@ export async function detachVolume(ec2: EC2Client, volume: Volume, options: { fo
     // Detached meanwhile (or the instance went away with it): nothing left to detach.
     if (errorName(err) === 'InvalidAttachment.NotFound' || errorName(err) === 'InvalidVolume.NotFound')
       return;
+    throw err;
+  }
+}
+
+/**
+ * Detaches `volumeId` from `instanceId` without describing it first (the caller knows where it is).
+ * True when EC2 accepted the detach; false when the volume is not attached there as EC2 can detach it
+ * (detached already, attaching, elsewhere): the caller then describes it and decides.
+ */
+export async function detachFromInstance(ec2: EC2Client, volumeId: string, instanceId: string) {
+  try {
+    await ec2.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId }));
+    return true;
+  } catch (err) {
+    const name = errorName(err);
+    if (name === 'IncorrectState' || name === 'InvalidAttachment.NotFound') return false;
     throw err;
   }
 }
