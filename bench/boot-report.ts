@@ -116,6 +116,10 @@ function slowestLines(run: PathRun | undefined): string[] {
 }
 
 /** The section, markers included. */
+/** Where the section's runs are kept, below docs/. */
+const savedAfter = 'boot-bench.json';
+const savedBefore = 'before-strict/boot-bench-before.json';
+
 export function readyAtBootMarkdown(
   after: BootBenchRun,
   before?: { label: string; run: BootBenchRun },
@@ -130,6 +134,8 @@ export function readyAtBootMarkdown(
     `## Ready at boot: boot-unit and SSM paths (${after.launches} launches on a pool of ${after.launches} in ${after.azs} AZs)`,
     '',
     `\`npm run bench -- --json\` (time scale ${after.timeScale}: the unit and the scripts do real work at wall speed, so at 1 their time is their own, on 2 shared cores). One run each; sandbox-modelled seconds, not measured on AWS.${loadLine(after)}`,
+    '',
+    `The runs are committed beside this page: \`docs/${savedAfter}\`${before ? ` and \`docs/${savedBefore}\`` : ''}; \`npx tsx bench/boot-report.ts --after docs/${savedAfter}${before ? ` --before docs/${savedBefore} --before-label "${before.label}"` : ''} --after-label "${afterLabel}"\` rewrites this section from them.`,
     '',
     '| acquire | succeeded | added after boot p50 s | added after boot p99 s | time to ready p50 s | Lambda invocations | state transitions | AWS calls | computed orchestration s (mean) | computed orchestration p50 s | computed after boot p50 s | $ per 1,000 |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
@@ -186,6 +192,12 @@ if (isMain) {
     values.before ? { label: values['before-label'] ?? 'before', run: read(values.before) } : undefined,
     values['after-label'],
   );
+  const docs = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs');
+  // The runs the section is made of, kept beside it (read first: they may be the saved files themselves).
+  const afterText = readFileSync(values.after, 'utf8');
+  const beforeText = values.before ? readFileSync(values.before, 'utf8') : undefined;
+  writeFileSync(join(docs, savedAfter), afterText);
+  if (beforeText !== undefined) writeFileSync(join(docs, savedBefore), beforeText);
   writeFileSync(file, withSection(readFileSync(file, 'utf8'), section));
   console.log('wrote the Ready at boot section of docs/benchmarks.md');
 }
