@@ -194,8 +194,9 @@ if (isMain) {
   );
   const docs = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs');
   // The runs the section is made of, kept beside it (read first: they may be the saved files themselves).
-  const afterText = readFileSync(values.after, 'utf8');
-  const beforeText = values.before ? readFileSync(values.before, 'utf8') : undefined;
+  const pretty = (f: string) => `${JSON.stringify(JSON.parse(readFileSync(f, 'utf8')), null, 2)}\n`;
+  const afterText = pretty(values.after);
+  const beforeText = values.before ? pretty(values.before) : undefined;
   writeFileSync(join(docs, savedAfter), afterText);
   if (beforeText !== undefined) writeFileSync(join(docs, savedBefore), beforeText);
   writeFileSync(file, withSection(readFileSync(file, 'utf8'), section));
