@@ -398,7 +398,8 @@ const bringCurrent: Step = async (ctx, { repo, ssm, config }) => {
   const reported = resultNumber(ctx, volumeId, 'generation');
   const generation = Math.max(
     reported ?? ctx.generation ?? 0,
-    ctx.syncingTo && ctx.lastResults ? ctx.syncingTo : 0,
+    // A sync round counts only when its command reported something (an empty list is a round not run).
+    ctx.syncingTo && ctx.lastResults?.length ? ctx.syncingTo : 0,
   );
   const pool = await repo.getPool(ctx.pool);
   if (generation >= pool.generation) return { ...ctx, generation, current: true, lastResults: [] };

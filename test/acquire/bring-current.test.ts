@@ -54,6 +54,19 @@ describe("acquire's BringCurrent", () => {
     expect(ssmMock.commandCalls(SendCommandCommand)).toHaveLength(0);
   });
 
+  it('sends the sync again when the last round reported nothing', async () => {
+    const ctx = {
+      ...mounted(poolGeneration - 1, poolGeneration - 1),
+      syncingTo: poolGeneration,
+      lastResults: [],
+    };
+
+    const out = await bringCurrent(ctx);
+
+    expect(out.current).toBe(false);
+    expect(ssmMock.commandCalls(SendCommandCommand)).toHaveLength(1);
+  });
+
   it("falls back on the table's generation when the mount reported no marker", async () => {
     const out = await bringCurrent(mounted(undefined, poolGeneration));
 
