@@ -1,4 +1,5 @@
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DocumentName } from '../../lambdas/shared/documents.js';
 import { poolTag, Role, roleTag } from '../../lambdas/shared/tags.js';
 import { type PushPipeline, wirePushPipeline } from '../push-wiring.js';
 import { Sandbox, type SandboxOptions } from '../runtime.js';
@@ -37,6 +38,12 @@ export interface ChaosResult extends ScenarioResult {
    * executions that concerned its instance, with the states they went through, to find the cause.
    */
   lifecycleDiagnostics: LifecycleDiagnostic[];
+  /**
+   * For each instance that went InService behind the bucket with no push in flight (the invariant
+   * `currentAtReady`; empty when none): its acquire's states, the volume and generation it ended with,
+   * the Volsd-Sync runs sent to it, and the fan-outs sent around that moment, to find the cause.
+   */
+  staleDiagnostics: StaleDiagnostic[];
   /** What the end of the run did: the reconcile's findings and each AZ's last replenish. */
   endOfRun: EndOfRun;
 }
@@ -150,6 +157,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     });
     let desired = 0;
     const files = new Set<string>();
+    const bucketOps: BucketOp[] = [];
     const manual: string[] = [];
     const workerReplacedAt = Math.floor(o.operations / 2);
     const progressEvery = Math.max(100, Math.ceil(o.operations / 20));
@@ -178,9 +186,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         if (files.has(key) && rng.chance(0.3)) {
           await s3.send(new DeleteObjectCommand({ Bucket: sandbox.wiring.bucket, Key: key }));
           files.delete(key);
+          bucketOps.push({ at: sandbox.cloud.clock.now(), key, op: 'delete' });
         } else {
           await s3.send(new PutObjectCommand({ Bucket: sandbox.wiring.bucket, Key: key, Body: `op ${i}` }));
           files.add(key);
+          bucketOps.push({ at: sandbox.cloud.clock.now(), key, op: `put op ${i}` });
         }
       } else if (roll < 0.8) {
         op = 'target';
@@ -315,6 +325,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       clientsRetired,
       failedLaunchesBy: failedLaunches(sandbox),
       lifecycleDiagnostics: lifecycleDiagnostics(sandbox),
+      staleDiagnostics: staleDiagnostics(sandbox, bucketOps),
       endOfRun,
     };
   } finally {
@@ -358,6 +369,81 @@ function lifecycleDiagnostics(sandbox: Sandbox): LifecycleDiagnostic[] {
         ...(e.stopDate ? { stoppedAt: Math.round((e.stopDate.getTime() - epochMs) / 1000) } : {}),
         states: e.path.slice(-30).map((p) => `${p.state}@${Math.round((p.at - epochMs) / 1000)}`),
       })),
+  }));
+}
+
+/** One instance that went InService behind the bucket, and what led there. */
+export interface StaleDiagnostic {
+  instanceId: string;
+  /** Modelled second it went InService, and how its tree differed from the bucket then. */
+  at: number;
+  differences: string[];
+  executions: {
+    name: string;
+    status: string;
+    volumeId?: string;
+    generation?: number;
+    states: string[];
+  }[];
+  /** Volsd-Sync runs sent to the instance itself (by id): generation asked, when, how they ended. */
+  syncs: { requestedAt: number; generation?: string; status: string }[];
+  /** Fan-outs (Volsd-Sync by tag) sent in the 10 modelled minutes before it went InService. */
+  fanOuts: { requestedAt: number; generation?: string }[];
+  /** The pushes of the keys that differed, up to that moment (modelled second, key, put or delete). */
+  keyHistory: BucketOp[];
+}
+
+/** One push of the run: an object put or deleted in the push bucket. */
+export interface BucketOp {
+  at: number;
+  key: string;
+  op: string;
+}
+
+function staleDiagnostics(sandbox: Sandbox, bucketOps: BucketOp[]): StaleDiagnostic[] {
+  const stale = sandbox.readiness.staleAtReady(sandbox.wiring.groupName);
+  if (stale.length === 0) return [];
+  const executions = [...sandbox.sfn.executions.values()];
+  const epochMs = sandbox.cloud.clock.date(0).getTime();
+  const commands = sandbox.cloud.ssm.view().filter((c) => c.documentName === DocumentName.Sync);
+  const round = (s: number) => Math.round(s * 10) / 10;
+  return stale.map((r) => ({
+    instanceId: r.instanceId,
+    at: round(r.at),
+    differences: r.differences.slice(0, 5),
+    executions: executions
+      .filter((e) => e.input.includes(r.instanceId))
+      .map((e) => {
+        const out = (e.output ? JSON.parse(e.output) : (e.lastStateInput ?? {})) as {
+          volumeId?: string;
+          generation?: number;
+        };
+        return {
+          name: e.name,
+          status: e.status,
+          ...(out.volumeId ? { volumeId: out.volumeId } : {}),
+          ...(typeof out.generation === 'number' ? { generation: out.generation } : {}),
+          states: e.path.slice(-40).map((p) => `${p.state}@${round((p.at - epochMs) / 1000)}`),
+        };
+      }),
+    syncs: commands
+      .filter((c) => !c.byTag && c.invocations.some((i) => i.instanceId === r.instanceId))
+      .map((c) => ({
+        requestedAt: round(c.requestedAt),
+        ...(c.parameters.Generation?.[0] ? { generation: c.parameters.Generation[0] } : {}),
+        status: c.statusDetails,
+      })),
+    fanOuts: commands
+      .filter((c) => c.byTag && c.requestedAt <= r.at && c.requestedAt >= r.at - 600)
+      .map((c) => ({
+        requestedAt: round(c.requestedAt),
+        ...(c.parameters.Generation?.[0] ? { generation: c.parameters.Generation[0] } : {}),
+      })),
+    keyHistory: bucketOps
+      .filter(
+        (b) => b.at <= r.at && r.differences.some((d) => d.endsWith(` ${b.key.replace(/^live\//, '')}`)),
+      )
+      .map((b) => ({ ...b, at: round(b.at) })),
   }));
 }
 

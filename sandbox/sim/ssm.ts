@@ -148,11 +148,18 @@ export interface CommandView {
   documentName: string;
   status: CommandStatus;
   statusDetails: string;
+  /** Modelled second of the request. */
+  requestedAt: number;
+  /** Sent by tag target (a fleet-wide run, such as a push's fan-out) rather than to instance ids. */
+  byTag: boolean;
+  parameters: Record<string, string[]>;
   invocations: {
     instanceId: string;
     status: CommandInvocationStatus;
     statusDetails: string;
     responseCode: number;
+    /** Modelled second the run started on the instance, when it did. */
+    startedAt?: number;
   }[];
 }
 
@@ -299,11 +306,15 @@ export class SsmSim {
       documentName: c.documentName,
       status: c.status,
       statusDetails: c.details,
+      requestedAt: c.requestedAtModel,
+      byTag: c.targets.some((t) => t.Key.startsWith('tag:')),
+      parameters: c.parameters,
       invocations: c.invocations.map((i) => ({
         instanceId: i.instanceId,
         status: statusOfDetails[i.details],
         statusDetails: i.details,
         responseCode: i.responseCode,
+        ...(i.startedAtModel !== undefined ? { startedAt: i.startedAtModel } : {}),
       })),
     }));
   }

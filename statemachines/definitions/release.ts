@@ -80,7 +80,17 @@ export const release = stateMachine({
     }),
     'AlreadyForced?': {
       Type: 'Choice',
-      Choices: [{ Variable: '$.force', BooleanEquals: true, Next: 'GiveUp' }],
+      // `force` is set only by ForceDetach: a missing path in a Choice rule is States.Runtime on AWS (the
+      // first stuck detach failed the release and left its terminate hook to time out).
+      Choices: [
+        {
+          And: [
+            { Variable: '$.force', IsPresent: true },
+            { Variable: '$.force', BooleanEquals: true },
+          ],
+          Next: 'GiveUp',
+        },
+      ],
       Default: 'ForceDetach',
     },
     ForceDetach: task({

@@ -176,3 +176,35 @@ describe('acquire under injected faults', () => {
     await expectCleanAfterwards();
   });
 });
+
+describe('release under injected faults', () => {
+  it('forces a detach that stays detaching and completes the terminate hook', async () => {
+    const launched = await launchOne();
+    expect(launched.member?.lifecycleState).toBe('InService');
+    const seen = new Set(sandbox.sfn.executions.keys());
+    sandbox.cloud.faults.once('stuckDetach', { action: 'DetachVolume' });
+    const group = sandbox.cloud.snapshotState().groups.find((g) => g.name === sandbox.wiring.groupName);
+
+    await scaleAndSettle(sandbox, (group?.desiredCapacity ?? 1) - 1);
+
+    const release = [...sandbox.sfn.executions.values()].find(
+      (e) => !seen.has(e.executionArn) && e.name.startsWith('terminate-'),
+    );
+    if (!release) throw new Error('no release ran');
+    const path = release.path.map((p) => p.state);
+    expect(release.status, release.error).toBe('SUCCEEDED');
+    expect(path).toContain('ForceDetach');
+    const instanceId = (JSON.parse(release.input) as { instanceId: string }).instanceId;
+    const action = sandbox.cloud
+      .lifecycleActions()
+      .find((a) => a.instanceId === instanceId && a.transition === 'autoscaling:EC2_INSTANCE_TERMINATING');
+    expect(action?.completedAt).toBeDefined();
+    expect(action?.timedOut).toBe(false);
+    // Ground truth: the volume it held is no longer attached to it in EC2.
+    const volumeId = (JSON.parse(release.output ?? '{}') as { volumeId?: string }).volumeId;
+    expect(volumeId).toMatch(/^vol-/);
+    const volume = sandbox.cloud.snapshotState().volumes.find((v) => v.volumeId === volumeId);
+    expect(volume?.attachment?.instanceId).not.toBe(instanceId);
+    await expectCleanAfterwards();
+  });
+});
