@@ -158,6 +158,17 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     let desired = 0;
     const files = new Set<string>();
     const bucketOps: BucketOp[] = [];
+    // What s3rver itself announced (ObjectCreated / ObjectRemoved), beside what the run asked for.
+    sandbox.s3.server.on(
+      'event',
+      (event: { Records?: { eventName?: string; s3?: { object?: { key?: string } } }[] }) => {
+        for (const r of event.Records ?? []) {
+          const key = decodeURIComponent((r.s3?.object?.key ?? '').replace(/\+/g, ' '));
+          if (key.startsWith('live/page-'))
+            bucketOps.push({ at: sandbox.cloud.clock.now(), key, op: `s3rver ${r.eventName ?? '?'}` });
+        }
+      },
+    );
     const manual: string[] = [];
     const workerReplacedAt = Math.floor(o.operations / 2);
     const progressEvery = Math.max(100, Math.ceil(o.operations / 20));

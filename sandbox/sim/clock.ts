@@ -6,6 +6,9 @@ export class SimClockClosed extends Error {
   }
 }
 
+/** The longest delay Node's setTimeout takes (2^31 - 1 ms). */
+const maxTimerMs = 2 ** 31 - 1;
+
 interface PendingTimer {
   handle?: NodeJS.Timeout;
   reject?: (error: Error) => void;
@@ -138,18 +141,21 @@ export class SimClock {
    * for the rest, so nothing ever happens before its modelled time.
    */
   private schedule(modelSeconds: number, fn: () => void, reject?: (error: Error) => void): PendingTimer {
+    // Node caps a timer at 2^31 - 1 ms and fires a longer one after 1 ms (TimeoutOverflowWarning): a far
+    // timer (a year-long watch) then re-armed itself every millisecond until its time. Arm at most the
+    // cap; `fire` re-arms for the rest.
     const due = this.now() + Math.max(0, modelSeconds);
     const timer: PendingTimer = reject ? { reject } : {};
     const fire = () => {
       const remaining = due - this.now();
       if (remaining > 0) {
-        timer.handle = setTimeout(fire, Math.max(1, this.toWallMs(remaining)));
+        timer.handle = setTimeout(fire, Math.min(maxTimerMs, Math.max(1, this.toWallMs(remaining))));
         return;
       }
       this.timers.delete(timer);
       fn();
     };
-    timer.handle = setTimeout(fire, this.toWallMs(modelSeconds));
+    timer.handle = setTimeout(fire, Math.min(maxTimerMs, this.toWallMs(modelSeconds)));
     this.timers.add(timer);
     return timer;
   }

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Accounting, countingMiddleware } from '../../sandbox/sim/accounting.js';
 import { SimClock, SimClockClosed } from '../../sandbox/sim/clock.js';
 import { Faults } from '../../sandbox/sim/faults.js';
@@ -33,6 +33,31 @@ describe('SimClock', () => {
 
     expect(firedAt).toBeGreaterThanOrEqual(due);
     clock.close();
+  });
+
+  it("arms a timer past setTimeout's 2^31 - 1 ms limit at the limit, not at 1 ms", async () => {
+    const clock = new SimClock(0.1);
+    const armed: number[] = [];
+    const real = globalThis.setTimeout;
+    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+      armed.push(ms ?? 0);
+      return real(fn, ms);
+    }) as typeof setTimeout);
+    let fired = false;
+    try {
+      // A year of modelled time at 0.1: 3.15e9 wall ms, past Node's cap (it would fire after 1 ms).
+      const cancel = clock.setTimer(365 * 24 * 3600, () => {
+        fired = true;
+      });
+      await new Promise((resolve) => real(resolve, 30));
+      cancel();
+    } finally {
+      spy.mockRestore();
+      clock.close();
+    }
+
+    expect(fired).toBe(false);
+    expect(armed).toEqual([2 ** 31 - 1]);
   });
 
   it('cancels a timer with the returned function', async () => {
