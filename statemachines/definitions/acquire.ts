@@ -8,6 +8,7 @@ import {
   poll,
   stateMachine,
   taskBuilder,
+  whenTrue,
 } from './profiles.js';
 
 /**
@@ -197,15 +198,7 @@ export const acquire = stateMachine({
     'BootUnit?': {
       Type: 'Choice',
       Comment: 'An instance with the boot unit mounts by itself; the others over SSM.',
-      Choices: [
-        {
-          And: [
-            { Variable: '$.bootUnit', IsPresent: true },
-            { Variable: '$.bootUnit', BooleanEquals: true },
-          ],
-          Next: 'AttachForUnit',
-        },
-      ],
+      Choices: [whenTrue('$.bootUnit', 'AttachForUnit')],
       Default: 'WaitDetached',
     },
     AttachForUnit: callback({
@@ -238,15 +231,7 @@ export const acquire = stateMachine({
       Comment:
         'A pool volume is warm: Finish. One created for this instance may still load its blocks: CheckInitialized, as on the SSM path.',
       // A missing path in a Choice rule is States.Runtime on AWS: test presence first.
-      Choices: [
-        {
-          And: [
-            { Variable: '$.direct', IsPresent: true },
-            { Variable: '$.direct', BooleanEquals: true },
-          ],
-          Next: 'CheckInitialized',
-        },
-      ],
+      Choices: [whenTrue('$.direct', 'CheckInitialized')],
       Default: 'Finish',
     },
     WaitDetached: task({

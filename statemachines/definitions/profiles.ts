@@ -153,6 +153,20 @@ export function fatal(errors: readonly FatalError[]): Retrier {
   return { ErrorEquals: [...errors], MaxAttempts: 0 };
 }
 
+/**
+ * A Choice rule taken when the boolean at `variable` is present and true: a missing path in a Choice rule
+ * is States.Runtime on AWS, so a flag some steps never set is tested for presence first.
+ */
+export function whenTrue(variable: string, next: string) {
+  return {
+    And: [
+      { Variable: variable, IsPresent: true },
+      { Variable: variable, BooleanEquals: true },
+    ],
+    Next: next,
+  };
+}
+
 /** Catch everything, keep the error at `resultPath`, go on at `next`. */
 export function catchAll(resultPath: string, next: string): Catcher {
   return { ErrorEquals: ['States.ALL'], ResultPath: resultPath, Next: next };

@@ -1,4 +1,4 @@
-import { catchAll, catchOn, type FatalLists, poll, stateMachine, taskBuilder } from './profiles.js';
+import { catchAll, catchOn, type FatalLists, poll, stateMachine, taskBuilder, whenTrue } from './profiles.js';
 
 /**
  * Fatal per step: the named errors each release step can throw (read from lambdas/release/steps.ts and
@@ -82,15 +82,7 @@ export const release = stateMachine({
       Type: 'Choice',
       // `force` is set only by ForceDetach: a missing path in a Choice rule is States.Runtime on AWS (the
       // first stuck detach failed the release and left its terminate hook to time out).
-      Choices: [
-        {
-          And: [
-            { Variable: '$.force', IsPresent: true },
-            { Variable: '$.force', BooleanEquals: true },
-          ],
-          Next: 'GiveUp',
-        },
-      ],
+      Choices: [whenTrue('$.force', 'GiveUp')],
       Default: 'ForceDetach',
     },
     ForceDetach: task({

@@ -1,4 +1,4 @@
-import { catchAll, type FatalLists, poll, stateMachine, taskBuilder } from './profiles.js';
+import { catchAll, type FatalLists, poll, stateMachine, taskBuilder, whenTrue } from './profiles.js';
 
 /**
  * Fatal per step: the named errors each snapshot step can throw (read from lambdas/snapshot/steps.ts and
@@ -52,15 +52,7 @@ export const snapshot = stateMachine({
     }),
     'Picked?': {
       Type: 'Choice',
-      Choices: [
-        {
-          And: [
-            { Variable: '$.reserved', IsPresent: true },
-            { Variable: '$.reserved', BooleanEquals: true },
-          ],
-          Next: 'Freeze',
-        },
-      ],
+      Choices: [whenTrue('$.reserved', 'Freeze')],
       Default: 'Done',
     },
     Freeze: task({
