@@ -29,6 +29,16 @@ const deps = () =>
   }) as unknown as Deps;
 const attachToWorker = replenishSteps.attachToWorker as Step<ReplenishCtx>;
 
+/** A first round on the live worker with `volumes` (each on its own worker when it names one). */
+const round = (volumes: NonNullable<ReplenishCtx['volumes']>): ReplenishCtx => ({
+  pool: 'web',
+  az: 'us-east-1a',
+  workerId: live,
+  round: 1,
+  again: false,
+  volumes,
+});
+
 beforeEach(() => {
   ec2Mock.on(DescribeVolumesCommand).callsFake((input: { VolumeIds?: string[] }) => ({
     Volumes: [{ VolumeId: input.VolumeIds?.[0], State: 'available', Attachments: [] }],
@@ -61,18 +71,11 @@ afterEach(() => {
 
 describe('replenish AttachToWorker with a worker gone mid-round', () => {
   it("sets the gone worker's volumes aside for the next round and attaches the others", async () => {
-    const ctx: ReplenishCtx = {
-      pool: 'web',
-      az: 'us-east-1a',
-      workerId: live,
-      round: 1,
-      again: false,
-      volumes: [
-        { volumeId: 'vol-a', empty: true, workerId: gone },
-        { volumeId: 'vol-b', empty: true, workerId: live },
-        { volumeId: 'vol-c', empty: true, workerId: gone },
-      ],
-    };
+    const ctx = round([
+      { volumeId: 'vol-a', empty: true, workerId: gone },
+      { volumeId: 'vol-b', empty: true, workerId: live },
+      { volumeId: 'vol-c', empty: true, workerId: gone },
+    ]);
 
     const out = await attachToWorker(ctx, deps());
 
@@ -85,17 +88,10 @@ describe('replenish AttachToWorker with a worker gone mid-round', () => {
   });
 
   it('attaches every volume and changes nothing else when the workers live', async () => {
-    const ctx: ReplenishCtx = {
-      pool: 'web',
-      az: 'us-east-1a',
-      workerId: live,
-      round: 1,
-      again: false,
-      volumes: [
-        { volumeId: 'vol-a', empty: true },
-        { volumeId: 'vol-b', empty: true },
-      ],
-    };
+    const ctx = round([
+      { volumeId: 'vol-a', empty: true },
+      { volumeId: 'vol-b', empty: true },
+    ]);
 
     const out = await attachToWorker(ctx, deps());
 
