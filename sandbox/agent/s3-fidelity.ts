@@ -10,7 +10,12 @@
  *    which the AWS CLI (expat) refuses: one such key breaks every listing of the prefix. S3 encodes
  *    the keys of a listing when asked to, and the AWS CLI always asks. The patch adds that encoding.
  */
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, mkdirSync, renameSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type S3rver from 's3rver';
 
 const require = createRequire(import.meta.url);
@@ -72,7 +77,54 @@ export function patchS3rverKeyStorage(): void {
   const store = require('s3rver/lib/stores/filesystem.js') as StoreStatics;
   store.encodeKeyPath = encodeKeyPath;
   store.decodeKeyPath = decodeKeyPath;
+  patchAtomicPut(store as unknown as { prototype: AtomicPutStore });
   storePatched = true;
+}
+
+interface AtomicPutStore {
+  getResourcePath(bucket: string, key: string, resource: string): string;
+  putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>;
+  putObject(object: {
+    bucket: string;
+    key: string;
+    content: Buffer | NodeJS.ReadableStream;
+    metadata: Record<string, string>;
+  }): Promise<{ size: number; md5: string }>;
+}
+
+/**
+ * S3 makes a PUT visible whole, once it has succeeded (strong read-after-write consistency). s3rver's
+ * putObject truncates the object file in place and answers before a Buffer's write has finished, so a
+ * GET or a read of the store in between saw an empty or partial object under the new metadata: a sync
+ * could record the new ETag for old or empty bytes. The patch writes a temporary file beside the object,
+ * waits for it to be flushed, renames it over the object, then writes the metadata (object first: a
+ * listing between the two shows the old ETag for the new bytes, which only costs a fetch again).
+ */
+function patchAtomicPut(store: { prototype: AtomicPutStore }): void {
+  store.prototype.putObject = async function putObject(this: AtomicPutStore, object) {
+    const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
+    mkdirSync(dirname(objectPath), { recursive: true });
+    const tmp = `${objectPath}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    const md5 = createHash('md5');
+    let size = 0;
+    const out = createWriteStream(tmp);
+    const source = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content;
+    await pipeline(
+      source,
+      new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          md5.update(chunk);
+          size += chunk.length;
+          callback(null, chunk);
+        },
+      }),
+      out,
+    );
+    renameSync(tmp, objectPath);
+    const digest = md5.digest('hex');
+    await this.putMetadata(object.bucket, object.key, object.metadata, digest);
+    return { size, md5: digest };
+  };
 }
 
 /** Adds S3's `encoding-type=url` to the listings of one s3rver instance. Call before `run()`. */
