@@ -167,6 +167,11 @@ export function whenTrue(variable: string, next: string) {
   };
 }
 
+/** A step's retriers, in order: its fatal errors (no attempt), its poll, then transient and unexpected. */
+function stepRetries(fatalErrors: readonly FatalError[], poll: readonly Retrier[] = []): Retrier[] {
+  return [...(fatalErrors.length > 0 ? [fatal(fatalErrors)] : []), ...poll, transient, unexpected];
+}
+
 /** Catch everything, keep the error at `resultPath`, go on at `next`. */
 export function catchAll(resultPath: string, next: string): Catcher {
   return { ErrorEquals: ['States.ALL'], ResultPath: resultPath, Next: next };
@@ -206,12 +211,7 @@ export function taskBuilder(functionArnPlaceholder: string, fatalLists: FatalLis
       Resource: `\${${functionArnPlaceholder}}`,
       Parameters: { step: spec.step, 'ctx.$': '$' },
       TimeoutSeconds: taskTimeoutSeconds,
-      Retry: [
-        ...(fatalErrors.length > 0 ? [fatal(fatalErrors)] : []),
-        ...(spec.poll ?? []),
-        transient,
-        unexpected,
-      ],
+      Retry: stepRetries(fatalErrors, spec.poll),
       Catch: [...spec.catch],
       Next: spec.next,
     };
@@ -255,13 +255,7 @@ export function callbackTaskBuilder(functionArnPlaceholder: string, fatalLists: 
       },
       TimeoutSeconds: spec.timeoutSeconds,
       ...(spec.heartbeatSeconds === undefined ? {} : { HeartbeatSeconds: spec.heartbeatSeconds }),
-      Retry: [
-        { ErrorEquals: [...spec.ends], MaxAttempts: 0 },
-        ...(fatalErrors.length > 0 ? [fatal(fatalErrors)] : []),
-        ...(spec.poll ?? []),
-        transient,
-        unexpected,
-      ],
+      Retry: [{ ErrorEquals: [...spec.ends], MaxAttempts: 0 }, ...stepRetries(fatalErrors, spec.poll)],
       Catch: [...spec.catch],
       Next: spec.next,
     };
