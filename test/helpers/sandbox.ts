@@ -17,6 +17,37 @@ export async function putContent(sandbox: Sandbox, key: string, body: string): P
   }
 }
 
+/**
+ * Publishes `body` at `key` as the pool's next generation, fills the pool with it and snapshots the pool
+ * (the snapshot workflow, run to its end, as execution `snapshot-<name>`); returns the snapshot the pool
+ * then records.
+ */
+export async function contentAndSnapshot(
+  sandbox: Sandbox,
+  name: string,
+  key = 'live/index.html',
+  body = '<h1>v1</h1>',
+): Promise<string> {
+  await putContent(sandbox, key, body);
+  await sandbox.repo.bumpGeneration(sandbox.options.pool);
+  await sandbox.replenishAll();
+  const arn = sandbox.wiring.stateMachines.snapshot;
+  if (!arn) throw new Error('the sandbox runs no snapshot state machine');
+  sandbox.sfn.start(arn, `snapshot-${name}`, JSON.stringify({ pool: sandbox.options.pool, reason: 'test' }));
+  await sandbox.settle();
+  const latest = (await sandbox.repo.getPool(sandbox.options.pool)).latestSnapshot;
+  if (!latest) throw new Error('the snapshot workflow recorded no snapshot');
+  return latest.snapshotId;
+}
+
+/** Retires the pool's idle volumes and refills it to `target`, so each idle volume is made from the latest snapshot. */
+export async function refillFromSnapshot(sandbox: Sandbox, target: number): Promise<void> {
+  await sandbox.repo.setTarget(sandbox.options.pool, 0);
+  await sandbox.replenishAll();
+  await sandbox.repo.setTarget(sandbox.options.pool, target);
+  await sandbox.replenishAll();
+}
+
 /** The instances of the served group, by lifecycle state. */
 export function groupMembers(sandbox: Sandbox) {
   const group = sandbox.cloud.snapshotState().groups.find((g) => g.name === sandbox.wiring.groupName);

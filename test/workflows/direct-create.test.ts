@@ -5,7 +5,7 @@ import { VolumeState } from '../../lambdas/shared/model.js';
 import { poolTag } from '../../lambdas/shared/tags.js';
 import { checkInvariants, volumeGeneration } from '../../sandbox/invariants.js';
 import { Sandbox } from '../../sandbox/runtime.js';
-import { groupMembers, putContent, scaleAndSettle } from '../helpers/sandbox.js';
+import { contentAndSnapshot, groupMembers, putContent, scaleAndSettle } from '../helpers/sandbox.js';
 
 // The fast path of the DESIGN: an AZ with no idle volume gets one created from the latest snapshot
 // straight for the instance, brought current there by a delta sync, instead of waiting for replenish.
@@ -16,16 +16,7 @@ let launched: string[];
 
 beforeAll(async () => {
   sandbox = await Sandbox.start({ azs: 1, idlePerAz: 1, timeScale: 0.05, seed: 41 });
-  await putContent(sandbox, 'live/index.html', '<h1>v1</h1>');
-  await sandbox.repo.bumpGeneration(sandbox.options.pool);
-  await sandbox.replenishAll();
-  const arn = sandbox.wiring.stateMachines.snapshot;
-  if (!arn) throw new Error('the sandbox runs no snapshot state machine');
-  sandbox.sfn.start(arn, 'snapshot-direct', JSON.stringify({ pool: sandbox.options.pool, reason: 'test' }));
-  await sandbox.settle();
-  const latest = (await sandbox.repo.getPool(sandbox.options.pool)).latestSnapshot;
-  if (!latest) throw new Error('the snapshot workflow recorded no snapshot');
-  snapshotId = latest.snapshotId;
+  snapshotId = await contentAndSnapshot(sandbox, 'direct');
   // Content moves on after the snapshot: a volume made from it starts one generation behind.
   await putContent(sandbox, 'live/index.html', '<h1>v2</h1>');
   await sandbox.repo.bumpGeneration(sandbox.options.pool);

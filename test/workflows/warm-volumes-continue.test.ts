@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../../sandbox/runtime.js';
 import { ScenarioRecorder } from '../../sandbox/scenarios/report.js';
-import { executions, putContent, scaleAndSettle } from '../helpers/sandbox.js';
+import { contentAndSnapshot, executions, refillFromSnapshot, scaleAndSettle } from '../helpers/sandbox.js';
 
 // Warm volumes (issue 17) with COLD_DIRECT_VOLUME=continue: a direct creation goes InService at once,
 // still initializing, and is counted as a cold handoff; the pool still hands out only warm volumes.
@@ -19,17 +19,8 @@ beforeAll(async () => {
     contentGiB: 100,
     coldDirectVolume: 'continue',
   });
-  await putContent(sandbox, 'live/index.html', '<h1>v1</h1>');
-  await sandbox.repo.bumpGeneration(sandbox.options.pool);
-  await sandbox.replenishAll();
-  const arn = sandbox.wiring.stateMachines.snapshot;
-  if (!arn) throw new Error('the sandbox runs no snapshot state machine');
-  sandbox.sfn.start(arn, 'snapshot-cold', JSON.stringify({ pool: sandbox.options.pool, reason: 'test' }));
-  await sandbox.settle();
-  await sandbox.repo.setTarget(sandbox.options.pool, 0);
-  await sandbox.replenishAll();
-  await sandbox.repo.setTarget(sandbox.options.pool, 1);
-  await sandbox.replenishAll();
+  await contentAndSnapshot(sandbox, 'cold');
+  await refillFromSnapshot(sandbox, 1);
   recorder = new ScenarioRecorder(sandbox);
   launched = await scaleAndSettle(sandbox, 3);
 }, 600_000);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Role, roleTag } from '../../lambdas/shared/tags.js';
 import { Sandbox } from '../../sandbox/runtime.js';
 import { ScenarioRecorder } from '../../sandbox/scenarios/report.js';
-import { executions, putContent, scaleAndSettle } from '../helpers/sandbox.js';
+import { contentAndSnapshot, executions, refillFromSnapshot, scaleAndSettle } from '../helpers/sandbox.js';
 
 // Warm volumes (issue 17), with the defaults: pool volumes initialized at a provisioned rate before
 // they are IDLE, and a direct creation holds the launch until its volume is initialized. 100 GiB of
@@ -22,18 +22,9 @@ beforeAll(async () => {
     // 60 s: a hold of several minutes needs heartbeats to keep the launch action alive.
     heartbeatTimeout: 60,
   });
-  await putContent(sandbox, 'live/index.html', '<h1>v1</h1>');
-  await sandbox.repo.bumpGeneration(sandbox.options.pool);
-  await sandbox.replenishAll();
-  const arn = sandbox.wiring.stateMachines.snapshot;
-  if (!arn) throw new Error('the sandbox runs no snapshot state machine');
-  sandbox.sfn.start(arn, 'snapshot-warm', JSON.stringify({ pool: sandbox.options.pool, reason: 'test' }));
-  await sandbox.settle();
+  await contentAndSnapshot(sandbox, 'warm');
   // The pool's volumes are made from the snapshot: retire the empty-born one, refill.
-  await sandbox.repo.setTarget(sandbox.options.pool, 0);
-  await sandbox.replenishAll();
-  await sandbox.repo.setTarget(sandbox.options.pool, 1);
-  await sandbox.replenishAll();
+  await refillFromSnapshot(sandbox, 1);
   recorder = new ScenarioRecorder(sandbox);
   launched = await scaleAndSettle(sandbox, 3);
 }, 600_000);
