@@ -1,12 +1,10 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Facts, planRepairs, type ReconcileBounds } from '../../lambdas/reconcile/plan.js';
 import { finishRepair, planOnItems } from '../../lambdas/reconcile/steps.js';
 import { VolumeState } from '../../lambdas/shared/model.js';
-import type { VolumeRepository } from '../../lambdas/shared/repository.js';
 import type { StepDeps } from '../../lambdas/shared/steps.js';
-import { type LocalDynamo, startDynamo } from '../../sandbox/servers.js';
 import { instanceId, volumeId } from '../helpers/ids.js';
-import { type LaggingTable, laggingTable } from '../helpers/lagging-table.js';
+import { handOver, useLaggingPool } from '../helpers/lagging-table.js';
 
 // Reconcile reads the pool's volumes from the byPool index, which lags the table on AWS. These tests run
 // its plan and its repairs over a client whose index answers as it stood up to a second ago
@@ -18,44 +16,14 @@ const B = instanceId(0xb);
 const v1 = volumeId(1);
 /** Every claim counts as old and nothing as young: only the facts decide. */
 const bounds: ReconcileBounds = { claimMaxAgeSeconds: 0, graceSeconds: 0, maxRepairs: 25 };
-let dynamo: LocalDynamo;
-let tableCounter = 0;
-let now = 0;
-let table: LaggingTable | undefined;
-/** Reconcile's repository: its index reads lag. */
-let repo: VolumeRepository;
-/** The same table through a client whose index reads are current (what the test arranges with). */
-let truth: VolumeRepository;
-
-beforeAll(async () => {
-  dynamo = await startDynamo();
-});
-afterAll(async () => {
-  table?.destroy();
-  await dynamo.stop();
-});
-beforeEach(async () => {
-  now = 0;
-  table?.destroy();
-  table = await laggingTable(dynamo, `reconcile-${++tableCounter}`, () => now);
-  ({ repo, truth } = table);
-  await truth.putPool({ pool: 'web', azs: [AZ], targetIdlePerAz: 1 });
-  await truth.registerVolume({ volumeId: v1, pool: 'web', az: AZ, state: VolumeState.Idle });
+const pool = useLaggingPool('reconcile', AZ, v1, async ({ truth }) => {
   // A claimed v1, and its acquire is gone: a stale claim, visible in the index.
   await truth.claimVolume({ pool: 'web', az: AZ, instanceId: A });
-  now += 2;
 });
 
 /** A's claim goes back to the pool and B claims v1 (its acquire runs), all within the index's lag. */
-async function handOverToB(): Promise<void> {
-  await truth.dropAssignment(A, v1);
-  await truth.transition({
-    volumeId: v1,
-    from: VolumeState.Claimed,
-    to: VolumeState.Idle,
-    set: { holder: null },
-  });
-  await truth.claimVolume({ pool: 'web', az: AZ, instanceId: B });
+function handOverToB(): Promise<void> {
+  return handOver(pool.truth, v1, AZ, A, B);
 }
 
 /** What reconcile's scan gathers: the table from `repo`'s index, v1 detached, A and B running, B's acquire. */
@@ -64,7 +32,7 @@ async function facts(): Promise<Facts> {
   return {
     now: Date.now() + 1000,
     pool: { name: 'web', azs: [AZ] },
-    records: await repo.listVolumes({ pool: 'web' }),
+    records: await pool.repo.listVolumes({ pool: 'web' }),
     volumes: new Map([[v1, { volumeId: v1, az: AZ, state: 'available', createdAt: 0, role: 'volume' }]]),
     instances: new Map([instance(A), instance(B)]),
     runningAcquires: [`launch-${B}-1`],
@@ -75,7 +43,7 @@ async function facts(): Promise<Facts> {
 
 function deps(): StepDeps {
   // toPool needs only the table; the clients and the configuration are never reached.
-  return { repo, config: { RELEASE_POLICY: 'delete' } } as unknown as StepDeps;
+  return { repo: pool.repo, config: { RELEASE_POLICY: 'delete' } } as unknown as StepDeps;
 }
 
 describe('reconcile over a lagging index', () => {
@@ -94,14 +62,14 @@ describe('reconcile over a lagging index', () => {
     // Prepare
     await handOverToB();
     // Act
-    const plan = await planOnItems(repo, await facts(), bounds, 'ABANDON');
+    const plan = await planOnItems(pool.repo, await facts(), bounds, 'ABANDON');
     // Assess
     expect(plan.repairs).toEqual([]);
   });
 
   it('skips a planned repair once the item moved on, even back to the planned state', async () => {
     // Prepare: planned on the item (A's stale claim), then handed to B before the repair runs.
-    const plan = await planOnItems(repo, await facts(), bounds, 'ABANDON');
+    const plan = await planOnItems(pool.repo, await facts(), bounds, 'ABANDON');
     const [repair] = plan.repairs;
     if (!repair) throw new Error('no repair planned for the stale claim');
     await handOverToB();
@@ -109,18 +77,18 @@ describe('reconcile over a lagging index', () => {
     const outcome = await finishRepair(repair, { pool: 'web' }, deps());
     // Assess
     expect(outcome.status).toBe('skipped');
-    expect(await truth.getVolume(v1)).toMatchObject({ state: VolumeState.Claimed, holder: B });
+    expect(await pool.truth.getVolume(v1)).toMatchObject({ state: VolumeState.Claimed, holder: B });
   });
 
   it('repairs the stale claim when the item is as planned', async () => {
     // Prepare
-    const plan = await planOnItems(repo, await facts(), bounds, 'ABANDON');
+    const plan = await planOnItems(pool.repo, await facts(), bounds, 'ABANDON');
     const [repair] = plan.repairs;
     if (!repair) throw new Error('no repair planned for the stale claim');
     // Act
     const outcome = await finishRepair(repair, { pool: 'web' }, deps());
     // Assess
     expect(outcome.status).toBe('done');
-    expect(await truth.getVolume(v1)).toMatchObject({ state: VolumeState.Syncing });
+    expect(await pool.truth.getVolume(v1)).toMatchObject({ state: VolumeState.Syncing });
   });
 });
