@@ -54,6 +54,8 @@ export interface BootBenchRun {
   launches: number;
   azs: number;
   timeScale: number;
+  /** The commit the run was made on (`bench/commit.ts`). */
+  commit?: string;
   machineLoad?: { cores: number; loadAverage1m: { min: number; mean: number; max: number } };
   paths: Record<string, PathRun>;
 }
@@ -176,7 +178,8 @@ if (isMain) {
       after: { type: 'string' },
       before: { type: 'string' },
       'before-label': { type: 'string', default: 'before the boot unit' },
-      'after-label': { type: 'string', default: 'after' },
+      // Default: "after, commit <the run's commit>".
+      'after-label': { type: 'string' },
     },
   });
   if (!values.after) {
@@ -187,10 +190,11 @@ if (isMain) {
   }
   const read = (f: string) => JSON.parse(readFileSync(f, 'utf8')) as BootBenchRun;
   const file = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'benchmarks.md');
+  const after = read(values.after);
   const section = readyAtBootMarkdown(
-    read(values.after),
+    after,
     values.before ? { label: values['before-label'] ?? 'before', run: read(values.before) } : undefined,
-    values['after-label'],
+    values['after-label'] ?? (after.commit ? `after, commit ${after.commit}` : 'after'),
   );
   const docs = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs');
   // The runs the section is made of, kept beside it (read first: they may be the saved files themselves).

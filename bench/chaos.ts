@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChaosResult } from '../sandbox/scenarios/chaos.js';
+import { currentCommit } from './commit.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -168,7 +169,7 @@ async function main() {
       commit: { type: 'string' },
     },
   });
-  const commit = values.commit;
+  const commit = values.commit ?? currentCommit();
   const before = values.before
     ? {
         label: values['before-label'] ?? values.before,

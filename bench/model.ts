@@ -1,6 +1,6 @@
 /**
  * The chart writer of the benchmarks (a small SVG line chart on log scales) and its labels. Pure: no I/O.
- * The time-to-ready chart is measured in the sandbox (`bench/warm.ts`); the formula model that stood in
+ * The time-to-ready chart is sandbox-modelled (`bench/warm.ts`); the formula model that stood in
  * for it (copy at boot, the original volsd) is gone (docs/decisions.md, "Copy at boot, measured").
  */
 

@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { sectionEnd, sectionStart, withSection } from './boot-report.js';
+import { currentCommit } from './commit.js';
 import { tailOf } from './cost.js';
 import { committedCostMarkdown } from './cost-page.js';
 import type { PushBenchRun } from './push.js';
@@ -213,13 +214,14 @@ if (isMain) {
     previous.indexOf(sectionStart),
     previous.indexOf(sectionEnd) + sectionEnd.length,
   );
+  const commit = values.commit ?? currentCommit();
   const rendered = benchmarksMarkdown({
     date: new Date().toISOString().slice(0, 10),
     cores: cpus().length,
     runReport,
     push: pushReport.runs,
     pushNote,
-    ...(values.commit ? { commit: values.commit } : {}),
+    ...(commit ? { commit } : {}),
     ...(values['before-json']
       ? { before: JSON.parse(readFileSync(values['before-json'], 'utf8')) as BeforeRows }
       : {}),
@@ -232,7 +234,7 @@ if (isMain) {
   const benchJson = {
     ...runReport,
     date: new Date().toISOString().slice(0, 10),
-    ...(values.commit ? { commit: values.commit } : {}),
+    ...(commit ? { commit } : {}),
   };
   writeFileSync(join(repo, 'docs', 'bench.json'), `${JSON.stringify(benchJson, null, 2)}\n`);
   writeFileSync(join(repo, 'docs', 'cost.md'), committedCostMarkdown());

@@ -14,6 +14,7 @@ import { Sandbox } from '../sandbox/runtime.js';
 import { percentiles, round } from '../sandbox/scenarios/report.js';
 import { type Counts, countKinds } from '../sandbox/sim/accounting.js';
 import type { LocalExecution } from '../sandbox/stepfunctions.js';
+import { currentCommit } from './commit.js';
 import { costPerThousand } from './cost.js';
 import { phases, TimelineRecorder } from './timeline.js';
 
@@ -300,6 +301,7 @@ const report = {
   launches,
   azs: azCount,
   timeScale,
+  commit: currentCommit(),
   strictRules: first.strictRules,
   machineLoad: {
     cores: cpus().length,

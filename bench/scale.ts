@@ -6,13 +6,13 @@
  * --seed S --commit C]`, or `-- --from-json F` to rewrite the pages from a saved `docs/scale.json`.
  * The default targets: today's 20 per AZ, and a pool sized for the burst (`sizedForBurst`).
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runScale, type ScaleResult } from '../sandbox/scenarios/scale.js';
+import { currentCommit } from './commit.js';
 import { costPerThousand, tailOf } from './cost.js';
 import { committedCostMarkdown } from './cost-page.js';
 
@@ -169,17 +169,6 @@ export function scaleMarkdown(file: ScaleJsonFile, o: { note?: string | undefine
     '',
   ];
   return lines.join('\n');
-}
-
-/** The short commit of the working tree, `-dirty` when it has uncommitted changes; undefined outside git. */
-function currentCommit(): string | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync('git', args, { cwd: repo, encoding: 'utf8' }).trim();
-    const head = git('rev-parse', '--short', 'HEAD');
-    return git('status', '--porcelain', '--untracked-files=no') === '' ? head : `${head}-dirty`;
-  } catch {
-    return undefined;
-  }
 }
 
 /** `20,67` -> [20, 67]: each an integer in 0..1000, as `idlePerAz` is validated at synth. */

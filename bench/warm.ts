@@ -1,5 +1,5 @@
 /**
- * Time to ready against content size, measured in the sandbox (warm volumes, issue 17): for each content
+ * Time to ready against content size, sandbox-modelled (warm volumes, issue 17): for each content
  * size, one burst of 2 launches on a pool of 1 idle volume made from the latest snapshot, so one launch is
  * served from the pool and one is a direct creation, under each `coldDirectVolume` setting; and one
  * launch of a group without Volsd that copies the whole content at boot (`--scenario copy-at-boot`,
@@ -15,13 +15,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { copyLimits } from '../sandbox/copy-at-boot.js';
+import { currentCommit } from './commit.js';
 import { sizeLabel, svgLineChart } from './model.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const warmJson = join(repo, 'docs', 'warm.json');
 const warmSvgPath = join(repo, 'docs', 'time-to-ready-warm.svg');
 
-/** One measured run: a content size under one setting. */
+/** One run: a content size under one setting. */
 export interface WarmPoint {
   contentGB: number;
   setting: 'hold' | 'continue';
@@ -34,7 +35,7 @@ export interface WarmPoint {
   wallSeconds: number;
 }
 
-/** One measured launch that copies the content at boot (no Volsd). */
+/** One launch that copies the content at boot (no Volsd). */
 export interface CopyPoint {
   contentGB: number;
   ready: string;
@@ -138,7 +139,7 @@ function measure(contentGB: number, setting: 'hold' | 'continue', timeScale: num
   };
 }
 
-/** The chart of the measured points (x: content GB, y: modelled seconds to ready). */
+/** The chart of the points (x: content GB, y: sandbox-modelled seconds to ready). */
 export function warmSvg(points: readonly WarmPoint[], copies: readonly CopyPoint[] = []): string {
   const series = (name: string, color: string, pick: (p: WarmPoint) => number | null, setting: string) => ({
     name,
@@ -151,7 +152,7 @@ export function warmSvg(points: readonly WarmPoint[], copies: readonly CopyPoint
       }),
   });
   return svgLineChart({
-    title: 'Time to ready against content size (sandbox-modelled, measured)',
+    title: 'Time to ready against content size (sandbox-modelled)',
     xLabel: 'content size (log scale)',
     yLabel: 'modelled seconds to InService (log scale)',
     series: [
@@ -170,11 +171,12 @@ export function warmSvg(points: readonly WarmPoint[], copies: readonly CopyPoint
   });
 }
 
-/** The markdown section of docs/benchmarks.md, from docs/warm.json; empty when it was never measured. */
+/** The markdown section of docs/benchmarks.md, from docs/warm.json; empty when it was never run. */
 export function warmSection(): string[] {
   if (!existsSync(warmJson)) return [];
   const data = JSON.parse(readFileSync(warmJson, 'utf8')) as {
     date: string;
+    commit?: string;
     timeScale: number;
     points: WarmPoint[];
     copyAtBoot?: CopyPoint[];
@@ -183,11 +185,11 @@ export function warmSection(): string[] {
   const copies = data.copyAtBoot ?? [];
   const MBps = (bytes: number) => `${Math.round(bytes / 1e4) / 100} MB/s`;
   return [
-    '## Time to ready against content size, measured in the sandbox',
+    '## Time to ready against content size, sandbox-modelled',
     '',
-    '![time to ready, measured](time-to-ready-warm.svg)',
+    '![time to ready, sandbox-modelled](time-to-ready-warm.svg)',
     '',
-    `\`npx tsx bench/warm.ts\` (${data.date}, time scale ${data.timeScale}, documents as their in-process twins). Seconds are`,
+    `\`npx tsx bench/warm.ts\` (${data.date}, ${data.commit ? `commit ${data.commit}, ` : ''}time scale ${data.timeScale}, documents as their in-process twins). Seconds are`,
     'sandbox-modelled (lifecycle event to InService), not measured on AWS. Each cell is one launch (a single sample).',
     "The wall time of the in-process work (the document twins, the copy's real files) counts as modelled time, 200",
     'modelled seconds per wall second at 0.005 (docs/sandbox.md, "Time"), so on a loaded machine a single cell varies',
@@ -270,7 +272,7 @@ async function main() {
   }
   writeFileSync(
     warmJson,
-    `${JSON.stringify({ date: new Date().toISOString().slice(0, 10), timeScale, points, copyAtBoot }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString().slice(0, 10), commit: currentCommit(), timeScale, points, copyAtBoot }, null, 2)}\n`,
   );
   writeFileSync(warmSvgPath, warmSvg(points, copyAtBoot));
   console.log(`wrote ${warmJson} and ${warmSvgPath}`);
