@@ -74,6 +74,35 @@ export function bucketTreeNow(s3Directory: string, bucket: string, prefix = 'liv
   return tree;
 }
 
+/**
+ * What the store and a host hold for one differing path, for a failing run's diagnostics: each store file
+ * beside the key's object (object, metadata, md5, temporary files) and the served file, as
+ * `name size 'first bytes'`.
+ */
+export function evidenceFor(
+  s3Directory: string,
+  bucket: string,
+  key: string,
+  hostRoot: string,
+  mountPath: string,
+  path: string,
+): { store: string[]; served: string } {
+  const show = (file: string) => {
+    const st = lstatSync(file, { throwIfNoEntry: false });
+    if (!st) return 'absent';
+    const head = st.isFile() ? readFileSync(file).subarray(0, 48).toString('utf8') : '(not a file)';
+    return `${st.size} ${JSON.stringify(head)} mtime ${st.mtime.toISOString()}`;
+  };
+  const dir = join(s3Directory, bucket, ...key.split('/').slice(0, -1));
+  const base = key.split('/').pop() ?? '';
+  return {
+    store: list(dir)
+      .filter((name) => name.startsWith(base))
+      .map((name) => `${name} ${show(join(dir, name))}`),
+    served: show(join(hostRoot, mountPath, path)),
+  };
+}
+
 /** The paths where two trees differ (missing, extra or changed), sorted; empty when they are equal. */
 export function treeDifferences(served: ContentTree, wanted: ContentTree): string[] {
   const out: string[] = [];

@@ -402,6 +402,10 @@ export interface StaleDiagnostic {
   fanOuts: { requestedAt: number; generation?: string }[];
   /** The pushes of the keys that differed, up to that moment (modelled second, key, put or delete). */
   keyHistory: BucketOp[];
+  /** The Volsd-Sync stderr lines about its volume in the 15 modelled minutes before (command time, generation). */
+  volumeLog?: string[];
+  /** What the store and the host held for each differing path at that moment. */
+  evidence?: Record<string, { store: string[]; served: string }>;
 }
 
 /** One push of the run: an object put or deleted in the push bucket. */
@@ -418,10 +422,34 @@ function staleDiagnostics(sandbox: Sandbox, bucketOps: BucketOp[]): StaleDiagnos
   const epochMs = sandbox.cloud.clock.date(0).getTime();
   const commands = sandbox.cloud.ssm.view().filter((c) => c.documentName === DocumentName.Sync);
   const round = (s: number) => Math.round(s * 10) / 10;
+  const volumeLog = (volumeId: string | undefined, at: number) =>
+    volumeId === undefined
+      ? []
+      : commands
+          .filter((c) => c.requestedAt <= at && c.requestedAt >= at - 900)
+          .flatMap((c) =>
+            sandbox.cloud.ssm.stderrOf(c.commandId).flatMap((o) =>
+              o.stderr
+                .split('\n')
+                .filter((l) => l.includes(volumeId))
+                .map(
+                  (l) =>
+                    `[cmd ${round(c.requestedAt)} gen ${c.parameters.Generation?.[0] ?? '-'} on ${o.instanceId}] ${l.slice(0, 300)}`,
+                ),
+            ),
+          );
+  const launchVolume = (instanceId: string) => {
+    const e = executions.find(
+      (x) => x.name.startsWith(`launch-${instanceId}`) && x.status === 'SUCCEEDED' && x.output,
+    );
+    return e ? (JSON.parse(e.output ?? '{}') as { volumeId?: string }).volumeId : undefined;
+  };
   return stale.map((r) => ({
     instanceId: r.instanceId,
+    volumeLog: volumeLog(launchVolume(r.instanceId), r.at),
     at: round(r.at),
     differences: r.differences.slice(0, 5),
+    ...(r.evidence ? { evidence: r.evidence } : {}),
     executions: executions
       .filter((e) => e.input.includes(r.instanceId))
       .map((e) => {

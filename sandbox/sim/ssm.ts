@@ -319,6 +319,14 @@ export class SsmSim {
     }));
   }
 
+  /** What each invocation of a command wrote to standard error so far (a failing run's diagnostics). */
+  stderrOf(commandId: string): { instanceId: string; stderr: string }[] {
+    return (this.commandsById.get(commandId)?.invocations ?? []).map((i) => ({
+      instanceId: i.instanceId,
+      stderr: i.stderr,
+    }));
+  }
+
   /** Aborts running documents and cancels timers. */
   close(): void {
     for (const c of this.commandsById.values()) {
