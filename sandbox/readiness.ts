@@ -23,10 +23,11 @@ export interface ReadyRecord {
   /**
    * A push pipeline is wired and either an object write to the bucket was still unanswered, or the bucket
    * had changed after its last fan-out went out (the last Volsd-Sync sent by tag), or that fan-out went out
-   * while this instance was launching (it reaches the instance by its tag): the difference is the pipeline's to deliver, not the acquire's. Its delivery
-   * is checked at the end (`inServiceHasCurrentVolume`). Not caught so: a fan-out whose run on the
-   * instance came before the mount, when a later push repairs the instance before the end. Without a pipeline nothing is ever in flight:
-   * a test that changes the bucket bumps the generation itself, as the fan-out would.
+   * while this instance was launching (it reaches the instance by its tag): the difference is the
+   * pipeline's to deliver, not the acquire's. Its delivery is checked at the end
+   * (`inServiceHasCurrentVolume`). Not caught so: a fan-out whose run on the instance came before the
+   * mount, when a later push repairs the instance before the end. Without a pipeline nothing is ever in
+   * flight: a test that changes the bucket bumps the generation itself, as the fan-out would.
    */
   pushInFlight: boolean;
   /** Per differing path, what the bucket's store and the host held at that moment (`evidenceFor`). */

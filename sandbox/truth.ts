@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { validateKey } from '../lambdas/shared/push-keys.js';
-import { decodeKeyPath } from './agent/s3-fidelity.js';
+import { decodeKeyPath, encodeKeyPath } from './agent/s3-fidelity.js';
 
 /** A content tree: path below the root -> MD5 of the file's bytes. */
 export type ContentTree = Map<string, string>;
@@ -93,8 +93,9 @@ export function evidenceFor(
     const head = st.isFile() ? readFileSync(file).subarray(0, 48).toString('utf8') : '(not a file)';
     return `${st.size} ${JSON.stringify(head)} mtime ${st.mtime.toISOString()}`;
   };
-  const dir = join(s3Directory, bucket, ...key.split('/').slice(0, -1));
-  const base = key.split('/').pop() ?? '';
+  const segments = encodeKeyPath(key).split('/');
+  const dir = join(s3Directory, bucket, ...segments.slice(0, -1));
+  const base = segments.at(-1) ?? '';
   return {
     store: list(dir)
       .filter((name) => name.startsWith(base))

@@ -85,7 +85,13 @@ describe('readiness watch: a write S3 has not answered is a push in flight', () 
       ['i-during', true],
       ['i-after', false],
     ]);
-    expect(watch.records.find((r) => r.instanceId === 'i-after')?.differences).toEqual(['missing page.html']);
+    const after = watch.records.find((r) => r.instanceId === 'i-after');
+    expect(after?.differences).toEqual(['missing page.html']);
+    // The diagnostics read the key's files in the store (its on-disk encoding) and find the new bytes.
+    expect(after?.evidence?.['page.html']?.store).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^page\.html\._S3rver_object 17 "<h1>new page<\/h1>"/)]),
+    );
+    expect(after?.evidence?.['page.html']?.served).toBe('absent');
   });
 });
 
