@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { writeJson } from './json.js';
 
 type Pct = { p50: number | null; p99: number | null };
 /** The acquire figures of one path, as bench/run.ts reports them. */
@@ -198,11 +199,10 @@ if (isMain) {
   );
   const docs = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs');
   // The runs the section is made of, kept beside it (read first: they may be the saved files themselves).
-  const pretty = (f: string) => `${JSON.stringify(JSON.parse(readFileSync(f, 'utf8')), null, 2)}\n`;
-  const afterText = pretty(values.after);
-  const beforeText = values.before ? pretty(values.before) : undefined;
-  writeFileSync(join(docs, savedAfter), afterText);
-  if (beforeText !== undefined) writeFileSync(join(docs, savedBefore), beforeText);
+  const afterRun: unknown = JSON.parse(readFileSync(values.after, 'utf8'));
+  const beforeRun: unknown = values.before ? JSON.parse(readFileSync(values.before, 'utf8')) : undefined;
+  writeJson(join(docs, savedAfter), afterRun);
+  if (beforeRun !== undefined) writeJson(join(docs, savedBefore), beforeRun);
   writeFileSync(file, withSection(readFileSync(file, 'utf8'), section));
   console.log('wrote the Ready at boot section of docs/benchmarks.md');
 }

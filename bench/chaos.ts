@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChaosResult } from '../sandbox/scenarios/chaos.js';
 import { currentCommit } from './commit.js';
+import { writeJson } from './json.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -145,7 +146,7 @@ export function chaosMarkdown(
               `- ${d.instanceId} ${d.transition.replace('autoscaling:', '')}: started ${d.startedAt} s, deadline ${d.deadlineAt} s, ${d.heartbeats} heartbeats; executions:`,
               ...d.executions.map(
                 (e) =>
-                  `  - ${e.name} ${e.status}${e.error ? ` (${e.error})` : ''} ${e.startedAt}-${e.stoppedAt ?? '…'} s: … ${e.states.slice(-6).join(' ')}`,
+                  `  - ${e.name} ${e.status}${e.error ? ` (${e.error})` : ''} ${e.startedAt}-${e.stoppedAt ?? '…'} s: … ${e.states.slice(-6).join(' ')}${e.slowInvocations?.length ? `; slow invocations: ${e.slowInvocations.slice(0, 3).join(', ')}` : ''}`,
               ),
             ]),
           ],
@@ -194,7 +195,7 @@ async function main() {
   // Written after every seed, so a long run that is stopped keeps the seeds that finished.
   const write = () => {
     results.sort((a, b) => a.seed - b.seed);
-    writeFileSync(join(dir, 'chaos.json'), `${JSON.stringify(results, null, 2)}\n`);
+    writeJson(join(dir, 'chaos.json'), results);
     const md = chaosMarkdown(results, { operations, timeScale, before, commit });
     writeFileSync(join(dir, 'chaos.md'), `${md}\n`);
     return md;

@@ -18,6 +18,7 @@ import { sectionEnd, sectionStart, withSection } from './boot-report.js';
 import { currentCommit } from './commit.js';
 import { tailOf } from './cost.js';
 import { committedCostMarkdown } from './cost-page.js';
+import { writeJson } from './json.js';
 import type { PushBenchRun } from './push.js';
 import { warmSection } from './warm.js';
 
@@ -236,7 +237,7 @@ if (isMain) {
     date: new Date().toISOString().slice(0, 10),
     ...(commit ? { commit } : {}),
   };
-  writeFileSync(join(repo, 'docs', 'bench.json'), `${JSON.stringify(benchJson, null, 2)}\n`);
+  writeJson(join(repo, 'docs', 'bench.json'), benchJson);
   writeFileSync(join(repo, 'docs', 'cost.md'), committedCostMarkdown());
   console.log('wrote docs/benchmarks.md, docs/bench.json and docs/cost.md');
 }

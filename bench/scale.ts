@@ -15,6 +15,7 @@ import { runScale, type ScaleResult } from '../sandbox/scenarios/scale.js';
 import { currentCommit } from './commit.js';
 import { costPerThousand, tailOf } from './cost.js';
 import { committedCostMarkdown } from './cost-page.js';
+import { writeJson } from './json.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -226,7 +227,7 @@ async function main() {
     }
   }
   const dir = join(repo, values.out);
-  writeFileSync(join(dir, 'scale.json'), `${JSON.stringify(file, null, 2)}\n`);
+  writeJson(join(dir, 'scale.json'), file);
   const markdown = scaleMarkdown(file, { note: values.note });
   writeFileSync(join(dir, 'scale.md'), markdown);
   // docs/cost.md reads scale.json: keep the page in step with the JSON it is generated from.

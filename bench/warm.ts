@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { copyLimits } from '../sandbox/copy-at-boot.js';
 import { currentCommit } from './commit.js';
+import { writeJson } from './json.js';
 import { sizeLabel, svgLineChart } from './model.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -270,10 +271,13 @@ async function main() {
     console.error(JSON.stringify(c));
     copyAtBoot.push(c);
   }
-  writeFileSync(
-    warmJson,
-    `${JSON.stringify({ date: new Date().toISOString().slice(0, 10), commit: currentCommit(), timeScale, points, copyAtBoot }, null, 2)}\n`,
-  );
+  writeJson(warmJson, {
+    date: new Date().toISOString().slice(0, 10),
+    commit: currentCommit(),
+    timeScale,
+    points,
+    copyAtBoot,
+  });
   writeFileSync(warmSvgPath, warmSvg(points, copyAtBoot));
   console.log(`wrote ${warmJson} and ${warmSvgPath}`);
 }
