@@ -29,12 +29,31 @@ export interface LocalExecution {
   /** The states entered, in order (for tests and the per-step breakdown). */
   path: { state: string; at: number }[];
   /**
+   * Each Lambda invocation of a plain Task (diagnostics): its state, when it started (epoch ms of the
+   * modelled clock), how long it took in modelled seconds and in wall milliseconds, the AWS calls its
+   * execution made meanwhile, and the error it ended with (States.Timeout when the Task's TimeoutSeconds
+   * ran out first).
+   */
+  invocations: Invocation[];
+  /** Every failed attempt of a state (retried, caught or final), in order: its error and when. */
+  failures: { state: string; at: number; error: string }[];
+  /**
    * The input of the last state entered, as the last `StateEntered` event of GetExecutionHistory shows it.
    * For a FAILED execution that is its Fail state's input: what the execution carried when it failed
    * (a failed execution has no output).
    */
   lastStateInput?: unknown;
   done: Promise<void>;
+}
+
+/** One Lambda invocation of a Task state, as {@link LocalExecution.invocations} records it. */
+export interface Invocation {
+  state: string;
+  at: number;
+  seconds: number;
+  wallMs: number;
+  awsCalls: number;
+  error?: string;
 }
 
 /** Faults the local Lambda runtime can inject: a crash after the handler ran (its effects stay, its result is lost). */
@@ -106,7 +125,8 @@ const secondsPathWait = 'volsd-sandbox:wait-seconds-path:';
  * `MaxDelaySeconds`. Backoff and jitter then work as written, in modelled time. A Wait with `SecondsPath`
  * (a number the execution computed) becomes a Task of the sandbox that waits that many modelled seconds
  * and passes its input on: the path's value cannot be scaled in the definition. Task and execution
- * timeouts are left in wall seconds: they guard the local run, not the model.
+ * timeouts are left in wall seconds: the interpreter's guard of the local run. A Task's TimeoutSeconds
+ * also counts in modelled seconds (`timed`, `invokeAndWait`), as AWS counts it.
  */
 export function scaleDefinition(definition: Json, timeScale: number): Json {
   const states = (definition.States ?? {}) as Record<string, Json>;
@@ -226,6 +246,8 @@ export class LocalStepFunctions {
       transitions: 0,
       lambdaInvocations: 0,
       path: [],
+      invocations: [],
+      failures: [],
       done: Promise.resolve(),
     };
     this.byName.set(key, execution);
@@ -272,7 +294,9 @@ export class LocalStepFunctions {
         execution.lambdaInvocations++;
         this.o.accounting?.count('lambdaInvocation', resource.split(':').pop() ?? resource);
         await this.o.invokeDelay?.();
-        const result = await lambda(event, lambdaContext(resource));
+        const result = await this.timed(stateName, state, execution, () =>
+          lambda(event, lambdaContext(resource)),
+        );
         const faults = this.o.faults;
         const oneShot = this.crashes.get(stateName) ?? 0;
         if (oneShot > 0) this.crashes.set(stateName, oneShot - 1);
@@ -306,6 +330,14 @@ export class LocalStepFunctions {
     this.aborts.add(execution$.abort);
     const logs = (async () => {
       for await (const event of execution$.eventLogs) {
+        if (event.type === 'StateFailed') {
+          const failed = event as { state: { name: string }; Error?: string; error?: { Error?: string } };
+          execution.failures.push({
+            state: failed.state.name,
+            at: this.now().getTime(),
+            error: failed.Error ?? failed.error?.Error ?? 'unknown',
+          });
+        }
         if (event.type === 'StateEntered' || event.type === 'StateRetried') {
           execution.transitions++;
           this.o.accounting?.count(
@@ -341,6 +373,64 @@ export class LocalStepFunctions {
       execution.stopDate = this.now();
       this.aborts.delete(execution$.abort);
       await logs.catch(() => undefined);
+    }
+  }
+
+  /**
+   * Runs one invocation of a plain Lambda Task and records it ({@link LocalExecution.invocations}). The
+   * Task's TimeoutSeconds counts in modelled seconds, as on AWS: when it runs out first the Task fails
+   * with States.Timeout (its Retry and Catch decide what next) while the invocation runs on, its result
+   * discarded, as a Lambda invocation outlives the Task that stopped waiting for it. The interpreter's
+   * own timeout counts the same number in wall seconds: a guard for the local run only.
+   */
+  private async timed<T>(
+    stateName: string,
+    state: Json,
+    execution: LocalExecution,
+    invoke: () => Promise<T>,
+  ): Promise<T> {
+    const at = this.now().getTime();
+    const wallStart = performance.now();
+    const op = this.o.accounting?.currentOperation();
+    const callsBefore = op ? this.o.accounting?.countOf(op, 'awsCall') : undefined;
+    let cancel = () => {};
+    const outcome: { error?: string } = {};
+    try {
+      const invocation = invoke();
+      if (typeof state.TimeoutSeconds !== 'number') return await invocation;
+      invocation.catch(() => undefined);
+      const seconds = state.TimeoutSeconds;
+      const timeout = new Promise<never>((_, reject) => {
+        const fire = () => {
+          const error = new Error(`task timed out after ${seconds} s`);
+          error.name = 'States.Timeout';
+          reject(error);
+        };
+        cancel = this.o.setTimer
+          ? this.o.setTimer(seconds, fire)
+          : (() => {
+              const t = setTimeout(fire, seconds * this.o.timeScale * 1000);
+              return () => clearTimeout(t);
+            })();
+      });
+      return await Promise.race([invocation, timeout]);
+    } catch (err) {
+      outcome.error = (err as Error).name || 'Error';
+      throw err;
+    } finally {
+      cancel();
+      const end = this.now().getTime();
+      execution.invocations.push({
+        state: stateName,
+        at,
+        seconds: (end - at) / 1000,
+        wallMs: Math.round(performance.now() - wallStart),
+        awsCalls:
+          op && callsBefore !== undefined
+            ? (this.o.accounting?.countOf(op, 'awsCall') ?? 0) - callsBefore
+            : 0,
+        ...outcome,
+      });
     }
   }
 

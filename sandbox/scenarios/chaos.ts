@@ -91,7 +91,16 @@ export interface LifecycleDiagnostic {
     stoppedAt?: number;
     /** The states entered, with the modelled second each was entered (the last 30). */
     states: string[];
+    /**
+     * Its Lambda invocations that took 20 modelled seconds or more:
+     * `State@start +modelled s (wall ms, AWS calls)[ error]`.
+     */
+    slowInvocations: string[];
+    /** Its failed state attempts (retried or caught): `State@second error`, the last 30. */
+    failures: string[];
   }[];
+  /** Wall seconds the sandbox's clock had stood still (process running late), at the end of the run. */
+  clockLagSeconds: number;
 }
 
 /**
@@ -379,7 +388,17 @@ function lifecycleDiagnostics(sandbox: Sandbox): LifecycleDiagnostic[] {
         startedAt: Math.round((e.startDate.getTime() - epochMs) / 1000),
         ...(e.stopDate ? { stoppedAt: Math.round((e.stopDate.getTime() - epochMs) / 1000) } : {}),
         states: e.path.slice(-30).map((p) => `${p.state}@${Math.round((p.at - epochMs) / 1000)}`),
+        slowInvocations: e.invocations
+          .filter((i) => i.seconds >= 20)
+          .map(
+            (i) =>
+              `${i.state}@${Math.round((i.at - epochMs) / 1000)} +${Math.round(i.seconds)} s (${i.wallMs} ms, ${i.awsCalls} calls)${i.error ? ` ${i.error}` : ''}`,
+          ),
+        failures: e.failures
+          .slice(-30)
+          .map((f) => `${f.state}@${Math.round((f.at - epochMs) / 1000)} ${f.error}`),
       })),
+    clockLagSeconds: Math.round(sandbox.cloud.clock.lagSeconds),
   }));
 }
 

@@ -83,6 +83,11 @@ export class Accounting {
     return counts ? cloneCounts(counts) : emptyCounts();
   }
 
+  /** How many of `kind` one operation counted so far (cheaper than {@link forOperation}). */
+  countOf(operationId: string, kind: CountKind): number {
+    return this.perOperation.get(operationId)?.[kind] ?? 0;
+  }
+
   /** Ids of every operation that counted something, in first-count order. */
   operations(): string[] {
     return [...this.perOperation.keys()];
