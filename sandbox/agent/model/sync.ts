@@ -1,6 +1,8 @@
 /**
- * Volsd-Sync as a TypeScript twin of scripts/volsd-sync.sh: the same volume selection, one listing
- * classified by the same path guard and size limit (reasons, VOLSD_REJECTED lines, exclusion patterns), the
+ * Volsd-Sync as a TypeScript twin of scripts/volsd-sync.sh: the same volume selection, a first listing
+ * classified by the same path guard and size limit (reasons, VOLSD_REJECTED lines, exclusion patterns,
+ * the etag file, the tree's bytes), then per volume, once its lock is held, a second listing (as
+ * `aws s3 sync` lists the prefix itself when it runs) whose keys are transferred with the
  * `aws s3 sync --delete --exact-timestamps` semantics of the AWS CLI v2 (download when the size
  * differs or the local mtime is not exactly the object's LastModified; the file's mtime becomes
  * LastModified in whole seconds; local files missing from the listing are deleted; `--exclude`
@@ -482,7 +484,7 @@ export async function syncOp(
       }
     }
 
-    // --- One listing, classified. ---
+    // --- The first listing, classified (aws s3api list-objects-v2). ---
     let listing: Listed[] = [];
     let failedListing = false;
     if (volumes.length > 0) {
@@ -520,13 +522,7 @@ export async function syncOp(
     if (rejected.length > 0)
       out.log(`refused ${rejected.length} unsafe key(s) under s3://${bucket}/${prefix}`);
     const excluded = (rel: string) => excludes.some((re) => re.test(rel));
-    // The keys the CLI would sync: every listed key under the prefix that no pattern excludes.
-    const wanted = new Map<string, Listed>();
-    for (const item of listing) {
-      if (refusedKeys.has(item.key) || !item.key.startsWith(prefix)) continue;
-      const rel = item.key.slice(prefix.length);
-      if (!excluded(rel)) wanted.set(rel, item);
-    }
+    const firstKeys = new Set(listing.map((item) => item.key));
     // The classifier's byte total: every key under the prefix it did not refuse.
     let treeBytes = 0;
     for (const item of listing)
@@ -652,7 +648,45 @@ export async function syncOp(
       }
       const done = { downloads: 0, bytes: 0, deletes: 0 };
       stats.volumes.push(done);
-      const { rc, log } = await transfer(s3, deps.signal, bucket, root, wanted, excluded, done, fsBytes);
+      // aws s3 sync lists the prefix again itself: what was put or deleted while this volume waited
+      // for its lock is what it transfers.
+      let fresh: Listed[] | undefined;
+      let listError = '';
+      try {
+        fresh = await listAll(s3, bucket, prefix, stats, deps.signal);
+      } catch (error) {
+        if (deps.signal?.aborted) throw error;
+        listError = errorText(error);
+      }
+      // A failed listing fails the volume as a failed aws s3 sync does (its "fatal error", exit 1,
+      // nothing transferred), through the tripwire below.
+      let rc = 1;
+      let log = `fatal error: ${listError}`;
+      if (fresh) {
+        const wanted = new Map<string, Listed>();
+        const skippedRels = new Set<string>();
+        const warnings: string[] = [];
+        for (const item of fresh) {
+          if (refusedKeys.has(item.key) || !item.key.startsWith(prefix)) continue;
+          const rel = item.key.slice(prefix.length);
+          if (excluded(rel)) continue;
+          // Assumption: a key put after the first listing that the classifier would refuse has no
+          // --exclude; the twin skips it with a warning (the CLI's exit 2) and keeps any local file
+          // of that name, so that it never writes outside the mount root. What the CLI itself does
+          // with such a key is not modelled.
+          const refused = firstKeys.has(item.key)
+            ? undefined
+            : classify(item.key, item.size, prefix, maxBytes);
+          if (refused) {
+            skippedRels.add(rel);
+            warnings.push(
+              `warning: Skipping file s3://${bucket}/${refused.json}. Refused (${refused.reason}), put after the listing.`,
+            );
+          } else wanted.set(rel, item);
+        }
+        const kept = (rel: string) => excluded(rel) || skippedRels.has(rel);
+        ({ rc, log } = await transfer(s3, deps.signal, bucket, root, wanted, kept, done, fsBytes, warnings));
+      }
       escapes = [...escapingSymlinks(root, realroot), ...filesBeside(host.root, root, realroot, stampNs)];
       for (const rel of parentRels) {
         const target = realpathMissing(`${root}/${rel}`);
@@ -813,9 +847,12 @@ async function transfer(
   excluded: (rel: string) => boolean,
   done: { downloads: number; bytes: number; deletes: number },
   capacity?: number,
+  listingWarnings: string[] = [],
 ): Promise<{ rc: number; log: string }> {
   const errors: string[] = [];
-  const { files: local, warnings } = localFiles(root);
+  const walked = localFiles(root);
+  const local = walked.files;
+  const warnings = [...listingWarnings, ...walked.warnings];
   // A full file system (the aws shim's model): a write that would take the files past the file
   // system's size fails with ENOSPC; what fitted stays.
   let used = usedBytes(root);
