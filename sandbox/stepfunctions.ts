@@ -192,6 +192,11 @@ export class LocalStepFunctions {
     resolve(fileURLToPath(new URL('..', import.meta.url)), 'statemachines'),
   );
   private readonly tasks = new Map<string, PendingTask>();
+  /**
+   * Lambda invocations still running, their Task's included after it stopped waiting (timed out or
+   * aborted): on AWS such an invocation runs on to its end, writing as it goes. `idle()` waits for them.
+   */
+  private readonly inFlight = new Set<Promise<unknown>>();
   /** Lambda crashes injected so far, by state name. */
   readonly crashCounts = new Map<string, number>();
 
@@ -396,7 +401,7 @@ export class LocalStepFunctions {
     let cancel = () => {};
     const outcome: { error?: string } = {};
     try {
-      const invocation = invoke();
+      const invocation = this.track(invoke());
       if (typeof state.TimeoutSeconds !== 'number') return await invocation;
       invocation.catch(() => undefined);
       const seconds = state.TimeoutSeconds;
@@ -501,7 +506,7 @@ export class LocalStepFunctions {
           ),
         );
       }
-      await lambda(withToken, lambdaContext(functionArn));
+      await this.track(lambda(withToken, lambdaContext(functionArn)));
       return await promise;
     } finally {
       this.tasks.delete(token);
@@ -547,9 +552,27 @@ export class LocalStepFunctions {
     this.crashes.set(stateName, (this.crashes.get(stateName) ?? 0) + times);
   }
 
-  /** Resolves when no execution is running (new ones started meanwhile are waited for too). */
+  /** Counts a Lambda invocation in flight until it ends (see {@link inFlight}); returns it unchanged. */
+  private track<T>(invocation: Promise<T>): Promise<T> {
+    this.inFlight.add(invocation);
+    invocation.then(
+      () => this.inFlight.delete(invocation),
+      () => this.inFlight.delete(invocation),
+    );
+    return invocation;
+  }
+
+  /**
+   * Resolves when no execution is running and no Lambda invocation is in flight, an invocation whose
+   * Task timed out or was aborted included (new ones started meanwhile are waited for too).
+   */
   async idle(): Promise<void> {
-    while (this.running.size > 0) await Promise.all([...this.running].map((e) => e.done));
+    while (this.running.size > 0 || this.inFlight.size > 0) {
+      await Promise.all([
+        ...[...this.running].map((e) => e.done),
+        ...[...this.inFlight].map((p) => p.catch(() => undefined)),
+      ]);
+    }
   }
 
   /** Aborts every running execution. */

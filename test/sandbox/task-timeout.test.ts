@@ -41,6 +41,7 @@ function machine(handlerSeconds: number) {
   const asl = join(dir, 'slow.asl.json');
   writeFileSync(asl, JSON.stringify(definition));
   let calls = 0;
+  let finished = 0;
   const sfn = new LocalStepFunctions({
     region: 'eu-west-1',
     accountId: '111111111111',
@@ -50,6 +51,7 @@ function machine(handlerSeconds: number) {
       [functionArn]: async (event: unknown) => {
         calls++;
         await clock.sleep(handlerSeconds).catch(() => undefined);
+        finished++;
         return { ...(event as object), done: true };
       },
     },
@@ -57,7 +59,7 @@ function machine(handlerSeconds: number) {
     setTimer: (seconds, fire) => clock.setTimer(seconds, fire),
   });
   const arn = sfn.register(asl, 'slow');
-  return { sfn, arn, clock, calls: () => calls };
+  return { sfn, arn, clock, calls: () => calls, finished: () => finished };
 }
 
 async function run(sfn: LocalStepFunctions, arn: string): Promise<LocalExecution> {
@@ -69,7 +71,7 @@ async function run(sfn: LocalStepFunctions, arn: string): Promise<LocalExecution
 
 describe('local Step Functions: a Lambda Task past its TimeoutSeconds', () => {
   it('fails with States.Timeout after TimeoutSeconds modelled seconds, retried by its Retry, then caught', async () => {
-    const { sfn, arn, calls } = machine(3600);
+    const { sfn, arn, calls } = machine(300);
     const execution = await run(sfn, arn);
     expect(execution.status).toBe('SUCCEEDED');
     expect(JSON.parse(execution.output ?? '{}').error.Error).toBe('States.Timeout');
@@ -97,5 +99,15 @@ describe('local Step Functions: a Lambda Task past its TimeoutSeconds', () => {
     expect(execution.invocations).toHaveLength(1);
     expect(execution.invocations[0]?.error).toBeUndefined();
     expect(execution.invocations[0]?.seconds).toBeGreaterThanOrEqual(10);
+  });
+
+  it('counts an invocation its Task stopped waiting for until it ends: idle() waits for it', async () => {
+    const { sfn, arn, finished } = machine(300);
+    const execution = await run(sfn, arn);
+    expect(execution.invocations.map((i) => i.error)).toEqual(['States.Timeout', 'States.Timeout']);
+    // The execution ended at the second timeout; both invocations still run, as on AWS.
+    expect(finished()).toBe(0);
+    await sfn.idle();
+    expect(finished()).toBe(2);
   });
 });
