@@ -333,6 +333,22 @@ export class LocalStepFunctions {
       } as never,
     });
     this.aborts.add(execution$.abort);
+    // The execution's own TimeoutSeconds, in modelled seconds as AWS counts it: TIMED_OUT with
+    // States.Timeout, its callback tasks answered no more (the interpreter's wall-second guard stays).
+    let timedOut = false;
+    const executionTimeout = definition.TimeoutSeconds;
+    const cancelTimeout =
+      typeof executionTimeout === 'number' && this.o.setTimer
+        ? this.o.setTimer(executionTimeout, () => {
+            timedOut = true;
+            for (const [token, task] of this.tasks) {
+              if (task.execution !== execution) continue;
+              this.tasks.delete(token);
+              task.reject(Object.assign(new Error('execution timed out'), { name: 'States.Timeout' }));
+            }
+            execution$.abort();
+          })
+        : () => {};
     const logs = (async () => {
       for await (const event of execution$.eventLogs) {
         if (event.type === 'StateFailed') {
@@ -365,6 +381,12 @@ export class LocalStepFunctions {
       execution.output = JSON.stringify(output);
     } catch (err) {
       const e = err as { name?: string; message?: string; cause?: unknown };
+      if (timedOut) {
+        execution.status = 'TIMED_OUT';
+        execution.error = 'States.Timeout';
+        execution.cause = `the execution ran past its TimeoutSeconds (${executionTimeout} s)`;
+        return;
+      }
       execution.status =
         e.name === 'ExecutionAbortedError'
           ? 'ABORTED'
@@ -375,6 +397,7 @@ export class LocalStepFunctions {
       execution.error = cause?.name ?? e.name;
       execution.cause = cause?.message ?? e.message;
     } finally {
+      cancelTimeout();
       execution.stopDate = this.now();
       this.aborts.delete(execution$.abort);
       await logs.catch(() => undefined);

@@ -31,15 +31,15 @@ afterEach(() => {
 });
 
 /** A LocalStepFunctions on a modelled clock whose one Lambda takes `handlerSeconds` modelled seconds. */
-function machine(handlerSeconds: number) {
+function machine(handlerSeconds: number, asl: object = definition) {
   const clock = new SimClock(timeScale);
   const dir = mkdtempSync(join(tmpdir(), 'volsd-task-timeout-'));
   cleanups.push(() => {
     clock.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const asl = join(dir, 'slow.asl.json');
-  writeFileSync(asl, JSON.stringify(definition));
+  const file = join(dir, 'slow.asl.json');
+  writeFileSync(file, JSON.stringify(asl));
   let calls = 0;
   let finished = 0;
   const sfn = new LocalStepFunctions({
@@ -58,7 +58,7 @@ function machine(handlerSeconds: number) {
     now: () => clock.date().getTime(),
     setTimer: (seconds, fire) => clock.setTimer(seconds, fire),
   });
-  const arn = sfn.register(asl, 'slow');
+  const arn = sfn.register(file, 'slow');
   return { sfn, arn, clock, calls: () => calls, finished: () => finished };
 }
 
@@ -109,5 +109,24 @@ describe('local Step Functions: a Lambda Task past its TimeoutSeconds', () => {
     expect(finished()).toBe(0);
     await sfn.idle();
     expect(finished()).toBe(2);
+  });
+});
+
+describe('local Step Functions: an execution past its TimeoutSeconds', () => {
+  it('ends TIMED_OUT with States.Timeout after TimeoutSeconds modelled seconds', async () => {
+    // Task timeouts far off: only the execution's own 100 s can end it before the 300 s invocation.
+    const { sfn, arn, clock } = machine(300, {
+      TimeoutSeconds: 100,
+      StartAt: 'Slow',
+      States: { Slow: { Type: 'Task', Resource: functionArn, TimeoutSeconds: 3600, End: true } },
+    });
+    const started = clock.now();
+    const execution = await run(sfn, arn);
+    expect(execution.status).toBe('TIMED_OUT');
+    expect(execution.error).toBe('States.Timeout');
+    const seconds = clock.now() - started;
+    expect(seconds).toBeGreaterThanOrEqual(100);
+    expect(seconds).toBeLessThan(300);
+    await sfn.idle();
   });
 });
