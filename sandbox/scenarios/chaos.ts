@@ -34,6 +34,16 @@ export interface ChaosResult extends ScenarioResult {
    */
   failedLaunchesBy: Record<string, number>;
   /**
+   * Every Lambda invocation of the run's plain Tasks, by state (workflow:state): how many, their
+   * modelled seconds (p50, p99, max), the longest in wall milliseconds, and how many ran past their
+   * Task's TimeoutSeconds. Shows where modelled time goes, and whether the sandbox's own wall-speed
+   * work leaks into it.
+   */
+  invocationsByState: Record<
+    string,
+    { n: number; p50: number; p99: number; max: number; maxWallMs: number; timedOut: number }
+  >;
+  /**
    * For each lifecycle action that timed out or never completed (empty when none): the action and the
    * executions that concerned its instance, with the states they went through, to find the cause.
    */
@@ -344,6 +354,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       duplicateEvents,
       clientsRetired,
       failedLaunchesBy: failedLaunches(sandbox),
+      invocationsByState: invocationsByState(sandbox),
       lifecycleDiagnostics: lifecycleDiagnostics(sandbox),
       staleDiagnostics: staleDiagnostics(sandbox, bucketOps),
       endOfRun,
@@ -365,6 +376,39 @@ function failedLaunches(sandbox: Sandbox): Record<string, number> {
     by[reason] = (by[reason] ?? 0) + 1;
   }
   return by;
+}
+
+function invocationsByState(sandbox: Sandbox): ChaosResult['invocationsByState'] {
+  const by = new Map<string, { seconds: number[]; maxWallMs: number; timedOut: number }>();
+  for (const e of sandbox.sfn.executions.values()) {
+    const workflow = e.stateMachineArn.split(':').pop() ?? '?';
+    for (const i of e.invocations) {
+      const key = `${workflow}:${i.state}`;
+      let entry = by.get(key);
+      if (!entry) {
+        entry = { seconds: [], maxWallMs: 0, timedOut: 0 };
+        by.set(key, entry);
+      }
+      entry.seconds.push(i.seconds);
+      entry.maxWallMs = Math.max(entry.maxWallMs, i.wallMs);
+      if (i.error === 'States.Timeout') entry.timedOut++;
+    }
+  }
+  const round = (x: number) => Math.round(x * 10) / 10;
+  const out: ChaosResult['invocationsByState'] = {};
+  for (const [key, { seconds, maxWallMs, timedOut }] of [...by].sort(([a], [b]) => a.localeCompare(b))) {
+    seconds.sort((a, b) => a - b);
+    const at = (q: number) => seconds[Math.min(seconds.length - 1, Math.floor(q * seconds.length))] ?? 0;
+    out[key] = {
+      n: seconds.length,
+      p50: round(at(0.5)),
+      p99: round(at(0.99)),
+      max: round(seconds.at(-1) ?? 0),
+      maxWallMs,
+      timedOut,
+    };
+  }
+  return out;
 }
 
 function lifecycleDiagnostics(sandbox: Sandbox): LifecycleDiagnostic[] {
