@@ -338,8 +338,8 @@ export class LocalStepFunctions {
     let timedOut = false;
     const executionTimeout = definition.TimeoutSeconds;
     const cancelTimeout =
-      typeof executionTimeout === 'number' && this.o.setTimer
-        ? this.o.setTimer(executionTimeout, () => {
+      typeof executionTimeout === 'number'
+        ? this.modelTimer(executionTimeout, () => {
             timedOut = true;
             for (const [token, task] of this.tasks) {
               if (task.execution !== execution) continue;
@@ -434,12 +434,7 @@ export class LocalStepFunctions {
           error.name = 'States.Timeout';
           reject(error);
         };
-        cancel = this.o.setTimer
-          ? this.o.setTimer(seconds, fire)
-          : (() => {
-              const t = setTimeout(fire, seconds * this.o.timeScale * 1000);
-              return () => clearTimeout(t);
-            })();
+        cancel = this.modelTimer(seconds, fire);
       });
       return await Promise.race([invocation, timeout]);
     } catch (err) {
@@ -494,13 +489,7 @@ export class LocalStepFunctions {
     // Awaited only once the function returned; an answer or a timeout may come before that.
     promise.catch(() => undefined);
     const timers: (() => void)[] = [];
-    const timer = (seconds: number, fire: () => void) =>
-      this.o.setTimer
-        ? this.o.setTimer(seconds, fire)
-        : (() => {
-            const t = setTimeout(fire, seconds * this.o.timeScale * 1000);
-            return () => clearTimeout(t);
-          })();
+    const timer = (seconds: number, fire: () => void) => this.modelTimer(seconds, fire);
     const fail = (name: string, message: string) => {
       const error = new Error(message);
       error.name = name;
@@ -573,6 +562,13 @@ export class LocalStepFunctions {
    */
   crashNext(stateName: string, times = 1): void {
     this.crashes.set(stateName, (this.crashes.get(stateName) ?? 0) + times);
+  }
+
+  /** A timer of `seconds` modelled seconds (the `setTimer` option, else setTimeout scaled); returns its cancel. */
+  private modelTimer(seconds: number, fire: () => void): () => void {
+    if (this.o.setTimer) return this.o.setTimer(seconds, fire);
+    const t = setTimeout(fire, seconds * this.o.timeScale * 1000);
+    return () => clearTimeout(t);
   }
 
   /** Counts a Lambda invocation in flight until it ends (see {@link inFlight}); returns it unchanged. */
