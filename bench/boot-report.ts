@@ -85,7 +85,11 @@ function targetsLines(after: BootBenchRun): string[] {
     '',
     'Targets of the boot-unit path (issue 20), this run:',
     check('added after boot p50 s', added?.p50, 2),
-    `${check('added after boot p99 s', added?.p99, 5)}; p95 ${v(added?.p95)} s. With ${after.launches} launches p99 is the slowest launch. Per launch (table below): the launches past 5 s are those whose volume reached the instance late, a detach from the worker or an attach to the instance far longer than the others (rule attachTail; attach p50 ${v(attach?.p50)} s, p95 ${v(attach?.p95)} s, max ${v(attach?.max)} s), so the device came after the OS was up and the unit waited for it; docs/decisions.md, "Ready at boot: the p99 and the priced orchestration".`,
+    `${check('added after boot p99 s', added?.p99, 5)}; p95 ${v(added?.p95)} s. With ${after.launches} launches p99 is the slowest launch. ${
+      (added?.p99 ?? 0) > 5
+        ? 'Per launch (table below): the launches past 5 s are those whose volume reached the instance late, a detach from the worker or an attach to the instance far longer than the others'
+        : 'No launch of this run passed 5 s: no detach or attach of it fell far enough in the tail. That is the draw, not a fix: under the model the slowest of 50 launches passes 5 s in most runs'
+    } (rule attachTail; attach p50 ${v(attach?.p50)} s, p95 ${v(attach?.p95)} s, max ${v(attach?.max)} s); docs/decisions.md, "Ready at boot: the p99 and the priced orchestration".`,
     check('Lambda invocations per acquire', a.perOperation.lambdaInvocations, 10),
     check('state transitions per acquire', a.perOperation.stateTransitions, 25),
     `${check('computed orchestration p50 s', a.computedOrchestrationPerExecution?.p50, 1.5)}, as the issue defines it (every call, transition and invocation of the acquire priced, most of them made while the instance is still pending). Beside it, the same pricing of only what runs after the OS is up, until InService: p50 ${v(a.computedAfterBootSeconds?.p50)} s (docs/decisions.md).`,
