@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   AcquireRequest,
   ExecutionRequest,
@@ -18,16 +19,29 @@ const conflictCodes = new Set(['VolumeAlreadyHeld', 'AcquireInProgress', 'Execut
 /** How long one call may take before it is given up (the function answers in well under a second). */
 const callTimeoutMs = 30_000;
 
+/** How a host API call is retried: `maxAttempts` in all, full-jitter pauses up to `basePauseMs * 2^n`. */
+export interface HostApiRetry {
+  maxAttempts: number;
+  basePauseMs: number;
+  maxPauseMs: number;
+}
+
+/** The SDK's standard mode in spirit (its 3 attempts, one more as a wait can last half an hour). */
+const defaultRetry: HostApiRetry = { maxAttempts: 4, basePauseMs: 250, maxPauseMs: 4000 };
+
 /**
  * The pool's host API (lambdas/hostapi/), reached through its function URL with requests signed by the
  * host's own credentials (SigV4, service `lambda`): the only way a host acquires, releases and reads its
- * state. The function acts for the instance the credentials prove, so this client sends no instance id.
+ * state. The function acts for the instance the credentials prove; acquire and release also name the
+ * instance this host is (`expectedInstanceId`), so credentials of another instance are refused before
+ * anything starts.
  */
 export class HostApiClient {
   constructor(
     private readonly url: string,
     private readonly region: string,
     private readonly credentials: () => Promise<SigningCredentials>,
+    private readonly retry: HostApiRetry = defaultRetry,
   ) {}
 
   acquire(request: AcquireRequest): Promise<StartedResponse> {
@@ -46,7 +60,26 @@ export class HostApiClient {
     return this.call(HostRoute.Execution, request);
   }
 
+  /**
+   * One route, retried like the SDK retries an AWS call: throttling (429), a server-side failure (5xx)
+   * and a request that got no answer are tried again, up to `maxAttempts` in all, after pauses with
+   * full jitter. Every route may be repeated: acquire and release carry a request id the execution is
+   * named after, so a repeat answers with the execution the first try started.
+   */
   private async call<T>(route: string, request: object): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.callOnce<T>(route, request);
+      } catch (err) {
+        if (!(err instanceof RetryableFailure)) throw err;
+        if (attempt >= this.retry.maxAttempts) throw err.error;
+        const ceiling = Math.min(this.retry.maxPauseMs, this.retry.basePauseMs * 2 ** (attempt - 1));
+        await sleep(Math.round(Math.random() * ceiling));
+      }
+    }
+  }
+
+  private async callOnce<T>(route: string, request: object): Promise<T> {
     const action = `host API ${route}`;
     const url = new URL(route, this.url.endsWith('/') ? this.url : `${this.url}/`);
     const body = JSON.stringify(request);
@@ -71,6 +104,7 @@ export class HostApiClient {
     // fetch sets Host itself (the same url.host that was signed).
     const { host: _host, ...sendHeaders } = headers;
     let response: Response;
+    let text: string;
     try {
       response = await fetch(url, {
         method: 'POST',
@@ -78,16 +112,18 @@ export class HostApiClient {
         body,
         signal: AbortSignal.timeout(callTimeoutMs),
       });
+      text = await response.text();
     } catch (err) {
-      throw new ClientError(
-        ExitCode.Unexpected,
-        'EndpointUnreachable',
-        `cannot reach the host API at ${url.origin} for ${route}`,
-        { action },
-        { cause: err },
+      throw new RetryableFailure(
+        new ClientError(
+          ExitCode.Unexpected,
+          'EndpointUnreachable',
+          `cannot reach the host API at ${url.origin} for ${route}`,
+          { action },
+          { cause: err },
+        ),
       );
     }
-    const text = await response.text();
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : {};
@@ -100,7 +136,20 @@ export class HostApiClient {
       }
       return parsed as T;
     }
-    throw hostApiFailure(route, response.status, parsed);
+    const failure = hostApiFailure(route, response.status, parsed);
+    throw retryableStatus(response.status) ? new RetryableFailure(failure) : failure;
+  }
+}
+
+/** Throttled (429) or failed on the server's side (5xx): worth another try. */
+function retryableStatus(status: number): boolean {
+  return status === 429 || status >= 500;
+}
+
+/** A failure worth another try; `error` is what the caller sees when the tries run out. */
+class RetryableFailure extends Error {
+  constructor(readonly error: ClientError) {
+    super(error.message);
   }
 }
 
@@ -123,7 +172,7 @@ function hostApiFailure(route: string, status: number, body: unknown): ClientErr
   if (status === 403) {
     return new ClientError(
       ExitCode.PermissionDenied,
-      'PermissionDenied',
+      code === 'NotThisHost' ? code : 'PermissionDenied',
       `host API ${route} refused: ${message}`,
       {
         ...details,

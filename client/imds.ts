@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ClientError, ExitCode } from './errors.js';
 
 /** What a host learns about itself from the instance metadata service. */
@@ -14,6 +15,9 @@ const defaultEndpoints = { IPv4: 'http://169.254.169.254', IPv6: 'http://[fd00:e
 const tokenTtlSeconds = 300;
 /** Per request: IMDS answers in milliseconds on EC2, and off EC2 the address is a black hole. */
 const requestTimeoutMs = 1500;
+/** Tries of a request IMDS throttles (429) or fails (5xx), and the first full-jitter pause between them. */
+const maxAttempts = 3;
+const retryPauseMs = 200;
 
 /**
  * The metadata endpoint, as the SDK chooses it: `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else by
@@ -30,7 +34,8 @@ export function metadataEndpoint(env: Record<string, string | undefined>): strin
 /**
  * A small IMDSv2 client: one session token (PUT /latest/api/token), then GETs with it. It honours
  * the SDK's variables (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, `..._ENDPOINT_MODE`,
- * `AWS_EC2_METADATA_DISABLED`). A service that does not answer means "not on EC2" (exit 3).
+ * `AWS_EC2_METADATA_DISABLED`). A service that does not answer means "not on EC2" (exit 3); one that
+ * keeps answering 429 or 5xx is reported as unavailable (exit 1).
  */
 export class InstanceMetadata {
   private token?: Promise<string>;
@@ -98,7 +103,28 @@ export class InstanceMetadata {
     return this.token;
   }
 
+  /**
+   * One request; a throttled (429) or failed (5xx) answer is tried again (IMDS throttles per instance),
+   * `maxAttempts` in all, and an answer still refused then is an error of its own (exit 1), not "not
+   * on EC2": the service did answer.
+   */
   private async request(path: string, init: RequestInit): Promise<Response> {
+    for (let attempt = 1; ; attempt++) {
+      const response = await this.requestOnce(path, init);
+      if (response.status !== 429 && response.status < 500) return response;
+      if (attempt >= maxAttempts) {
+        throw new ClientError(
+          ExitCode.Unexpected,
+          'MetadataUnavailable',
+          `the instance metadata service ${this.endpoint} answered HTTP ${response.status} to ${init.method} ${path} ${maxAttempts} times`,
+          { endpoint: this.endpoint, status: response.status },
+        );
+      }
+      await sleep(Math.round(Math.random() * retryPauseMs * 2 ** (attempt - 1)));
+    }
+  }
+
+  private async requestOnce(path: string, init: RequestInit): Promise<Response> {
     if (this.disabled) throw this.notOnEc2('instance metadata is switched off (AWS_EC2_METADATA_DISABLED)');
     try {
       return await fetch(new URL(path, `${this.endpoint}/`), {

@@ -79,10 +79,6 @@ export async function main(argv: readonly string[], io: ClientIo): Promise<ExitC
 }
 
 function report(err: unknown, io: ClientIo, json: boolean): ExitCode {
-  if (err instanceof UsageError) {
-    io.stderr.write(`volsd-client: ${err.message} (see '${err.hint}')\n`);
-    return err.exitCode;
-  }
   const error =
     err instanceof ClientError
       ? err
@@ -91,12 +87,14 @@ function report(err: unknown, io: ClientIo, json: boolean): ExitCode {
           'Unexpected',
           `unexpected error: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`,
         );
+  // A usage error found once the command line parsed (no pool, no Region) is an error like any other:
+  // with --output json, a script reads it on stdout too.
+  const hint = err instanceof UsageError ? err.hint : undefined;
   if (json) {
-    io.stdout.write(
-      `${JSON.stringify({ error: { code: error.code, exitCode: error.exitCode, message: error.message, ...error.details } }, null, 2)}\n`,
-    );
+    const body = { code: error.code, exitCode: error.exitCode, message: error.message, ...error.details };
+    io.stdout.write(`${JSON.stringify({ error: { ...body, ...(hint ? { hint } : {}) } }, null, 2)}\n`);
   }
-  io.stderr.write(`volsd-client: ${error.message}\n`);
+  io.stderr.write(`volsd-client: ${error.message}${hint ? ` (see '${hint}')` : ''}\n`);
   if (io.env.VOLSD_DEBUG && err instanceof Error && err.stack) io.stderr.write(`${err.stack}\n`);
   return error.exitCode;
 }

@@ -315,8 +315,12 @@ function validatePlacement(poolName: string, azs: readonly string[], groups: rea
   const names = groups.filter((g): g is string => typeof g === 'string' && !Token.isUnresolved(g));
   for (const name of names) {
     // A wildcard in a group name would widen the lifecycle-action permissions to other groups.
-    if (name.length < 1 || name.length > 255 || /[*?:]/.test(name)) {
-      problems.push(`autoScalingGroups: "${name}" is not a valid group name (1-255 characters, no * ? :)`);
+    // The functions receive the names as one comma-separated, trimmed variable (SERVED_GROUPS): a comma
+    // or an outer space, both allowed by Auto Scaling, would make every event of the group "not served".
+    if (name.length < 1 || name.length > 255 || /[*?:,]/.test(name) || name !== name.trim()) {
+      problems.push(
+        `autoScalingGroups: "${name}" is not a valid group name (1-255 characters, no * ? : or comma, no leading or trailing space)`,
+      );
     }
   }
   const duplicateGroup = names.find((n, i) => names.indexOf(n) !== i);

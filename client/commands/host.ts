@@ -51,9 +51,10 @@ async function runWorkflow(
   label: 'acquire' | 'release',
   startWorkflow: () => Promise<StartedResponse>,
 ): Promise<{ started: StartedResponse; outcome?: ExecutionOutcome }> {
+  // The request names this host (expectedInstanceId): the host API refuses another instance's
+  // credentials (403 NotThisHost) before anything starts. The answer is checked again here.
   const started = await startWorkflow();
   if (started.instanceId !== session.host.instanceId) {
-    // The host API acts for the instance the credentials belong to: these are not this host's.
     throw new ClientError(
       ExitCode.PermissionDenied,
       'NotThisHost',
@@ -76,6 +77,18 @@ async function runWorkflow(
       },
     );
     return { started, outcome };
+  } catch (err) {
+    // The wait ended, not the workflow: say which execution goes on, as a timeout does.
+    if (err instanceof ClientError && err.exitCode !== ExitCode.Timeout && !err.details.executionArn) {
+      throw new ClientError(
+        err.exitCode,
+        err.code,
+        `${err.message}; the ${label} goes on: ${started.executionArn}`,
+        { ...err.details, executionArn: started.executionArn },
+        { cause: err },
+      );
+    }
+    throw err;
   } finally {
     progress.stop();
   }
@@ -95,6 +108,7 @@ export async function acquire(ctx: CommandContext): Promise<CommandResult> {
   const request = {
     pool: config.pool,
     requestId: randomUUID(),
+    expectedInstanceId: host.instanceId,
     ...(ctx.args.mount ? { mountPath: ctx.args.mount } : {}),
   };
   const { started, outcome } = await runWorkflow(ctx, session, 'acquire', () =>
@@ -141,7 +155,11 @@ export async function release(ctx: CommandContext): Promise<CommandResult> {
   const session = await openHostSession(ctx);
   const { host, config } = session;
   const { started, outcome } = await runWorkflow(ctx, session, 'release', () =>
-    session.hostApi.release({ pool: config.pool, requestId: randomUUID() }),
+    session.hostApi.release({
+      pool: config.pool,
+      requestId: randomUUID(),
+      expectedInstanceId: host.instanceId,
+    }),
   );
   if (!outcome) {
     return {

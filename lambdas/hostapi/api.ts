@@ -1,5 +1,6 @@
 import {
   DescribeExecutionCommand,
+  ExecutionDoesNotExist,
   GetExecutionHistoryCommand,
   type SFNClient,
   StartExecutionCommand,
@@ -7,7 +8,7 @@ import {
 import { z } from 'zod';
 import { VolumeState } from '../shared/model.js';
 import type { VolumeRepository } from '../shared/repository.js';
-import { poolNameSchema } from '../shared/validate.js';
+import { instanceIdSchema, poolNameSchema } from '../shared/validate.js';
 import {
   executionName,
   WorkflowAction,
@@ -51,9 +52,16 @@ const acquireSchema = z
     pool: poolNameSchema,
     requestId: requestIdSchema,
     mountPath: workflowInputSchema.shape.mountPath,
+    expectedInstanceId: instanceIdSchema.optional(),
   })
   .strict();
-const releaseSchema = z.object({ pool: poolNameSchema, requestId: requestIdSchema }).strict();
+const releaseSchema = z
+  .object({
+    pool: poolNameSchema,
+    requestId: requestIdSchema,
+    expectedInstanceId: instanceIdSchema.optional(),
+  })
+  .strict();
 const statusSchema = z.object({ pool: poolNameSchema }).strict();
 const executionSchema = z
   .object({
@@ -71,6 +79,18 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
     throw new HostApiError(400, 'InvalidInput', `invalid request: ${detail}`);
   }
   return result.data;
+}
+
+/** Refuses a caller whose credentials prove another instance than the one it says it is. */
+function expectedCaller(instanceId: string, expected: string | undefined): void {
+  if (expected !== undefined && expected !== instanceId) {
+    throw new HostApiError(
+      403,
+      'NotThisHost',
+      `the credentials in use belong to ${instanceId}, not to ${expected}; nothing was started`,
+      { instanceId, expectedInstanceId: expected },
+    );
+  }
 }
 
 function samePool(config: HostApiConfig, pool: string): void {
@@ -120,11 +140,45 @@ async function start(
   input: WorkflowInput,
 ): Promise<StartedResponse> {
   const name = executionName(input);
-  const out = await deps.sfn.send(
-    new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) }),
-  );
+  const out = await deps.sfn
+    .send(new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) }))
+    .catch(async (err: unknown) => {
+      // Step Functions answers a repeat of a running execution itself; one that ended comes here.
+      if ((err as Error).name !== 'ExecutionAlreadyExists') throw err;
+      const earlier = await startedBefore(deps, stateMachineArn, input);
+      if (!earlier) throw err;
+      return earlier;
+    });
   if (!out.executionArn) throw new Error('StartExecution returned no ARN');
   return { instanceId: input.instanceId, executionArn: out.executionArn, executionName: name };
+}
+
+/** The ARN of the execution `name` of `stateMachineArn` (`...:stateMachine:m` -> `...:execution:m:name`). */
+function executionArnOf(stateMachineArn: string, name: string): string {
+  return `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
+}
+
+/**
+ * The execution an earlier try of this very request started (same request id, so same name), or
+ * undefined: a client that lost the answer and asks again is told the execution it started, not
+ * refused because that execution already claimed a volume for it.
+ */
+async function startedBefore(
+  deps: HostApiDeps,
+  stateMachineArn: string,
+  input: WorkflowInput,
+): Promise<StartedResponse | undefined> {
+  const name = executionName(input);
+  const executionArn = executionArnOf(stateMachineArn, name);
+  try {
+    const described = await deps.sfn.send(new DescribeExecutionCommand({ executionArn }));
+    if (described.input !== JSON.stringify(input)) return undefined;
+  } catch (err) {
+    if (err instanceof ExecutionDoesNotExist || (err as Error).name === 'ExecutionDoesNotExist')
+      return undefined;
+    throw err;
+  }
+  return { instanceId: input.instanceId, executionArn, executionName: name };
 }
 
 /** The execution names of `instanceId`'s workflows: `<action>-<instance id>-...` (executionName). */
@@ -152,7 +206,14 @@ async function describe(
   if (!ours || !name || !ownsExecution(instanceId, name)) {
     throw new HostApiError(404, 'ExecutionNotFound', `no execution of this host: ${executionArn}`);
   }
-  const described = await deps.sfn.send(new DescribeExecutionCommand({ executionArn }));
+  const described = await deps.sfn
+    .send(new DescribeExecutionCommand({ executionArn }))
+    .catch((err: unknown) => {
+      if (err instanceof ExecutionDoesNotExist || (err as Error).name === 'ExecutionDoesNotExist') {
+        throw new HostApiError(404, 'ExecutionNotFound', `no execution of this host: ${executionArn}`);
+      }
+      throw err;
+    });
   const status = described.status ?? 'UNKNOWN';
   let step: string | undefined;
   if (request.step && status === 'RUNNING') {
@@ -213,18 +274,29 @@ export async function runRoute(
   switch (route) {
     case HostRoute.Acquire: {
       const request = parse(acquireSchema, body);
+      expectedCaller(instanceId, request.expectedInstanceId);
       samePool(config, request.pool);
-      await refuseIfHeld(deps, instanceId);
-      return start(deps, config.acquireStateMachineArn, {
+      const input: WorkflowInput = {
         pool: config.pool,
         instanceId,
         action: WorkflowAction.ManualAcquire,
         requestId: request.requestId,
         ...(request.mountPath ? { mountPath: request.mountPath } : {}),
-      });
+      };
+      try {
+        await refuseIfHeld(deps, instanceId);
+      } catch (err) {
+        // Held or in flight because of this very request (a retry after a lost answer): its execution.
+        const earlier =
+          err instanceof HostApiError && (await startedBefore(deps, config.acquireStateMachineArn, input));
+        if (earlier) return earlier;
+        throw err;
+      }
+      return start(deps, config.acquireStateMachineArn, input);
     }
     case HostRoute.Release: {
       const request = parse(releaseSchema, body);
+      expectedCaller(instanceId, request.expectedInstanceId);
       samePool(config, request.pool);
       return start(deps, config.releaseStateMachineArn, {
         pool: config.pool,

@@ -3,8 +3,10 @@
  * and the sandbox gateway; free of CDK and SDK imports so the client bundle stays small.
  *
  * Every route is `POST /<route>` with a JSON body, signed with SigV4 (service `lambda`) by the host's own
- * instance-profile credentials. The function never reads an instance id from the body: it acts for the
- * instance its caller's credentials name (see `identity.ts` and docs/decisions.md, "Host identity").
+ * instance-profile credentials. The function never acts for an instance id read from the body: it acts for
+ * the instance its caller's credentials name (see `identity.ts` and docs/decisions.md, "Host identity").
+ * A body may name the instance the caller expects to be (`expectedInstanceId`, as S3's
+ * `ExpectedBucketOwner`): another one is refused (403 `NotThisHost`) before anything starts.
  */
 
 /** The routes of the host API. */
@@ -26,12 +28,16 @@ export interface AcquireRequest {
   /** A fresh id per request (the execution name derives from it, so a retried call starts nothing new). */
   requestId: string;
   mountPath?: string;
+  /** The instance the caller is: credentials of another instance are refused (403 NotThisHost). */
+  expectedInstanceId?: string;
 }
 
 /** Body of `release`. */
 export interface ReleaseRequest {
   pool: string;
   requestId: string;
+  /** The instance the caller is: credentials of another instance are refused (403 NotThisHost). */
+  expectedInstanceId?: string;
 }
 
 /** Body of `status`. */

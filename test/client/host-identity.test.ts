@@ -175,6 +175,56 @@ describe("a host's own credentials act only for that host", () => {
     victimUntouched();
   });
 
+  it('refuses credentials of another instance than the one a request names (403 NotThisHost), before anything starts', async () => {
+    // What volsd-client on the attacker sends when it signs, by mistake, with the victim's credentials.
+    const mixedUp = hostApiOf(victim).release({
+      pool: 'web',
+      requestId: 'mixup-1',
+      expectedInstanceId: attacker,
+    });
+
+    await expect(mixedUp).rejects.toMatchObject({ code: 'NotThisHost', exitCode: 4 });
+    await world.sandbox.settle();
+    const startedForIt = [...world.sandbox.sfn.executions.values()].filter((e) =>
+      e.input.includes('mixup-1'),
+    );
+    expect(startedForIt).toEqual([]);
+    victimUntouched();
+  });
+
+  it("answers one of the host's own execution names that does not exist as not found, as another's", async () => {
+    const missing = acquireArn.replace(/:[^:]+$/, `:${WorkflowAction.ManualAcquire}-${attacker}-none`);
+
+    await expect(hostApiOf(attacker).execution({ executionArn: missing })).rejects.toMatchObject({
+      code: 'ExecutionNotFound',
+      details: expect.objectContaining({ status: 404 }),
+    });
+  });
+
+  it('answers an acquire repeated with its request id (a lost answer) with the execution it started', async () => {
+    const again = await hostApiOf(victim).acquire({ pool: 'web', requestId: 'victim-1' });
+    expect(again.executionArn).toBe(acquireArn);
+
+    // A new request of a host that holds its volume is still refused.
+    await expect(hostApiOf(victim).acquire({ pool: 'web', requestId: 'victim-2' })).rejects.toMatchObject({
+      code: 'VolumeAlreadyHeld',
+    });
+    await world.sandbox.settle();
+    victimUntouched();
+  });
+
+  it('answers a release repeated with its request id after that release ended with the same execution', async () => {
+    const first = await hostApiOf(attacker).release({ pool: 'web', requestId: 'repeat-1' });
+    await world.sandbox.settle();
+    expect(world.sandbox.sfn.executions.get(first.executionArn)?.status).toBe('SUCCEEDED');
+
+    const again = await hostApiOf(attacker).release({ pool: 'web', requestId: 'repeat-1' });
+
+    expect(again.executionArn).toBe(first.executionArn);
+    const runs = [...world.sandbox.sfn.executions.values()].filter((e) => e.input.includes('repeat-1'));
+    expect(runs).toHaveLength(1);
+  });
+
   it("refuses the operator's keys at the host API: only an instance's role session is a host", async () => {
     const operatorApi = new HostApiClient(world.gateway.hostApiUrl, region, async () => localCredentials);
 

@@ -119,3 +119,27 @@ describe.concurrent('usage errors exit 2 with one line and a hint, before any AW
     expect(lines[0]).toMatch(new RegExp(`\\(see '${hint.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')}'\\)$`));
   });
 });
+
+describe.concurrent('usage errors with --output json', () => {
+  it.for([
+    [['volumes', '--output', 'json', '--region', 'us-east-1'], {}, 'no pool'],
+    [
+      ['volumes', '--output=json', '--region', 'us-east-1'],
+      { VOLSD_POOL: 'Web_Pool' },
+      "'Web_Pool' is not a pool name",
+    ],
+    [['pool', '--output', 'json', '--pool', 'Web_Pool'], {}, "--pool 'Web_Pool' is not a pool name"],
+  ] as [string[], Record<string, string>, string][])(
+    '%j %j: one JSON error document on stdout, the message on stderr, exit 2',
+    async ([args, extraEnv, message], { expect }) => {
+      const run = await runClient(args, { ...env, ...extraEnv });
+
+      expect(run.code).toBe(2);
+      const document = JSON.parse(run.stdout) as { error: Record<string, unknown> };
+      expect(document.error).toMatchObject({ code: 'UsageError', exitCode: 2 });
+      expect(document.error.message).toContain(message);
+      expect(document.error.hint).toMatch(/^volsd-client /);
+      expect(run.stderr.trimEnd().split('\n')).toEqual([expect.stringContaining(`volsd-client: ${message}`)]);
+    },
+  );
+});

@@ -303,6 +303,17 @@ describe('VolsdPool placement', () => {
     ).toThrow(/"web-\*" is not a valid group name/);
   });
 
+  it.each([
+    ['web,blue', 'a comma (SERVED_GROUPS is comma-separated)'],
+    [' web', 'a leading space (SERVED_GROUPS is trimmed)'],
+    ['web ', 'a trailing space'],
+  ])('refuses the served group name %j: %s', (name) => {
+    const { stack, vpc } = vpcStack();
+    expect(() => new VolsdPool(stack, 'Pool', { poolName: 'web', vpc, autoScalingGroups: [name] })).toThrow(
+      `"${name}" is not a valid group name`,
+    );
+  });
+
   it('refuses a served group listed twice', () => {
     const { stack, vpc } = vpcStack();
     expect(
