@@ -70,9 +70,22 @@ export class InstanceMetadata {
     };
   }
 
-  /** The value of one of the instance's tags (needs instance metadata tags enabled), or undefined. */
+  /**
+   * The value of one of the instance's tags (needs instance metadata tags enabled), or undefined. The
+   * key goes into the path as it is, as AWS's examples show it (`tags/instance/aws:autoscaling:groupName`):
+   * keys shown in metadata may hold only letters, digits and `+ - = . , _ : @` (EC2 User Guide, "View
+   * tags for your EC2 instances using instance metadata"), all plain path characters, and whether the
+   * service decodes a percent-encoded key is not documented.
+   */
   async tag(key: string): Promise<string | undefined> {
-    return this.get(`/latest/meta-data/tags/instance/${encodeURIComponent(key)}`);
+    if (!/^[A-Za-z0-9+\-=.,_:@]+$/.test(key) || key === '.' || key === '..' || key === '_index') {
+      throw new ClientError(
+        ExitCode.Unexpected,
+        'InvalidTagKey',
+        `'${key}' cannot be read from instance metadata`,
+      );
+    }
+    return this.get(`/latest/meta-data/tags/instance/${key}`);
   }
 
   /** GET `path` with the session token; undefined on 404. */

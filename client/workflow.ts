@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DescribeExecutionCommand,
@@ -8,6 +9,18 @@ import {
 import { awsCall } from './aws.js';
 import { ClientError, ExitCode } from './errors.js';
 import type { Progress } from './progress.js';
+
+/** Step Functions' longest execution name. */
+const maxExecutionNameLength = 80;
+
+/**
+ * `name` as an execution name: itself when it fits in 80 characters, else its first 63 and 16 hex
+ * digits of its SHA-256 (still unique, still readable), as the workflows shorten theirs.
+ */
+export function boundedExecutionName(name: string): string {
+  if (name.length <= maxExecutionNameLength) return name;
+  return `${name.slice(0, 63)}-${createHash('sha256').update(name).digest('hex').slice(0, 16)}`;
+}
 
 /** A started execution. */
 export interface StartedExecution {

@@ -5,7 +5,7 @@ import { awsCall } from '../aws.js';
 import { type CommandContext, type CommandResult, openAdminSession, type PoolSession } from '../context.js';
 import { formatAge, renderPairs, renderTable, secondsSince } from '../format.js';
 import { requireArn } from '../pool-config.js';
-import { startExecution } from '../workflow.js';
+import { boundedExecutionName, startExecution } from '../workflow.js';
 
 /** How many pushes `pushes` shows (newest first). */
 export const pushesShown = 20;
@@ -200,7 +200,8 @@ async function startPerAz(ctx: CommandContext, session: PoolSession) {
     const execution = await startExecution(
       clients.sfn,
       arn,
-      `replenish-${config.pool}-${az}-admin-${stamp}`,
+      // A 32-character pool in a Local Zone would pass Step Functions' 80 characters.
+      boundedExecutionName(`replenish-${config.pool}-${az}-admin-${stamp}`),
       {
         pool: config.pool,
         az,

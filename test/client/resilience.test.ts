@@ -52,6 +52,8 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     if (failure) return send(failure, '', 'text/plain');
     return send(200, { instanceId: thisHost, availabilityZone: 'us-east-1a', region: 'us-east-1' });
   }
+  // Only the key as AWS's examples write it: a percent-encoded one is not documented to be decoded.
+  if (url === '/latest/meta-data/tags/instance/volsd:pool') return send(200, 'web', 'text/plain');
   if (url.startsWith('/latest/meta-data/tags')) return send(404, 'not found', 'text/plain');
   if (url.startsWith('/hostapi/')) {
     const call = { route: url.slice('/hostapi/'.length), body: JSON.parse(text) as Record<string, unknown> };
@@ -240,5 +242,16 @@ describe('a throttled instance metadata service', () => {
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout)).toMatchObject({ error: { code: 'MetadataUnavailable', status: 500 } });
     expect(calls).toHaveLength(0);
+  });
+});
+
+describe('the pool from the instance tag', () => {
+  it('reads tags/instance/volsd:pool with the key as it is', async () => {
+    hostApi = (call) => ({ status: 200, body: { instanceId: thisHost, pool: call.body.pool } });
+
+    const result = await run(['status', '--output', 'json']);
+
+    expect(result.code).toBe(0);
+    expect(calls).toEqual([{ route: 'status', body: { pool: 'web' } }]);
   });
 });

@@ -13,7 +13,7 @@ import { formatAge, renderTable } from '../../client/format.js';
 import { metadataEndpoint } from '../../client/imds.js';
 import { configParameterNames, configParameterPath } from '../../client/pool-config.js';
 import { createProgress } from '../../client/progress.js';
-import { waitForExecution } from '../../client/workflow.js';
+import { boundedExecutionName, waitForExecution } from '../../client/workflow.js';
 import * as lib from '../../lib/config-parameters.js';
 
 const sfnMock = mockClient(SFNClient);
@@ -188,5 +188,24 @@ describe('waiting for an execution', () => {
 
     expect(outcome).toEqual({ executionArn, status: 'SUCCEEDED', output: { volumeId: 'vol-1' } });
     expect(sfnMock.commandCalls(GetExecutionHistoryCommand)).toHaveLength(1);
+  });
+});
+
+describe('boundedExecutionName', () => {
+  it('keeps a name of 80 characters and shortens a longer one to 80, unique per name', () => {
+    const fits = 'a'.repeat(80);
+    expect(boundedExecutionName(fits)).toBe(fits);
+
+    // replenish-<32-character pool>-<Local Zone>-admin-<ms>: 84 characters.
+    const pool = 'p'.repeat(32);
+    const names = ['ap-northeast-1-tpe-1a', 'ap-northeast-1-tpe-1b'].map((az) =>
+      boundedExecutionName(`replenish-${pool}-${az}-admin-1764820800000`),
+    );
+    for (const name of names) {
+      expect(name).toHaveLength(80);
+      expect(name).toMatch(/^[A-Za-z0-9_-]+$/);
+      expect(name.startsWith(`replenish-${pool}-`)).toBe(true);
+    }
+    expect(names[0]).not.toBe(names[1]);
   });
 });
