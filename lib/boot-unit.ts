@@ -13,7 +13,7 @@ import { DocumentName } from '../lambdas/shared/documents.js';
 import { keys } from '../lambdas/shared/table-schema.js';
 import { bootUnitTag } from '../lambdas/shared/tags.js';
 import { WaitKind, waitPartitionKey } from '../lambdas/shared/task-waits.js';
-import type { ClientPolicies } from './permissions.js';
+import { type ClientPolicies, invokeThroughUrlStatements } from './permissions.js';
 import type { PoolSettings } from './pool-settings.js';
 import { livePrefix, type PushBucket } from './push-bucket.js';
 import type { SsmDocuments } from './ssm-documents.js';
@@ -161,12 +161,7 @@ export class BootUnit extends Construct {
     );
     this.signalUrl = this.hostFunction.function.addFunctionUrl({ authType: FunctionUrlAuthType.AWS_IAM });
     pool.clientPolicies.instancePolicy.addStatements(
-      new PolicyStatement({
-        sid: 'SignalBootUnit',
-        actions: ['lambda:InvokeFunctionUrl'],
-        resources: [this.hostFunction.function.functionArn],
-        conditions: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
-      }),
+      ...invokeThroughUrlStatements(this.hostFunction.function, 'SignalBootUnit'),
     );
 
     this.bundle = new Asset(this, 'Bundle', { path: join(root, 'scripts') });

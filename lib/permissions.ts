@@ -572,6 +572,29 @@ export interface ClientPoliciesProps {
 }
 
 /**
+ * Calling `fn` through its function URL (AuthType AWS_IAM): `<sid>Url` allows InvokeFunctionUrl with
+ * IAM auth, `<sid>ThroughUrl` InvokeFunction only through the URL (`lambda:InvokedViaFunctionUrl`), which
+ * function URLs created since October 2025 also need (AWS Lambda Developer Guide, "Control access to
+ * Lambda function URLs"). A direct Invoke would let the caller write the event, identity included.
+ */
+export function invokeThroughUrlStatements(fn: IFunction, sid: string): PolicyStatement[] {
+  return [
+    new PolicyStatement({
+      sid: `${sid}Url`,
+      actions: ['lambda:InvokeFunctionUrl'],
+      resources: [fn.functionArn],
+      conditions: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
+    }),
+    new PolicyStatement({
+      sid: `${sid}ThroughUrl`,
+      actions: ['lambda:InvokeFunction'],
+      resources: [fn.functionArn],
+      conditions: { Bool: { 'lambda:InvokedViaFunctionUrl': 'true' } },
+    }),
+  ];
+}
+
+/**
  * Customer managed policies for the instances of the served groups, and for people and hosts using
  * volsd-client:
  * - `instancePolicy` for every instance a pool volume is mounted on (served groups, volsd-client
@@ -690,20 +713,7 @@ export class ClientPolicies extends Construct {
    * included, itself.
    */
   public allowHostApi(fn: IFunction): this {
-    this.hostPolicy.addStatements(
-      new PolicyStatement({
-        sid: 'InvokeHostApiUrl',
-        actions: ['lambda:InvokeFunctionUrl'],
-        resources: [fn.functionArn],
-        conditions: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
-      }),
-      new PolicyStatement({
-        sid: 'InvokeHostApiThroughUrl',
-        actions: ['lambda:InvokeFunction'],
-        resources: [fn.functionArn],
-        conditions: { Bool: { 'lambda:InvokedViaFunctionUrl': 'true' } },
-      }),
-    );
+    this.hostPolicy.addStatements(...invokeThroughUrlStatements(fn, 'InvokeHostApi'));
     return this;
   }
 

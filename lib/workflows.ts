@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, Fn, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Fn, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { GraphWidget } from 'aws-cdk-lib/aws-cloudwatch';
 import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
@@ -388,10 +389,31 @@ export class Workflows extends Construct {
       retention: this.logRetention,
       removalPolicy: this.logRemovalPolicy,
     });
+    const stateMachineName = `volsd-${poolName}-${name}`;
+    const definitionPath = join(this.projectRoot, options.definitionFile);
+    if (readFileSync(definitionPath, 'utf8').includes('.waitForTaskToken')) {
+      // A callback Task's step answers its own token when what it waits for has happened already
+      // (lambdas/acquire/callbacks.ts: nothing to unmount, the instance runs already). By name, not by
+      // reference: the state machine names this function, so a reference here would be a cycle.
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          sid: 'AnswerOwnTasks',
+          actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+          resources: [
+            Stack.of(this).formatArn({
+              service: 'states',
+              resource: 'stateMachine',
+              resourceName: stateMachineName,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          ],
+        }),
+      );
+    }
     const stateMachine = new StateMachine(this, id, {
-      stateMachineName: `volsd-${poolName}-${name}`,
+      stateMachineName,
       stateMachineType: StateMachineType.STANDARD,
-      definitionBody: DefinitionBody.fromFile(join(this.projectRoot, options.definitionFile)),
+      definitionBody: DefinitionBody.fromFile(definitionPath),
       definitionSubstitutions: {
         ...options.definitionSubstitutions,
         [options.functionArnPlaceholder]: fn.function.functionArn,

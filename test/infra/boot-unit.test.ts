@@ -150,19 +150,22 @@ describe('BootUnit in a pool serving groups of the app', () => {
     });
   });
 
-  it("lets the pool's instances invoke the signal URL of the host function only, with IAM auth", () => {
-    const invoke = statements.filter(({ statement }) =>
-      actionsOf(statement).some((a) => a.startsWith('lambda:Invoke')),
-    );
+  it("lets the pool's instances invoke the signal URL of the host function only, with IAM auth, and the function only through it", () => {
     const fn = logicalId(pool.bootUnit.hostFunction.function);
-    const signal = invoke.filter(({ statement }) => (statement as { Sid?: string }).Sid === 'SignalBootUnit');
-    expect(signal).toHaveLength(1);
-    expect(signal[0]?.owner).toBe(logicalId(pool.clientPolicies.instancePolicy));
-    expect(actionsOf(signal[0]?.statement ?? {})).toEqual(['lambda:InvokeFunctionUrl']);
-    expect(signal[0]?.statement.Resource).toEqual({ 'Fn::GetAtt': [fn, 'Arn'] });
-    expect(signal[0]?.statement.Condition).toEqual({
-      StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' },
-    });
+    const invokingIt = statements.filter(
+      ({ statement }) =>
+        actionsOf(statement).some((a) => a.startsWith('lambda:Invoke')) &&
+        JSON.stringify(statement.Resource) === JSON.stringify({ 'Fn::GetAtt': [fn, 'Arn'] }),
+    );
+    expect(new Set(invokingIt.map(({ owner }) => owner))).toEqual(
+      new Set([logicalId(pool.clientPolicies.instancePolicy)]),
+    );
+    // Function URLs created since October 2025 need both actions (AWS Lambda Developer Guide,
+    // "Control access to Lambda function URLs"); InvokeFunction only through the URL.
+    expect(invokingIt.map(({ statement }) => [actionsOf(statement), statement.Condition])).toEqual([
+      [['lambda:InvokeFunctionUrl'], { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } }],
+      [['lambda:InvokeFunction'], { Bool: { 'lambda:InvokedViaFunctionUrl': 'true' } }],
+    ]);
   });
 
   it('lets the events function take only the unmount and running waits, and answer only the acquire', () => {

@@ -241,6 +241,22 @@ describe('state machines', () => {
 });
 
 describe('workflow functions', () => {
+  it('answer task tokens of their own state machine when it has callback Tasks (acquire), and no others', () => {
+    const answering = workflows.map((workflow) => {
+      const resources = statementsOf(workflow.function)
+        .filter((s) => actionsOf(s).some((a) => a.startsWith('states:SendTask')))
+        .flatMap((s) => [s.Resource].flat().map((r) => render(r).text));
+      return [workflow.name, definitionOf(workflow).text.includes('.waitForTaskToken'), resources] as const;
+    });
+    expect(answering.filter(([, callbacks]) => callbacks).map(([name]) => name)).toEqual(['acquire']);
+    for (const [name, callbacks, resources] of answering) {
+      const poolName = stack.pool.settings.poolName;
+      expect(resources).toEqual(
+        callbacks ? [`arn:@0:states:@1:@2:stateMachine:volsd-${poolName}-${name}`] : [],
+      );
+    }
+  });
+
   it('get every variable the workflow configuration requires', () => {
     expect(requiredKeys(workflowConfigShape)).toEqual(
       expect.arrayContaining(['TABLE_NAME', 'POOL_NAME', 'PUSH_BUCKET']),
