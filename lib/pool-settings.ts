@@ -82,12 +82,14 @@ export interface PoolSchedules {
 /** Rate control of the push fan-out's SSM SendCommand. */
 export interface FanOutSettings {
   /**
-   * Instances running Volsd-Sync at once: a count (e.g. 10) or a percentage (e.g. '25%').
+   * Instances running Volsd-Sync at once: a count (e.g. 10) or a percentage (e.g. '25%'), as SSM
+   * SendCommand's MaxConcurrency takes it (1-9999999 or 1%-100%, no leading zeros).
    * @default '25%'
    */
   readonly maxConcurrency?: number | string;
   /**
-   * Failures after which SSM stops sending the push to more instances: a count or a percentage.
+   * Failures after which SSM stops sending the push to more instances: a count or a percentage, as
+   * SendCommand's MaxErrors takes it (0-9999999 or 0%-100%, no leading zeros).
    * @default '25%'
    */
   readonly maxErrors?: number | string;
@@ -317,7 +319,11 @@ const mountPathPattern = /^(?:\/[A-Za-z0-9_][A-Za-z0-9._-]*)+$/;
 const writerArnPattern = /^arn:aws[a-z-]*:iam::\d{12}:(?:root|(?:role|user)\/[\w+=,.@/*?-]+)$/;
 // The workflow functions accept [a-z0-9=,_-] (lambdas/shared/workflow-config.ts).
 const mountOptionsPattern = /^[a-z0-9_=-]+(?:,[a-z0-9_=-]+)*$/;
-const ratePattern = /^(?:\d+|\d+%)$/;
+// SSM's own patterns and length for SendCommand's MaxConcurrency and MaxErrors (the service model):
+// no leading zeros, at most 7 characters. Anything else passes synth and fails every push.
+const maxConcurrencyPattern = /^(?:[1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$/;
+const maxErrorsPattern = /^(?:[1-9][0-9]*|0|[1-9][0-9]%|[0-9]%|100%)$/;
+const maxRateLength = 7;
 
 const isSet = (value: number): boolean => !Token.isUnresolved(value);
 
@@ -352,11 +358,12 @@ function checkDuration(
 }
 
 function checkRate(problems: string[], name: string, value: string, allowZero: boolean): void {
-  const number = Number.parseInt(value, 10);
-  const isPercent = value.endsWith('%');
   const min = allowZero ? 0 : 1;
-  if (!ratePattern.test(value) || number < min || (isPercent && number > 100)) {
-    problems.push(`${name} must be a count >= ${min} or a percentage ${min}%..100%, got "${value}"`);
+  const pattern = allowZero ? maxErrorsPattern : maxConcurrencyPattern;
+  if (!pattern.test(value) || value.length > maxRateLength) {
+    problems.push(
+      `${name} must be a count >= ${min} or a percentage ${min}%..100%, without leading zeros, at most ${maxRateLength} characters (SSM SendCommand), got "${value}"`,
+    );
   }
 }
 

@@ -205,14 +205,32 @@ describe('pool settings', () => {
     expect(problemsOf({ snapshotRetention: 0 })).toContain('snapshotRetention must be an integer in 1..100');
   });
 
-  it.each(['0', '0%', '101%', 'all', '-1'])('refuse fan-out concurrency %s', (maxConcurrency) => {
-    expect(problemsOf({ fanOut: { maxConcurrency } })).toContain(
-      'fanOut.maxConcurrency must be a count >= 1',
-    );
-  });
+  it.each(['0', '0%', '101%', 'all', '-1', '05', '01%', '10000000'])(
+    'refuse fan-out concurrency %s',
+    (maxConcurrency) => {
+      expect(problemsOf({ fanOut: { maxConcurrency } })).toContain(
+        'fanOut.maxConcurrency must be a count >= 1',
+      );
+    },
+  );
 
-  it('refuse fan-out max errors above 100%', () => {
-    expect(problemsOf({ fanOut: { maxErrors: '150%' } })).toContain('fanOut.maxErrors must be a count >= 0');
+  it.each(['150%', '00', '05%', '000', '12345678'])(
+    'refuse fan-out max errors %s (SSM refuses it)',
+    (maxErrors) => {
+      expect(problemsOf({ fanOut: { maxErrors } })).toContain('fanOut.maxErrors must be a count >= 0');
+    },
+  );
+
+  it.each([
+    ['1', '0'],
+    ['9999999', '5%'],
+    ['100%', '100%'],
+    ['7%', '10'],
+  ])('accept fan-out concurrency %s and max errors %s, as SSM does', (maxConcurrency, maxErrors) => {
+    expect(resolvePoolSettings({ ...valid, fanOut: { maxConcurrency, maxErrors } }).fanOut).toEqual({
+      maxConcurrency,
+      maxErrors,
+    });
   });
 
   it('accept fan-out max errors of 0', () => {
