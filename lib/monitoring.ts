@@ -33,6 +33,11 @@ export const metricsNamespace = 'Volsd';
 export const volsdMetrics = {
   /** Idle volumes in one AZ (dimensions Pool, Az), emitted by replenish at least once per run. */
   idleVolumes: 'IdleVolumes',
+  /**
+   * The idle target of one AZ under adaptive sizing (dimensions Pool, Az), emitted by replenish on each
+   * scheduled run.
+   */
+  idleTarget: 'IdleTarget',
   /** Acquires that ended without a volume (dimension Pool), emitted by acquire's failure step. */
   acquireFailures: 'AcquireFailed',
   /** Pushes some instance failed to apply (dimension Pool). */
@@ -67,6 +72,12 @@ export interface MonitoringProps {
   readonly availabilityZones: readonly string[];
   /** Idle volumes wanted per AZ: the IdleVolumes alarm threshold. No idle alarm when 0. */
   readonly idlePerAz: number;
+  /**
+   * Adaptive sizing's largest idle target per AZ, when it is on: the target then moves, so the "idle
+   * below target" alarms compare the idle count with the `IdleTarget` replenish reports, not `idlePerAz`.
+   * @default adaptive sizing off
+   */
+  readonly adaptiveMaxPerAz?: number;
   /**
    * Topic receiving every alarm and OK transition.
    * @default a new topic encrypted with a new customer managed key (CloudWatch cannot publish to a
@@ -144,13 +155,33 @@ export class Monitoring extends Construct {
     const idleMetrics = props.availabilityZones.map((az) =>
       this.metric(volsdMetrics.idleVolumes, { az, statistic: 'Minimum', period: idlePeriod }),
     );
-    if (props.idlePerAz > 0) {
+    const adaptive = props.adaptiveMaxPerAz !== undefined;
+    if (props.idlePerAz > 0 || (props.adaptiveMaxPerAz ?? 0) > 0) {
       props.availabilityZones.forEach((az, index) => {
-        const metric = idleMetrics[index];
-        if (!metric) return;
+        const idle = idleMetrics[index];
+        if (!idle) return;
+        // Under adaptive sizing the target moves within [min, max]: the alarm watches the shortfall
+        // against the target replenish reported for the same period (missing when it reported none).
+        const metric = adaptive
+          ? new MathExpression({
+              expression: 'target - idle',
+              usingMetrics: {
+                idle,
+                target: this.metric(volsdMetrics.idleTarget, {
+                  az,
+                  statistic: 'Maximum',
+                  period: idlePeriod,
+                }),
+              },
+              period: idlePeriod,
+            })
+          : idle;
+        const below = adaptive ? 'below the adaptive target' : `below ${props.idlePerAz}`;
         this.alarmOnMetric(`IdleBelowTarget${index}`, metric, {
-          threshold: props.idlePerAz,
-          comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
+          threshold: adaptive ? 0 : props.idlePerAz,
+          comparisonOperator: adaptive
+            ? ComparisonOperator.GREATER_THAN_THRESHOLD
+            : ComparisonOperator.LESS_THAN_THRESHOLD,
           evaluationPeriods: Math.max(1, Math.ceil(belowFor.toSeconds() / idlePeriod.toSeconds())),
           // Not BREACHING: a new alarm evaluates the periods before its creation, when replenish could
           // not have reported yet, so it fired at every first deploy. MISSING keeps the new alarm in
@@ -159,7 +190,7 @@ export class Monitoring extends Construct {
           // means it has stopped: that is the transition to INSUFFICIENT_DATA, and it is notified.
           treatMissingData: TreatMissingData.MISSING,
           notifyOnInsufficientData: true,
-          description: `Volsd ${props.poolName}: idle volumes in ${az} below ${props.idlePerAz} for ${belowFor.toHumanString()} (INSUFFICIENT_DATA: replenish has stopped reporting). Launches there take the slow path; check replenish and the AZ's sync worker.`,
+          description: `Volsd ${props.poolName}: idle volumes in ${az} ${below} for ${belowFor.toHumanString()} (INSUFFICIENT_DATA: replenish has stopped reporting). Launches there take the slow path; check replenish and the AZ's sync worker.`,
         });
       });
     }

@@ -188,6 +188,7 @@ export class VolsdPool extends Construct {
       poolName,
       availabilityZones: this.availabilityZones,
       idlePerAz: this.settings.idlePerAz,
+      ...(this.settings.adaptive ? { adaptiveMaxPerAz: this.settings.adaptive.maxPerAz } : {}),
       idleMetricPeriod: this.settings.schedules.replenish,
       alarmTopic: props.alarmTopic,
     });

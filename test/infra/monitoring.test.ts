@@ -146,3 +146,54 @@ describe('alarms quiet at a first deploy', () => {
     }
   });
 });
+
+describe('idle volumes below target under adaptive sizing', () => {
+  function idleAlarms(props: { idlePerAz: number; adaptiveMaxPerAz?: number }) {
+    const stack = new Stack(testApp(), 'Adaptive');
+    new Monitoring(stack, 'Monitoring', { poolName: 'web', availabilityZones: ['eu-west-1a'], ...props });
+    return Object.values(
+      Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm', {
+        Properties: { AlarmDescription: Match.stringLikeRegexp('idle volumes in eu-west-1a below') },
+      }),
+    ).map((a) => a.Properties as Record<string, unknown>);
+  }
+
+  it('compare the idle count with the IdleTarget replenish reports, not the starting idlePerAz', () => {
+    const [alarm, ...more] = idleAlarms({ idlePerAz: 2, adaptiveMaxPerAz: 30 });
+
+    expect(more).toEqual([]);
+    expect(alarm).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
+    type Query = {
+      Id: string;
+      Expression?: string;
+      MetricStat?: { Metric: { MetricName: string; Dimensions: unknown[] } };
+    };
+    const metrics = alarm?.Metrics as Query[];
+    expect(metrics.find((m) => m.Expression)?.Expression).toBe('target - idle');
+    const named = Object.fromEntries(
+      metrics.flatMap((m) => (m.MetricStat ? [[m.Id, m.MetricStat.Metric.MetricName]] : [])),
+    );
+    expect(named).toEqual({ idle: 'IdleVolumes', target: 'IdleTarget' });
+    for (const m of metrics.flatMap((x) => (x.MetricStat ? [x.MetricStat] : []))) {
+      expect(m.Metric.Dimensions).toEqual([
+        { Name: 'Az', Value: 'eu-west-1a' },
+        { Name: 'Pool', Value: 'web' },
+      ]);
+    }
+  });
+
+  it('alarm even when the pool starts at 0 idle, since the target may grow', () => {
+    expect(idleAlarms({ idlePerAz: 0, adaptiveMaxPerAz: 10 })).toHaveLength(1);
+    expect(idleAlarms({ idlePerAz: 0 })).toHaveLength(0);
+  });
+
+  it('keep the fixed threshold without adaptive sizing', () => {
+    expect(idleAlarms({ idlePerAz: 3 })).toEqual([
+      expect.objectContaining({
+        MetricName: 'IdleVolumes',
+        Threshold: 3,
+        ComparisonOperator: 'LessThanThreshold',
+      }),
+    ]);
+  });
+});

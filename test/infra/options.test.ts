@@ -188,3 +188,27 @@ describe('the app on an existing VPC, serving no group', () => {
     expect(functions.filter((id) => /Acquire/.test(id))).toHaveLength(1);
   });
 });
+
+describe('a pool with adaptive sizing', () => {
+  it('alarms per AZ on idle volumes below the target replenish reports, even from a start of 0', () => {
+    const stack = new Stack(testApp(), 'Adaptive');
+    const vpc = new Vpc(stack, 'Vpc', {
+      maxAzs: 2,
+      natGateways: 0,
+      subnetConfiguration: [{ name: 'private', subnetType: SubnetType.PRIVATE_ISOLATED }],
+    });
+    new VolsdPool(stack, 'Pool', {
+      poolName: 'web',
+      vpc,
+      idlePerAz: 0,
+      adaptive: { minPerAz: 0, maxPerAz: 10, budgetDollarsPerMonth: 100 },
+    });
+    const alarms = Object.values(Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm'));
+    const onIdle = alarms.filter((a) => JSON.stringify(a.Properties).includes('"MetricName":"IdleVolumes"'));
+    expect(onIdle).toHaveLength(2);
+    for (const alarm of onIdle) {
+      expect(JSON.stringify(alarm.Properties.Metrics)).toContain('"MetricName":"IdleTarget"');
+      expect(alarm.Properties).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
+    }
+  });
+});
