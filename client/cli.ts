@@ -25,7 +25,10 @@ interface CommandDef {
   options: Record<string, OptionDef>;
 }
 
-/** Default of --timeout: the acquire and release workflows' own TimeoutSeconds. */
+/**
+ * Default of --timeout: the release workflow's own TimeoutSeconds. An acquire may run longer (its
+ * TimeoutSeconds covers a pool refilled from nothing); the client then stops waiting and names it.
+ */
 export const defaultTimeoutSeconds = 1800;
 
 const waitOptions: Record<string, OptionDef> = {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Annotations, ArnFormat, CfnOutput, type RemovalPolicy, Stack, Tags } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, type RemovalPolicy, Stack, Tags } from 'aws-cdk-lib';
 import type { AutoScalingGroup } from 'aws-cdk-lib/aws-autoscaling';
 import { Rule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
@@ -165,10 +165,6 @@ export class BootUnit extends Construct {
     );
 
     this.bundle = new Asset(this, 'Bundle', { path: join(root, 'scripts') });
-    new CfnOutput(this, 'BootSignalUrl', {
-      description: `Volsd ${poolName}: the boot unit's VOLSD_SIGNAL_URL`,
-      value: this.signalUrl.url,
-    });
   }
 
   /**

@@ -154,6 +154,12 @@ export class VolsdStack extends Stack {
         'Reconcile workflow',
       ],
     };
+    // What a group defined elsewhere needs for the boot unit's one-line user data (README).
+    outputs.BootSignalUrl = [this.pool.bootUnit.signalUrl.url, "The boot unit's VOLSD_SIGNAL_URL"];
+    outputs.BootUnitBundle = [
+      this.pool.bootUnit.bundle.s3ObjectUrl,
+      "The boot unit's scripts (zip) for the user data of groups defined elsewhere",
+    ];
     // Volumes and snapshots are made at run time, not by CloudFormation: they outlive the stack.
     outputs.PoolResourcesTag = [
       `${poolTag}=${this.pool.settings.poolName}`,

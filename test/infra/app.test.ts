@@ -538,6 +538,15 @@ describe('published configuration', () => {
     template.hasOutput('AdminPolicyArn', {});
   });
 
+  it("outputs the boot unit's signal URL and scripts under plain keys, for groups defined elsewhere", () => {
+    template.hasOutput('BootSignalUrl', {
+      Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('^PoolBootUnitHostFunction'), 'FunctionUrl'] },
+    });
+    template.hasOutput('BootUnitBundle', {
+      Value: { 'Fn::Sub': Match.stringLikeRegexp('^s3://cdk-[a-z0-9]+-assets-.+\\.zip$') },
+    });
+  });
+
   it('outputs the configuration path and the state machines', () => {
     template.hasOutput('ConfigPath', { Value: '/volsd/web' });
     for (const name of ['Acquire', 'Release', 'Replenish', 'Snapshot', 'Reconcile']) {

@@ -145,9 +145,6 @@ describe('BootUnit in a pool serving groups of the app', () => {
     // No public (NONE) URL anywhere in the pool.
     for (const u of Object.values(template.findResources('AWS::Lambda::Url')))
       expect(u.Properties.AuthType).toBe('AWS_IAM');
-    template.hasOutput('*', {
-      Value: { 'Fn::GetAtt': [logicalId(pool.bootUnit.signalUrl as never), 'FunctionUrl'] },
-    });
   });
 
   it("lets the pool's instances invoke the signal URL of the host function only, with IAM auth, and the function only through it", () => {
