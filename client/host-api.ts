@@ -161,11 +161,13 @@ function hostApiFailure(route: string, status: number, body: unknown): ClientErr
   const details = { route, status, ...(code ? { error: code } : {}), ...(refusal?.details ?? {}) };
   if (code && conflictCodes.has(code)) return new ClientError(ExitCode.Conflict, code, message, details);
   if (status === 403 && !code) {
-    // Refused by IAM in front of the function (the function URL's own 403, body {"Message":"Forbidden"}).
+    // Refused in front of the function: by IAM (body {"Message":"Forbidden"}), or a signature AWS did
+    // not accept (expired credentials, a skewed clock), whose own words say which.
+    const why = message === 'Forbidden' || message === `HTTP ${status}` ? '' : ` (${message})`;
     return new ClientError(
       ExitCode.PermissionDenied,
       'PermissionDenied',
-      'permission denied: this identity may not call lambda:InvokeFunctionUrl on the host API',
+      `permission denied${why}: this identity may not call lambda:InvokeFunctionUrl on the host API, or its credentials were refused`,
       { ...details, action: 'lambda:InvokeFunctionUrl' },
     );
   }

@@ -255,3 +255,21 @@ describe('the pool from the instance tag', () => {
     expect(calls).toEqual([{ route: 'status', body: { pool: 'web' } }]);
   });
 });
+
+describe('a refusal in front of the host API', () => {
+  it.for([
+    ['Forbidden', 'permission denied: '],
+    [
+      'Signature expired: 20261204T030000Z is now earlier than 20261204T031000Z',
+      'permission denied (Signature expired: 20261204T030000Z',
+    ],
+  ])('403 %j: exit 4, saying what AWS said', async ([message, expected]) => {
+    hostApi = () => ({ status: 403, body: { Message: message } });
+
+    const result = await run(['status', '--pool', 'web']);
+
+    expect(result.code).toBe(4);
+    expect(result.stderr).toContain(`volsd-client: ${expected}`);
+    expect(calls).toHaveLength(1);
+  });
+});
