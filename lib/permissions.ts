@@ -6,6 +6,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, type IConstruct } from 'constructs';
+import { DocumentName } from '../lambdas/shared/documents.js';
 import { poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
 import { acknowledgeWildcards, findingArn } from './nag.js';
 import { livePrefix } from './push-bucket.js';
@@ -394,8 +395,8 @@ export function workerFleetStatements({ scope, poolName }: PermissionScope): Pol
 
 /** Everything the pool's workflows may need, bound to one pool; `forX()` composes per workflow. */
 export interface WorkflowPermissionsProps extends PermissionScope {
-  /** Names of the pool's SSM documents. */
-  readonly documentNames: readonly string[];
+  /** Deployed names of the pool's SSM documents, by catalogue name (`SsmDocuments.documentNames`). */
+  readonly documentNames: ReadonlyMap<DocumentName, string>;
   /** Names of the served Auto Scaling groups. */
   readonly groupNames: readonly string[];
   /** Customer managed key of the pool's volumes, if any. */
@@ -422,8 +423,13 @@ export class WorkflowPermissions {
     return volumeKeyStatements(this.props.scope, keys);
   }
 
-  private commands(): PolicyStatement[] {
-    return [...sendCommandStatements(this.props, this.props.documentNames), ...commandStatusStatements()];
+  /** SendCommand with `documents` only (those the workflow's steps send), and reading the outcomes. */
+  private commands(...documents: DocumentName[]): PolicyStatement[] {
+    const names = documents.flatMap((d) => {
+      const deployed = this.props.documentNames.get(d);
+      return deployed ? [deployed] : [];
+    });
+    return [...sendCommandStatements(this.props, names), ...commandStatusStatements()];
   }
 
   /**
@@ -436,7 +442,7 @@ export class WorkflowPermissions {
       ...(this.props.directCreate ? createVolumeStatements(this.props) : []),
       ...attachDetachStatements(this.props),
       ...modifyInstanceStatements(this.props),
-      ...this.commands(),
+      ...this.commands(DocumentName.Unmount, DocumentName.Mount, DocumentName.Sync),
       ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
       ...this.key(),
     ];
@@ -448,7 +454,7 @@ export class WorkflowPermissions {
       ...describeStatements(),
       ...attachDetachStatements(this.props),
       ...deleteVolumeStatements(this.props),
-      ...this.commands(),
+      ...this.commands(DocumentName.Unmount),
       ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
       ...this.key(),
     ];
@@ -465,14 +471,14 @@ export class WorkflowPermissions {
       ...createVolumeStatements(this.props),
       ...attachDetachStatements(this.props),
       ...deleteVolumeStatements(this.props),
-      ...this.commands(),
+      ...this.commands(DocumentName.Format, DocumentName.Sync, DocumentName.Unmount),
       ...this.key(),
     ];
   }
 
   /** Snapshot: freeze through SSM, snapshot, prune. */
   public forSnapshot(): PolicyStatement[] {
-    return [...describeStatements(), ...snapshotStatements(this.props), ...this.commands(), ...this.key()];
+    return [...describeStatements(), ...snapshotStatements(this.props), ...this.commands(DocumentName.Freeze), ...this.key()];
   }
 
   /**
@@ -489,7 +495,7 @@ export class WorkflowPermissions {
       }),
       ...attachDetachStatements(this.props),
       ...deleteVolumeStatements(this.props),
-      ...this.commands(),
+      ...this.commands(DocumentName.Mount, DocumentName.Unmount),
       ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
     ];
   }
@@ -522,12 +528,12 @@ export class WorkflowPermissions {
 
   /** Push fan-out: Volsd-Sync on every pool instance. */
   public forFanOut(): PolicyStatement[] {
-    return this.commands();
+    return this.commands(DocumentName.Sync);
   }
 
   /** Grow: ModifyVolume on the pool's volumes, Volsd-Sync on the pool's instances (file systems grow). */
   public forGrow(): PolicyStatement[] {
-    return [...growVolumeStatements(this.props), ...this.commands()];
+    return [...growVolumeStatements(this.props), ...this.commands(DocumentName.Sync)];
   }
 
   /** Push status: read the outcome of the Volsd-Sync commands (nothing that changes anything). */
@@ -545,7 +551,7 @@ export class WorkflowPermissions {
       ...modifyInstanceStatements(this.props),
       ...snapshotStatements(this.props),
       ...growVolumeStatements(this.props),
-      ...this.commands(),
+      ...this.commands(...this.props.documentNames.keys()),
       ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
       ...this.key(),
     ];

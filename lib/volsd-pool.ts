@@ -215,7 +215,7 @@ export class VolsdPool extends Construct {
     this.permissions = new WorkflowPermissions({
       scope: this,
       poolName,
-      documentNames: [...this.documents.documentNames.values()],
+      documentNames: this.documents.documentNames,
       groupNames: this.intake.groupNames,
       volumeKey: this.settings.volume.kmsKey,
       accountDefaultVolumeKey: this.settings.volume.accountDefaultKmsKey,

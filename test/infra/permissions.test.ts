@@ -13,6 +13,7 @@ import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { DefinitionBody, Pass, StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hostPolicyActions } from '../../lambdas/hostapi/contract.js';
+import { DocumentName } from '../../lambdas/shared/documents.js';
 import { ConfigParameters } from '../../lib/config-parameters.js';
 import {
   acknowledgeWildcards,
@@ -46,7 +47,10 @@ beforeAll(() => {
   permissions = new WorkflowPermissions({
     scope: stack,
     poolName: 'web',
-    documentNames: ['Volsd-Mount-web', 'Volsd-Sync-web'],
+    documentNames: new Map([
+      [DocumentName.Mount, 'Volsd-Mount-web'],
+      [DocumentName.Sync, 'Volsd-Sync-web'],
+    ]),
     groupNames: ['web-a'],
     volumeKey: new Key(stack, 'VolumeKey', { enableKeyRotation: true }),
   });
@@ -144,7 +148,7 @@ describe('workflow permissions', () => {
   });
 
   it('send commands only with the pool documents to pool-tagged instances', () => {
-    const statements = allowing(resolved(permissions.forFanOut()), 'ssm:SendCommand');
+    const statements = allowing(resolved(permissions.all()), 'ssm:SendCommand');
     expect(statements).toEqual([
       expect.objectContaining({
         Resource: [
@@ -158,6 +162,15 @@ describe('workflow permissions', () => {
       }),
     ]);
     expect(statements[0]?.Condition).toBeUndefined();
+  });
+
+  it('send each workflow only the documents its steps send (the fan-out: Volsd-Sync)', () => {
+    const documents = (statements: PolicyStatement[]) =>
+      allowing(resolved(statements), 'ssm:SendCommand').flatMap((s) =>
+        s.Resource.filter((r) => r.includes(':document/')),
+      );
+    expect(documents(permissions.forFanOut())).toEqual([arn('ssm', '123456789012:document/Volsd-Sync-web')]);
+    expect(documents(permissions.forRelease())).toEqual([]);
   });
 
   it('complete lifecycle actions only of the served groups', () => {
@@ -257,7 +270,7 @@ describe('workflow permissions', () => {
   });
 
   it('lets the acquire create volumes only when direct creation is on', () => {
-    const scope = { scope: stack, poolName: 'web', documentNames: [], groupNames: [] };
+    const scope = { scope: stack, poolName: 'web', documentNames: new Map(), groupNames: [] };
     const on = resolved(new WorkflowPermissions({ ...scope, directCreate: true }).forAcquire()).flatMap(
       actionsOf,
     );
@@ -273,7 +286,7 @@ describe('workflow permissions', () => {
     const none = new WorkflowPermissions({
       scope: stack,
       poolName: 'web',
-      documentNames: [],
+      documentNames: new Map(),
       groupNames: [],
     });
     const actions = resolved([...none.all(), ...none.forDispatcher()]).flatMap(actionsOf);
@@ -292,7 +305,7 @@ describe('least-privilege checks', () => {
     const rogue = new WorkflowPermissions({
       scope: rogueStack,
       poolName: 'web',
-      documentNames: [],
+      documentNames: new Map(),
       groupNames: [],
     });
     const role = new Role(rogueStack, 'Role', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });

@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { App, CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
@@ -382,6 +383,34 @@ describe('workflow functions', () => {
       'ec2:DetachVolume',
     ]);
     expect(mutating(syncAll.function)).toEqual([]);
+  });
+
+  it('may each send exactly the SSM documents their steps send (config.<NAME>_DOCUMENT in their code)', () => {
+    const catalogue: Record<string, string> = {
+      MOUNT: 'Volsd-Mount',
+      UNMOUNT: 'Volsd-Unmount',
+      SYNC: 'Volsd-Sync',
+      FORMAT: 'Volsd-Format',
+      FREEZE: 'Volsd-Freeze',
+    };
+    const poolName = stack.pool.settings.poolName;
+    for (const workflow of workflows) {
+      const dir = fileURLToPath(new URL(`../../lambdas/${workflow.name}/`, import.meta.url));
+      const code = readdirSync(dir)
+        .filter((f) => f.endsWith('.ts'))
+        .map((f) => readFileSync(join(dir, f), 'utf8'))
+        .join('\n');
+      const sent = new Set(
+        [...code.matchAll(/config\.([A-Z]+)_DOCUMENT/g)].map((m) => catalogue[m[1] ?? '']),
+      );
+      const granted = statementsOf(workflow.function)
+        .filter((s) => actionsOf(s).includes('ssm:SendCommand'))
+        .flatMap((s) => [s.Resource].flat().map((r) => render(r).text))
+        .filter((r) => r.includes(':document/'))
+        .map((r) => r.replace(/^.*:document\//, '').replace(new RegExp(`-${poolName}$`), ''));
+      expect(new Set(granted), workflow.name).toEqual(sent);
+    }
+    expect(workflows.map((w) => w.name)).toContain('acquire');
   });
 
   it("let sync-all send the pool's documents to the pool's instances only, as the fan-out may", () => {
