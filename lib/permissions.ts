@@ -478,7 +478,12 @@ export class WorkflowPermissions {
 
   /** Snapshot: freeze through SSM, snapshot, prune. */
   public forSnapshot(): PolicyStatement[] {
-    return [...describeStatements(), ...snapshotStatements(this.props), ...this.commands(DocumentName.Freeze), ...this.key()];
+    return [
+      ...describeStatements(),
+      ...snapshotStatements(this.props),
+      ...this.commands(DocumentName.Freeze),
+      ...this.key(),
+    ];
   }
 
   /**
