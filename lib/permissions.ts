@@ -110,18 +110,25 @@ export function commandStatusStatements(): PolicyStatement[] {
   ];
 }
 
-/** AttachVolume and DetachVolume: the volume AND the instance must both be tagged with the pool. */
-export function attachDetachStatements({ scope, poolName }: PermissionScope): PolicyStatement[] {
-  const actions = ['ec2:AttachVolume', 'ec2:DetachVolume'];
+/**
+ * AttachVolume and DetachVolume (DetachVolume only with `detachOnly`, for workflows that never attach):
+ * the volume AND the instance must both be tagged with the pool.
+ */
+export function attachDetachStatements(
+  { scope, poolName }: PermissionScope,
+  { detachOnly = false }: { detachOnly?: boolean } = {},
+): PolicyStatement[] {
+  const actions = detachOnly ? ['ec2:DetachVolume'] : ['ec2:AttachVolume', 'ec2:DetachVolume'];
+  const what = detachOnly ? 'Detach' : 'AttachDetach';
   return [
     new PolicyStatement({
-      sid: 'AttachDetachPoolVolumes',
+      sid: `${what}PoolVolumes`,
       actions,
       resources: [ec2Arn(scope, 'volume')],
       conditions: { StringEquals: poolVolume(poolName) },
     }),
     new PolicyStatement({
-      sid: 'AttachDetachOnPoolInstances',
+      sid: `${what}OnPoolInstances`,
       actions,
       resources: [ec2Arn(scope, 'instance')],
       conditions: { StringEquals: poolResource(poolName) },
@@ -448,11 +455,11 @@ export class WorkflowPermissions {
     ];
   }
 
-  /** Release: unmount, detach, delete (or recycle to the worker), complete. */
+  /** Release: unmount, detach, delete (or hand back to the pool for a resync: `recycle`), complete. */
   public forRelease(): PolicyStatement[] {
     return [
       ...describeStatements(),
-      ...attachDetachStatements(this.props),
+      ...attachDetachStatements(this.props, { detachOnly: true }),
       ...deleteVolumeStatements(this.props),
       ...this.commands(DocumentName.Unmount),
       ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
@@ -498,7 +505,7 @@ export class WorkflowPermissions {
         actions: ['autoscaling:DescribeAutoScalingGroups', 'autoscaling:DescribeLifecycleHooks'],
         resources: ['*'],
       }),
-      ...attachDetachStatements(this.props),
+      ...attachDetachStatements(this.props, { detachOnly: true }),
       ...deleteVolumeStatements(this.props),
       ...this.commands(DocumentName.Mount, DocumentName.Unmount),
       ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
