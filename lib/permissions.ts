@@ -430,13 +430,18 @@ export class WorkflowPermissions {
     return volumeKeyStatements(this.props.scope, keys);
   }
 
-  /** SendCommand with `documents` only (those the workflow's steps send), and reading the outcomes. */
-  private commands(...documents: DocumentName[]): PolicyStatement[] {
+  /** SendCommand with `documents` only (those the function's code sends). */
+  private send(...documents: DocumentName[]): PolicyStatement[] {
     const names = documents.flatMap((d) => {
       const deployed = this.props.documentNames.get(d);
       return deployed ? [deployed] : [];
     });
-    return [...sendCommandStatements(this.props, names), ...commandStatusStatements()];
+    return sendCommandStatements(this.props, names);
+  }
+
+  /** SendCommand with `documents`, and reading the commands' outcomes (the workflows wait for them). */
+  private commands(...documents: DocumentName[]): PolicyStatement[] {
+    return [...this.send(...documents), ...commandStatusStatements()];
   }
 
   /**
@@ -538,14 +543,22 @@ export class WorkflowPermissions {
     return statements;
   }
 
-  /** Push fan-out: Volsd-Sync on every pool instance. */
+  /**
+   * Push fan-out: Volsd-Sync on every pool instance. It reads no outcome: the push-status function
+   * collects them from the command status events.
+   */
   public forFanOut(): PolicyStatement[] {
+    return this.send(DocumentName.Sync);
+  }
+
+  /** Sync-all: Volsd-Sync on every pool instance, then the command's outcome per instance. */
+  public forSyncAll(): PolicyStatement[] {
     return this.commands(DocumentName.Sync);
   }
 
   /** Grow: ModifyVolume on the pool's volumes, Volsd-Sync on the pool's instances (file systems grow). */
   public forGrow(): PolicyStatement[] {
-    return [...growVolumeStatements(this.props), ...this.commands(DocumentName.Sync)];
+    return [...growVolumeStatements(this.props), ...this.send(DocumentName.Sync)];
   }
 
   /** Push status: read the outcome of the Volsd-Sync commands (nothing that changes anything). */

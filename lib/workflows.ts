@@ -275,7 +275,7 @@ export class Workflows extends Construct {
       entry: 'lambdas/syncall/handler.ts',
       definitionFile: 'statemachines/syncall.asl.json',
       functionArnPlaceholder: 'SyncallFunctionArn',
-      statements: pool.permissions.forFanOut(),
+      statements: pool.permissions.forSyncAll(),
       parameterName: configParameterNames.syncAllStateMachineArn,
       environment: {
         FANOUT_MAX_CONCURRENCY: pool.settings.fanOut.maxConcurrency,
@@ -343,7 +343,7 @@ export class Workflows extends Construct {
    * grant (hosts start acquire and release only through the host API, lib/host-api.ts), the published ARN and the schedule.
    * The extension point for further workflows, e.g. `workflows.addWorkflow('syncall', { entry:
    * 'lambdas/syncall/handler.ts', definitionFile: 'statemachines/syncall.asl.json',
-   * functionArnPlaceholder: 'SyncallFunctionArn', statements: pool.permissions.forFanOut(),
+   * functionArnPlaceholder: 'SyncallFunctionArn', statements: pool.permissions.forSyncAll(),
    * parameterName: configParameterNames.syncAllStateMachineArn })`.
    */
   public addWorkflow(name: string, options: WorkflowOptions): Workflow {

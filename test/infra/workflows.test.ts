@@ -694,10 +694,16 @@ describe('push fan-out', () => {
     }
   });
 
-  it('lets the fan-out send commands and read their results, list live/ (its space check), and touch no EC2 and no object', () => {
+  it('lets the fan-out send commands, list live/ (its space check), and read no outcome, no EC2 and no object', () => {
     const actions = statementsOf(fanOut().fanOut).flatMap(actionsOf);
-    expect(actions).toContain('ssm:SendCommand');
+    expect([...new Set(actions.filter((a) => a.startsWith('ssm:')))]).toEqual(['ssm:SendCommand']);
     expect(actions.filter((a) => a.startsWith('ec2:') || a.startsWith('s3:'))).toEqual(['s3:ListBucket']);
+    // The outcomes are the push-status function's, and sync-all's own.
+    for (const fn of [fanOut().status, stack.pool.workflows.syncAll.function]) {
+      expect(statementsOf(fn).flatMap(actionsOf)).toEqual(
+        expect.arrayContaining(['ssm:GetCommandInvocation']),
+      );
+    }
   });
 
   it('lets the status function only read command results and the table', () => {
@@ -758,6 +764,9 @@ describe('pool growth', () => {
     const ec2 = [...new Set(statements.flatMap(actionsOf).filter((a) => a.startsWith('ec2:')))].sort();
     const modify = statements.find((s) => actionsOf(s).includes('ec2:ModifyVolume'));
     expect(ec2).toEqual(['ec2:DescribeVolumes', 'ec2:DescribeVolumesModifications', 'ec2:ModifyVolume']);
+    expect([...new Set(statements.flatMap(actionsOf).filter((a) => a.startsWith('ssm:')))]).toEqual([
+      'ssm:SendCommand',
+    ]);
     expect(JSON.stringify(modify?.Resource)).toContain(':volume/*');
     expect(modify?.Condition).toEqual({
       StringEquals: { 'aws:ResourceTag/volsd:pool': 'web', 'aws:ResourceTag/volsd:role': 'volume' },
