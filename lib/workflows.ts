@@ -392,13 +392,14 @@ export class Workflows extends Construct {
     const stateMachineName = `volsd-${poolName}-${name}`;
     const definitionPath = join(this.projectRoot, options.definitionFile);
     if (readFileSync(definitionPath, 'utf8').includes('.waitForTaskToken')) {
-      // A callback Task's step answers its own token when what it waits for has happened already
-      // (lambdas/acquire/callbacks.ts: nothing to unmount, the instance runs already). By name, not by
-      // reference: the state machine names this function, so a reference here would be a cycle.
+      // A callback Task's step resumes its own token when what it waits for has happened already
+      // (lambdas/acquire/callbacks.ts: nothing to unmount, the instance runs already); a step that fails
+      // throws, and the Task fails with it, so SendTaskSuccess only. By name, not by reference: the state
+      // machine names this function, so a reference here would be a cycle.
       fn.addToRolePolicy(
         new PolicyStatement({
-          sid: 'AnswerOwnTasks',
-          actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+          sid: 'ResumeOwnTasks',
+          actions: ['states:SendTaskSuccess'],
           resources: [
             Stack.of(this).formatArn({
               service: 'states',

@@ -251,11 +251,17 @@ describe('state machines', () => {
 });
 
 describe('workflow functions', () => {
-  it('answer task tokens of their own state machine when it has callback Tasks (acquire), and no others', () => {
+  it('resume task tokens of their own state machine when it has callback Tasks (acquire), and no others', () => {
     const answering = workflows.map((workflow) => {
-      const resources = statementsOf(workflow.function)
-        .filter((s) => actionsOf(s).some((a) => a.startsWith('states:SendTask')))
-        .flatMap((s) => [s.Resource].flat().map((r) => render(r).text));
+      const answers = statementsOf(workflow.function).filter((s) =>
+        actionsOf(s).some((a) => a.startsWith('states:SendTask')),
+      );
+      // What the code answers with (lambdas/shared/task-waits.ts): resumeTask only, never failTask or
+      // heartbeatTask, so SendTaskSuccess only.
+      const code = codeOf(workflow.name);
+      expect(/\b(?:failTask|heartbeatTask)\(/.test(code), workflow.name).toBe(false);
+      for (const s of answers) expect(actionsOf(s)).toEqual(['states:SendTaskSuccess']);
+      const resources = answers.flatMap((s) => [s.Resource].flat().map((r) => render(r).text));
       return [workflow.name, definitionOf(workflow).text.includes('.waitForTaskToken'), resources] as const;
     });
     expect(answering.filter(([, callbacks]) => callbacks).map(([name]) => name)).toEqual(['acquire']);
