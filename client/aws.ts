@@ -12,10 +12,14 @@ export interface AwsClients {
   doc: DynamoDBDocumentClient;
 }
 
-/** How to reach AWS: `--region` and `--profile` as given (both optional). */
+/** How to reach AWS: `--region` and `--profile` as given (both optional), and the per-try timeouts. */
 export interface AwsOptions {
   region?: string;
   profile?: string;
+  /** Seconds an answer may take, per try (`--cli-read-timeout`); a try past it fails and is retried. */
+  readTimeoutSeconds?: number;
+  /** Seconds to connect, per try (`--cli-connect-timeout`). */
+  connectTimeoutSeconds?: number;
 }
 
 /**
@@ -42,7 +46,19 @@ export async function resolveRegion(options: AwsOptions, fallback?: string): Pro
  * `--profile`, that profile).
  */
 export function createClients(region: string, options: AwsOptions): AwsClients {
-  const common = { region, maxAttempts: 4, ...(options.profile ? { profile: options.profile } : {}) };
+  // Without timeouts a try waits on an endpoint that accepts and never answers for the SDK's idle-socket
+  // default (5-15 minutes), four tries in all; like the AWS CLI, 60 s each unless told otherwise.
+  const requestHandler = {
+    requestTimeout: (options.readTimeoutSeconds ?? 60) * 1000,
+    connectionTimeout: (options.connectTimeoutSeconds ?? 60) * 1000,
+    throwOnRequestTimeout: true,
+  };
+  const common = {
+    region,
+    maxAttempts: 4,
+    requestHandler,
+    ...(options.profile ? { profile: options.profile } : {}),
+  };
   const dynamo = new DynamoDBClient(common);
   return {
     region,
@@ -151,7 +167,31 @@ export function toClientError(err: unknown, action: string): ClientError {
       { cause: err },
     );
   }
-  const network = e.code && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|ETIMEDOUT|EAI_AGAIN)$/.test(e.code);
+  if (name === 'ZodError') {
+    // A table item this client cannot read (written by a newer Volsd, or damaged): name it, not the call.
+    const issues = (err as { issues?: { path?: unknown[]; message?: string }[] }).issues ?? [];
+    const what = issues
+      .slice(0, 3)
+      .map((i) => `${(i.path ?? []).join('.') || 'item'}: ${i.message ?? 'invalid'}`)
+      .join('; ');
+    return new ClientError(
+      ExitCode.Unexpected,
+      'UnreadableItem',
+      `an item ${action} returned cannot be read by this volsd-client (${what}); a newer Volsd may have written it`,
+      { action, issues },
+      { cause: err },
+    );
+  }
+  if (name === 'TimeoutError' || e.code === 'ETIMEDOUT') {
+    return new ClientError(
+      ExitCode.Unexpected,
+      'EndpointTimeout',
+      `${action} got no answer in time after 4 tries (${firstLine(message)}; see --cli-read-timeout, --cli-connect-timeout)`,
+      { action, awsError: name },
+      { cause: err },
+    );
+  }
+  const network = e.code && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN)$/.test(e.code);
   return new ClientError(
     ExitCode.Unexpected,
     network ? 'EndpointUnreachable' : 'AwsError',

@@ -31,6 +31,9 @@ interface CommandDef {
  */
 export const defaultTimeoutSeconds = 1800;
 
+/** Default of --cli-read-timeout and --cli-connect-timeout, the AWS CLI's. */
+export const defaultAwsTimeoutSeconds = 60;
+
 const waitOptions: Record<string, OptionDef> = {
   'no-wait': { type: 'boolean', description: 'start the workflow, print its execution ARN and exit' },
   timeout: {
@@ -50,6 +53,16 @@ export const globalOptions: Record<string, OptionDef> = {
   region: { type: 'string', value: 'REGION', description: "AWS Region (default: the SDK's, or the host's)" },
   profile: { type: 'string', value: 'NAME', description: 'AWS profile for credentials and Region' },
   output: { type: 'string', value: 'table|json', description: 'output format (default: table)' },
+  'cli-read-timeout': {
+    type: 'string',
+    value: 'S',
+    description: `seconds an AWS answer may take, per try (default ${defaultAwsTimeoutSeconds}, as the AWS CLI)`,
+  },
+  'cli-connect-timeout': {
+    type: 'string',
+    value: 'S',
+    description: `seconds to connect to an AWS endpoint, per try (default ${defaultAwsTimeoutSeconds})`,
+  },
   quiet: { type: 'boolean', short: 'q', description: 'no progress display (results and errors still print)' },
   help: { type: 'boolean', short: 'h', description: 'show help (for a command: volsd-client CMD --help)' },
   version: { type: 'boolean', description: 'print the version' },
@@ -135,6 +148,9 @@ export interface GlobalArgs {
   pool?: string;
   region?: string;
   profile?: string;
+  /** Per try of an AWS call: seconds for the answer and for the connection. */
+  readTimeoutSeconds: number;
+  connectTimeoutSeconds: number;
   output: OutputFormat;
   quiet: boolean;
 }
@@ -281,9 +297,23 @@ function parseGlobals(
   if (profile !== undefined && profile.trim() === '') {
     throw new UsageError('--profile needs a profile name', helpHint(command));
   }
+  const seconds = (name: 'cli-read-timeout' | 'cli-connect-timeout'): number => {
+    const given = str(values, name);
+    if (given === undefined) return defaultAwsTimeoutSeconds;
+    const value = /^\d+(\.\d+)?$/.test(given) ? Number(given) : Number.NaN;
+    if (!(value > 0 && value <= 3600)) {
+      throw new UsageError(
+        `--${name} must be a number of seconds in (0, 3600], not '${given}'`,
+        helpHint(command),
+      );
+    }
+    return value;
+  };
   return {
     output,
     quiet: values.quiet === true,
+    readTimeoutSeconds: seconds('cli-read-timeout'),
+    connectTimeoutSeconds: seconds('cli-connect-timeout'),
     ...(pool !== undefined ? { pool } : {}),
     ...(region !== undefined ? { region } : {}),
     ...(profile !== undefined ? { profile } : {}),

@@ -1,7 +1,10 @@
 /** Renders rows under a header, columns padded to their widest cell; `-` stands for an empty cell. */
 export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  // One line per row: a line break inside a cell (an error message) becomes a space.
   const cells = rows.map((row) =>
-    headers.map((_, i) => (row[i] === undefined || row[i] === '' ? '-' : row[i])),
+    headers.map((_, i) =>
+      row[i] === undefined || row[i] === '' ? '-' : row[i].replace(/\s*[\r\n]+\s*/g, ' '),
+    ),
   );
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? '').length)));
   const line = (row: readonly string[]) =>

@@ -100,9 +100,12 @@ function summarize(az: string, target: number, list: readonly VolumeRecord[]): A
 export async function pool(ctx: CommandContext): Promise<CommandResult> {
   const { config, repo, clients } = await openAdminSession(ctx);
   const record = await awsCall('dynamodb:GetItem', () => repo.getPool(config.pool));
-  const decision = await awsCall('dynamodb:GetItem', () =>
+  const recorded = await awsCall('dynamodb:GetItem', () =>
     new LaunchHistory(clients.doc, config.tableName).getDecision(config.pool),
   );
+  // The last decision stays in the table after adaptive sizing is switched off or a deploy resets the
+  // target: it explains the target only while the target is still the one it set.
+  const decision = recorded?.target === record.targetIdlePerAz ? recorded : undefined;
   const list = await awsCall('dynamodb:Query', () => repo.listVolumes({ pool: config.pool }));
   const azs = [...new Set([...record.azs, ...list.map((v) => v.az)])].sort();
   const perAz = azs.map((az) =>

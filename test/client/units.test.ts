@@ -36,9 +36,21 @@ describe('command line', () => {
     expect(parsed).toEqual({
       kind: 'run',
       command: 'volumes',
-      globals: { pool: 'web', output: 'json', quiet: false },
+      globals: {
+        pool: 'web',
+        output: 'json',
+        quiet: false,
+        readTimeoutSeconds: 60,
+        connectTimeoutSeconds: 60,
+      },
       args: { noWait: false, timeoutSeconds: 1800, state: 'IN_USE' },
     });
+  });
+
+  it('reads the per-try AWS timeouts', () => {
+    const parsed = parseCommandLine(['pool', '--cli-read-timeout', '5', '--cli-connect-timeout=2.5']);
+
+    expect(parsed).toMatchObject({ globals: { readTimeoutSeconds: 5, connectTimeoutSeconds: 2.5 } });
   });
 
   it('reads --no-wait, --timeout and --mount of acquire', () => {
@@ -97,6 +109,12 @@ describe('formatting', () => {
         ],
       ),
     ).toBe('VOLUME     HOLDER\nvol-1      -\nvol-22222  i-1\n');
+  });
+
+  it('keeps each row on one line: a line break inside a cell (an error message) becomes a space', () => {
+    expect(renderTable(['INSTANCE', 'ERROR'], [['i-1', 'sync failed:\r\n  disk full\n']])).toBe(
+      'INSTANCE  ERROR\ni-1       sync failed: disk full\n',
+    );
   });
 
   it('prints ages in the largest two units and clamps clock skew to 0s', () => {

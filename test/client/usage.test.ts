@@ -105,6 +105,16 @@ describe.concurrent('usage errors exit 2 with one line and a hint, before any AW
     [['pool', '--pool', 'Web_Pool'], "--pool 'Web_Pool' is not a pool name", 'volsd-client pool --help'],
     [['pool', '--region', 'mars'], "--region 'mars' is not a Region name", 'volsd-client pool --help'],
     [['pool', '--quiet=yes'], "option '--quiet' takes no value", 'volsd-client pool --help'],
+    [
+      ['volumes', '--cli-read-timeout', '0'],
+      "--cli-read-timeout must be a number of seconds in (0, 3600], not '0'",
+      'volsd-client volumes --help',
+    ],
+    [
+      ['pool', '--cli-connect-timeout', 'soon'],
+      "--cli-connect-timeout must be a number of seconds in (0, 3600], not 'soon'",
+      'volsd-client pool --help',
+    ],
     [['status', 'now'], "unexpected argument 'now'", 'volsd-client status --help'],
     [['mount'], "unknown command 'mount'", 'volsd-client --help'],
     [[], 'no command given', 'volsd-client --help'],
