@@ -3,6 +3,7 @@ import { type VolumeRecord, VolumeState } from '../../lambdas/shared/model.js';
 import { type PushRecord, PushRecords } from '../../lambdas/shared/push-records.js';
 import { awsCall } from '../aws.js';
 import { type CommandContext, type CommandResult, openAdminSession, type PoolSession } from '../context.js';
+import { ClientError } from '../errors.js';
 import { formatAge, renderPairs, renderTable, secondsSince } from '../format.js';
 import { requireArn } from '../pool-config.js';
 import { boundedExecutionName, startExecution } from '../workflow.js';
@@ -200,18 +201,31 @@ async function startPerAz(ctx: CommandContext, session: PoolSession) {
   const stamp = ctx.now();
   const started: { az: string; executionArn: string }[] = [];
   for (const az of record.azs) {
-    const execution = await startExecution(
-      clients.sfn,
-      arn,
-      // A 32-character pool in a Local Zone would pass Step Functions' 80 characters.
-      boundedExecutionName(`replenish-${config.pool}-${az}-admin-${stamp}`),
-      {
-        pool: config.pool,
-        az,
-        reason: 'admin',
-      },
-    );
-    started.push({ az, executionArn: execution.executionArn });
+    try {
+      const execution = await startExecution(
+        clients.sfn,
+        arn,
+        // A 32-character pool in a Local Zone would pass Step Functions' 80 characters.
+        boundedExecutionName(`replenish-${config.pool}-${az}-admin-${stamp}`),
+        {
+          pool: config.pool,
+          az,
+          reason: 'admin',
+        },
+      );
+      started.push({ az, executionArn: execution.executionArn });
+    } catch (err) {
+      // What did start still runs: say so, with the AZ that failed.
+      const error = err as ClientError;
+      if (started.length === 0) throw err;
+      throw new ClientError(
+        error.exitCode,
+        error.code,
+        `${error.message} (in ${az}; started before it: ${started.map((s) => `${s.az} ${s.executionArn}`).join(', ')})`,
+        { ...error.details, az, started },
+        { cause: err },
+      );
+    }
   }
   return started;
 }

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -70,13 +71,40 @@ const decision = (target: number) => ({
 describe('with the table mocked', () => {
   const ssm = mockClient(SSMClient);
   const doc = mockClient(DynamoDBDocumentClient);
+  const sfn = mockClient(SFNClient);
   afterEach(() => {
     ssm.reset();
     doc.reset();
+    sfn.reset();
   });
   afterAll(() => {
     ssm.restore();
     doc.restore();
+    sfn.restore();
+  });
+
+  it('replenish that fails in one AZ names the executions it started before, which go on', async () => {
+    const arn = 'arn:aws:states:us-east-1:123456789012:stateMachine:volsd-web-replenish';
+    ssm.on(GetParametersByPathCommand).resolves({
+      Parameters: [...parameters.Parameters, { Name: '/volsd/web/replenish-state-machine-arn', Value: arn }],
+    });
+    doc.on(GetCommand).resolves({ Item: { ...poolRecord, azs: ['us-east-1a', 'us-east-1b'] } });
+    const started = 'arn:aws:states:us-east-1:123456789012:execution:volsd-web-replenish:a';
+    sfn
+      .on(StartExecutionCommand)
+      .resolvesOnce({ executionArn: started, startDate: new Date() })
+      .rejectsOnce(
+        Object.assign(new Error('User is not authorized to perform: states:StartExecution on resource'), {
+          name: 'AccessDeniedException',
+        }),
+      );
+
+    const result = await run(['replenish', '--pool', 'web', '--output', 'json']);
+
+    expect(result.code).toBe(4);
+    const { error } = JSON.parse(result.stdout) as { error: Record<string, unknown> };
+    expect(error).toMatchObject({ az: 'us-east-1b', started: [{ az: 'us-east-1a', executionArn: started }] });
+    expect(result.stderr).toContain(`started before it: us-east-1a ${started}`);
   });
 
   it('an item this client cannot read is named as such, not as a failed Query', async () => {
