@@ -10,6 +10,8 @@ export interface AwsClients {
   sfn: SFNClient;
   ssm: SSMClient;
   doc: DynamoDBDocumentClient;
+  /** The client under `doc` (the document client's destroy() leaves it open). */
+  dynamo: DynamoDBClient;
 }
 
 /** How to reach AWS: `--region` and `--profile` as given (both optional), and the per-try timeouts. */
@@ -65,6 +67,7 @@ export function createClients(region: string, options: AwsOptions): AwsClients {
     sfn: new SFNClient(common),
     ssm: new SSMClient(common),
     doc: DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } }),
+    dynamo,
   };
 }
 
@@ -73,6 +76,7 @@ export function destroyClients(clients: AwsClients | undefined): void {
   clients?.sfn.destroy();
   clients?.ssm.destroy();
   clients?.doc.destroy();
+  clients?.dynamo.destroy();
 }
 
 const deniedNames = new Set([

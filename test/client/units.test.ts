@@ -5,8 +5,8 @@ import {
   SFNServiceException,
 } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
-import { deniedAction, toClientError } from '../../client/aws.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createClients, deniedAction, destroyClients, toClientError } from '../../client/aws.js';
 import { parseCommandLine } from '../../client/cli.js';
 import { ClientError, ExitCode } from '../../client/errors.js';
 import { formatAge, renderTable } from '../../client/format.js';
@@ -225,5 +225,16 @@ describe('boundedExecutionName', () => {
       expect(name.startsWith(`replenish-${pool}-`)).toBe(true);
     }
     expect(names[0]).not.toBe(names[1]);
+  });
+});
+
+describe('createClients and destroyClients', () => {
+  it('close every client, the DynamoDB client under the document client too', () => {
+    const clients = createClients('us-east-1', {});
+    const closed = [clients.sfn, clients.ssm, clients.doc, clients.dynamo].map((c) => vi.spyOn(c, 'destroy'));
+
+    destroyClients(clients);
+
+    for (const spy of closed) expect(spy).toHaveBeenCalledOnce();
   });
 });
