@@ -45,11 +45,27 @@ export class HostApiClient {
   ) {}
 
   acquire(request: AcquireRequest): Promise<StartedResponse> {
-    return this.call(HostRoute.Acquire, request);
+    return this.start(HostRoute.Acquire, request);
   }
 
   release(request: ReleaseRequest): Promise<StartedResponse> {
-    return this.call(HostRoute.Release, request);
+    return this.start(HostRoute.Release, request);
+  }
+
+  /**
+   * Starts a workflow. A host API deployed before `expectedInstanceId` existed refuses the key (its body
+   * schema is strict): the request goes again without it, and the caller checks the answer's instance.
+   */
+  private async start(route: string, request: AcquireRequest | ReleaseRequest): Promise<StartedResponse> {
+    try {
+      return await this.call<StartedResponse>(route, request);
+    } catch (err) {
+      const olderApi =
+        err instanceof ClientError && err.code === 'InvalidInput' && /expectedInstanceId/.test(err.message);
+      if (!olderApi || request.expectedInstanceId === undefined) throw err;
+      const { expectedInstanceId: _unknownThere, ...older } = request;
+      return this.call<StartedResponse>(route, older);
+    }
   }
 
   status(request: StatusRequest): Promise<StatusResponse> {

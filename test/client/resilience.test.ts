@@ -273,3 +273,36 @@ describe('a refusal in front of the host API', () => {
     expect(calls).toHaveLength(1);
   });
 });
+
+describe('a host API deployed before expectedInstanceId', () => {
+  it('refuses the key; the client asks again without it and still checks the answer', async () => {
+    let credentialsOf = thisHost;
+    hostApi = (call) => {
+      if (call.route === 'acquire' && 'expectedInstanceId' in call.body) {
+        return {
+          status: 400,
+          body: {
+            error: 'InvalidInput',
+            message: "invalid request: body: Unrecognized key(s) in object: 'expectedInstanceId'",
+          },
+        };
+      }
+      if (call.route === 'acquire') return started(credentialsOf);
+      return succeeded;
+    };
+
+    const first = await run(['acquire', '--pool', 'web', '--quiet']);
+    expect(first.code).toBe(0);
+    expect(calls.filter((c) => c.route === 'acquire').map((c) => 'expectedInstanceId' in c.body)).toEqual([
+      true,
+      false,
+    ]);
+
+    // The same older API answering for another instance's credentials: refused after the fact.
+    calls = [];
+    credentialsOf = otherHost;
+    const second = await run(['acquire', '--pool', 'web', '--quiet']);
+    expect(second.code).toBe(4);
+    expect(second.stderr).toContain(`belong to ${otherHost}`);
+  });
+});
