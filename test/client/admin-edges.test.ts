@@ -5,7 +5,7 @@ import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../client/main.js';
+import { runMain } from './in-process.js';
 
 /**
  * Admin commands on a table and endpoints that misbehave: an item this client cannot read, a stale
@@ -24,17 +24,7 @@ afterAll(() => {
   process.env = saved;
 });
 
-async function run(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-    env: process.env,
-    now: () => Date.parse('2026-12-04T00:00:00Z'),
-  });
-  return { code, stdout, stderr };
-}
+const run = (argv: string[]) => runMain(argv, process.env, () => Date.parse('2026-12-04T00:00:00Z'));
 
 const parameters = { Parameters: [{ Name: '/volsd/web/table-name', Value: 'volsd-web' }] };
 const volume = (id: string, state: string) => ({

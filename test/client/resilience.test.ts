@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../../client/main.js';
+import { runMain } from './in-process.js';
 
 /**
  * volsd-client against AWS that answers badly for a moment: a throttled or failing host API, a
@@ -99,16 +99,7 @@ beforeEach(() => {
   imdsFailures = [];
 });
 
-async function run(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-    env: { ...process.env, AWS_EC2_METADATA_SERVICE_ENDPOINT: base },
-  });
-  return { code, stdout, stderr };
-}
+const run = (argv: string[]) => runMain(argv, { ...process.env, AWS_EC2_METADATA_SERVICE_ENDPOINT: base });
 
 const started = (instanceId: string): Answer => ({
   status: 200,
