@@ -2,7 +2,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { defaultAwsTimeoutSeconds } from './cli.js';
 import { ClientError, ExitCode, UsageError } from './errors.js';
+
+/** Tries of each AWS call (the SDK retries throttling, 5xx and timeouts with backoff in between). */
+const awsMaxAttempts = 4;
 
 /** The SDK clients a command uses, all in one Region with one credential chain. */
 export interface AwsClients {
@@ -51,13 +55,13 @@ export function createClients(region: string, options: AwsOptions): AwsClients {
   // Without timeouts a try waits on an endpoint that accepts and never answers for the SDK's idle-socket
   // default (5-15 minutes), four tries in all; like the AWS CLI, 60 s each unless told otherwise.
   const requestHandler = {
-    requestTimeout: (options.readTimeoutSeconds ?? 60) * 1000,
-    connectionTimeout: (options.connectTimeoutSeconds ?? 60) * 1000,
+    requestTimeout: (options.readTimeoutSeconds ?? defaultAwsTimeoutSeconds) * 1000,
+    connectionTimeout: (options.connectTimeoutSeconds ?? defaultAwsTimeoutSeconds) * 1000,
     throwOnRequestTimeout: true,
   };
   const common = {
     region,
-    maxAttempts: 4,
+    maxAttempts: awsMaxAttempts,
     requestHandler,
     ...(options.profile ? { profile: options.profile } : {}),
   };
@@ -190,7 +194,7 @@ export function toClientError(err: unknown, action: string): ClientError {
     return new ClientError(
       ExitCode.Unexpected,
       'EndpointTimeout',
-      `${action} got no answer in time after 4 tries (${firstLine(message)}; see --cli-read-timeout, --cli-connect-timeout)`,
+      `${action} got no answer in time after ${awsMaxAttempts} tries (${firstLine(message)}; see --cli-read-timeout, --cli-connect-timeout)`,
       { action, awsError: name },
       { cause: err },
     );

@@ -19,15 +19,12 @@ const conflictCodes = new Set(['VolumeAlreadyHeld', 'AcquireInProgress', 'Execut
 /** How long one call may take before it is given up (the function answers in well under a second). */
 const callTimeoutMs = 30_000;
 
-/** How a host API call is retried: `maxAttempts` in all, full-jitter pauses up to `basePauseMs * 2^n`. */
-export interface HostApiRetry {
-  maxAttempts: number;
-  basePauseMs: number;
-  maxPauseMs: number;
-}
-
-/** The SDK's standard mode in spirit (its 3 attempts, one more as a wait can last half an hour). */
-const defaultRetry: HostApiRetry = { maxAttempts: 4, basePauseMs: 250, maxPauseMs: 4000 };
+/**
+ * How a host API call is retried: `maxAttempts` in all, full-jitter pauses up to `basePauseMs * 2^n`
+ * and at most `maxPauseMs`. The SDK's standard mode in spirit (its 3 attempts, one more as a wait can
+ * last half an hour).
+ */
+const retry = { maxAttempts: 4, basePauseMs: 250, maxPauseMs: 4000 } as const;
 
 /**
  * The pool's host API (lambdas/hostapi/), reached through its function URL with requests signed by the
@@ -41,7 +38,6 @@ export class HostApiClient {
     private readonly url: string,
     private readonly region: string,
     private readonly credentials: () => Promise<SigningCredentials>,
-    private readonly retry: HostApiRetry = defaultRetry,
   ) {}
 
   acquire(request: AcquireRequest): Promise<StartedResponse> {
@@ -88,8 +84,8 @@ export class HostApiClient {
         return await this.callOnce<T>(route, request);
       } catch (err) {
         if (!(err instanceof RetryableFailure)) throw err;
-        if (attempt >= this.retry.maxAttempts) throw err.error;
-        const ceiling = Math.min(this.retry.maxPauseMs, this.retry.basePauseMs * 2 ** (attempt - 1));
+        if (attempt >= retry.maxAttempts) throw err.error;
+        const ceiling = Math.min(retry.maxPauseMs, retry.basePauseMs * 2 ** (attempt - 1));
         await sleep(Math.round(Math.random() * ceiling));
       }
     }
