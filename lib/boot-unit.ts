@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Annotations, ArnFormat, type RemovalPolicy, Stack, Tags } from 'aws-cdk-lib';
+import { Annotations, type RemovalPolicy, Stack, Tags } from 'aws-cdk-lib';
 import type { AutoScalingGroup } from 'aws-cdk-lib/aws-autoscaling';
 import { Rule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
@@ -19,6 +19,7 @@ import { livePrefix, type PushBucket } from './push-bucket.js';
 import type { SsmDocuments } from './ssm-documents.js';
 import { VolsdFunction } from './volsd-function.js';
 import type { VolumeTable } from './volume-table.js';
+import { workflowStateMachineArn } from './workflows.js';
 
 /** The parts of the pool {@link BootUnit} uses (not the pool construct: lib/ layering). */
 export interface BootUnitPool {
@@ -149,14 +150,7 @@ export class BootUnit extends Construct {
     this.hostFunction.addToRolePolicy(
       new PolicyStatement({
         actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
-        resources: [
-          Stack.of(this).formatArn({
-            service: 'states',
-            resource: 'stateMachine',
-            resourceName: `volsd-${poolName}-acquire`,
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
+        resources: [workflowStateMachineArn(this, poolName, 'acquire')],
       }),
     );
     this.signalUrl = this.hostFunction.function.addFunctionUrl({ authType: FunctionUrlAuthType.AWS_IAM });

@@ -9,7 +9,7 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
-import { Construct, type IDependable } from 'constructs';
+import { Construct, type IConstruct, type IDependable } from 'constructs';
 import type { ConfigParameters } from './config-parameters.js';
 import { configParameterNames } from './config-parameters.js';
 import type { LifecycleIntake } from './lifecycle-intake.js';
@@ -57,6 +57,24 @@ export interface WorkflowSchedule {
    * `id` names the rule's construct.
    */
   readonly targets: ReadonlyArray<{ readonly id: string; readonly input: Record<string, unknown> }>;
+}
+
+/** Name of one of a pool's workflow state machines (`volsd-<pool>-<workflow>`). */
+export function workflowStateMachineName(poolName: string, workflow: string): string {
+  return `volsd-${poolName}-${workflow}`;
+}
+
+/**
+ * ARN of one of a pool's workflow state machines, built from its name: for grants where a reference
+ * would make a dependency cycle (the state machine names the function being granted).
+ */
+export function workflowStateMachineArn(scope: IConstruct, poolName: string, workflow: string): string {
+  return Stack.of(scope).formatArn({
+    service: 'states',
+    resource: 'stateMachine',
+    resourceName: workflowStateMachineName(poolName, workflow),
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+  });
 }
 
 /** How {@link Workflows.addWorkflow} wires one workflow. */
@@ -389,7 +407,7 @@ export class Workflows extends Construct {
       retention: this.logRetention,
       removalPolicy: this.logRemovalPolicy,
     });
-    const stateMachineName = `volsd-${poolName}-${name}`;
+    const stateMachineName = workflowStateMachineName(poolName, name);
     const definitionPath = join(this.projectRoot, options.definitionFile);
     if (readFileSync(definitionPath, 'utf8').includes('.waitForTaskToken')) {
       // A callback Task's step resumes its own token when what it waits for has happened already
@@ -400,14 +418,7 @@ export class Workflows extends Construct {
         new PolicyStatement({
           sid: 'ResumeOwnTasks',
           actions: ['states:SendTaskSuccess'],
-          resources: [
-            Stack.of(this).formatArn({
-              service: 'states',
-              resource: 'stateMachine',
-              resourceName: stateMachineName,
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          ],
+          resources: [workflowStateMachineArn(this, poolName, name)],
         }),
       );
     }
