@@ -153,6 +153,11 @@ async function start(
   return { instanceId: input.instanceId, executionArn: out.executionArn, executionName: name };
 }
 
+/** DescribeExecution's answer for an execution that does not exist (by class, or by name across SDK copies). */
+function isMissingExecution(err: unknown): boolean {
+  return err instanceof ExecutionDoesNotExist || (err as Error).name === 'ExecutionDoesNotExist';
+}
+
 /** The ARN of the execution `name` of `stateMachineArn` (`...:stateMachine:m` -> `...:execution:m:name`). */
 function executionArnOf(stateMachineArn: string, name: string): string {
   return `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
@@ -174,8 +179,7 @@ async function startedBefore(
     const described = await deps.sfn.send(new DescribeExecutionCommand({ executionArn }));
     if (described.input !== JSON.stringify(input)) return undefined;
   } catch (err) {
-    if (err instanceof ExecutionDoesNotExist || (err as Error).name === 'ExecutionDoesNotExist')
-      return undefined;
+    if (isMissingExecution(err)) return undefined;
     throw err;
   }
   return { instanceId: input.instanceId, executionArn, executionName: name };
@@ -209,7 +213,7 @@ async function describe(
   const described = await deps.sfn
     .send(new DescribeExecutionCommand({ executionArn }))
     .catch((err: unknown) => {
-      if (err instanceof ExecutionDoesNotExist || (err as Error).name === 'ExecutionDoesNotExist') {
+      if (isMissingExecution(err)) {
         throw new HostApiError(404, 'ExecutionNotFound', `no execution of this host: ${executionArn}`);
       }
       throw err;
