@@ -251,6 +251,8 @@ export class Workflows extends Construct {
       functionArnPlaceholder: 'ReplenishFunctionArn',
       statements: pool.permissions.forReplenish(),
       parameterName: configParameterNames.replenishStateMachineArn,
+      // A request noted while a run held the AZ gets a follow-up run from that run.
+      requestsReplenish: true,
       schedule: {
         rate: schedules.replenish,
         targets: pool.availabilityZones.map((az, index) => ({
@@ -392,7 +394,19 @@ export class Workflows extends Construct {
     fn.setEnvironment('PUSH_MAX_OBJECT_BYTES', String(pool.settings.push.maxObjectBytes));
     for (const [key, value] of Object.entries(options.environment ?? {})) fn.setEnvironment(key, value);
     fn.addToRolePolicy(...options.statements);
-    if (options.requestsReplenish) {
+    if (options.requestsReplenish && name === 'replenish') {
+      // Its own follow-up run (asked for while it held the AZ: lambdas/replenish `done`). By name, not by
+      // reference: the state machine names this function, so a reference here would be a cycle.
+      const own = workflowStateMachineArn(this, poolName, name);
+      fn.setEnvironment('REPLENISH_STATE_MACHINE_ARN', own);
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          sid: 'StartOwnFollowUp',
+          actions: ['states:StartExecution'],
+          resources: [own],
+        }),
+      );
+    } else if (options.requestsReplenish) {
       const replenish = this.workflows.get('replenish');
       if (!replenish) throw new Error(`Workflows: ${name} requests replenish, which is not wired yet`);
       fn.bindStateMachine(replenish.stateMachine, 'REPLENISH_STATE_MACHINE_ARN');

@@ -39,7 +39,7 @@ export function callbackSteps(plain: Record<string, Step>): Record<string, Step>
   };
   const unmountOnWorker = step('unmountOnWorker');
   const detachFromWorker = step('detachFromWorker');
-  const attach = step('attach');
+  const attachRunning = step('attachRunning');
 
   /**
    * Volsd-Unmount on the worker, then wait for the command's final status (EC2 Command Status-change
@@ -83,8 +83,9 @@ export function callbackSteps(plain: Record<string, Step>): Record<string, Step>
    */
   const attachForUnit: Step = async (ctx, deps) => {
     const { token, base } = split(ctx);
-    // Attach throws VolumeNotReady while the volume still leaves the worker (polled by the Task).
-    const next = await attach(base, deps);
+    // The instance runs (its event resumed the wait before): the first try attaches without describing.
+    // VolumeNotReady while the volume still leaves the worker (polled by the Task).
+    const next = await attachRunning(base, deps);
     await taskWaits(deps).put(WaitKind.BootUnit, base.instanceId, token, next, waitTtlSeconds);
     return next;
   };

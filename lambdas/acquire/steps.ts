@@ -8,6 +8,7 @@ import {
   describeVolume,
   detachFromInstance,
   detachVolume,
+  mappedDevices,
   requireLiveInstance,
   requireVolume,
   setDeleteOnTermination,
@@ -93,7 +94,14 @@ const resolve: Step = async (ctx, deps) => {
   if (ctx.startedAt === undefined)
     await recordLaunch(config, { pool: ctx.pool, az, instanceId: ctx.instanceId });
   const bootUnit = instance.Tags?.some((t) => t.Key === bootUnitTag && t.Value === '1') === true;
-  const resolved = { ...ctx, az, bootUnit, startedAt: ctx.startedAt ?? nowMs() };
+  const resolved = {
+    ...ctx,
+    az,
+    bootUnit,
+    // Kept for the boot-unit path's first attach (`attachRunning`), which then needs no describe.
+    ...(bootUnit ? { launchDevices: mappedDevices(instance) } : {}),
+    startedAt: ctx.startedAt ?? nowMs(),
+  };
   // Claimed in the same invocation (one Lambda call fewer per acquire); nothing to claim yet is left
   // to the Claim state and its polls.
   try {
@@ -120,7 +128,7 @@ const claim: Step = async (ctx, deps) => {
     );
   } catch (err) {
     if (!(err instanceof NoIdleVolume)) throw err;
-    await requestReplenish(deps.sfn, deps.config.REPLENISH_STATE_MACHINE_ARN, {
+    await requestReplenish(deps, deps.config.REPLENISH_STATE_MACHINE_ARN, {
       pool: ctx.pool,
       az,
       reason: 'no-idle',
@@ -253,19 +261,7 @@ const attach: Step = async (ctx, deps) => {
   const attempts = (ctx.attachAttempts ?? 0) + 1;
   if (attempts > maxAttachAttempts)
     throw new AttachStuck(`volume ${volumeId}: ${maxAttachAttempts} attaches did not complete`);
-  const record = await repo.getVolume(volumeId);
-  if (record.state === VolumeState.Detaching) {
-    await repo.transition({
-      volumeId,
-      from: VolumeState.Detaching,
-      to: VolumeState.Attaching,
-      expectedHolder: ctx.instanceId,
-    });
-  } else if (record.state !== VolumeState.Attaching || record.holder !== ctx.instanceId) {
-    throw new ConcurrentModification(
-      `volume ${volumeId} is ${record.state}, held by ${record.holder ?? '-'}`,
-    );
-  }
+  await markAttaching(ctx, volumeId, repo);
   const device = await attachAtFreeDevice(
     ec2,
     volumeId,
@@ -284,6 +280,61 @@ const attach: Step = async (ctx, deps) => {
     throw err;
   });
   return { ...ctx, device, attachAttempts: attempts, attachRequestedAt: nowMs() };
+};
+
+/** Moves the record to ATTACHING for this instance (from DETACHING; already ATTACHING for it: as is). */
+async function markAttaching(ctx: WorkflowCtx, volumeId: string, repo: StepDeps['repo']): Promise<void> {
+  const record = await repo.getVolume(volumeId);
+  if (record.state === VolumeState.Detaching) {
+    await repo.transition({
+      volumeId,
+      from: VolumeState.Detaching,
+      to: VolumeState.Attaching,
+      expectedHolder: ctx.instanceId,
+    });
+  } else if (record.state !== VolumeState.Attaching || record.holder !== ctx.instanceId) {
+    throw new ConcurrentModification(
+      `volume ${volumeId} is ${record.state}, held by ${record.holder ?? '-'}`,
+    );
+  }
+}
+
+/**
+ * Attach's first try on the boot-unit path, which runs on the instance's `running` event: no
+ * DescribeInstances (it runs) and no DescribeVolumes (two calls fewer per acquire). The device is the
+ * first free name past the launch mappings Resolve saw; a name taken since (something else attached)
+ * is "in use", and the next name is tried. AttachVolume itself tells the rest: VolumeInUse or "not
+ * 'available'" is either a re-run whose attach happened (the volume is then described: attached here
+ * is done) or the volume still leaving the worker (VolumeNotReady, polled). Without the launch mappings,
+ * or after an attach was tried, it is Attach.
+ */
+const attachRunning: Step = async (ctx, deps) => {
+  if (ctx.launchDevices === undefined || ctx.attachAttempts !== undefined) return attach(ctx, deps);
+  const { ec2, repo } = deps;
+  const volumeId = need(ctx.volumeId, 'volumeId');
+  await markAttaching(ctx, volumeId, repo);
+  const device = await attachAtFreeDevice(
+    ec2,
+    volumeId,
+    { InstanceId: ctx.instanceId },
+    ctx.avoidDevices ?? [],
+    new Set(ctx.launchDevices),
+  ).catch(async (err: unknown) => {
+    const name = (err as { name?: string }).name;
+    const message = err instanceof Error ? err.message : String(err);
+    if (name === 'VolumeInUse' || (name === 'IncorrectState' && /is not 'available'/.test(message))) {
+      const attachment = attachmentOf(await requireVolume(ec2, volumeId));
+      if (attachment?.InstanceId === ctx.instanceId && attachment.Device) return attachment.Device;
+      throw new VolumeNotReady(`volume ${volumeId} cannot attach yet: ${message}`, { cause: err });
+    }
+    if (name === 'InvalidVolume.NotFound')
+      throw new VolumeNotFound(`volume ${volumeId} is unknown to EC2`, { cause: err });
+    // Every name tried was in use: the instance holds more than its launch mappings; Attach describes it.
+    if (name === 'InvalidParameterValue' && /in use/i.test(message)) return undefined;
+    throw err;
+  });
+  if (device === undefined) return attach(ctx, deps);
+  return { ...ctx, device, attachAttempts: 1, attachRequestedAt: ctx.attachRequestedAt ?? nowMs() };
 };
 
 /** Polled until attached; an attach stuck past its bound is AttachStuck (aborted, then retried). */
@@ -490,7 +541,7 @@ const finish: Step = async (ctx, deps) => {
   }
   if (ctx.lifecycle)
     await completeLifecycleAction(deps.autoScaling, ctx.lifecycle, ctx.instanceId, 'CONTINUE');
-  await requestReplenish(deps.sfn, deps.config.REPLENISH_STATE_MACHINE_ARN, {
+  await requestReplenish(deps, deps.config.REPLENISH_STATE_MACHINE_ARN, {
     pool: ctx.pool,
     az,
     reason: 'acquired',
@@ -622,7 +673,7 @@ const abandon: Step = async (ctx, deps) => {
     );
   }
   if (ctx.az) {
-    await requestReplenish(deps.sfn, deps.config.REPLENISH_STATE_MACHINE_ARN, {
+    await requestReplenish(deps, deps.config.REPLENISH_STATE_MACHINE_ARN, {
       pool: ctx.pool,
       az: ctx.az,
       reason: 'no-idle',
@@ -639,6 +690,7 @@ const plainSteps: Record<string, Step> = {
   detachFromWorker,
   waitDetached,
   attach,
+  attachRunning,
   waitAttached,
   abortAttach,
   mount,

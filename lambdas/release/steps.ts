@@ -130,7 +130,7 @@ const finish: Step = async (ctx, deps) => {
   if (ctx.lifecycle)
     await completeLifecycleAction(deps.autoScaling, ctx.lifecycle, ctx.instanceId, 'CONTINUE');
   if (ctx.az) {
-    await requestReplenish(deps.sfn, deps.config.REPLENISH_STATE_MACHINE_ARN, {
+    await requestReplenish(deps, deps.config.REPLENISH_STATE_MACHINE_ARN, {
       pool: ctx.pool,
       az: ctx.az,
       reason: 'released',

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { commandOutcome, sendDocument, syncMaxObjectBytes } from '../shared/commands.js';
 import {
   attachAtFreeDevice,
@@ -18,6 +19,7 @@ import {
 import { readInitialization } from '../shared/initialization.js';
 import { azMetric, logger, metrics } from '../shared/logger.js';
 import { type VolumeRecord, VolumeState } from '../shared/model.js';
+import { replenishLeaseName, requestReplenish } from '../shared/replenish-request.js';
 import type { PendingCommand, Step } from '../shared/steps.js';
 import { nowMs } from '../shared/time.js';
 import {
@@ -82,7 +84,7 @@ export const maxCreatePerRound = 20;
 /** An attach to the worker not done this long after it was asked for is stuck: aborted, set aside. */
 export const workerAttachTimeoutMs = 90_000;
 
-const leaseName = (ctx: ReplenishCtx) => `replenish#${ctx.pool}#${ctx.az}`;
+const leaseName = (ctx: ReplenishCtx) => replenishLeaseName(ctx.pool, ctx.az);
 
 /** The worker a volume of the round goes to. */
 const workerOf = (ctx: ReplenishCtx, v: NewVolume) => v.workerId ?? ctx.workerId ?? '';
@@ -126,9 +128,17 @@ function workerMount(root: string, volumeId: string) {
  */
 const plan: Step<ReplenishCtx> = async (ctx, { repo, ec2, autoScaling, ssm, config }) => {
   if (!ctx.runId) throw new InvalidInput('replenish needs runId (the execution name)');
-  const leased = await repo.acquireLease(leaseName(ctx), ctx.runId, leaseSeconds);
+  // Another run holding the AZ is asked to run once more when it gives the lease back (this request
+  // might come after its last plan); if it gave it back just now, this run takes it after all.
+  const leased =
+    (await repo.acquireLease(leaseName(ctx), ctx.runId, leaseSeconds)) ||
+    (!(await repo.markLeaseWanted(leaseName(ctx))) &&
+      (await repo.acquireLease(leaseName(ctx), ctx.runId, leaseSeconds)));
   if (!leased) {
-    logger.info('another replenish holds the AZ; this one ends', { pool: ctx.pool, az: ctx.az });
+    logger.info('another replenish holds the AZ; it runs again for this request', {
+      pool: ctx.pool,
+      az: ctx.az,
+    });
     return { ...ctx, leased: false, volumes: [], retire: [], again: false, waitWorkers: false };
   }
   let pool = await repo.getPool(ctx.pool);
@@ -485,7 +495,7 @@ const waitCommands: Step<ReplenishCtx> = async (ctx, { ssm, repo }) => {
  */
 async function renewLeaseDuringLongSync(ctx: ReplenishCtx, repo: Parameters<Step>[1]['repo']) {
   if (!ctx.syncSentAt || !ctx.runId || nowMs() - ctx.syncSentAt < (leaseSeconds * 1000) / 3) return;
-  if (!(await repo.acquireLease(leaseName(ctx), ctx.runId, leaseSeconds)))
+  if (!(await repo.renewLease(leaseName(ctx), ctx.runId, leaseSeconds)))
     logger.warn('the AZ lease went to another run during a long sync', { pool: ctx.pool, az: ctx.az });
 }
 
@@ -541,7 +551,7 @@ const waitInitialized: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
   }
   azMetric(ctx.pool, ctx.az, 'VolumesInitializing', initializing.length);
   if (initializing.length > 0) {
-    if (ctx.runId && !(await repo.acquireLease(leaseName(ctx), ctx.runId, leaseSeconds)))
+    if (ctx.runId && !(await repo.renewLease(leaseName(ctx), ctx.runId, leaseSeconds)))
       logger.warn('lost the AZ lease while volumes initialize', { pool: ctx.pool, az: ctx.az });
     throw new VolumeInitializing(
       `${initializing.length} volume(s) initializing: ${initializing.slice(0, 5).join(', ')}`,
@@ -634,7 +644,13 @@ const retireDelete: Step<ReplenishCtx> = async (ctx, { ec2, repo }) => {
   return { ...ctx, retired: (ctx.retired ?? 0) + (ctx.retire?.length ?? 0), retire: [] };
 };
 
-/** Gives the AZ's lease back. */
+/** The follow-up run's execution name: derived from the run it follows, at most 80 characters. */
+export function followUpName(runId: string): string {
+  const name = `${runId.slice(0, 64)}-then-${createHash('sha256').update(runId).digest('hex').slice(0, 8)}`;
+  return name.replace(/[^A-Za-z0-9_-]/g, '-');
+}
+
+/** Gives the AZ's lease back; starts a follow-up run when one was asked for meanwhile. */
 const done: Step<ReplenishCtx> = async (ctx, deps) => {
   const { repo } = deps;
   // Still holding the lease: a surplus worker this run drained is retired now that it holds nothing.
@@ -644,7 +660,19 @@ const done: Step<ReplenishCtx> = async (ctx, deps) => {
       logger.warn('drained workers not retired this run', { az: ctx.az, error: String(err) }),
     );
   }
-  if (ctx.leased && ctx.runId) await repo.releaseLease(leaseName(ctx), ctx.runId);
+  if (ctx.leased && ctx.runId) {
+    const { wanted } = await repo.releaseLease(leaseName(ctx), ctx.runId);
+    // Asked for while this run held the AZ (a launch, a release, a run that found the lease taken):
+    // one follow-up run, named after this one so a retried step starts it once.
+    if (wanted) {
+      await requestReplenish(
+        deps,
+        deps.config.REPLENISH_STATE_MACHINE_ARN,
+        { pool: ctx.pool, az: ctx.az, reason: 'wanted' },
+        { name: followUpName(ctx.runId) },
+      );
+    }
+  }
   // Every run reports the AZ's idle count: the "idle below target" alarm notifies when it goes silent.
   const idle = await repo.listVolumes({ pool: ctx.pool, az: ctx.az, state: VolumeState.Idle });
   azMetric(ctx.pool, ctx.az, 'IdleVolumes', idle.length);

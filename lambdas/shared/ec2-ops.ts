@@ -97,6 +97,11 @@ export async function requireLiveInstance(
   return instance;
 }
 
+/** The device names of the instance's block device mappings, as DescribeInstances gave them. */
+export function mappedDevices(instance: Instance): string[] {
+  return (instance.BlockDeviceMappings ?? []).flatMap((m) => (m.DeviceName ? [m.DeviceName] : []));
+}
+
 /** The first candidate device name not in `taken` (names in use on the instance, or to avoid). */
 function freeDevice(instanceId: string | undefined, taken: ReadonlySet<string>): string {
   const device = candidateDevices.find((d) => !taken.has(d));
@@ -121,7 +126,7 @@ export async function attachmentsOn(
   ec2: EC2Client,
   instance: Instance,
 ): Promise<{ devices: Set<string>; volumes: Map<string, string> }> {
-  const used = new Set((instance.BlockDeviceMappings ?? []).map((m) => m.DeviceName ?? ''));
+  const used = new Set(mappedDevices(instance));
   const volumes = new Map<string, string>();
   let nextToken: string | undefined;
   do {
@@ -141,7 +146,6 @@ export async function attachmentsOn(
     }
     nextToken = out.NextToken;
   } while (nextToken);
-  used.delete('');
   return { devices: used, volumes };
 }
 

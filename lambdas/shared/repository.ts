@@ -868,18 +868,31 @@ export class VolumeRepository {
   /**
    * Takes a named lease for `owner` until `ttlSeconds` from now: the lease is free, expired, or already
    * the owner's (a retried step). Returns false when someone else holds it. This is how one pool and AZ
-   * never gets two replenishes at once; an owner that crashed loses the lease when it expires.
+   * never gets two replenishes at once; an owner that crashed loses the lease when it expires. Taking it
+   * clears its `wanted` mark ({@link markLeaseWanted}): what the owner does next covers what was wanted
+   * before; {@link renewLease} keeps the mark.
    */
   async acquireLease(name: string, owner: string, ttlSeconds: number): Promise<boolean> {
+    return this.writeLease(name, owner, ttlSeconds, 'REMOVE wanted');
+  }
+
+  /** Extends the owner's lease (taking it again if it expired meanwhile), keeping a `wanted` mark. */
+  async renewLease(name: string, owner: string, ttlSeconds: number): Promise<boolean> {
+    return this.writeLease(name, owner, ttlSeconds, '');
+  }
+
+  private async writeLease(name: string, owner: string, ttlSeconds: number, also: string) {
     const now = this.now().getTime();
     try {
+      // An update, not a put: a put would drop the `wanted` mark a requester set meanwhile.
       await this.doc.send(
-        new PutCommand({
+        new UpdateCommand({
           TableName: this.tableName,
-          Item: { ...keys.lease(name), owner, expiresAt: now + ttlSeconds * 1000 },
+          Key: keys.lease(name),
+          UpdateExpression: `SET #owner = :owner, expiresAt = :expires ${also}`.trim(),
           ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now OR #owner = :owner',
           ExpressionAttributeNames: { '#owner': 'owner' },
-          ExpressionAttributeValues: { ':now': now, ':owner': owner },
+          ExpressionAttributeValues: { ':now': now, ':owner': owner, ':expires': now + ttlSeconds * 1000 },
         }),
       );
       return true;
@@ -889,20 +902,49 @@ export class VolumeRepository {
     }
   }
 
-  /** Gives a lease back if `owner` holds it. Idempotent. */
-  async releaseLease(name: string, owner: string): Promise<void> {
+  /**
+   * Asks the live holder of a lease to run once more: marks it `wanted`, if someone holds it and it has
+   * not expired. True when marked (the holder will see it when it gives the lease back); false when
+   * nobody holds it, and the caller must start the work itself.
+   */
+  async markLeaseWanted(name: string): Promise<boolean> {
     try {
       await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.lease(name),
+          UpdateExpression: 'SET wanted = :wanted',
+          ConditionExpression: 'attribute_exists(pk) AND expiresAt > :now',
+          ExpressionAttributeValues: { ':wanted': true, ':now': this.now().getTime() },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Gives a lease back if `owner` holds it. Idempotent. Says whether it was marked `wanted` while held
+   * (someone asked for another run meanwhile), read atomically with the delete.
+   */
+  async releaseLease(name: string, owner: string): Promise<{ wanted: boolean }> {
+    try {
+      const out = await this.doc.send(
         new DeleteCommand({
           TableName: this.tableName,
           Key: keys.lease(name),
           ConditionExpression: 'attribute_not_exists(pk) OR #owner = :owner',
           ExpressionAttributeNames: { '#owner': 'owner' },
           ExpressionAttributeValues: { ':owner': owner },
+          ReturnValues: 'ALL_OLD',
         }),
       );
+      return { wanted: out.Attributes?.wanted === true };
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
+      return { wanted: false };
     }
   }
 }

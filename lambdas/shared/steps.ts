@@ -39,6 +39,11 @@ export interface WorkflowCtx extends WorkflowInput {
   device?: string;
   /** Device names not to attach at again (a forced detach may leave one unusable until reboot). */
   avoidDevices?: string[];
+  /**
+   * Device names in the instance's block device mappings when Resolve described it (its launch mappings):
+   * what the first attach on the boot-unit path avoids without describing the instance again.
+   */
+  launchDevices?: string[];
   command?: PendingCommand;
   /** Results of the last finished command (its VOLSD_RESULT lines). */
   lastResults?: ScriptResult[];

@@ -346,7 +346,7 @@ describe('workflow functions', () => {
     }
   });
 
-  it('of acquire, release and reconcile may request a replenish, and only they', () => {
+  it('of acquire, release and reconcile may request a replenish, replenish its own follow-up run, and only they', () => {
     const { acquire, release, replenish, snapshot, reconcile, syncAll } = stack.pool.workflows;
     for (const workflow of [acquire, release, reconcile]) {
       expect(envOf(workflow.function).REPLENISH_STATE_MACHINE_ARN).toEqual(ref(replenish.stateMachine));
@@ -355,7 +355,17 @@ describe('workflow functions', () => {
       );
       expect(starts.map((s) => s.Resource)).toEqual([ref(replenish.stateMachine)]);
     }
-    for (const workflow of [replenish, snapshot, syncAll]) {
+    // The follow-up a run starts when a request was noted on its lease (lambdas/replenish `done`): its own
+    // state machine, by name (a reference would be a cycle), StartExecution only.
+    const followUp = statementsOf(replenish.function).filter((s) =>
+      actionsOf(s).some((a) => a.startsWith('states:')),
+    );
+    expect(followUp.flatMap(actionsOf)).toEqual(['states:StartExecution']);
+    const own = `arn:@0:states:@1:@2:stateMachine:volsd-${stack.pool.settings.poolName}-replenish`;
+    expect(followUp.map((s) => render(s.Resource).text)).toEqual([own]);
+    expect(render(envOf(replenish.function).REPLENISH_STATE_MACHINE_ARN).text).toBe(own);
+    expect(codeOf('replenish')).toMatch(/requestReplenish\(/);
+    for (const workflow of [snapshot, syncAll]) {
       expect(envOf(workflow.function).REPLENISH_STATE_MACHINE_ARN).toBeUndefined();
       expect(
         statementsOf(workflow.function)

@@ -8,8 +8,8 @@ import { setTimeSource } from '../../lambdas/shared/time.js';
 
 const ssmMock = mockClient(SSMClient);
 const ssm = new SSMClient({ region: 'us-east-1' });
-const acquireLease = vi.fn(async () => true);
-const deps = { ssm, repo: { acquireLease } } as unknown as StepDeps;
+const renewLease = vi.fn(async () => true);
+const deps = { ssm, repo: { renewLease } } as unknown as StepDeps;
 const sentAt = 1_000_000;
 let now = sentAt;
 
@@ -20,7 +20,7 @@ beforeEach(() => {
 
 afterEach(() => {
   ssmMock.reset();
-  acquireLease.mockClear();
+  renewLease.mockClear();
   setTimeSource(() => Date.now());
 });
 
@@ -45,12 +45,12 @@ describe("replenish's wait for a long sync", () => {
   it('renews its own lease, for a full lease, once the sync has run a third of it', async () => {
     await pollAt(leaseSeconds / 3 + 1);
 
-    expect(acquireLease).toHaveBeenCalledWith('replenish#web#us-east-1a', ctx.runId, leaseSeconds);
+    expect(renewLease).toHaveBeenCalledWith('replenish#web#us-east-1a', ctx.runId, leaseSeconds);
   });
 
   it('writes nothing while the sync is younger than a third of the lease', async () => {
     await pollAt(leaseSeconds / 3 - 1);
 
-    expect(acquireLease).not.toHaveBeenCalled();
+    expect(renewLease).not.toHaveBeenCalled();
   });
 });

@@ -31,7 +31,12 @@ async function volumeOn(instanceId: string): Promise<string> {
 }
 
 /** The attach step with the table's part faked: the volume is DETACHING, held by `instanceId`. */
-function attachStep(instanceId: string, volumeId: string) {
+function attachStep(
+  instanceId: string,
+  volumeId: string,
+  stepName = 'attach',
+  extra: Partial<WorkflowCtx> = {},
+) {
   const transitions: unknown[] = [];
   const repo = {
     getVolume: async () => ({ volumeId, state: VolumeState.Detaching, holder: instanceId }),
@@ -40,9 +45,9 @@ function attachStep(instanceId: string, volumeId: string) {
     },
   };
   const deps = { ec2: h.ec2, repo } as unknown as StepDeps;
-  const ctx = { pool: 'web', instanceId, volumeId } as WorkflowCtx;
-  const attach = acquireSteps.attach;
-  if (!attach) throw new Error('no attach step');
+  const ctx = { pool: 'web', instanceId, volumeId, ...extra } as WorkflowCtx;
+  const attach = acquireSteps[stepName];
+  if (!attach) throw new Error(`no ${stepName} step`);
   return { run: (c: WorkflowCtx = ctx) => attach(c, deps), transitions };
 }
 
@@ -111,5 +116,78 @@ describe('the acquire attach step, without describing the volume', () => {
     expect(volumeView(volumeId)?.attachedTo).toEqual([worker, instanceId]);
     expect(again.device).toBe(first.device);
     expect(step.transitions).toHaveLength(1);
+  });
+});
+
+describe('the boot-unit path attach (attachRunning), on the running event', () => {
+  /** EC2 calls the operation made, by action. */
+  function calls(op: string) {
+    return h.accounting.forOperation(op).byDetail.awsCall;
+  }
+
+  /** A running instance and a detached volume; the step with the launch mappings Resolve saw. */
+  async function ready() {
+    h = await harness();
+    const worker = await runningInstance(h.cloud);
+    const instanceId = await runningInstance(h.cloud);
+    const volumeId = await volumeOn(worker);
+    const launched = await requireLiveInstance(h.ec2, instanceId);
+    const launchDevices = (launched.BlockDeviceMappings ?? []).map((m) => m.DeviceName ?? '');
+    expect(launchDevices.length).toBeGreaterThan(0);
+    return { worker, instanceId, volumeId, launchDevices };
+  }
+
+  async function detached(worker: string, volumeId: string) {
+    await detachFromInstance(h.ec2, volumeId, worker);
+    await h.cloud.waitFor(() => volumeView(volumeId)?.attachment === undefined, 600, 'detached');
+  }
+
+  it('attaches with AttachVolume alone: no DescribeInstances, no DescribeVolumes', async () => {
+    const { worker, instanceId, volumeId, launchDevices } = await ready();
+    await detached(worker, volumeId);
+    const step = attachStep(instanceId, volumeId, 'attachRunning', { launchDevices });
+
+    const out = await h.accounting.withOperation('fast', () => step.run());
+
+    expect(calls('fast')).toEqual({ 'ec2:AttachVolume': 1 });
+    expect(volumeView(volumeId)?.attachment).toMatchObject({ instanceId, device: out.device });
+    expect(launchDevices).not.toContain(out.device);
+    expect(out.attachAttempts).toBe(1);
+    expect(step.transitions).toHaveLength(1);
+  });
+
+  it('takes the next name when one is in use since the launch (something else attached there)', async () => {
+    const { worker, instanceId, volumeId, launchDevices } = await ready();
+    const other = await volumeOn(instanceId); // at /dev/sdf, after the launch mappings were read
+    await detached(worker, volumeId);
+    const step = attachStep(instanceId, volumeId, 'attachRunning', { launchDevices });
+
+    const out = await step.run();
+
+    expect(out.device).not.toBe('/dev/sdf');
+    expect(volumeView(volumeId)?.attachment).toMatchObject({ instanceId, device: out.device });
+    expect(volumeView(other)?.attachment).toMatchObject({ instanceId, device: '/dev/sdf' });
+  });
+
+  it('waits (VolumeNotReady) while the volume is still on the worker', async () => {
+    const { worker, instanceId, volumeId, launchDevices } = await ready();
+    const step = attachStep(instanceId, volumeId, 'attachRunning', { launchDevices });
+
+    const error = await rejection(step.run());
+
+    expect(error.name).toBe('VolumeNotReady');
+    expect(volumeView(volumeId)?.attachedTo).toEqual([worker]);
+  });
+
+  it('a re-run whose attach happened (its result lost) finds the attachment and attaches nothing more', async () => {
+    const { worker, instanceId, volumeId, launchDevices } = await ready();
+    await detached(worker, volumeId);
+    const step = attachStep(instanceId, volumeId, 'attachRunning', { launchDevices });
+
+    const first = await step.run();
+    const again = await step.run({ pool: 'web', instanceId, volumeId, launchDevices } as WorkflowCtx);
+
+    expect(again.device).toBe(first.device);
+    expect(volumeView(volumeId)?.attachedTo).toEqual([worker, instanceId]);
   });
 });

@@ -281,3 +281,35 @@ describe('unusable device names', () => {
     expect(await repo.unusableDevices(instanceId(2))).toEqual([]);
   });
 });
+
+describe('leases and their wanted mark', () => {
+  const name = 'replenish#web#us-east-1a';
+
+  it('marks only a live lease wanted, and the release tells the holder', async () => {
+    expect(await repo.markLeaseWanted(name)).toBe(false);
+    expect(await repo.acquireLease(name, 'run-1', 900)).toBe(true);
+    expect(await repo.markLeaseWanted(name)).toBe(true);
+    expect(await repo.acquireLease(name, 'run-2', 900)).toBe(false);
+    expect(await repo.releaseLease(name, 'run-2')).toEqual({ wanted: false });
+    expect(await repo.releaseLease(name, 'run-1')).toEqual({ wanted: true });
+    expect(await repo.releaseLease(name, 'run-1')).toEqual({ wanted: false });
+    expect(await repo.markLeaseWanted(name)).toBe(false);
+  });
+
+  it('a renewal keeps the mark; taking the lease (a new plan) clears it', async () => {
+    await repo.acquireLease(name, 'run-1', 900);
+    await repo.markLeaseWanted(name);
+    expect(await repo.renewLease(name, 'run-1', 900)).toBe(true);
+    expect(await repo.acquireLease(name, 'run-1', 900)).toBe(true);
+    expect(await repo.releaseLease(name, 'run-1')).toEqual({ wanted: false });
+  });
+
+  it('an expired lease is not marked: the requester starts a run itself', async () => {
+    let now = Date.parse('2026-12-04T10:00:00Z');
+    const timed = new VolumeRepository(dynamo.doc, { tableName: table, now: () => new Date(now) });
+    await timed.acquireLease(name, 'run-1', 60);
+    now += 61_000;
+    expect(await timed.markLeaseWanted(name)).toBe(false);
+    expect(await timed.acquireLease(name, 'run-2', 60)).toBe(true);
+  });
+});
