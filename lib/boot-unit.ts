@@ -13,7 +13,7 @@ import { DocumentName } from '../lambdas/shared/documents.js';
 import { keys } from '../lambdas/shared/table-schema.js';
 import { bootUnitTag } from '../lambdas/shared/tags.js';
 import { WaitKind, waitPartitionKey } from '../lambdas/shared/task-waits.js';
-import { type ClientPolicies, invokeThroughUrlStatements } from './permissions.js';
+import { attachDetachStatements, type ClientPolicies, invokeThroughUrlStatements } from './permissions.js';
 import type { PoolSettings } from './pool-settings.js';
 import { livePrefix, type PushBucket } from './push-bucket.js';
 import type { SsmDocuments } from './ssm-documents.js';
@@ -87,12 +87,32 @@ export class BootUnit extends Construct {
       serviceName: 'volsd-events',
       ...logs,
     });
-    // Takes (deletes) the waits it answers, nothing else of the table (lambdas/shared/task-waits.ts).
+    // Takes (deletes) the unmount waits it answers and marks the armed running waits fired, nothing else
+    // of the table (lambdas/shared/task-waits.ts).
     this.grantItems(
       this.eventsFunction,
       'TakeEventWaits',
       ['dynamodb:DeleteItem'],
-      [waitPartitionKey(WaitKind.Command, '*'), waitPartitionKey(WaitKind.Running, '*')],
+      [waitPartitionKey(WaitKind.Command, '*')],
+    );
+    this.grantItems(
+      this.eventsFunction,
+      'FireRunningWaits',
+      ['dynamodb:UpdateItem'],
+      [waitPartitionKey(WaitKind.Running, '*')],
+    );
+    // On the unmount's Success it runs the acquire's next stage in the same Task (lambdas/acquire/callbacks.ts,
+    // detachThenAwaitRunning): the volume record CLAIMED -> DETACHING, DetachVolume from the worker (pool
+    // volumes on pool instances only), DescribeVolumes when the worker named is not where the volume is.
+    this.grantItems(
+      this.eventsFunction,
+      'DetachingVolumeRecords',
+      ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      [keys.volume('*').pk],
+    );
+    this.eventsFunction.addToRolePolicy(
+      ...attachDetachStatements({ scope: this, poolName }, { detachOnly: true }),
+      new PolicyStatement({ sid: 'DescribeVolumesOnly', actions: ['ec2:DescribeVolumes'], resources: ['*'] }),
     );
     this.eventsFunction.setEnvironment('UNMOUNT_DOCUMENT', unmountDocument);
     acquire.grantTaskResponse(this.eventsFunction.function);
@@ -175,8 +195,11 @@ export class BootUnit extends Construct {
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': keys } },
       }),
     );
-    // They read items (GetItem, DeleteItem's old item) and write none: decrypt, as the host API's.
-    table.encryptionKey?.grantDecrypt(fn.function);
+    // Reading items (GetItem, DeleteItem's old item) needs decrypt, as for the host API; writing attributes
+    // (UpdateItem) encrypt too.
+    if (actions.includes('dynamodb:UpdateItem') || actions.includes('dynamodb:PutItem'))
+      table.encryptionKey?.grantEncryptDecrypt(fn.function);
+    else table.encryptionKey?.grantDecrypt(fn.function);
     fn.setEnvironment('TABLE_NAME', table.tableName);
   }
 

@@ -17,7 +17,8 @@ import { nowMs } from '../shared/time.js';
 export const waitTtlSeconds = 3600;
 
 let waits: TaskWaits | undefined;
-function taskWaits(deps: StepDeps): TaskWaits {
+/** The table's task waits (one store per container). */
+export function taskWaits(deps: StepDeps): TaskWaits {
   waits ??= new TaskWaits(dynamoDoc, deps.config.TABLE_NAME, nowMs);
   return waits;
 }
@@ -28,6 +29,37 @@ function split(ctx: WorkflowCtx): { token: string; base: WorkflowCtx } {
   if (typeof taskToken !== 'string' || taskToken.length === 0)
     throw new InvalidInput('a callback step needs the task token');
   return { token: taskToken, base };
+}
+
+/** What the chain's detach stage needs: the plain detach, the table's waits, Step Functions. */
+export interface ChainDeps {
+  detach: (ctx: WorkflowCtx) => Promise<WorkflowCtx>;
+  waits: TaskWaits;
+  sfn: StepDeps['sfn'];
+}
+
+const withoutMark = ({ awaitingRunning: _mark, ...ctx }: WorkflowCtx & { awaitingRunning?: boolean }) => ctx;
+
+/**
+ * The detach from the worker and the wait for the instance to run (EC2 Instance State-change
+ * Notification: the moment AWS accepts an attach), as one stage of the UnmountOnWorker Task, so that no
+ * SendTaskSuccess, Lambda invocation or state transition sits between the unmount and the detach. Run by
+ * the events function on the unmount's Success event, by the step itself when there is nothing to
+ * unmount, and by the safety net's DetachFromWorker. Resolve armed the running wait before it read the
+ * instance's state, so a `running` that came since is marked on it: then the token is not stored and the
+ * stage answers at once, with no DescribeInstances. Returns the data the Task resumes with, marked
+ * `awaitingRunning` when the token was stored.
+ */
+export async function detachThenAwaitRunning(
+  ctx: WorkflowCtx,
+  token: string,
+  deps: ChainDeps,
+): Promise<WorkflowCtx & { awaitingRunning?: boolean }> {
+  const next = await deps.detach(ctx);
+  if (await deps.waits.putUnlessFired(WaitKind.Running, ctx.instanceId, token, next, waitTtlSeconds))
+    return { ...next, awaitingRunning: true };
+  await resumeTask(deps.sfn, token, next);
+  return next;
 }
 
 /** Builds the callback steps over the plain steps they extend. */
@@ -42,35 +74,42 @@ export function callbackSteps(plain: Record<string, Step>): Record<string, Step>
   const attachRunning = step('attachRunning');
 
   /**
-   * Volsd-Unmount on the worker, then wait for the command's final status (EC2 Command Status-change
-   * Notification) rather than polling GetCommandInvocation. Nothing to unmount: answered at once.
+   * Volsd-Unmount on the worker, then, as one Task: the command's final status (EC2 Command Status-change
+   * Notification; the events function then detaches, see {@link detachThenAwaitRunning}) and the
+   * instance reaching `running`. Nothing to unmount: the detach and the running wait at once, here.
    */
   const unmountAndAwait: Step = async (ctx, deps) => {
     const { token, base } = split(ctx);
     const next = await unmountOnWorker(base, deps);
     const { command, ...after } = next;
     if (!command) {
-      await resumeTask(deps.sfn, token, after);
-      return after;
+      return detachThenAwaitRunning(after, token, {
+        detach: (c) => detachFromWorker(c, deps),
+        waits: taskWaits(deps),
+        sfn: deps.sfn,
+      });
     }
     await taskWaits(deps).put(WaitKind.Command, command.commandId, token, after, waitTtlSeconds);
     return next;
   };
 
   /**
-   * Detaches from the worker, then waits for the instance to run (EC2 Instance State-change
-   * Notification), the moment AWS accepts an attach. An instance that runs already: answered at once.
-   * The state is read again after the wait is stored, so an event that came in between is not lost.
+   * The safety net's DetachFromWorker (UnmountOnWorker's events did not come in time): the same detach
+   * and running wait, and since an event may have been lost, the instance's state read once after the
+   * token is stored: one that runs already is answered at once.
    */
   const detachAndAwaitRunning: Step = async (ctx, deps) => {
     const { token, base } = split(ctx);
-    const next = await detachFromWorker(base, deps);
-    // Stored first, then the state read once: the event either finds the wait, or came before the read.
-    const store = taskWaits(deps);
-    await store.put(WaitKind.Running, ctx.instanceId, token, next, waitTtlSeconds);
-    const instance = await requireLiveInstance(deps.ec2, ctx.instanceId);
-    if (instance.State?.Name !== 'pending' && (await store.take(WaitKind.Running, ctx.instanceId, token))) {
-      await resumeTask(deps.sfn, token, next);
+    const waits = taskWaits(deps);
+    const next = await detachThenAwaitRunning(base, token, {
+      detach: (c) => detachFromWorker(c, deps),
+      waits,
+      sfn: deps.sfn,
+    });
+    if (next.awaitingRunning) {
+      const instance = await requireLiveInstance(deps.ec2, ctx.instanceId);
+      if (instance.State?.Name !== 'pending' && (await waits.take(WaitKind.Running, ctx.instanceId, token)))
+        await resumeTask(deps.sfn, token, withoutMark(next));
     }
     return next;
   };

@@ -44,9 +44,10 @@ import {
   waitCommand,
 } from '../shared/steps.js';
 import { bootUnitTag } from '../shared/tags.js';
+import { WaitKind } from '../shared/task-waits.js';
 import { nowMs } from '../shared/time.js';
 import { executionName } from '../shared/workflow-input.js';
-import { callbackSteps } from './callbacks.js';
+import { callbackSteps, taskWaits, waitTtlSeconds } from './callbacks.js';
 import {
   heartbeatAfterWait,
   heartbeatWhileWaiting,
@@ -77,7 +78,12 @@ function need<T>(value: T | undefined, what: string): T {
  */
 const resolve: Step = async (ctx, deps) => {
   const { ec2, repo, config } = deps;
+  // Armed before the instance's state is read: a `running` event from now on is marked on the wait
+  // (lambdas/events), and one that came before is what the read below sees.
+  const waits = taskWaits(deps);
+  await waits.arm(WaitKind.Running, ctx.instanceId, waitTtlSeconds);
   const instance = await requireLiveInstance(ec2, ctx.instanceId, { justLaunched: true });
+  if (instance.State?.Name !== 'pending') await waits.fire(WaitKind.Running, ctx.instanceId);
   const az = instance.Placement?.AvailabilityZone;
   if (!az) throw new InstanceGone(`instance ${ctx.instanceId} has no placement`);
   const pool = await repo.getPool(ctx.pool);

@@ -2,9 +2,13 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
-import { dynamoDoc, sfn } from '../shared/clients.js';
+import { detachThenAwaitRunning } from '../acquire/callbacks.js';
+import { acquireSteps } from '../acquire/steps.js';
+import { dynamoDoc, ec2, sfn } from '../shared/clients.js';
 import { env, loadConfig, once } from '../shared/config.js';
 import { logger } from '../shared/logger.js';
+import { VolumeRepository } from '../shared/repository.js';
+import type { StepDeps, WorkflowCtx } from '../shared/steps.js';
 import { TaskWaits } from '../shared/task-waits.js';
 import { nowMs } from '../shared/time.js';
 import { type RelayDeps, relayEvent } from './relay.js';
@@ -15,10 +19,25 @@ export const relayDeps = once((): RelayDeps => {
     TABLE_NAME: env.tableName,
     UNMOUNT_DOCUMENT: z.string().default('Volsd-Unmount'),
   });
+  const waits = new TaskWaits(dynamoDoc, config.TABLE_NAME, nowMs);
+  const repo = new VolumeRepository(dynamoDoc, {
+    tableName: config.TABLE_NAME,
+    now: () => new Date(nowMs()),
+  });
+  // The acquire's detach step needs EC2 and the table only (lambdas/acquire/steps.ts, detachFromWorker).
+  const detachDeps = { ec2, repo } as Pick<StepDeps, 'ec2' | 'repo'> as StepDeps;
+  const detach = acquireSteps.detachFromWorker;
+  if (!detach) throw new Error('the acquire has no detachFromWorker step');
   return {
-    waits: new TaskWaits(dynamoDoc, config.TABLE_NAME, nowMs),
+    waits,
     sfn,
     unmountDocument: config.UNMOUNT_DOCUMENT,
+    afterUnmount: (ctx, token) =>
+      detachThenAwaitRunning(ctx as unknown as WorkflowCtx, token, {
+        detach: (c) => detach(c, detachDeps),
+        waits,
+        sfn,
+      }),
   };
 });
 

@@ -8,6 +8,11 @@ export interface RelayDeps {
   sfn: SFNClient;
   /** The deployed Volsd-Unmount document: command events of other documents are ignored. */
   unmountDocument: string;
+  /**
+   * The acquire's next stage once the volume is unmounted on the worker: the detach and the wait for
+   * `running`, under the same task token (lambdas/acquire/callbacks.ts, detachThenAwaitRunning).
+   */
+  afterUnmount: (ctx: Record<string, unknown>, token: string) => Promise<unknown>;
 }
 
 /** Final statuses of an SSM command (EC2 Command Status-change Notification). */
@@ -40,8 +45,9 @@ export type RelayResult =
 
 /**
  * Answers the acquire's waits from AWS's own events (the callback half of lambdas/acquire/callbacks.ts):
- * - an SSM command of Volsd-Unmount reached a final status: Success resumes the waiting Task, any other
- *   status fails it with CommandFailed (its Catch compensates);
+ * - an SSM command of Volsd-Unmount reached a final status: Success goes on with the same Task's next
+ *   stage (`afterUnmount`: the detach from the worker, then the wait for `running`; a failure there fails
+ *   the Task with its error), any other status fails it with CommandFailed (its Catch compensates);
  * - an instance reached `running`: the Task waiting to attach resumes. Instances that end before
  *   running are left to the Task's timeout and the Attach poll behind it (InstanceGone there).
  * An event no wait is stored for is ignored: the step may have answered itself, or the event is
@@ -57,7 +63,14 @@ export async function relayEvent(event: unknown, deps: RelayDeps): Promise<Relay
     const wait = await deps.waits.take(WaitKind.Command, d['command-id']);
     if (!wait) return { action: 'ignored', reason: 'no wait' };
     if (d.status === 'Success') {
-      await resumeTask(deps.sfn, wait.token, wait.ctx);
+      try {
+        await deps.afterUnmount(wait.ctx, wait.token);
+      } catch (err) {
+        // The Task fails with the stage's own error: its Retry and Catch decide, as for the step's.
+        const name = (err as { name?: string }).name ?? 'Error';
+        await failTask(deps.sfn, wait.token, name, err instanceof Error ? err.message : String(err));
+        return { action: 'failed', kind: WaitKind.Command, id: d['command-id'] };
+      }
       return { action: 'resumed', kind: WaitKind.Command, id: d['command-id'] };
     }
     await failTask(
@@ -72,7 +85,9 @@ export async function relayEvent(event: unknown, deps: RelayDeps): Promise<Relay
   if (instance.success) {
     const d = instance.data.detail;
     if (d.state !== 'running') return { action: 'ignored', reason: `state ${d.state}` };
-    const wait = await deps.waits.take(WaitKind.Running, d['instance-id']);
+    // Marks the acquire's armed wait fired; answers it when its step stored a token already (otherwise the
+    // step finds the mark and answers itself). Instances no acquire armed are not Volsd's to answer.
+    const wait = await deps.waits.fire(WaitKind.Running, d['instance-id']);
     if (!wait) return { action: 'ignored', reason: 'no wait' };
     await resumeTask(deps.sfn, wait.token, wait.ctx);
     return { action: 'resumed', kind: WaitKind.Running, id: d['instance-id'] };

@@ -4,7 +4,13 @@ import {
   SendTaskHeartbeatCommand,
   SendTaskSuccessCommand,
 } from '@aws-sdk/client-sfn';
-import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { logger } from './logger.js';
 
 /**
@@ -12,7 +18,10 @@ import { logger } from './logger.js';
  * `.waitForTaskToken`): a step stores its task token under what it waits for, and whoever learns that
  * the thing happened (the events function on an EventBridge event, the host function on the boot
  * unit's signal) takes the token and answers Step Functions. One item per wait, in the volume table:
- * | wait | pk WAIT#<kind>#<id> | sk WAIT | token, ctx, expiresAt |
+ * | wait | pk WAIT#<kind>#<id> | sk WAIT | token, ctx, expiresAt, fired? |
+ * A wait whose event may come before its step runs is armed first ({@link TaskWaits.arm}): the event then
+ * marks it fired ({@link TaskWaits.fire}) and the step, finding it fired, answers itself
+ * ({@link TaskWaits.putUnlessFired}), with no read of AWS's state in between.
  */
 export const WaitKind = {
   /** An SSM command's final status (EC2 Command Status-change Notification). */
@@ -62,6 +71,87 @@ export class TaskWaits {
         },
       }),
     );
+  }
+
+  /**
+   * Arms the wait for `kind`/`id` before whatever could make its event come (and before the state is
+   * read): from now on the event is recorded on it by {@link fire} instead of being dropped. Re-arming
+   * keeps a token and a fired mark already there.
+   */
+  async arm(kind: WaitKind, id: string, ttlSeconds: number): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: key(kind, id),
+        UpdateExpression: 'SET #kind = :kind, #id = :id, expiresAt = :expires',
+        ExpressionAttributeNames: { '#kind': 'kind', '#id': 'id' },
+        ExpressionAttributeValues: {
+          ':kind': kind,
+          ':id': id,
+          ':expires': Math.ceil(this.now() / 1000) + ttlSeconds,
+        },
+      }),
+    );
+  }
+
+  /**
+   * Stores the token on the wait unless its event fired already: false then, and the caller answers
+   * itself. Replaces an older token (a retried step). Exactly one of this and {@link fire} answers.
+   */
+  async putUnlessFired(
+    kind: WaitKind,
+    id: string,
+    token: string,
+    ctx: object,
+    ttlSeconds: number,
+  ): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key(kind, id),
+          UpdateExpression: 'SET #kind = :kind, #id = :id, #token = :token, ctx = :ctx, expiresAt = :expires',
+          ConditionExpression: 'attribute_not_exists(fired)',
+          ExpressionAttributeNames: { '#kind': 'kind', '#id': 'id', '#token': 'token' },
+          ExpressionAttributeValues: {
+            ':kind': kind,
+            ':id': id,
+            ':token': token,
+            ':ctx': ctx,
+            ':expires': Math.ceil(this.now() / 1000) + ttlSeconds,
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if ((err as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Records that `kind`/`id` happened, on an armed wait only (once: a second delivery finds it fired).
+   * Returns the wait when a token was stored on it, for the caller to answer; undefined when nothing
+   * waits yet (the step will find it fired) or nothing was armed (not Volsd's, or not this acquire's).
+   */
+  async fire(kind: WaitKind, id: string): Promise<TaskWait | undefined> {
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key(kind, id),
+          UpdateExpression: 'SET fired = :fired',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(fired)',
+          ExpressionAttributeValues: { ':fired': true },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      const wait = out.Attributes as TaskWait | undefined;
+      return wait?.token ? wait : undefined;
+    } catch (err) {
+      if ((err as { name?: string }).name === 'ConditionalCheckFailedException') return undefined;
+      throw err;
+    }
   }
 
   /** Reads the wait, if any (consistent read). */

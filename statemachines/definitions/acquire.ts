@@ -76,7 +76,14 @@ const fatal: FatalLists = {
   // The callback steps (lambdas/acquire/callbacks.ts) run their plain twin, then store the token.
   // CommandFailed: the events function fails the Task when Volsd-Unmount fails; compensated at once, as
   // the WaitUnmount poll's failure was (a retry would send the unmount again to a worker that refused it)
-  unmountAndAwait: ['InvalidInput', 'VolumeNotFound', 'CommandFailed'],
+  // ... and the detach from the worker that follows in the same Task (detachFromWorker's list)
+  unmountAndAwait: [
+    'InvalidInput',
+    'VolumeNotFound',
+    'CommandFailed',
+    'IllegalTransition',
+    'VolumeHeldElsewhere',
+  ],
   detachAndAwaitRunning: [
     'InvalidInput',
     'IllegalTransition',
@@ -149,9 +156,9 @@ export const acquire = stateMachine({
     }),
     UnmountOnWorker: callback({
       comment:
-        'Unmount the volume on the sync worker that holds it (Volsd-Unmount) and wait for the command status event; no event in 60 s: poll.',
+        "Unmount the volume on the sync worker that holds it (Volsd-Unmount); on the command's Success event the events function detaches it and the Task waits on for the instance's `running` event, the moment AWS accepts an attach (one Task: no resume, invocation or transition between the two). No events within 120 s (unmount, then the instance's 20-40 s pending): the poll path.",
       step: 'unmountAndAwait',
-      timeoutSeconds: 60,
+      timeoutSeconds: 120,
       ends: timedOut,
       poll: [
         poll('InstanceNotReady', {
@@ -162,7 +169,7 @@ export const acquire = stateMachine({
         }),
       ],
       catch: [catchEnds(timedOut, '$.waitError', 'UnmountAgain'), catchAll('$.error', 'Compensate')],
-      next: 'DetachFromWorker',
+      next: 'BootUnit?',
     }),
     UnmountAgain: task({
       comment: 'Safety net: the status event did not come. Volsd-Unmount again (idempotent) and poll it.',
@@ -188,7 +195,7 @@ export const acquire = stateMachine({
     }),
     DetachFromWorker: callback({
       comment:
-        'Detach from the worker, then wait for the instance state event `running` (attach needs it); no event in 120 s: poll.',
+        'Safety net: detach from the worker (if UnmountOnWorker did not), then wait for the instance state event `running` (read once too: the event may be what was lost); no event in 120 s: poll.',
       step: 'detachAndAwaitRunning',
       timeoutSeconds: 120,
       ends: timedOut,

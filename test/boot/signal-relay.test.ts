@@ -35,6 +35,13 @@ function memoryWaits(initial: TaskWait[] = []) {
       items.delete(`${kind}#${id}`);
       return found;
     },
+    // As lambdas/shared/task-waits.ts: only an armed wait is marked, once; its token, if stored, is answered.
+    fire: async (kind: WaitKind, id: string) => {
+      const found = items.get(`${kind}#${id}`) as (TaskWait & { fired?: boolean }) | undefined;
+      if (!found || found.fired) return undefined;
+      found.fired = true;
+      return found.token ? found : undefined;
+    },
   };
   return { waits: waits as unknown as TaskWaits, items };
 }
@@ -170,6 +177,11 @@ describe('host function identity', () => {
   });
 });
 
+/** An afterUnmount for cases that must not reach it. */
+const noStage = async () => {
+  throw new Error('the detach stage must not run here');
+};
+
 describe('events relay', () => {
   const unmountEvent = (status: string, document = 'Volsd-Unmount') => ({
     source: 'aws.ssm',
@@ -184,20 +196,49 @@ describe('events relay', () => {
     expiresAt: 0,
   });
 
-  it('resumes the unmount wait on Success with the stored context, once', async () => {
+  it('goes on with the next stage (the detach) on Success, with the stored context and token, once', async () => {
     const { waits } = memoryWaits([commandWait()]);
-    sfnMock.on(SendTaskSuccessCommand).resolves({});
-    const deps = { waits, sfn, unmountDocument: 'Volsd-Unmount' };
+    const stages: unknown[] = [];
+    const deps = {
+      waits,
+      sfn,
+      unmountDocument: 'Volsd-Unmount',
+      afterUnmount: async (ctx: Record<string, unknown>, token: string) => stages.push([ctx, token]),
+    };
 
     const first = await relayEvent(unmountEvent('Success'), deps);
     const again = await relayEvent(unmountEvent('Success'), deps);
 
     expect(first).toMatchObject({ action: 'resumed', kind: 'command' });
     expect(again).toMatchObject({ action: 'ignored' });
-    expect(sfnMock).toHaveReceivedCommandTimes(SendTaskSuccessCommand, 1);
-    expect(sfnMock).toHaveReceivedCommandWith(SendTaskSuccessCommand, {
+    expect(stages).toEqual([[{ instanceId: a, volumeId: volume }, 'token-unmount']]);
+    // The stage answers the Task itself (or leaves it waiting for `running`): nothing is sent here.
+    expect(sfnMock.calls()).toHaveLength(0);
+  });
+
+  it("fails the Task with the next stage's own error when it throws", async () => {
+    const { waits } = memoryWaits([commandWait()]);
+    sfnMock.on(SendTaskFailureCommand).resolves({});
+    const refused = Object.assign(new Error('volume vol-1 is held by i-other'), {
+      name: 'VolumeHeldElsewhere',
+    });
+    const deps = {
+      waits,
+      sfn,
+      unmountDocument: 'Volsd-Unmount',
+      afterUnmount: async () => {
+        throw refused;
+      },
+    };
+
+    expect(await relayEvent(unmountEvent('Success'), deps)).toMatchObject({
+      action: 'failed',
+      kind: 'command',
+    });
+    expect(sfnMock).toHaveReceivedCommandWith(SendTaskFailureCommand, {
       taskToken: 'token-unmount',
-      output: JSON.stringify({ instanceId: a, volumeId: volume }),
+      error: 'VolumeHeldElsewhere',
+      cause: 'volume vol-1 is held by i-other',
     });
   });
 
@@ -205,7 +246,12 @@ describe('events relay', () => {
     const { waits } = memoryWaits([commandWait()]);
     sfnMock.on(SendTaskFailureCommand).resolves({});
 
-    const result = await relayEvent(unmountEvent('Failed'), { waits, sfn, unmountDocument: 'Volsd-Unmount' });
+    const result = await relayEvent(unmountEvent('Failed'), {
+      waits,
+      sfn,
+      unmountDocument: 'Volsd-Unmount',
+      afterUnmount: noStage,
+    });
 
     expect(result).toMatchObject({ action: 'failed' });
     expect(sfnMock).toHaveReceivedCommandWith(SendTaskFailureCommand, { error: 'CommandFailed' });
@@ -213,7 +259,7 @@ describe('events relay', () => {
 
   it('ignores other documents and statuses that are not final', async () => {
     const { waits, items } = memoryWaits([commandWait()]);
-    const deps = { waits, sfn, unmountDocument: 'Volsd-Unmount' };
+    const deps = { waits, sfn, unmountDocument: 'Volsd-Unmount', afterUnmount: noStage };
 
     expect(await relayEvent(unmountEvent('Success', 'Volsd-Sync'), deps)).toMatchObject({
       action: 'ignored',
@@ -233,10 +279,26 @@ describe('events relay', () => {
       'detail-type': 'EC2 Instance State-change Notification',
       detail: { 'instance-id': a, state },
     });
-    const deps = { waits, sfn, unmountDocument: 'Volsd-Unmount' };
+    const deps = { waits, sfn, unmountDocument: 'Volsd-Unmount', afterUnmount: noStage };
 
     expect(await relayEvent(event('pending'), deps)).toMatchObject({ action: 'ignored' });
     expect(await relayEvent(event('running'), deps)).toMatchObject({ action: 'resumed', kind: 'running' });
     expect(sfnMock).toHaveReceivedCommandWith(SendTaskSuccessCommand, { taskToken: 'token-running' });
+    // A second delivery of the same event answers nothing more.
+    expect(await relayEvent(event('running'), deps)).toMatchObject({ action: 'ignored' });
+    expect(sfnMock.commandCalls(SendTaskSuccessCommand)).toHaveLength(1);
+  });
+
+  it('ignores a running instance no acquire armed a wait for', async () => {
+    const { waits } = memoryWaits();
+    const deps = { waits, sfn, unmountDocument: 'Volsd-Unmount', afterUnmount: noStage };
+    const event = {
+      source: 'aws.ec2',
+      'detail-type': 'EC2 Instance State-change Notification',
+      detail: { 'instance-id': a, state: 'running' },
+    };
+
+    expect(await relayEvent(event, deps)).toEqual({ action: 'ignored', reason: 'no wait' });
+    expect(sfnMock.calls()).toHaveLength(0);
   });
 });

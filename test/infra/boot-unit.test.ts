@@ -165,18 +165,32 @@ describe('BootUnit in a pool serving groups of the app', () => {
     ]);
   });
 
-  it('lets the events function take only the unmount and running waits, and answer only the acquire', () => {
+  it('lets the events function take the unmount waits, mark the running waits, detach pool volumes, and answer only the acquire', () => {
     const mine = ofRole(pool.bootUnit.eventsFunction);
     const dynamo = mine.filter(({ statement }) =>
       actionsOf(statement).some((a) => a.startsWith('dynamodb:')),
     );
-    expect(dynamo.map(({ statement }) => actionsOf(statement))).toEqual([['dynamodb:DeleteItem']]);
-    expect(dynamo[0]?.statement.Condition).toEqual({
-      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WAIT#command#*', 'WAIT#running#*'] },
-    });
-    expect(dynamo[0]?.statement.Resource).toEqual({
-      'Fn::GetAtt': [logicalId(pool.table.table), 'Arn'],
-    });
+    const table = { 'Fn::GetAtt': [logicalId(pool.table.table), 'Arn'] };
+    expect(
+      dynamo.map(({ statement }) => [actionsOf(statement), statement.Condition, statement.Resource]),
+    ).toEqual([
+      [
+        ['dynamodb:DeleteItem'],
+        { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WAIT#command#*'] } },
+        table,
+      ],
+      [
+        ['dynamodb:UpdateItem'],
+        { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WAIT#running#*'] } },
+        table,
+      ],
+      // The detach stage it runs on the unmount's Success (lambdas/acquire/callbacks.ts): the volume record.
+      [
+        ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['VOL#*'] } },
+        table,
+      ],
+    ]);
     const states = mine.flatMap(({ statement }) =>
       actionsOf(statement).filter((a) => a.startsWith('states:')),
     );
@@ -189,10 +203,24 @@ describe('BootUnit in a pool serving groups of the app', () => {
       .filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('states:')))
       .map(({ statement }) => statement.Resource);
     expect(stateResources).toEqual([{ Ref: logicalId(pool.workflows.acquire.stateMachine) }]);
-    // Nothing on EC2, SSM or Auto Scaling: it only relays.
-    expect(
-      mine.flatMap(({ statement }) => actionsOf(statement)).filter((a) => /^(ec2|ssm|autoscaling):/.test(a)),
-    ).toEqual([]);
+    // On EC2 only the detach from the worker (pool volumes on pool instances, by tag) and DescribeVolumes;
+    // nothing on SSM or Auto Scaling.
+    const aws = mine.filter(({ statement }) =>
+      actionsOf(statement).some((a) => /^(ec2|ssm|autoscaling):/.test(a)),
+    );
+    expect(aws.map(({ statement }) => [actionsOf(statement), statement.Condition])).toEqual([
+      [
+        ['ec2:DetachVolume'],
+        {
+          StringEquals: {
+            'aws:ResourceTag/volsd:pool': pool.settings.poolName,
+            'aws:ResourceTag/volsd:role': 'volume',
+          },
+        },
+      ],
+      [['ec2:DetachVolume'], { StringEquals: { 'aws:ResourceTag/volsd:pool': pool.settings.poolName } }],
+      [['ec2:DescribeVolumes'], undefined],
+    ]);
   });
 
   it("lets the host function read and take only the boot waits, read the pool's record, and answer only the acquire", () => {
