@@ -101,18 +101,30 @@ export class BootUnit extends Construct {
       ['dynamodb:UpdateItem'],
       [waitPartitionKey(WaitKind.Running, '*')],
     );
-    // On the unmount's Success it runs the acquire's next stage in the same Task (lambdas/acquire/callbacks.ts,
-    // detachThenAwaitRunning): the volume record CLAIMED -> DETACHING, DetachVolume from the worker (pool
-    // volumes on pool instances only), DescribeVolumes when the worker named is not where the volume is.
+    // It runs the acquire's next stages in the same Task (lambdas/acquire/callbacks.ts): on the unmount's
+    // Success the detach from the worker (the volume record CLAIMED -> DETACHING, DetachVolume), on the
+    // instance's `running` the boot-unit path's attach (DETACHING -> ATTACHING, AttachVolume) and the wait
+    // for the unit's signal. Pool volumes on pool instances only; the describes when EC2 answers otherwise
+    // than expected (the volume elsewhere, a device name taken).
     this.grantItems(
       this.eventsFunction,
-      'DetachingVolumeRecords',
+      'MoveVolumeRecords',
       ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       [keys.volume('*').pk],
     );
+    this.grantItems(
+      this.eventsFunction,
+      'StoreBootWaits',
+      ['dynamodb:PutItem'],
+      [waitPartitionKey(WaitKind.BootUnit, '*')],
+    );
     this.eventsFunction.addToRolePolicy(
-      ...attachDetachStatements({ scope: this, poolName }, { detachOnly: true }),
-      new PolicyStatement({ sid: 'DescribeVolumesOnly', actions: ['ec2:DescribeVolumes'], resources: ['*'] }),
+      ...attachDetachStatements({ scope: this, poolName }),
+      new PolicyStatement({
+        sid: 'DescribeVolumesAndInstances',
+        actions: ['ec2:DescribeVolumes', 'ec2:DescribeInstances'],
+        resources: ['*'],
+      }),
     );
     this.eventsFunction.setEnvironment('UNMOUNT_DOCUMENT', unmountDocument);
     acquire.grantTaskResponse(this.eventsFunction.function);

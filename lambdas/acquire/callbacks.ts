@@ -31,11 +31,46 @@ function split(ctx: WorkflowCtx): { token: string; base: WorkflowCtx } {
   return { token: taskToken, base };
 }
 
-/** What the chain's detach stage needs: the plain detach, the table's waits, Step Functions. */
+/**
+ * What the chain's stages need: the plain detach and the boot-unit path's attach (`attachRunning`), the
+ * table's waits, Step Functions.
+ */
 export interface ChainDeps {
   detach: (ctx: WorkflowCtx) => Promise<WorkflowCtx>;
+  attach: (ctx: WorkflowCtx) => Promise<WorkflowCtx>;
   waits: TaskWaits;
   sfn: StepDeps['sfn'];
+}
+
+/** Marks a stored running wait whose Task goes on to the attach and the boot unit's signal. */
+type ChainCtx = WorkflowCtx & { awaitUnit?: boolean };
+
+/**
+ * What the chain does once the instance runs: on the boot-unit path of UnmountOnWorker (`awaitUnit`),
+ * the attach and then the unit's signal, still in the same Task (the host function resumes it: no
+ * resume, invocation or transition between running and the attach); otherwise the Task resumes now.
+ */
+export async function afterRunning(stored: ChainCtx, token: string, deps: ChainDeps): Promise<void> {
+  const { awaitUnit, ...ctx } = stored;
+  if (!awaitUnit) {
+    await resumeTask(deps.sfn, token, ctx);
+    return;
+  }
+  await attachThenAwaitUnit(ctx, token, deps);
+}
+
+/**
+ * Attaches (`attachRunning`: no describe, the instance runs) and stores the token for the boot unit's
+ * signal. The data the Task resumes with is marked `attachedForUnit`.
+ */
+export async function attachThenAwaitUnit(
+  ctx: WorkflowCtx,
+  token: string,
+  deps: Pick<ChainDeps, 'attach' | 'waits'>,
+): Promise<WorkflowCtx> {
+  const next = { ...(await deps.attach(ctx)), attachedForUnit: true };
+  await deps.waits.put(WaitKind.BootUnit, ctx.instanceId, token, next, waitTtlSeconds);
+  return next;
 }
 
 const withoutMark = ({ awaitingRunning: _mark, ...ctx }: WorkflowCtx & { awaitingRunning?: boolean }) => ctx;
@@ -54,13 +89,22 @@ export async function detachThenAwaitRunning(
   ctx: WorkflowCtx,
   token: string,
   deps: ChainDeps,
+  options: { toUnit: boolean },
 ): Promise<WorkflowCtx & { awaitingRunning?: boolean }> {
   const next = await deps.detach(ctx);
-  if (await deps.waits.putUnlessFired(WaitKind.Running, ctx.instanceId, token, next, waitTtlSeconds))
+  const stored: ChainCtx = options.toUnit ? { ...next, awaitUnit: true } : next;
+  if (await deps.waits.putUnlessFired(WaitKind.Running, ctx.instanceId, token, stored, waitTtlSeconds))
     return { ...next, awaitingRunning: true };
-  await resumeTask(deps.sfn, token, next);
+  await afterRunning(stored, token, deps);
   return next;
 }
+
+/**
+ * Whether UnmountOnWorker's Task goes on to the attach and the boot unit's signal: an instance with the
+ * unit, unless the unit already failed or was silent (the SSM path then).
+ */
+export const unitChain = (ctx: WorkflowCtx): boolean =>
+  ctx.bootUnit === true && ctx.bootUnitError === undefined;
 
 /** Builds the callback steps over the plain steps they extend. */
 export function callbackSteps(plain: Record<string, Step>): Record<string, Step> {
@@ -70,6 +114,12 @@ export function callbackSteps(plain: Record<string, Step>): Record<string, Step>
     return found;
   };
   const unmountOnWorker = step('unmountOnWorker');
+  const chainDeps = (deps: StepDeps): ChainDeps => ({
+    detach: (c) => detachFromWorker(c, deps),
+    attach: (c) => attachRunning(c, deps),
+    waits: taskWaits(deps),
+    sfn: deps.sfn,
+  });
   const detachFromWorker = step('detachFromWorker');
   const attachRunning = step('attachRunning');
 
@@ -82,13 +132,7 @@ export function callbackSteps(plain: Record<string, Step>): Record<string, Step>
     const { token, base } = split(ctx);
     const next = await unmountOnWorker(base, deps);
     const { command, ...after } = next;
-    if (!command) {
-      return detachThenAwaitRunning(after, token, {
-        detach: (c) => detachFromWorker(c, deps),
-        waits: taskWaits(deps),
-        sfn: deps.sfn,
-      });
-    }
+    if (!command) return detachThenAwaitRunning(after, token, chainDeps(deps), { toUnit: unitChain(after) });
     await taskWaits(deps).put(WaitKind.Command, command.commandId, token, after, waitTtlSeconds);
     return next;
   };
@@ -101,11 +145,8 @@ export function callbackSteps(plain: Record<string, Step>): Record<string, Step>
   const detachAndAwaitRunning: Step = async (ctx, deps) => {
     const { token, base } = split(ctx);
     const waits = taskWaits(deps);
-    const next = await detachThenAwaitRunning(base, token, {
-      detach: (c) => detachFromWorker(c, deps),
-      waits,
-      sfn: deps.sfn,
-    });
+    // The poll path: the Task resumes on running; BootUnit? then decides on the attach.
+    const next = await detachThenAwaitRunning(base, token, chainDeps(deps), { toUnit: false });
     if (next.awaitingRunning) {
       const instance = await requireLiveInstance(deps.ec2, ctx.instanceId);
       if (instance.State?.Name !== 'pending' && (await waits.take(WaitKind.Running, ctx.instanceId, token)))
@@ -124,9 +165,7 @@ export function callbackSteps(plain: Record<string, Step>): Record<string, Step>
     const { token, base } = split(ctx);
     // The instance runs (its event resumed the wait before): the first try attaches without describing.
     // VolumeNotReady while the volume still leaves the worker (polled by the Task).
-    const next = await attachRunning(base, deps);
-    await taskWaits(deps).put(WaitKind.BootUnit, base.instanceId, token, next, waitTtlSeconds);
-    return next;
+    return attachThenAwaitUnit(base, token, chainDeps(deps));
   };
 
   return { unmountAndAwait, detachAndAwaitRunning, attachForUnit };

@@ -225,6 +225,7 @@ const detachFromWorker: Step = async (ctx, { ec2, repo }) => {
       from: VolumeState.Claimed,
       to: VolumeState.Detaching,
       expectedHolder: ctx.instanceId,
+      read: record,
     });
   }
   if (ctx.direct) return ctx;
@@ -297,6 +298,7 @@ async function markAttaching(ctx: WorkflowCtx, volumeId: string, repo: StepDeps[
       from: VolumeState.Detaching,
       to: VolumeState.Attaching,
       expectedHolder: ctx.instanceId,
+      read: record,
     });
   } else if (record.state !== VolumeState.Attaching || record.holder !== ctx.instanceId) {
     throw new ConcurrentModification(
@@ -539,6 +541,7 @@ const finish: Step = async (ctx, deps) => {
       to: VolumeState.InUse,
       expectedHolder: ctx.instanceId,
       set: { device, generation: ctx.generation ?? record.generation },
+      read: record,
     });
   } else if (record.state !== VolumeState.InUse || record.holder !== ctx.instanceId) {
     throw new ConcurrentModification(

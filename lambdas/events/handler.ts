@@ -2,7 +2,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
-import { detachThenAwaitRunning } from '../acquire/callbacks.js';
+import { afterRunning, type ChainDeps, detachThenAwaitRunning, unitChain } from '../acquire/callbacks.js';
 import { acquireSteps } from '../acquire/steps.js';
 import { dynamoDoc, ec2, sfn } from '../shared/clients.js';
 import { env, loadConfig, once } from '../shared/config.js';
@@ -24,20 +24,26 @@ export const relayDeps = once((): RelayDeps => {
     tableName: config.TABLE_NAME,
     now: () => new Date(nowMs()),
   });
-  // The acquire's detach step needs EC2 and the table only (lambdas/acquire/steps.ts, detachFromWorker).
-  const detachDeps = { ec2, repo } as Pick<StepDeps, 'ec2' | 'repo'> as StepDeps;
-  const detach = acquireSteps.detachFromWorker;
-  if (!detach) throw new Error('the acquire has no detachFromWorker step');
+  // The acquire's detach and attach steps need EC2 and the table only (lambdas/acquire/steps.ts:
+  // detachFromWorker, attachRunning; the instance runs by then, so no lifecycle heartbeat is due).
+  const stepDeps = { ec2, repo } as Pick<StepDeps, 'ec2' | 'repo'> as StepDeps;
+  const { detachFromWorker, attachRunning } = acquireSteps;
+  if (!detachFromWorker || !attachRunning) throw new Error('the acquire lacks its detach or attach step');
+  const chain: ChainDeps = {
+    detach: (c) => detachFromWorker(c, stepDeps),
+    attach: (c) => attachRunning(c, stepDeps),
+    waits,
+    sfn,
+  };
   return {
     waits,
     sfn,
     unmountDocument: config.UNMOUNT_DOCUMENT,
-    afterUnmount: (ctx, token) =>
-      detachThenAwaitRunning(ctx as unknown as WorkflowCtx, token, {
-        detach: (c) => detach(c, detachDeps),
-        waits,
-        sfn,
-      }),
+    afterUnmount: (stored, token) => {
+      const ctx = stored as unknown as WorkflowCtx;
+      return detachThenAwaitRunning(ctx, token, chain, { toUnit: unitChain(ctx) });
+    },
+    afterRunning: (stored, token) => afterRunning(stored as unknown as WorkflowCtx, token, chain),
   };
 });
 

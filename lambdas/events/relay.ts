@@ -13,6 +13,24 @@ export interface RelayDeps {
    * `running`, under the same task token (lambdas/acquire/callbacks.ts, detachThenAwaitRunning).
    */
   afterUnmount: (ctx: Record<string, unknown>, token: string) => Promise<unknown>;
+  /**
+   * The acquire's next stage once the instance runs: on the boot-unit path the attach and the wait for
+   * the unit's signal under the same token, otherwise the Task resumes (lambdas/acquire/callbacks.ts).
+   */
+  afterRunning: (ctx: Record<string, unknown>, token: string) => Promise<unknown>;
+}
+
+/** Runs a stage of the acquire's Task; its failure fails the Task with the stage's own error. */
+async function stage(deps: RelayDeps, token: string, run: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await run();
+    return true;
+  } catch (err) {
+    // The Task's Retry and Catch decide, as for the step's own errors.
+    const name = (err as { name?: string }).name ?? 'Error';
+    await failTask(deps.sfn, token, name, err instanceof Error ? err.message : String(err));
+    return false;
+  }
 }
 
 /** Final statuses of an SSM command (EC2 Command Status-change Notification). */
@@ -63,15 +81,8 @@ export async function relayEvent(event: unknown, deps: RelayDeps): Promise<Relay
     const wait = await deps.waits.take(WaitKind.Command, d['command-id']);
     if (!wait) return { action: 'ignored', reason: 'no wait' };
     if (d.status === 'Success') {
-      try {
-        await deps.afterUnmount(wait.ctx, wait.token);
-      } catch (err) {
-        // The Task fails with the stage's own error: its Retry and Catch decide, as for the step's.
-        const name = (err as { name?: string }).name ?? 'Error';
-        await failTask(deps.sfn, wait.token, name, err instanceof Error ? err.message : String(err));
-        return { action: 'failed', kind: WaitKind.Command, id: d['command-id'] };
-      }
-      return { action: 'resumed', kind: WaitKind.Command, id: d['command-id'] };
+      const done = await stage(deps, wait.token, () => deps.afterUnmount(wait.ctx, wait.token));
+      return { action: done ? 'resumed' : 'failed', kind: WaitKind.Command, id: d['command-id'] };
     }
     await failTask(
       deps.sfn,
@@ -89,8 +100,8 @@ export async function relayEvent(event: unknown, deps: RelayDeps): Promise<Relay
     // step finds the mark and answers itself). Instances no acquire armed are not Volsd's to answer.
     const wait = await deps.waits.fire(WaitKind.Running, d['instance-id']);
     if (!wait) return { action: 'ignored', reason: 'no wait' };
-    await resumeTask(deps.sfn, wait.token, wait.ctx);
-    return { action: 'resumed', kind: WaitKind.Running, id: d['instance-id'] };
+    const done = await stage(deps, wait.token, () => deps.afterRunning(wait.ctx, wait.token));
+    return { action: done ? 'resumed' : 'failed', kind: WaitKind.Running, id: d['instance-id'] };
   }
   return { action: 'ignored', reason: 'unexpected event' };
 }

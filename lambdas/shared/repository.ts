@@ -74,6 +74,12 @@ export interface TransitionRequest {
   /** When given, the write also requires the volume's holder to be this one. */
   expectedHolder?: string;
   set?: TransitionChanges;
+  /**
+   * The record as the caller just read it (its pool and AZ place the index key): saves the transition
+   * its own read. The write stays conditional on the state (and holder, version), so a record that
+   * changed since is ConcurrentModification all the same.
+   */
+  read?: VolumeRecord;
 }
 
 /**
@@ -286,7 +292,7 @@ export class VolumeRepository {
     if (!canTransition(from, to)) {
       throw new IllegalTransition(`volume ${volumeId}: ${from} -> ${to} is not an allowed transition`);
     }
-    const current = await this.getVolume(volumeId);
+    const current = req.read?.volumeId === volumeId ? req.read : await this.getVolume(volumeId);
     if (current.state !== from) {
       throw new ConcurrentModification(`volume ${volumeId} is ${current.state}, not ${from}`);
     }

@@ -84,6 +84,10 @@ export interface WorkflowCtx extends WorkflowInput {
   found?: boolean;
   /** The instance runs Volsd's boot unit (instance tag volsd:boot-unit=1): it mounts and signals. */
   bootUnit?: boolean;
+  /** Set by a Catch: the boot unit failed or was silent; the acquire mounts over SSM. */
+  bootUnitError?: { Error?: string; Cause?: string };
+  /** The boot-unit path attached and the Task waited for the unit's signal (lambdas/acquire/callbacks.ts). */
+  attachedForUnit?: boolean;
   /** A callback Task's token (`$$.Task.Token`), given to the step only; never part of its output. */
   taskToken?: string;
 }

@@ -76,13 +76,17 @@ const fatal: FatalLists = {
   // The callback steps (lambdas/acquire/callbacks.ts) run their plain twin, then store the token.
   // CommandFailed: the events function fails the Task when Volsd-Unmount fails; compensated at once, as
   // the WaitUnmount poll's failure was (a retry would send the unmount again to a worker that refused it)
-  // ... and the detach from the worker that follows in the same Task (detachFromWorker's list)
+  // ... and the detach from the worker and, on the boot-unit path, the attach that follow in the same Task
+  // (detachFromWorker's and attachForUnit's lists)
   unmountAndAwait: [
     'InvalidInput',
     'VolumeNotFound',
     'CommandFailed',
     'IllegalTransition',
     'VolumeHeldElsewhere',
+    'InstanceGone',
+    'NoFreeDevice',
+    'AttachStuck',
   ],
   detachAndAwaitRunning: [
     'InvalidInput',
@@ -156,10 +160,11 @@ export const acquire = stateMachine({
     }),
     UnmountOnWorker: callback({
       comment:
-        "Unmount the volume on the sync worker that holds it (Volsd-Unmount); on the command's Success event the events function detaches it and the Task waits on for the instance's `running` event, the moment AWS accepts an attach (one Task: no resume, invocation or transition between the two). No events within 120 s (unmount, then the instance's 20-40 s pending): the poll path.",
+        "One Task from the unmount to the instance's own mount: Volsd-Unmount on the sync worker; on the command's Success event the events function detaches the volume from the worker and the Task waits on for the instance's `running` event, the moment AWS accepts an attach; an instance without the boot unit resumes there. With the unit, the events function attaches on `running` and the Task waits on for the unit's signal (mounted and current). No resume, invocation or transition between these waits. Nothing for 150 s (unmount, the instance's 20-40 s pending, its boot, the unit), or the unit failed: the poll path, mounting over SSM. The volume still leaving the worker when the instance runs: AttachForUnit polls it.",
       step: 'unmountAndAwait',
-      timeoutSeconds: 120,
-      ends: timedOut,
+      timeoutSeconds: 900,
+      heartbeatSeconds: 150,
+      ends: unitSilent,
       poll: [
         poll('InstanceNotReady', {
           IntervalSeconds: 2,
@@ -168,7 +173,11 @@ export const acquire = stateMachine({
           MaxAttempts: 10,
         }),
       ],
-      catch: [catchEnds(timedOut, '$.waitError', 'UnmountAgain'), catchAll('$.error', 'Compensate')],
+      catch: [
+        catchEnds(unitSilent, '$.bootUnitError', 'UnmountAgain'),
+        catchOn(['VolumeNotReady'], '$.attachError', 'AttachForUnit'),
+        catchAll('$.error', 'Compensate'),
+      ],
       next: 'BootUnit?',
     }),
     UnmountAgain: task({
@@ -204,8 +213,13 @@ export const acquire = stateMachine({
     }),
     'BootUnit?': {
       Type: 'Choice',
-      Comment: 'An instance with the boot unit mounts by itself; the others over SSM.',
-      Choices: [whenTrue('$.bootUnit', 'AttachForUnit')],
+      Comment:
+        'The boot unit mounted and signalled within UnmountOnWorker: Direct?. An instance with the boot unit that has not failed or been silent mounts by itself (AttachForUnit); the others over SSM.',
+      Choices: [
+        whenTrue('$.attachedForUnit', 'Direct?'),
+        { Variable: '$.bootUnitError', IsPresent: true, Next: 'WaitDetached' },
+        whenTrue('$.bootUnit', 'AttachForUnit'),
+      ],
       Default: 'WaitDetached',
     },
     AttachForUnit: callback({

@@ -8,9 +8,11 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { allCustomMatcher } from 'aws-sdk-client-mock-vitest';
 import 'aws-sdk-client-mock-vitest/extend';
 import { afterEach, describe, expect, it } from 'vitest';
+import { afterRunning, unitChain } from '../../lambdas/acquire/callbacks.js';
 import { handleBootRequest } from '../../lambdas/boot/handler.js';
 import { type BootSignalDeps, bootSignal } from '../../lambdas/boot/signal.js';
 import { relayEvent } from '../../lambdas/events/relay.js';
+import type { WorkflowCtx } from '../../lambdas/shared/steps.js';
 import type { TaskWait, TaskWaits, WaitKind } from '../../lambdas/shared/task-waits.js';
 
 expect.extend(allCustomMatcher);
@@ -204,6 +206,7 @@ describe('events relay', () => {
       sfn,
       unmountDocument: 'Volsd-Unmount',
       afterUnmount: async (ctx: Record<string, unknown>, token: string) => stages.push([ctx, token]),
+      afterRunning: noStage,
     };
 
     const first = await relayEvent(unmountEvent('Success'), deps);
@@ -229,6 +232,7 @@ describe('events relay', () => {
       afterUnmount: async () => {
         throw refused;
       },
+      afterRunning: noStage,
     };
 
     expect(await relayEvent(unmountEvent('Success'), deps)).toMatchObject({
@@ -251,6 +255,7 @@ describe('events relay', () => {
       sfn,
       unmountDocument: 'Volsd-Unmount',
       afterUnmount: noStage,
+      afterRunning: noStage,
     });
 
     expect(result).toMatchObject({ action: 'failed' });
@@ -259,7 +264,13 @@ describe('events relay', () => {
 
   it('ignores other documents and statuses that are not final', async () => {
     const { waits, items } = memoryWaits([commandWait()]);
-    const deps = { waits, sfn, unmountDocument: 'Volsd-Unmount', afterUnmount: noStage };
+    const deps = {
+      waits,
+      sfn,
+      unmountDocument: 'Volsd-Unmount',
+      afterUnmount: noStage,
+      afterRunning: noStage,
+    };
 
     expect(await relayEvent(unmountEvent('Success', 'Volsd-Sync'), deps)).toMatchObject({
       action: 'ignored',
@@ -269,29 +280,40 @@ describe('events relay', () => {
     expect(sfnMock.calls()).toHaveLength(0);
   });
 
-  it('resumes the wait for running when the instance runs', async () => {
+  it('goes on with the next stage when the instance runs, once', async () => {
     const { waits } = memoryWaits([
       { kind: 'running', id: a, token: 'token-running', ctx: { instanceId: a }, expiresAt: 0 },
     ]);
-    sfnMock.on(SendTaskSuccessCommand).resolves({});
+    const stages: unknown[] = [];
     const event = (state: string) => ({
       source: 'aws.ec2',
       'detail-type': 'EC2 Instance State-change Notification',
       detail: { 'instance-id': a, state },
     });
-    const deps = { waits, sfn, unmountDocument: 'Volsd-Unmount', afterUnmount: noStage };
+    const deps = {
+      waits,
+      sfn,
+      unmountDocument: 'Volsd-Unmount',
+      afterUnmount: noStage,
+      afterRunning: async (ctx: Record<string, unknown>, token: string) => stages.push([ctx, token]),
+    };
 
     expect(await relayEvent(event('pending'), deps)).toMatchObject({ action: 'ignored' });
     expect(await relayEvent(event('running'), deps)).toMatchObject({ action: 'resumed', kind: 'running' });
-    expect(sfnMock).toHaveReceivedCommandWith(SendTaskSuccessCommand, { taskToken: 'token-running' });
-    // A second delivery of the same event answers nothing more.
+    // A second delivery of the same event goes on with nothing more.
     expect(await relayEvent(event('running'), deps)).toMatchObject({ action: 'ignored' });
-    expect(sfnMock.commandCalls(SendTaskSuccessCommand)).toHaveLength(1);
+    expect(stages).toEqual([[{ instanceId: a }, 'token-running']]);
   });
 
   it('ignores a running instance no acquire armed a wait for', async () => {
     const { waits } = memoryWaits();
-    const deps = { waits, sfn, unmountDocument: 'Volsd-Unmount', afterUnmount: noStage };
+    const deps = {
+      waits,
+      sfn,
+      unmountDocument: 'Volsd-Unmount',
+      afterUnmount: noStage,
+      afterRunning: noStage,
+    };
     const event = {
       source: 'aws.ec2',
       'detail-type': 'EC2 Instance State-change Notification',
@@ -300,5 +322,61 @@ describe('events relay', () => {
 
     expect(await relayEvent(event, deps)).toEqual({ action: 'ignored', reason: 'no wait' });
     expect(sfnMock.calls()).toHaveLength(0);
+  });
+});
+
+describe('the chain after running (lambdas/acquire/callbacks.ts)', () => {
+  const running = { action: 'launch', pool: 'web', instanceId: a, volumeId: volume, bootUnit: true };
+
+  function chain() {
+    const { waits, items } = memoryWaits();
+    const stored: unknown[] = [];
+    (waits as unknown as { put: unknown }).put = async (...args: unknown[]) => {
+      stored.push(args.slice(0, 4));
+    };
+    const attached: unknown[] = [];
+    const deps = {
+      detach: async (ctx: WorkflowCtx) => ctx,
+      attach: async (ctx: WorkflowCtx) => {
+        attached.push(ctx);
+        return { ...ctx, device: '/dev/sdf' };
+      },
+      waits,
+      sfn,
+    };
+    return { deps, stored, attached, items };
+  }
+
+  it('on the boot-unit path attaches and waits for the signal under the same token: no resume', async () => {
+    const { deps, stored, attached } = chain();
+
+    await afterRunning({ ...running, awaitUnit: true } as unknown as WorkflowCtx, 'token-1', deps);
+
+    expect(attached).toEqual([running]);
+    expect(stored).toEqual([
+      ['boot', a, 'token-1', { ...running, device: '/dev/sdf', attachedForUnit: true }],
+    ]);
+    expect(sfnMock.calls()).toHaveLength(0);
+  });
+
+  it('otherwise resumes the Task with the stored context', async () => {
+    const { deps, attached } = chain();
+    sfnMock.on(SendTaskSuccessCommand).resolves({});
+
+    await afterRunning({ ...running, bootUnit: false } as unknown as WorkflowCtx, 'token-2', deps);
+
+    expect(attached).toEqual([]);
+    expect(sfnMock).toHaveReceivedCommandWith(SendTaskSuccessCommand, {
+      taskToken: 'token-2',
+      output: JSON.stringify({ ...running, bootUnit: false }),
+    });
+  });
+
+  it('goes on to the unit only while the unit has not failed or been silent', () => {
+    expect(unitChain({ ...running } as unknown as WorkflowCtx)).toBe(true);
+    expect(
+      unitChain({ ...running, bootUnitError: { Error: 'States.Timeout' } } as unknown as WorkflowCtx),
+    ).toBe(false);
+    expect(unitChain({ ...running, bootUnit: false } as unknown as WorkflowCtx)).toBe(false);
   });
 });

@@ -165,7 +165,7 @@ describe('BootUnit in a pool serving groups of the app', () => {
     ]);
   });
 
-  it('lets the events function take the unmount waits, mark the running waits, detach pool volumes, and answer only the acquire', () => {
+  it('lets the events function take the unmount waits, mark the running waits, move pool volumes, and answer only the acquire', () => {
     const mine = ofRole(pool.bootUnit.eventsFunction);
     const dynamo = mine.filter(({ statement }) =>
       actionsOf(statement).some((a) => a.startsWith('dynamodb:')),
@@ -184,10 +184,16 @@ describe('BootUnit in a pool serving groups of the app', () => {
         { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WAIT#running#*'] } },
         table,
       ],
-      // The detach stage it runs on the unmount's Success (lambdas/acquire/callbacks.ts): the volume record.
+      // The stages it runs in the acquire's Task (lambdas/acquire/callbacks.ts): the volume record moves,
+      // the boot unit's wait.
       [
         ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['VOL#*'] } },
+        table,
+      ],
+      [
+        ['dynamodb:PutItem'],
+        { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WAIT#boot#*'] } },
         table,
       ],
     ]);
@@ -203,14 +209,14 @@ describe('BootUnit in a pool serving groups of the app', () => {
       .filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('states:')))
       .map(({ statement }) => statement.Resource);
     expect(stateResources).toEqual([{ Ref: logicalId(pool.workflows.acquire.stateMachine) }]);
-    // On EC2 only the detach from the worker (pool volumes on pool instances, by tag) and DescribeVolumes;
-    // nothing on SSM or Auto Scaling.
+    // On EC2 only the detach from the worker and the attach to the instance (pool volumes on pool
+    // instances, by tag) and the describes; nothing on SSM or Auto Scaling.
     const aws = mine.filter(({ statement }) =>
       actionsOf(statement).some((a) => /^(ec2|ssm|autoscaling):/.test(a)),
     );
     expect(aws.map(({ statement }) => [actionsOf(statement), statement.Condition])).toEqual([
       [
-        ['ec2:DetachVolume'],
+        ['ec2:AttachVolume', 'ec2:DetachVolume'],
         {
           StringEquals: {
             'aws:ResourceTag/volsd:pool': pool.settings.poolName,
@@ -218,8 +224,11 @@ describe('BootUnit in a pool serving groups of the app', () => {
           },
         },
       ],
-      [['ec2:DetachVolume'], { StringEquals: { 'aws:ResourceTag/volsd:pool': pool.settings.poolName } }],
-      [['ec2:DescribeVolumes'], undefined],
+      [
+        ['ec2:AttachVolume', 'ec2:DetachVolume'],
+        { StringEquals: { 'aws:ResourceTag/volsd:pool': pool.settings.poolName } },
+      ],
+      [['ec2:DescribeInstances', 'ec2:DescribeVolumes'], undefined],
     ]);
   });
 

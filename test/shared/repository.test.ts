@@ -313,3 +313,36 @@ describe('leases and their wanted mark', () => {
     expect(await timed.acquireLease(name, 'run-2', 60)).toBe(true);
   });
 });
+
+describe('transition with the record the caller just read', () => {
+  it('makes no read of its own, and a record that changed since is refused all the same', async () => {
+    await seedIdle(1);
+    await repo.claimVolume({ pool: 'web', az: AZ, instanceId: instanceId(1) });
+    const read = await repo.getVolume(volumeId(1));
+    expect(read.state).toBe(VolumeState.Claimed);
+    const sent: string[] = [];
+    const counting = new VolumeRepository(
+      {
+        send: (command: { constructor: { name: string } }) => {
+          sent.push(command.constructor.name);
+          return dynamo.doc.send(command as never);
+        },
+      } as never,
+      { tableName: table },
+    );
+    const move = () =>
+      counting.transition({
+        volumeId: volumeId(1),
+        from: VolumeState.Claimed,
+        to: VolumeState.Detaching,
+        expectedHolder: instanceId(1),
+        read,
+      });
+
+    expect((await move()).state).toBe(VolumeState.Detaching);
+    expect(sent).toEqual(['UpdateCommand']);
+    // The same (now stale) read again: the conditional write refuses it.
+    await expect(move()).rejects.toBeInstanceOf(ConcurrentModification);
+    expect((await repo.getVolume(volumeId(1))).state).toBe(VolumeState.Detaching);
+  });
+});
