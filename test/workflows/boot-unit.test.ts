@@ -93,8 +93,16 @@ describe('boot unit', () => {
     expect(lifecycleStateOf(instanceId)).toBe('InService');
     const acquire = acquireOf(instanceId);
     expect(acquire.status).toBe('SUCCEEDED');
-    expect(states(acquire)).toContain('AttachForUnit');
-    expect(states(acquire)).not.toContain('Mount');
+    // One Task from the unmount to the unit's signal: the detach and the attach ran in the events function.
+    expect(states(acquire)).toEqual([
+      'Resolve',
+      'Claimed?',
+      'UnmountOnWorker',
+      'BootUnit?',
+      'Direct?',
+      'Finish',
+      'Acquired',
+    ]);
     expect(sandbox.boot.runs.get(instanceId)?.exitCode).toBe(0);
     const volume = volumeOf(instanceId);
     expect(volume?.attachment).toMatchObject({ state: 'attached', deleteOnTermination: true });
@@ -166,7 +174,7 @@ describe('boot unit', () => {
       for (const id of [a, b]) {
         const acquire = acquireOf(id);
         expect(acquire.status).toBe('SUCCEEDED');
-        expect(states(acquire)).toEqual(expect.arrayContaining(['AttachForUnit', 'Attach', 'Mount']));
+        expect(states(acquire)).toEqual(expect.arrayContaining(['UnmountAgain', 'Attach', 'Mount']));
         expect(lifecycleStateOf(id)).toBe('InService');
       }
     } finally {
@@ -182,10 +190,15 @@ describe('boot unit', () => {
 
       const acquire = acquireOf(instanceId);
       expect(acquire.status).toBe('SUCCEEDED');
-      expect(states(acquire)).toEqual(expect.arrayContaining(['AttachForUnit', 'Attach', 'Mount', 'Finish']));
+      expect(states(acquire)).toEqual(expect.arrayContaining(['UnmountAgain', 'Attach', 'Mount', 'Finish']));
       expect(
         (JSON.parse(acquire.output ?? '{}') as { bootUnitError?: { Error?: string } }).bootUnitError?.Error,
       ).toBe('States.HeartbeatTimeout');
+      // Bounded: the Task's HeartbeatSeconds (150) from the unmount, then the SSM path at once.
+      const entered = (state: string) => acquire.path.find((p) => p.state === state)?.at ?? Number.NaN;
+      const waited = (entered('UnmountAgain') - entered('UnmountOnWorker')) / 1000;
+      expect(waited).toBeGreaterThanOrEqual(150);
+      expect(waited).toBeLessThan(165);
       expect(lifecycleStateOf(instanceId)).toBe('InService');
       expect(served(instanceId)).toBe('v2');
     } finally {
@@ -204,7 +217,7 @@ describe('boot unit', () => {
       expect(
         (JSON.parse(acquire.output ?? '{}') as { bootUnitError?: { Error?: string } }).bootUnitError?.Error,
       ).toBe('BootUnitFailed');
-      expect(states(acquire)).toEqual(expect.arrayContaining(['AttachForUnit', 'Attach', 'Mount', 'Finish']));
+      expect(states(acquire)).toEqual(expect.arrayContaining(['UnmountAgain', 'Attach', 'Mount', 'Finish']));
       expect(lifecycleStateOf(instanceId)).toBe('InService');
       expect(served(instanceId)).toBe('v2');
     } finally {
