@@ -207,10 +207,10 @@ export class BootUnit extends Construct {
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': keys } },
       }),
     );
-    // Reading items (GetItem, DeleteItem's old item) needs decrypt, as for the host API; writing attributes
-    // (UpdateItem) encrypt too.
-    if (actions.includes('dynamodb:UpdateItem') || actions.includes('dynamodb:PutItem'))
-      table.encryptionKey?.grantEncryptDecrypt(fn.function);
+    // Reading items (GetItem, DeleteItem's old item): decrypt, as the host API's. Writing attributes
+    // (UpdateItem, PutItem): encrypt and a data key too, named one by one (no wildcard actions).
+    if (actions.some((a) => a === 'dynamodb:UpdateItem' || a === 'dynamodb:PutItem'))
+      table.encryptionKey?.grant(fn.function, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
     else table.encryptionKey?.grantDecrypt(fn.function);
     fn.setEnvironment('TABLE_NAME', table.tableName);
   }

@@ -10,6 +10,7 @@ import { Rule } from 'aws-cdk-lib/aws-events';
 import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { intakeDeliveryDelaySeconds } from '../lambdas/dispatcher/parse.js';
 import { poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
 import { createQueueWithDlq } from './queues.js';
 
@@ -98,6 +99,8 @@ export class LifecycleIntake extends Construct {
     const { queue, deadLetterQueue } = createQueueWithDlq(this, 'Queue', {
       visibilityTimeout: props.queueVisibilityTimeout ?? Duration.minutes(3),
       maxReceiveCount: props.maxReceiveCount,
+      // Lets EC2 list a launch before its acquire first asks (lambdas/dispatcher/parse.ts).
+      deliveryDelay: Duration.seconds(intakeDeliveryDelaySeconds),
     });
     this.queue = queue;
     this.deadLetterQueue = deadLetterQueue;

@@ -14,6 +14,11 @@ export interface QueueWithDlqProps {
    * @default 5
    */
   readonly maxReceiveCount?: number;
+  /**
+   * How long every message stays invisible after it is sent (the queue's DelaySeconds).
+   * @default none
+   */
+  readonly deliveryDelay?: Duration;
 }
 
 /** A work queue and its dead-letter queue. */
@@ -36,6 +41,7 @@ export function createQueueWithDlq(scope: Construct, id: string, props: QueueWit
     visibilityTimeout: props.visibilityTimeout,
     retentionPeriod: Duration.days(4),
     deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
+    deliveryDelay: props.deliveryDelay,
   });
   return { queue, deadLetterQueue };
 }

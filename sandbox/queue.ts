@@ -24,6 +24,8 @@ export interface LocalQueueOptions {
   visibilityTimeoutSeconds?: number;
   /** Receives before a message moves to the DLQ (the redrive policy). */
   maxReceiveCount?: number;
+  /** Modelled seconds every message stays invisible after it is sent (the queue's DelaySeconds). */
+  deliveryDelaySeconds?: number;
   accounting?: Accounting;
   region?: string;
   accountId?: string;
@@ -48,7 +50,8 @@ export class LocalQueue {
   send(body: string): string {
     const messageId = randomUUID();
     const now = this.o.clock.now();
-    this.messages.push({ messageId, body, receiveCount: 0, firstSent: now, visibleAt: now });
+    const visibleAt = now + (this.o.deliveryDelaySeconds ?? 0);
+    this.messages.push({ messageId, body, receiveCount: 0, firstSent: now, visibleAt });
     this.o.accounting?.count('awsCall', 'sqs:SendMessage');
     this.kick();
     return messageId;

@@ -1,5 +1,6 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { intakeDeliveryDelaySeconds } from '../../lambdas/dispatcher/parse.js';
 import { allDocuments, documentContent, readScript } from '../../lambdas/shared/documents.js';
 import { tableSchema } from '../../lambdas/shared/table-schema.js';
 import { poolTag, roleTag } from '../../lambdas/shared/tags.js';
@@ -182,6 +183,13 @@ describe('queues', () => {
       expect(queue.Properties.RedrivePolicy, id).toMatchObject({ maxReceiveCount: 5 });
     }
     expect(dlqIds.size).toBe(4);
+  });
+
+  it('delay only the lifecycle intake, by the seconds the sandbox models (EC2 lists a launch by then)', () => {
+    const delayed = ofType('AWS::SQS::Queue').filter(([, q]) => q.Properties.DelaySeconds !== undefined);
+    expect(
+      delayed.map(([id, q]) => [/Intake.*Queue/.test(id) && !/Dlq/.test(id), q.Properties.DelaySeconds]),
+    ).toEqual([[true, intakeDeliveryDelaySeconds]]);
   });
 
   it('each have a TLS-only policy', () => {
