@@ -10,7 +10,7 @@ import { Rule } from 'aws-cdk-lib/aws-events';
 import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { intakeDeliveryDelaySeconds } from '../lambdas/dispatcher/parse.js';
+import { intakeDeliveryDelaySeconds } from '../lambdas/shared/intake.js';
 import { poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
 import { createQueueWithDlq } from './queues.js';
 

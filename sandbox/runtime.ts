@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { intakeDeliveryDelaySeconds } from '../lambdas/dispatcher/parse.js';
+import { intakeDeliveryDelaySeconds } from '../lambdas/shared/intake.js';
 import type { VolumeRepository } from '../lambdas/shared/repository.js';
 import { bootUnitTag, poolTag, Role, roleTag } from '../lambdas/shared/tags.js';
 import { registerVolsdDocuments } from './agent/runner.js';

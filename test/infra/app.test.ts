@@ -1,7 +1,7 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { intakeDeliveryDelaySeconds } from '../../lambdas/dispatcher/parse.js';
 import { allDocuments, documentContent, readScript } from '../../lambdas/shared/documents.js';
+import { intakeDeliveryDelaySeconds } from '../../lambdas/shared/intake.js';
 import { tableSchema } from '../../lambdas/shared/table-schema.js';
 import { poolTag, roleTag } from '../../lambdas/shared/tags.js';
 import { readAppConfig } from '../../lib/config.js';

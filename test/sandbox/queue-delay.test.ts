@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { intakeDeliveryDelaySeconds } from '../../lambdas/dispatcher/parse.js';
+import { intakeDeliveryDelaySeconds } from '../../lambdas/shared/intake.js';
 import { LocalQueue } from '../../sandbox/queue.js';
 import { SimClock } from '../../sandbox/sim/clock.js';
 
