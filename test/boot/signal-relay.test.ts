@@ -179,6 +179,15 @@ describe('host function identity', () => {
   });
 });
 
+/** The relay's dependencies for cases that must reach no next stage. */
+const relayDeps = (waits: TaskWaits) => ({
+  waits,
+  sfn,
+  unmountDocument: 'Volsd-Unmount',
+  afterUnmount: noStage,
+  afterRunning: noStage,
+});
+
 /** An afterUnmount for cases that must not reach it. */
 const noStage = async () => {
   throw new Error('the detach stage must not run here');
@@ -264,13 +273,7 @@ describe('events relay', () => {
 
   it('ignores other documents and statuses that are not final', async () => {
     const { waits, items } = memoryWaits([commandWait()]);
-    const deps = {
-      waits,
-      sfn,
-      unmountDocument: 'Volsd-Unmount',
-      afterUnmount: noStage,
-      afterRunning: noStage,
-    };
+    const deps = relayDeps(waits);
 
     expect(await relayEvent(unmountEvent('Success', 'Volsd-Sync'), deps)).toMatchObject({
       action: 'ignored',
@@ -307,13 +310,7 @@ describe('events relay', () => {
 
   it('ignores a running instance no acquire armed a wait for', async () => {
     const { waits } = memoryWaits();
-    const deps = {
-      waits,
-      sfn,
-      unmountDocument: 'Volsd-Unmount',
-      afterUnmount: noStage,
-      afterRunning: noStage,
-    };
+    const deps = relayDeps(waits);
     const event = {
       source: 'aws.ec2',
       'detail-type': 'EC2 Instance State-change Notification',

@@ -50,6 +50,16 @@ async function startPlannedRun(name: string): Promise<LocalExecution> {
   return run;
 }
 
+/** What acquire, release and the client do: a replenish request for the AZ (the handlers' own SFN client). */
+async function askForReplenish() {
+  const { sfn } = await import('../../lambdas/shared/clients.js');
+  return requestReplenish({ sfn, repo: sandbox.repo }, sandbox.wiring.stateMachines.replenish, {
+    pool: 'web',
+    az,
+    reason: 'admin',
+  });
+}
+
 const runs = () =>
   [...sandbox.sfn.executions.values()].filter(
     (e) => e.stateMachineArn === sandbox.wiring.stateMachines.replenish,
@@ -62,16 +72,7 @@ describe('replenish requests while a run holds the AZ', () => {
     await sandbox.repo.setTarget('web', 4);
     const before = runs().length;
 
-    const { sfn } = await import('../../lambdas/shared/clients.js');
-    const answer = await requestReplenish(
-      { sfn, repo: sandbox.repo },
-      sandbox.wiring.stateMachines.replenish,
-      {
-        pool: 'web',
-        az,
-        reason: 'admin',
-      },
-    );
+    const answer = await askForReplenish();
     await sandbox.settle();
 
     expect(answer).toBe('noted');
@@ -110,16 +111,7 @@ describe('replenish requests while a run holds the AZ', () => {
 
   it('with no run holding the AZ, a request starts one', async () => {
     await sandbox.repo.setTarget('web', 7);
-    const { sfn } = await import('../../lambdas/shared/clients.js');
-    const answer = await requestReplenish(
-      { sfn, repo: sandbox.repo },
-      sandbox.wiring.stateMachines.replenish,
-      {
-        pool: 'web',
-        az,
-        reason: 'admin',
-      },
-    );
+    const answer = await askForReplenish();
     await sandbox.settle();
 
     expect(answer).toBe('started');
