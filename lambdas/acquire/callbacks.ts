@@ -31,15 +31,38 @@ function split(ctx: WorkflowCtx): { token: string; base: WorkflowCtx } {
   return { token: taskToken, base };
 }
 
-/**
- * What the chain's stages need: the plain detach and the boot-unit path's attach (`attachRunning`), the
- * table's waits, Step Functions.
- */
+/** What the chain's steps use: EC2 and the table (the events function has nothing else). */
+export type ChainStepDeps = Pick<StepDeps, 'ec2' | 'repo'>;
+
+/** A step the chain runs outside the state machine's own invocations. */
+export type ChainStep = (ctx: WorkflowCtx, deps: ChainStepDeps) => Promise<WorkflowCtx>;
+
+/** The acquire's steps the chain runs: the detach from the worker and the boot-unit path's attach. */
+export interface ChainSteps {
+  detachFromWorker: ChainStep;
+  attachRunning: ChainStep;
+}
+
+/** What the chain's stages need: the detach and the attach over their deps, the table's waits, Step Functions. */
 export interface ChainDeps {
   detach: (ctx: WorkflowCtx) => Promise<WorkflowCtx>;
   attach: (ctx: WorkflowCtx) => Promise<WorkflowCtx>;
   waits: TaskWaits;
   sfn: StepDeps['sfn'];
+}
+
+/** The chain's dependencies over the acquire's steps: one builder for the acquire and the events function. */
+export function chainDeps(
+  steps: ChainSteps,
+  deps: ChainStepDeps & Pick<StepDeps, 'sfn'>,
+  waits: TaskWaits,
+): ChainDeps {
+  return {
+    detach: (c) => steps.detachFromWorker(c, deps),
+    attach: (c) => steps.attachRunning(c, deps),
+    waits,
+    sfn: deps.sfn,
+  };
 }
 
 /** Marks a stored running wait whose Task goes on to the attach and the boot unit's signal. */
@@ -73,8 +96,6 @@ export async function attachThenAwaitUnit(
   return next;
 }
 
-const withoutMark = ({ awaitingRunning: _mark, ...ctx }: WorkflowCtx & { awaitingRunning?: boolean }) => ctx;
-
 /**
  * The detach from the worker and the wait for the instance to run (EC2 Instance State-change
  * Notification: the moment AWS accepts an attach), as one stage of the UnmountOnWorker Task, so that no
@@ -82,21 +103,21 @@ const withoutMark = ({ awaitingRunning: _mark, ...ctx }: WorkflowCtx & { awaitin
  * the events function on the unmount's Success event, by the step itself when there is nothing to
  * unmount, and by the safety net's DetachFromWorker. Resolve armed the running wait before it read the
  * instance's state, so a `running` that came since is marked on it: then the token is not stored and the
- * stage answers at once, with no DescribeInstances. Returns the data the Task resumes with, marked
- * `awaitingRunning` when the token was stored.
+ * stage answers at once, with no DescribeInstances. Returns the data after the detach, and whether the
+ * token was stored to wait for `running` (`waiting`).
  */
 export async function detachThenAwaitRunning(
   ctx: WorkflowCtx,
   token: string,
   deps: ChainDeps,
   options: { toUnit: boolean },
-): Promise<WorkflowCtx & { awaitingRunning?: boolean }> {
+): Promise<{ ctx: WorkflowCtx; waiting: boolean }> {
   const next = await deps.detach(ctx);
   const stored: ChainCtx = options.toUnit ? { ...next, awaitUnit: true } : next;
   if (await deps.waits.putUnlessFired(WaitKind.Running, ctx.instanceId, token, stored, waitTtlSeconds))
-    return { ...next, awaitingRunning: true };
+    return { ctx: next, waiting: true };
   await afterRunning(stored, token, deps);
-  return next;
+  return { ctx: next, waiting: false };
 }
 
 /**
@@ -106,22 +127,15 @@ export async function detachThenAwaitRunning(
 export const unitChain = (ctx: WorkflowCtx): boolean =>
   ctx.bootUnit === true && ctx.bootUnitError === undefined;
 
-/** Builds the callback steps over the plain steps they extend. */
-export function callbackSteps(plain: Record<string, Step>): Record<string, Step> {
+/** Builds the callback steps over the plain steps they extend and the steps the chain runs. */
+export function callbackSteps(plain: Record<string, Step>, chain: ChainSteps): Record<string, Step> {
   const step = (name: string): Step => {
     const found = plain[name];
     if (!found) throw new Error(`no acquire step ${name}`);
     return found;
   };
   const unmountOnWorker = step('unmountOnWorker');
-  const chainDeps = (deps: StepDeps): ChainDeps => ({
-    detach: (c) => detachFromWorker(c, deps),
-    attach: (c) => attachRunning(c, deps),
-    waits: taskWaits(deps),
-    sfn: deps.sfn,
-  });
-  const detachFromWorker = step('detachFromWorker');
-  const attachRunning = step('attachRunning');
+  const stages = (deps: StepDeps): ChainDeps => chainDeps(chain, deps, taskWaits(deps));
 
   /**
    * Volsd-Unmount on the worker, then, as one Task: the command's final status (EC2 Command Status-change
@@ -132,7 +146,8 @@ export function callbackSteps(plain: Record<string, Step>): Record<string, Step>
     const { token, base } = split(ctx);
     const next = await unmountOnWorker(base, deps);
     const { command, ...after } = next;
-    if (!command) return detachThenAwaitRunning(after, token, chainDeps(deps), { toUnit: unitChain(after) });
+    if (!command)
+      return (await detachThenAwaitRunning(after, token, stages(deps), { toUnit: unitChain(after) })).ctx;
     await taskWaits(deps).put(WaitKind.Command, command.commandId, token, after, waitTtlSeconds);
     return next;
   };
@@ -146,11 +161,11 @@ export function callbackSteps(plain: Record<string, Step>): Record<string, Step>
     const { token, base } = split(ctx);
     const waits = taskWaits(deps);
     // The poll path: the Task resumes on running; BootUnit? then decides on the attach.
-    const next = await detachThenAwaitRunning(base, token, chainDeps(deps), { toUnit: false });
-    if (next.awaitingRunning) {
+    const { ctx: next, waiting } = await detachThenAwaitRunning(base, token, stages(deps), { toUnit: false });
+    if (waiting) {
       const instance = await requireLiveInstance(deps.ec2, ctx.instanceId);
       if (instance.State?.Name !== 'pending' && (await waits.take(WaitKind.Running, ctx.instanceId, token)))
-        await resumeTask(deps.sfn, token, withoutMark(next));
+        await resumeTask(deps.sfn, token, next);
     }
     return next;
   };
@@ -165,7 +180,7 @@ export function callbackSteps(plain: Record<string, Step>): Record<string, Step>
     const { token, base } = split(ctx);
     // The instance runs (its event resumed the wait before): the first try attaches without describing.
     // VolumeNotReady while the volume still leaves the worker (polled by the Task).
-    return attachThenAwaitUnit(base, token, chainDeps(deps));
+    return attachThenAwaitUnit(base, token, stages(deps));
   };
 
   return { unmountAndAwait, detachAndAwaitRunning, attachForUnit };

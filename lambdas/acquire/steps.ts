@@ -47,7 +47,14 @@ import { bootUnitTag } from '../shared/tags.js';
 import { WaitKind } from '../shared/task-waits.js';
 import { nowMs } from '../shared/time.js';
 import { executionName } from '../shared/workflow-input.js';
-import { callbackSteps, taskWaits, waitTtlSeconds } from './callbacks.js';
+import {
+  type ChainStep,
+  type ChainStepDeps,
+  type ChainSteps,
+  callbackSteps,
+  taskWaits,
+  waitTtlSeconds,
+} from './callbacks.js';
 import {
   heartbeatAfterWait,
   heartbeatWhileWaiting,
@@ -214,7 +221,7 @@ const unmountOnWorker: Step = async (ctx, { ec2, ssm, config }) => {
 };
 
 /** Marks the volume DETACHING and detaches it from the worker. Re-runnable. */
-const detachFromWorker: Step = async (ctx, { ec2, repo }) => {
+const detachFromWorker: ChainStep = async (ctx, { ec2, repo }) => {
   const volumeId = need(ctx.volumeId, 'volumeId');
   const record = await repo.getVolume(volumeId);
   if (record.holder !== ctx.instanceId)
@@ -252,12 +259,21 @@ const waitDetached: Step = async (ctx, { ec2 }) => {
  * while it is pending: InstanceNotReady, polled by the state machine while it boots). Device names an
  * aborted attach left unusable (`avoidDevices`) are not chosen again. Re-runnable.
  */
-const attach: Step = async (ctx, deps) => {
-  const { ec2, repo } = deps;
+const attach: Step = (ctx, deps) => attachWith(ctx, deps, () => maybeHeartbeat(ctx, deps));
+
+/**
+ * Attach over EC2 and the table; `whilePending` runs before InstanceNotReady (the step's lifecycle
+ * heartbeat: a pending instance may be polled for a while).
+ */
+async function attachWith(
+  ctx: WorkflowCtx,
+  { ec2, repo }: ChainStepDeps,
+  whilePending?: () => Promise<unknown>,
+): Promise<WorkflowCtx> {
   const volumeId = need(ctx.volumeId, 'volumeId');
   const instance = await requireLiveInstance(ec2, ctx.instanceId);
   if (instance.State?.Name === 'pending') {
-    await maybeHeartbeat(ctx, deps);
+    await whilePending?.();
     throw new InstanceNotReady(`instance ${ctx.instanceId} is pending: attach once it runs`);
   }
   // What the instance holds, by one DescribeVolumes: the free names, and this volume if a re-run finds
@@ -287,7 +303,7 @@ const attach: Step = async (ctx, deps) => {
     throw err;
   });
   return { ...ctx, device, attachAttempts: attempts, attachRequestedAt: nowMs() };
-};
+}
 
 /** Moves the record to ATTACHING for this instance (from DETACHING; already ATTACHING for it: as is). */
 async function markAttaching(ctx: WorkflowCtx, volumeId: string, repo: StepDeps['repo']): Promise<void> {
@@ -316,8 +332,10 @@ async function markAttaching(ctx: WorkflowCtx, volumeId: string, repo: StepDeps[
  * is done) or the volume still leaving the worker (VolumeNotReady, polled). Without the launch mappings,
  * or after an attach was tried, it is Attach.
  */
-const attachRunning: Step = async (ctx, deps) => {
-  if (ctx.launchDevices === undefined || ctx.attachAttempts !== undefined) return attach(ctx, deps);
+const attachRunning: ChainStep = async (ctx, deps) => {
+  // No lifecycle heartbeat (the events function has no Auto Scaling client): the instance ran, so a
+  // pending read is EC2's lag, retried within seconds.
+  if (ctx.launchDevices === undefined || ctx.attachAttempts !== undefined) return attachWith(ctx, deps);
   const { ec2, repo } = deps;
   const volumeId = need(ctx.volumeId, 'volumeId');
   await markAttaching(ctx, volumeId, repo);
@@ -341,7 +359,7 @@ const attachRunning: Step = async (ctx, deps) => {
     if (name === 'InvalidParameterValue' && /in use/i.test(message)) return undefined;
     throw err;
   });
-  if (device === undefined) return attach(ctx, deps);
+  if (device === undefined) return attachWith(ctx, deps);
   return { ...ctx, device, attachAttempts: 1, attachRequestedAt: ctx.attachRequestedAt ?? nowMs() };
 };
 
@@ -712,5 +730,8 @@ const plainSteps: Record<string, Step> = {
   abandon,
 };
 
+/** The steps the chain runs in the events function too (lambdas/acquire/callbacks.ts). */
+export const chainSteps: ChainSteps = { detachFromWorker, attachRunning };
+
 /** The acquire workflow's steps, by the name the state machine passes in `step`. */
-export const acquireSteps: Record<string, Step> = { ...plainSteps, ...callbackSteps(plainSteps) };
+export const acquireSteps: Record<string, Step> = { ...plainSteps, ...callbackSteps(plainSteps, chainSteps) };

@@ -2,13 +2,13 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
-import { afterRunning, type ChainDeps, detachThenAwaitRunning, unitChain } from '../acquire/callbacks.js';
-import { acquireSteps } from '../acquire/steps.js';
+import { afterRunning, chainDeps, detachThenAwaitRunning, unitChain } from '../acquire/callbacks.js';
+import { chainSteps } from '../acquire/steps.js';
 import { dynamoDoc, ec2, sfn } from '../shared/clients.js';
 import { env, loadConfig, once } from '../shared/config.js';
 import { logger } from '../shared/logger.js';
 import { VolumeRepository } from '../shared/repository.js';
-import type { StepDeps, WorkflowCtx } from '../shared/steps.js';
+import type { WorkflowCtx } from '../shared/steps.js';
 import { TaskWaits } from '../shared/task-waits.js';
 import { nowMs } from '../shared/time.js';
 import { type RelayDeps, relayEvent } from './relay.js';
@@ -24,17 +24,9 @@ export const relayDeps = once((): RelayDeps => {
     tableName: config.TABLE_NAME,
     now: () => new Date(nowMs()),
   });
-  // The acquire's detach and attach steps need EC2 and the table only (lambdas/acquire/steps.ts:
-  // detachFromWorker, attachRunning; the instance runs by then, so no lifecycle heartbeat is due).
-  const stepDeps = { ec2, repo } as Pick<StepDeps, 'ec2' | 'repo'> as StepDeps;
-  const { detachFromWorker, attachRunning } = acquireSteps;
-  if (!detachFromWorker || !attachRunning) throw new Error('the acquire lacks its detach or attach step');
-  const chain: ChainDeps = {
-    detach: (c) => detachFromWorker(c, stepDeps),
-    attach: (c) => attachRunning(c, stepDeps),
-    waits,
-    sfn,
-  };
+  // The acquire's detach and attach, over EC2 and the table (the instance runs by then: no lifecycle
+  // heartbeat is due).
+  const chain = chainDeps(chainSteps, { ec2, repo, sfn }, waits);
   return {
     waits,
     sfn,

@@ -1,6 +1,6 @@
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
-import { failTask, resumeTask, type TaskWaits, WaitKind } from '../shared/task-waits.js';
+import { failTask, type TaskWaits, WaitKind } from '../shared/task-waits.js';
 
 /** What the events function needs. */
 export interface RelayDeps {

@@ -160,28 +160,25 @@ export const acquire = stateMachine({
     }),
     UnmountOnWorker: callback({
       comment:
-        "One Task from the unmount to the instance's own mount: Volsd-Unmount on the sync worker; on the command's Success event the events function detaches the volume from the worker and the Task waits on for the instance's `running` event, the moment AWS accepts an attach; an instance without the boot unit resumes there. With the unit, the events function attaches on `running` and the Task waits on for the unit's signal (mounted and current). No resume, invocation or transition between these waits. Nothing for 150 s (unmount, the instance's 20-40 s pending, its boot, the unit), or the unit failed: the poll path, mounting over SSM. The volume still leaving the worker when the instance runs: AttachForUnit polls it.",
+        "One Task from the unmount to the instance's own mount: Volsd-Unmount on the sync worker; on the command's Success event the events function detaches the volume from the worker and the Task waits on for the instance's `running` event, the moment AWS accepts an attach; an instance without the boot unit resumes there. With the unit, the events function attaches on `running` and the Task waits on for the unit's signal (mounted and current). No resume, invocation or transition between these waits. Nothing for 150 s (unmount, the instance's 20-40 s pending, its boot, the unit), or the unit failed: the poll path, mounting over SSM. The volume still leaving the worker when the instance runs: AttachForUnit polls it. Any other failure that is not fatal (throttling past the SDK's retries, in a stage or in the unmount itself): the poll path, where each step retries its one call.",
       step: 'unmountAndAwait',
       timeoutSeconds: 900,
       heartbeatSeconds: 150,
       ends: unitSilent,
-      poll: [
-        poll('InstanceNotReady', {
-          IntervalSeconds: 2,
-          BackoffRate: 1.5,
-          MaxDelaySeconds: 10,
-          MaxAttempts: 10,
-        }),
-      ],
+      // A retry would re-run the unmount, its event and the detach for the one call that failed (under an
+      // EC2 throttling burst, six times over): the Catch sends each error where one call is retried.
+      stages: true,
       catch: [
         catchEnds(unitSilent, '$.bootUnitError', 'UnmountAgain'),
         catchOn(['VolumeNotReady'], '$.attachError', 'AttachForUnit'),
-        catchAll('$.error', 'Compensate'),
+        catchOn(fatal.unmountAndAwait ?? [], '$.error', 'Compensate'),
+        catchAll('$.stageError', 'UnmountAgain'),
       ],
       next: 'BootUnit?',
     }),
     UnmountAgain: task({
-      comment: 'Safety net: the status event did not come. Volsd-Unmount again (idempotent) and poll it.',
+      comment:
+        'Safety net: the status event did not come, or a stage of UnmountOnWorker failed. Volsd-Unmount again (idempotent; nothing to do once the volume left the worker) and poll it.',
       step: 'unmountOnWorker',
       poll: [
         poll('InstanceNotReady', {

@@ -97,12 +97,16 @@ export type FatalLists = Readonly<Record<string, readonly FatalError[]>>;
  * `TooManyUpdates` and DynamoDB's `ProvisionedThroughputExceededException`), and a lost conditional
  * write (`ConcurrentModification`: the retry re-reads).
  */
+const lambdaErrors = [
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+];
+
 export const transient: Retrier = {
   ErrorEquals: [
-    'Lambda.ServiceException',
-    'Lambda.AWSLambdaException',
-    'Lambda.SdkClientException',
-    'Lambda.TooManyRequestsException',
+    ...lambdaErrors,
     'RequestLimitExceeded',
     'ThrottlingException',
     'Throttling',
@@ -116,6 +120,12 @@ export const transient: Retrier = {
   MaxDelaySeconds: 20,
   JitterStrategy: 'FULL',
 };
+
+/**
+ * Lambda's own transient errors only, with the {@link transient} backoff: the retry of a callback Task whose
+ * answerer runs later stages of the workflow (`stages` in {@link CallbackSpec}).
+ */
+export const invokeTransient: Retrier = { ...transient, ErrorEquals: [...lambdaErrors] };
 
 /** Anything else: a few tries, then the Catch. */
 export const unexpected: Retrier = {
@@ -233,6 +243,14 @@ export interface CallbackSpec extends TaskSpec {
   heartbeatSeconds?: number;
   /** Errors that end the wait and go to the Catch untried (they lead to the poll behind the wait). */
   ends: readonly CallbackEndError[];
+  /**
+   * The answerer (the events function) runs later stages of the workflow under the Task's token and fails
+   * the Task with a stage's error. A retry would re-run every stage from the start (the unmount, its
+   * event, the detach...) for one call that failed, so only the invoke's own Lambda errors are retried;
+   * every other error goes to the Catch untried, whose rules must send the fatal ones to compensation and
+   * the rest to the poll path, where each step retries its one call.
+   */
+  stages?: boolean;
 }
 
 /**
@@ -245,6 +263,7 @@ export function callbackTaskBuilder(functionArnPlaceholder: string, fatalLists: 
   return (spec: CallbackSpec): State => {
     const fatalErrors = fatalLists[spec.step];
     if (!fatalErrors) throw new Error(`step ${spec.step} has no fatal list`);
+    if (spec.stages) checkStagesCatch(spec, fatalErrors);
     return {
       ...(spec.comment === undefined ? {} : { Comment: spec.comment }),
       Type: 'Task',
@@ -255,11 +274,29 @@ export function callbackTaskBuilder(functionArnPlaceholder: string, fatalLists: 
       },
       TimeoutSeconds: spec.timeoutSeconds,
       ...(spec.heartbeatSeconds === undefined ? {} : { HeartbeatSeconds: spec.heartbeatSeconds }),
-      Retry: [{ ErrorEquals: [...spec.ends], MaxAttempts: 0 }, ...stepRetries(fatalErrors, spec.poll)],
+      Retry: spec.stages
+        ? [invokeTransient]
+        : [{ ErrorEquals: [...spec.ends], MaxAttempts: 0 }, ...stepRetries(fatalErrors, spec.poll)],
       Catch: [...spec.catch],
       Next: spec.next,
     };
   };
+}
+
+/**
+ * A Task with stages retries nothing of its own: its Catch must name its ends and every fatal error before
+ * a States.ALL rule (which would send them to the poll path), and it takes no poll retriers.
+ */
+function checkStagesCatch(spec: CallbackSpec, fatalErrors: readonly string[]): void {
+  if (spec.poll && spec.poll.length > 0) throw new Error(`${spec.step}: a Task with stages does not poll`);
+  const named = new Set<string>();
+  for (const c of spec.catch) {
+    if (c.ErrorEquals.includes('States.ALL')) break;
+    for (const e of c.ErrorEquals) named.add(e);
+  }
+  const missing = [...spec.ends, ...fatalErrors].filter((e) => !named.has(e));
+  if (missing.length > 0)
+    throw new Error(`${spec.step}: its Catch does not name ${missing.join(', ')} before States.ALL`);
 }
 
 /** Catch the ends of a callback's wait (listed before a {@link catchAll}). */

@@ -8,6 +8,12 @@ import { replenishSteps } from '../../lambdas/replenish/steps.js';
 import { awsErrorNames, namedErrors } from '../../lambdas/shared/errors.js';
 import { snapshotSteps } from '../../lambdas/snapshot/steps.js';
 import { syncAllSteps } from '../../lambdas/syncall/steps.js';
+import {
+  callbackTaskBuilder,
+  catchAll,
+  catchEnds,
+  catchOn,
+} from '../../statemachines/definitions/profiles.js';
 import { aslFile, renderStateMachine, stateMachineNames } from '../../statemachines/generate.js';
 
 const root = join(import.meta.dirname, '../..');
@@ -77,5 +83,40 @@ describe('generated ASL', () => {
         ).toEqual([]);
       }
     }
+  });
+});
+
+describe('a callback Task whose answerer runs stages (profiles.ts, `stages`)', () => {
+  const build = callbackTaskBuilder('F', { s: ['InvalidInput', 'InstanceGone'] });
+  const spec = {
+    step: 's',
+    timeoutSeconds: 60,
+    ends: ['States.Timeout'] as const,
+    stages: true,
+    next: 'N',
+  };
+
+  it("retries Lambda's own errors only: a retry would re-run every stage", () => {
+    const state = build({
+      ...spec,
+      catch: [
+        catchEnds(spec.ends, '$.e', 'Poll'),
+        catchOn(['InvalidInput', 'InstanceGone'], '$.error', 'Compensate'),
+        catchAll('$.stageError', 'Poll'),
+      ],
+    }) as { Retry: Array<{ ErrorEquals: string[] }> };
+    expect(state.Retry.flatMap((r) => r.ErrorEquals).every((e) => e.startsWith('Lambda.'))).toBe(true);
+  });
+
+  it('refuses a Catch that would send a fatal error or an end to the poll path', () => {
+    expect(() =>
+      build({ ...spec, catch: [catchEnds(spec.ends, '$.e', 'Poll'), catchAll('$.stageError', 'Poll')] }),
+    ).toThrow(/does not name InvalidInput, InstanceGone before States.ALL/);
+    expect(() =>
+      build({
+        ...spec,
+        catch: [catchOn(['InvalidInput', 'InstanceGone'], '$.error', 'C'), catchAll('$.stageError', 'Poll')],
+      }),
+    ).toThrow(/does not name States.Timeout/);
   });
 });

@@ -113,6 +113,39 @@ describe('boot unit', () => {
     expect((await checkInvariants(sandbox)).violations).toEqual([]);
   }, 600_000);
 
+  it("takes the poll path when EC2 throttles the Task's detach past the SDK retries, instead of re-running the Task", async () => {
+    const [instanceId = ''] = launch(1);
+    // Every SDK attempt (the sandbox's retry strategy: 8) of the first DetachVolume: the events function's,
+    // on the unmount's Success event (nothing else detaches while one instance launches).
+    for (let i = 0; i < 8; i++) sandbox.cloud.faults.once('throttle', { action: 'DetachVolume' });
+    await settle();
+
+    const acquire = acquireOf(instanceId);
+    expect(sandbox.cloud.faults.armed()).toEqual([]);
+    expect(acquire.status).toBe('SUCCEEDED');
+    expect(
+      (JSON.parse(acquire.output ?? '{}') as { stageError?: { Error?: string } }).stageError?.Error,
+    ).toBe('RequestLimitExceeded');
+    // One detach call retried by DetachFromWorker, not the unmount, its event and the detach again.
+    expect(states(acquire)).toEqual([
+      'Resolve',
+      'Claimed?',
+      'UnmountOnWorker',
+      'UnmountAgain',
+      'WaitUnmount',
+      'DetachFromWorker',
+      'BootUnit?',
+      'AttachForUnit',
+      'Direct?',
+      'Finish',
+      'Acquired',
+    ]);
+    expect(volumeOf(instanceId)?.attachment).toMatchObject({ state: 'attached', deleteOnTermination: true });
+    expect(lifecycleStateOf(instanceId)).toBe('InService');
+    expect(served(instanceId)).toBe('v1');
+    expect((await checkInvariants(sandbox)).violations).toEqual([]);
+  }, 600_000);
+
   it('brings the volume current when a push lands between attach and mount, before InService', async () => {
     let pushed: Promise<void> | undefined;
     const [instanceId = ''] = launch(1);
