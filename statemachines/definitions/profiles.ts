@@ -12,6 +12,9 @@
  *    ConcurrentModification (a retry re-reads), with backoff and full jitter.
  * 4. `unexpected`: States.ALL, a few times, for anything else.
  *
+ * Except a callback Task with `stages` (its answerer runs later stages of the workflow under its token):
+ * it retries Lambda's own errors only (`invokeTransient`), and its Catch routes every other error.
+ *
  * Timings are kept as they were tuned in the hand-written files; change them here, then run
  * `npm run generate:asl`.
  *
