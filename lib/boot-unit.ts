@@ -127,7 +127,14 @@ export class BootUnit extends Construct {
       }),
     );
     this.eventsFunction.setEnvironment('UNMOUNT_DOCUMENT', unmountDocument);
-    acquire.grantTaskResponse(this.eventsFunction.function);
+    // Resumes or fails the acquire's waiting Task; never heartbeats it (grantTaskResponse would add that).
+    this.eventsFunction.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'AnswerAcquireTasks',
+        actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'],
+        resources: [acquire.stateMachineArn],
+      }),
+    );
     const target = new LambdaFunction(this.eventsFunction.function, { retryAttempts: 4 });
     this.rules = [
       new Rule(this, 'UnmountStatus', {

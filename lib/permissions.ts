@@ -60,23 +60,28 @@ const poolVolume = (poolName: string) => ({
   [`aws:ResourceTag/${roleTag}`]: Role.Volume,
 });
 
-/** Read-only EC2, Auto Scaling and SSM calls. Resource "*" because AWS allows nothing narrower for them. */
-export function describeStatements(): PolicyStatement[] {
-  return [
-    new PolicyStatement({
-      sid: 'DescribeOnly',
-      actions: [
-        'ec2:DescribeVolumes',
-        'ec2:DescribeVolumeStatus',
-        'ec2:DescribeInstances',
-        'ec2:DescribeInstanceTypes',
-        'ec2:DescribeSnapshots',
-        'autoscaling:DescribeAutoScalingInstances',
-        'ssm:DescribeInstanceInformation',
-      ],
-      resources: ['*'],
-    }),
-  ];
+/** The read-only EC2, Auto Scaling and SSM calls of the workflows (each names the ones its code makes). */
+export const describeActions = [
+  'ec2:DescribeVolumes',
+  'ec2:DescribeVolumeStatus',
+  'ec2:DescribeInstances',
+  'ec2:DescribeInstanceTypes',
+  'ec2:DescribeSnapshots',
+  'autoscaling:DescribeAutoScalingInstances',
+  'ssm:DescribeInstanceInformation',
+] as const;
+
+/** One of {@link describeActions}. */
+export type DescribeAction = (typeof describeActions)[number];
+
+/**
+ * Read-only EC2, Auto Scaling and SSM calls, exactly `actions` (those the function's code makes;
+ * test/infra/code-grants.test.ts holds each role to its bundle). Resource "*" because AWS allows nothing
+ * narrower for them.
+ */
+export function describeStatements(actions: readonly DescribeAction[]): PolicyStatement[] {
+  if (actions.length === 0) return [];
+  return [new PolicyStatement({ sid: 'DescribeOnly', actions: [...actions], resources: ['*'] })];
 }
 
 /**
@@ -99,12 +104,19 @@ export function growVolumeStatements(props: PermissionScope): PolicyStatement[] 
   ];
 }
 
-/** Reading SSM command results (GetCommandInvocation and friends accept only Resource "*"). */
-export function commandStatusStatements(): PolicyStatement[] {
+/**
+ * Reading the outcome of an SSM command on one instance (GetCommandInvocation accepts only Resource "*");
+ * with `list`, also ListCommands and ListCommandInvocations (sync-all, which follows one command on
+ * many instances).
+ */
+export function commandStatusStatements({ list = false }: { list?: boolean } = {}): PolicyStatement[] {
   return [
     new PolicyStatement({
       sid: 'ReadCommandStatus',
-      actions: ['ssm:GetCommandInvocation', 'ssm:ListCommandInvocations', 'ssm:ListCommands'],
+      actions: [
+        'ssm:GetCommandInvocation',
+        ...(list ? ['ssm:ListCommandInvocations', 'ssm:ListCommands'] : []),
+      ],
       resources: ['*'],
     }),
   ];
@@ -341,17 +353,24 @@ export function sendCommandStatements(
   ];
 }
 
-/** CompleteLifecycleAction and RecordLifecycleActionHeartbeat on the served groups only. */
+/**
+ * CompleteLifecycleAction on the served groups only, and RecordLifecycleActionHeartbeat with
+ * `heartbeat` (the workflows that hold a lifecycle action while they work; reconcile only completes).
+ */
 export function lifecycleActionStatements(
   scope: IConstruct,
   groupNames: readonly string[],
+  { heartbeat = true }: { heartbeat?: boolean } = {},
 ): PolicyStatement[] {
   if (groupNames.length === 0) return [];
   const stack = Stack.of(scope);
   return [
     new PolicyStatement({
       sid: 'CompleteServedLifecycleActions',
-      actions: ['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat'],
+      actions: [
+        'autoscaling:CompleteLifecycleAction',
+        ...(heartbeat ? ['autoscaling:RecordLifecycleActionHeartbeat'] : []),
+      ],
       resources: groupNames.map((name) => servedGroupArn(stack, name)),
     }),
   ];
@@ -450,7 +469,7 @@ export class WorkflowPermissions {
    */
   public forAcquire(): PolicyStatement[] {
     return [
-      ...describeStatements(),
+      ...describeStatements(['ec2:DescribeVolumes', 'ec2:DescribeVolumeStatus', 'ec2:DescribeInstances']),
       ...(this.props.directCreate ? createVolumeStatements(this.props) : []),
       ...attachDetachStatements(this.props),
       ...modifyInstanceStatements(this.props),
@@ -460,15 +479,18 @@ export class WorkflowPermissions {
     ];
   }
 
-  /** Release: unmount, detach, delete (or hand back to the pool for a resync: `recycle`), complete. */
+  /**
+   * Release: unmount, detach, delete (or hand back to the pool for a resync: `recycle`), complete. No
+   * volume key: DetachVolume and DeleteVolume use none (reconcile detaches and deletes without it too);
+   * a recycled volume is attached again by the replenish, under its own role.
+   */
   public forRelease(): PolicyStatement[] {
     return [
-      ...describeStatements(),
+      ...describeStatements(['ec2:DescribeVolumes']),
       ...attachDetachStatements(this.props, { detachOnly: true }),
       ...deleteVolumeStatements(this.props),
       ...this.commands(DocumentName.Unmount),
       ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
-      ...this.key(),
     ];
   }
 
@@ -478,7 +500,13 @@ export class WorkflowPermissions {
    */
   public forReplenish(): PolicyStatement[] {
     return [
-      ...describeStatements(),
+      ...describeStatements([
+        'ec2:DescribeVolumes',
+        'ec2:DescribeVolumeStatus',
+        'ec2:DescribeInstances',
+        'ec2:DescribeInstanceTypes',
+        'ssm:DescribeInstanceInformation',
+      ]),
       ...workerFleetStatements(this.props),
       ...createVolumeStatements(this.props),
       ...attachDetachStatements(this.props),
@@ -491,7 +519,7 @@ export class WorkflowPermissions {
   /** Snapshot: freeze through SSM, snapshot, prune. */
   public forSnapshot(): PolicyStatement[] {
     return [
-      ...describeStatements(),
+      ...describeStatements(['ec2:DescribeVolumes', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots']),
       ...snapshotStatements(this.props),
       ...this.commands(DocumentName.Freeze),
       ...this.key(),
@@ -504,7 +532,7 @@ export class WorkflowPermissions {
    */
   public forReconcile(): PolicyStatement[] {
     return [
-      ...describeStatements(),
+      ...describeStatements(['ec2:DescribeVolumes', 'ec2:DescribeInstances']),
       new PolicyStatement({
         sid: 'DescribeServedGroups',
         actions: ['autoscaling:DescribeAutoScalingGroups', 'autoscaling:DescribeLifecycleHooks'],
@@ -513,7 +541,7 @@ export class WorkflowPermissions {
       ...attachDetachStatements(this.props, { detachOnly: true }),
       ...deleteVolumeStatements(this.props),
       ...this.commands(DocumentName.Mount, DocumentName.Unmount),
-      ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
+      ...lifecycleActionStatements(this.props.scope, this.props.groupNames, { heartbeat: false }),
     ];
   }
 
@@ -551,9 +579,9 @@ export class WorkflowPermissions {
     return this.send(DocumentName.Sync);
   }
 
-  /** Sync-all: Volsd-Sync on every pool instance, then the command's outcome per instance. */
+  /** Sync-all: Volsd-Sync on every pool instance, then the command's outcome per instance (listed). */
   public forSyncAll(): PolicyStatement[] {
-    return this.commands(DocumentName.Sync);
+    return [...this.send(DocumentName.Sync), ...commandStatusStatements({ list: true })];
   }
 
   /** Grow: ModifyVolume on the pool's volumes, Volsd-Sync on the pool's instances (file systems grow). */
@@ -561,22 +589,26 @@ export class WorkflowPermissions {
     return [...growVolumeStatements(this.props), ...this.send(DocumentName.Sync)];
   }
 
-  /** Push status: read the outcome of the Volsd-Sync commands (nothing that changes anything). */
+  /**
+   * Push status: read the outcome of the Volsd-Sync commands, listed per command and per instance
+   * (nothing that changes anything).
+   */
   public forPushStatus(): PolicyStatement[] {
-    return commandStatusStatements();
+    return commandStatusStatements({ list: true });
   }
 
   /** The union of all of the above (for tests and for a single all-purpose role). */
   public all(): PolicyStatement[] {
     return [
-      ...describeStatements(),
+      ...describeStatements(describeActions),
       ...attachDetachStatements(this.props),
       ...createVolumeStatements(this.props),
       ...deleteVolumeStatements(this.props),
       ...modifyInstanceStatements(this.props),
       ...snapshotStatements(this.props),
       ...growVolumeStatements(this.props),
-      ...this.commands(...this.props.documentNames.keys()),
+      ...this.send(...this.props.documentNames.keys()),
+      ...commandStatusStatements({ list: true }),
       ...lifecycleActionStatements(this.props.scope, this.props.groupNames),
       ...this.key(),
     ];

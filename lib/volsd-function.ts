@@ -98,6 +98,28 @@ export interface ConsumeQueueOptions {
 
 type TableAccess = 'read' | 'readWrite';
 type BucketAccess = 'read' | 'readWrite';
+
+/**
+ * The item actions the functions' code uses (the document client's Get, Query, Put, Update, Delete;
+ * test/infra/code-grants.test.ts holds every role to its bundle): not CDK's grantReadWriteData, which adds
+ * Scan, the Batch and stream actions and DescribeTable, none of which Volsd calls.
+ */
+export const tableItemActions: Record<TableAccess, readonly string[]> = {
+  read: ['dynamodb:GetItem', 'dynamodb:Query'],
+  readWrite: [
+    'dynamodb:GetItem',
+    'dynamodb:Query',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+    'dynamodb:DeleteItem',
+  ],
+};
+
+/** On a table with a customer managed key: what DynamoDB needs of the caller to read, or to read and write. */
+const tableKeyActions: Record<TableAccess, readonly string[]> = {
+  read: ['kms:Decrypt', 'kms:DescribeKey'],
+  readWrite: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'],
+};
 type StateMachineAccess = 'start' | 'startAndRead';
 
 /**
@@ -113,12 +135,18 @@ export class VolsdFunction extends Construct {
   public readonly role: Role;
   /** The function's log group. */
   public readonly logGroup: LogGroup;
+  /** Absolute path of the handler module (`lambdas/<name>/handler.ts`). */
+  public readonly entry: string;
+  /** Exported name of the handler in {@link entry}. */
+  public readonly handlerName: string;
   private readonly environment = new Map<string, string>();
   private tableGrantsAcknowledged = false;
 
   constructor(scope: Construct, id: string, props: VolsdFunctionProps) {
     super(scope, id);
     const root = props.projectRoot ?? projectRoot;
+    this.entry = props.entry.startsWith('/') ? props.entry : join(root, props.entry);
+    this.handlerName = props.handler ?? 'handler';
     this.logGroup = new LogGroup(this, 'Logs', {
       retention: props.logRetention ?? RetentionDays.ONE_MONTH,
       removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
@@ -128,8 +156,8 @@ export class VolsdFunction extends Construct {
     this.logGroup.grantWrite(this.role);
 
     this.function = new NodejsFunction(this, 'Function', {
-      entry: props.entry.startsWith('/') ? props.entry : join(root, props.entry),
-      handler: props.handler ?? 'handler',
+      entry: this.entry,
+      handler: this.handlerName,
       projectRoot: root,
       depsLockFilePath: join(root, 'package-lock.json'),
       runtime: Runtime.NODEJS_22_X,
@@ -196,8 +224,9 @@ export class VolsdFunction extends Construct {
    * included) and sets `envName` to its name.
    */
   public bindTable(table: ITable, envName = 'TABLE_NAME', access: TableAccess = 'readWrite'): this {
-    if (access === 'read') table.grantReadData(this.function);
-    else table.grantReadWriteData(this.function);
+    table.grant(this.function, ...tableItemActions[access]);
+    // The key actions CDK's grantReadData and grantReadWriteData give (table.grant gives none).
+    table.encryptionKey?.grant(this.function, ...tableKeyActions[access]);
     if (!this.tableGrantsAcknowledged) {
       acknowledgeWildcards(this.role, tableGrantAcknowledgements);
       this.tableGrantsAcknowledged = true;

@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { AttributeType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +24,7 @@ beforeAll(() => {
   fn = new VolsdFunction(stack, 'Hello', { entry: 'test/infra/fixtures/hello.ts', serviceName: 'hello' })
     .bindTable(table, 'TABLE_NAME', 'read')
     .bindQueue(queue, 'QUEUE_URL')
-    .addToRolePolicy(...describeStatements());
+    .addToRolePolicy(...describeStatements(['ec2:DescribeVolumes']));
   template = Template.fromStack(stack);
   findings = nagFindings(stack).filter((f) => f.path.startsWith('FunctionFixture/Hello'));
 });
@@ -79,6 +80,42 @@ describe('VolsdFunction', () => {
     const actions = tableGrants.flatMap(({ statement }) => [statement.Action].flat());
     expect(actions).toContain('dynamodb:GetItem');
     expect(actions).not.toContain('dynamodb:PutItem');
+  });
+
+  it('binds a table read-write with exactly the item actions, and the key actions of its customer managed key', () => {
+    const keyed = new Stack(testApp(), 'KeyedTable');
+    const key = new Key(keyed, 'Key', { enableKeyRotation: true });
+    const t = new Table(keyed, 'Table', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      encryption: TableEncryption.CUSTOMER_MANAGED,
+      encryptionKey: key,
+    });
+    t.addGlobalSecondaryIndex({
+      indexName: 'byPool',
+      partitionKey: { name: 'p', type: AttributeType.STRING },
+    });
+    new VolsdFunction(keyed, 'Writer', { entry: 'test/infra/fixtures/hello.ts' }).bindTable(t);
+    const statements = allStatements(Template.fromStack(keyed)).map(({ statement }) => statement);
+    const tableStatement = statements.find((s) => [s.Action].flat().includes('dynamodb:PutItem'));
+    expect([tableStatement?.Action].flat().sort()).toEqual([
+      'dynamodb:DeleteItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+    ]);
+    // The indexes too: the claims query one.
+    expect(JSON.stringify(tableStatement?.Resource)).toContain('/index/*');
+    const keyActions = statements
+      .filter((s) => [s.Action].flat().some((a) => String(a).startsWith('kms:')))
+      .flatMap((s) => [s.Action].flat());
+    expect(keyActions.sort()).toEqual([
+      'kms:Decrypt',
+      'kms:DescribeKey',
+      'kms:Encrypt',
+      'kms:GenerateDataKey*',
+      'kms:ReEncrypt*',
+    ]);
   });
 
   it('binds a queue: send grant and QUEUE_URL in one call', () => {
