@@ -115,8 +115,26 @@ export interface BootWiring {
   setConfigOverride(fn: ((instanceId: string) => Record<string, string> | undefined) | undefined): void;
   /** The instance-profile credentials of a host (for tests: a host calling with its own keys). */
   credentialsOf(instanceId: string): { accessKeyId: string; secretAccessKey: string; sessionToken: string };
+  /**
+   * Faults of the events function's deliveries, one-shot, for the next `times` events it takes (in
+   * delivery order):
+   * - `duplicate`: the event is delivered twice (EventBridge delivers at least once), the copy after its
+   *   own delivery delay;
+   * - `crashAfter`: the invocation runs, then its runtime dies (its effects stay); Lambda retries an
+   *   asynchronous invocation that failed, so the same event runs again {@link asyncRetryDelay} later.
+   */
+  injectEventFault(fault: 'duplicate' | 'crashAfter', times?: number): void;
+  /** Event deliveries and re-runs the faults above caused, by kind. */
+  readonly eventFaults: { duplicated: number; crashed: number };
   stop(): Promise<void>;
 }
+
+/**
+ * Modelled seconds before Lambda retries an asynchronous invocation whose function failed: "waits one
+ * minute before the first retry" (Lambda Developer Guide, "Error handling and automatic retries in
+ * Lambda", asynchronous invocation; the second retry waits two minutes: one retry is modelled).
+ */
+export const asyncRetryDelay = 60;
 
 /** The instance role of the pool's hosts: the sessions the host function accepts. */
 export const hostRoleName = (pool: string) => `volsd-${pool}-host`;
@@ -155,6 +173,8 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
   let mode: (instanceId: string) => UnitMode = () => 'real';
   let configOverride: ((instanceId: string) => Record<string, string> | undefined) | undefined;
   let stopped = false;
+  const pendingFaults: Array<'duplicate' | 'crashAfter'> = [];
+  const eventFaults = { duplicated: 0, crashed: 0 };
 
   const credentialsOf = (instanceId: string) => {
     const accessKeyId = `ASIA${createHmac('sha256', secret).update(`ak:${instanceId}`).digest('hex').slice(0, 16).toUpperCase()}`;
@@ -178,9 +198,28 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
       event['detail-type'] === 'EC2 Instance State-change Notification' &&
       event.detail?.state === 'running';
     if (!ssm && !ec2) return;
-    const delay = rng.uniform(eventDelivery[0], eventDelivery[1]);
+    deliver(event, ssm, ec2, rng.uniform(eventDelivery[0], eventDelivery[1]));
+    if (pendingFaults[0] === 'duplicate') {
+      pendingFaults.shift();
+      eventFaults.duplicated++;
+      deliver(event, ssm, ec2, rng.uniform(eventDelivery[0], eventDelivery[1]));
+    }
+  };
+  const deliver = (
+    event: { source?: string; 'detail-type'?: string; detail?: Record<string, unknown> },
+    ssm: boolean,
+    ec2: boolean,
+    delay: number,
+    retry = false,
+    onDone?: () => void,
+  ): void => {
     t.cloud.clock.setTimer(delay, () => {
-      if (stopped) return;
+      if (stopped) {
+        onDone?.();
+        return;
+      }
+      const crash = !retry && pendingFaults[0] === 'crashAfter';
+      if (crash) pendingFaults.shift();
       // Attributed to the workflow the event is about: the instance's own (running), or the one holding
       // the unmounted volume (a client's or the worker's command; the worker's serves an acquire).
       const volumeId = ssm
@@ -202,9 +241,22 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
             : undefined;
         const op = instanceId ? operationOf(t.sfn.executions, instanceId) : undefined;
         await (op ? t.accounting.withOperation(op, run) : run());
-      })().catch(() => undefined);
+      })()
+        .catch(() => undefined)
+        .then(() => {
+          // The runtime died after the handler ran: Lambda runs the same event again later.
+          if (!crash) return;
+          eventFaults.crashed++;
+          // Tracked from now, so idle() waits for the retry too.
+          const again = new Promise<void>((ok) => deliver(event, ssm, ec2, asyncRetryDelay, true, ok));
+          running.add(again);
+          void again.finally(() => running.delete(again));
+        });
       running.add(p);
-      void p.finally(() => running.delete(p));
+      void p.finally(() => {
+        running.delete(p);
+        onDone?.();
+      });
     });
   };
   t.cloud.events.on('event', onEvent);
@@ -437,6 +489,10 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
       configOverride = fn;
     },
     credentialsOf,
+    injectEventFault(fault, times = 1) {
+      for (let i = 0; i < times; i++) pendingFaults.push(fault);
+    },
+    eventFaults,
     async stop() {
       stopped = true;
       t.cloud.events.off('event', onEvent);

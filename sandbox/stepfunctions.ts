@@ -106,6 +106,13 @@ interface PendingTask {
   execution: LocalExecution;
 }
 
+/** The error of an invocation whose runtime died after the handler ran (`Runtime.ExitError`). */
+function runtimeExit(): Error {
+  const crash = new Error('RequestId: local Error: Runtime exited with error: signal: killed');
+  crash.name = 'Runtime.ExitError';
+  return crash;
+}
+
 /** Replaces `${Name}` placeholders with their substitutions; an unknown placeholder is an error. */
 export function substitute(text: string, substitutions: Record<string, string>): string {
   return text.replace(/\$\{([A-Za-z0-9_]+)\}/g, (_m, key: string) => {
@@ -292,7 +299,7 @@ export class LocalStepFunctions {
       if (!lambda) throw new Error(`state ${stateName}: no local Lambda for ${resource}`);
       if (callback) {
         handlers[stateName] = ((parameters: { Payload?: unknown }) =>
-          this.invokeAndWait(state, execution, resource, lambda, parameters.Payload)) as never;
+          this.invokeAndWait(stateName, state, execution, resource, lambda, parameters.Payload)) as never;
         continue;
       }
       handlers[stateName] = (async (event: unknown) => {
@@ -311,9 +318,7 @@ export class LocalStepFunctions {
         if (oneShot > 0 || drawn) {
           this.crashCounts.set(stateName, (this.crashCounts.get(stateName) ?? 0) + 1);
           faults?.onCrash?.(stateName);
-          const crash = new Error('RequestId: local Error: Runtime exited with error: signal: killed');
-          crash.name = 'Runtime.ExitError';
-          throw crash;
+          throw runtimeExit();
         }
         return result as never;
       }) as never;
@@ -465,6 +470,7 @@ export class LocalStepFunctions {
    * function error fails the task at once (its Retry then invokes again, with a new token).
    */
   private async invokeAndWait(
+    stateName: string,
     state: Json,
     execution: LocalExecution,
     functionArn: string,
@@ -519,6 +525,15 @@ export class LocalStepFunctions {
         );
       }
       await this.track(lambda(withToken, lambdaContext(functionArn)));
+      // The invocation is synchronous (RequestResponse): a function error, the runtime's death after the
+      // handler ran included, fails the Task whatever its token's answer would have been.
+      const oneShot = this.crashes.get(stateName) ?? 0;
+      if (oneShot > 0) {
+        this.crashes.set(stateName, oneShot - 1);
+        this.crashCounts.set(stateName, (this.crashCounts.get(stateName) ?? 0) + 1);
+        this.o.faults?.onCrash?.(stateName);
+        throw runtimeExit();
+      }
       return await promise;
     } finally {
       this.tasks.delete(token);
@@ -558,7 +573,9 @@ export class LocalStepFunctions {
 
   /**
    * Makes the next `times` invocations of the Task state `stateName` crash after their handler ran: the
-   * effects stay, the result is lost, and the state machine sees `Runtime.ExitError`.
+   * effects stay, the result is lost, and the state machine sees `Runtime.ExitError`. For a callback Task
+   * too (`.waitForTaskToken`): its invocation is synchronous, so the Task fails though the function may
+   * have handed its token on (the random `crashAfterRate` of chaos still crashes plain Tasks only).
    */
   crashNext(stateName: string, times = 1): void {
     this.crashes.set(stateName, (this.crashes.get(stateName) ?? 0) + times);

@@ -146,6 +146,63 @@ describe('boot unit', () => {
     expect((await checkInvariants(sandbox)).violations).toEqual([]);
   }, 600_000);
 
+  it("takes the poll path when the Task's invocation dies after it sent the unmount", async () => {
+    const [instanceId = ''] = launch(1);
+    // The unmount step ran (Volsd-Unmount sent, its wait stored), then the runtime died: the invocation is
+    // synchronous, so the Task fails though its token was handed on; the unmount's event comes later
+    // for a token whose Task no longer waits.
+    sandbox.sfn.crashNext('UnmountOnWorker', 1);
+    await settle();
+
+    const acquire = acquireOf(instanceId);
+    expect(acquire.status).toBe('SUCCEEDED');
+    expect(
+      (JSON.parse(acquire.output ?? '{}') as { stageError?: { Error?: string } }).stageError?.Error,
+    ).toBe('Runtime.ExitError');
+    expect(states(acquire).slice(0, 4)).toEqual(['Resolve', 'Claimed?', 'UnmountOnWorker', 'UnmountAgain']);
+    expect(states(acquire).at(-1)).toBe('Acquired');
+    expect(volumeOf(instanceId)?.attachment).toMatchObject({ state: 'attached', deleteOnTermination: true });
+    expect(lifecycleStateOf(instanceId)).toBe('InService');
+    expect(served(instanceId)).toBe('v1');
+    expect((await checkInvariants(sandbox)).violations).toEqual([]);
+  }, 600_000);
+
+  it('answers each event once when EventBridge delivers it twice, and when Lambda runs it again after a crash', async () => {
+    const before = { ...sandbox.boot.eventFaults };
+    // Both events of the launch come twice: the unmount's status and the instance's `running`.
+    sandbox.boot.injectEventFault('duplicate', 2);
+    const [first = ''] = launch(1);
+    await settle();
+    expect(sandbox.boot.eventFaults.duplicated - before.duplicated).toBe(2);
+    // The next two invocations run, then their runtime dies: Lambda runs the same event again a minute later.
+    sandbox.boot.injectEventFault('crashAfter', 2);
+    const [second = ''] = launch(1);
+    await settle();
+    expect(sandbox.boot.eventFaults.crashed - before.crashed).toBe(2);
+
+    for (const instanceId of [first, second]) {
+      const acquire = acquireOf(instanceId);
+      expect(acquire.status).toBe('SUCCEEDED');
+      // The events' path: the detach and the attach ran in the events function, once.
+      expect(states(acquire)).toEqual([
+        'Resolve',
+        'Claimed?',
+        'UnmountOnWorker',
+        'BootUnit?',
+        'Direct?',
+        'Finish',
+        'Acquired',
+      ]);
+      expect(volumeOf(instanceId)?.attachment).toMatchObject({
+        state: 'attached',
+        deleteOnTermination: true,
+      });
+      expect(lifecycleStateOf(instanceId)).toBe('InService');
+      expect(served(instanceId)).toBe('v1');
+    }
+    expect((await checkInvariants(sandbox)).violations).toEqual([]);
+  }, 600_000);
+
   it('brings the volume current when a push lands between attach and mount, before InService', async () => {
     let pushed: Promise<void> | undefined;
     const [instanceId = ''] = launch(1);
