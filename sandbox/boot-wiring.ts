@@ -124,6 +124,11 @@ export interface BootWiring {
    *   asynchronous invocation that failed, so the same event runs again {@link asyncRetryDelay} later.
    */
   injectEventFault(fault: 'duplicate' | 'crashAfter', times?: number): void;
+  /**
+   * The same faults at random, for chaos: each event is delivered twice with chance `duplicate`, each
+   * invocation crashes after it ran with chance `crashAfter` (seeded draws of their own). @default none
+   */
+  setEventFaultRates(rates: { duplicate: number; crashAfter: number }): void;
   /** Event deliveries and re-runs the faults above caused, by kind. */
   readonly eventFaults: { duplicated: number; crashed: number };
   stop(): Promise<void>;
@@ -174,6 +179,8 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
   let configOverride: ((instanceId: string) => Record<string, string> | undefined) | undefined;
   let stopped = false;
   const pendingFaults: Array<'duplicate' | 'crashAfter'> = [];
+  let faultRates = { duplicate: 0, crashAfter: 0 };
+  const faultRng = new Rng(t.seed ^ 0xe7e47);
   const eventFaults = { duplicated: 0, crashed: 0 };
 
   const credentialsOf = (instanceId: string) => {
@@ -199,8 +206,9 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
       event.detail?.state === 'running';
     if (!ssm && !ec2) return;
     deliver(event, ssm, ec2, rng.uniform(eventDelivery[0], eventDelivery[1]));
-    if (pendingFaults[0] === 'duplicate') {
-      pendingFaults.shift();
+    const drawn = faultRates.duplicate > 0 && faultRng.next() < faultRates.duplicate;
+    if (pendingFaults[0] === 'duplicate' || drawn) {
+      if (!drawn) pendingFaults.shift();
       eventFaults.duplicated++;
       deliver(event, ssm, ec2, rng.uniform(eventDelivery[0], eventDelivery[1]));
     }
@@ -218,8 +226,9 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
         onDone?.();
         return;
       }
-      const crash = !retry && pendingFaults[0] === 'crashAfter';
-      if (crash) pendingFaults.shift();
+      const drawn = !retry && faultRates.crashAfter > 0 && faultRng.next() < faultRates.crashAfter;
+      const crash = !retry && (pendingFaults[0] === 'crashAfter' || drawn);
+      if (crash && !drawn) pendingFaults.shift();
       // Attributed to the workflow the event is about: the instance's own (running), or the one holding
       // the unmounted volume (a client's or the worker's command; the worker's serves an acquire).
       const volumeId = ssm
@@ -491,6 +500,9 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
     credentialsOf,
     injectEventFault(fault, times = 1) {
       for (let i = 0; i < times; i++) pendingFaults.push(fault);
+    },
+    setEventFaultRates(rates) {
+      faultRates = { ...rates };
     },
     eventFaults,
     async stop() {

@@ -22,6 +22,7 @@ const usage = `usage: npm run sandbox -- --serve [--azs K] [--idle-per-az M] [--
        npm run sandbox -- [--scenario demo|burst|push|growth|chaos|scale|abuse|adaptive|copy-at-boot] [--instances N] [--idle-per-az M] [--azs K]
                       [--burst B] [--days D] [--operations N] [--seed S] [--time-scale X] [--agent scripts|model] [--json]
                       [--content-gib G] [--initialization provisioned-rate|default-rate] [--initialization-rate R]
+                      [--boot-unit]  (chaos: the served group runs the boot unit, the events function's path)
                       [--cold-direct-volume hold|continue]  (burst: content size, warm-volume settings;
                       copy-at-boot: --instances N --content-gib G, each instance copies the content at boot, no Volsd)
                       [--no-rule NAME]...  (switch an AWS-strict rule off, for comparison: ${strictRuleNames.join(', ')})`;
@@ -57,6 +58,7 @@ try {
       initialization: { type: 'string' },
       'initialization-rate': { type: 'string' },
       'cold-direct-volume': { type: 'string' },
+      'boot-unit': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       serve: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -199,6 +201,7 @@ switch (scenario) {
       seed,
       timeScale,
       agent: agent ?? 'model',
+      bootUnit: v['boot-unit'] === true,
       ...ruleOptions,
       log,
     });

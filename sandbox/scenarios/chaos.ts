@@ -16,6 +16,12 @@ export interface ChaosOptions {
   azs?: number;
   /** How documents run: the scripts' in-process twins (fast) or the real scripts. @default 'model' */
   agent?: 'scripts' | 'model';
+  /**
+   * The served group's instances run the boot unit (the events function's path, sandbox/boot-wiring.ts),
+   * whose events are then also delivered twice (20%, as the lifecycle events) and run again after a crash
+   * (2%, as the Lambda crashes) at random. @default false: the SSM path
+   */
+  bootUnit?: boolean;
   log?: (line: string) => void;
 }
 
@@ -33,6 +39,10 @@ export interface ChaosResult extends ScenarioResult {
    * injected SSM failures. Each was compensated and its lifecycle action completed (the invariants).
    */
   failedLaunchesBy: Record<string, number>;
+  /** Whether the served group ran the boot unit ({@link ChaosOptions.bootUnit}). */
+  bootUnit: boolean;
+  /** With the boot unit: the signals the host function answered (the unit's path taken). */
+  bootUnitSignals?: number;
   /**
    * Every Lambda invocation of the run's plain Tasks, by state (workflow:state): how many, their
    * modelled seconds (p50, p99, max), the longest in wall milliseconds, and how many ran past their
@@ -133,7 +143,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     heartbeatTimeout: 900,
     agent: o.agent ?? 'model',
     ...(o.rules ? { rules: o.rules } : {}),
+    ...(o.bootUnit ? { bootUnit: true } : {}),
   });
+  if (o.bootUnit) sandbox.boot.setEventFaultRates({ duplicate: 0.2, crashAfter: 0.02 });
   const s3 = new S3Client({
     endpoint: sandbox.s3.endpoint,
     region: localRegion,
@@ -349,6 +361,17 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const result = await recorder.result('chaos', await pipelineFigures(push));
     return {
       ...result,
+      ...(o.bootUnit
+        ? {
+            faultsInjected: {
+              ...result.faultsInjected,
+              eventDuplicate: sandbox.boot.eventFaults.duplicated,
+              eventCrash: sandbox.boot.eventFaults.crashed,
+            },
+          }
+        : {}),
+      bootUnit: o.bootUnit === true,
+      ...(o.bootUnit ? { bootUnitSignals: sandbox.boot.signals.length } : {}),
       operations: ops,
       sequence: sequence.join(''),
       duplicateEvents,
