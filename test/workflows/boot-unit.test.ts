@@ -48,6 +48,9 @@ function acquireOf(instanceId: string): LocalExecution {
 
 const states = (e: LocalExecution) => e.path.map((p) => p.state);
 
+/** An acquire on the events' path: one Task from the unmount to the unit's signal (detach, attach in the events function). */
+const eventsPath = ['Resolve', 'Claimed?', 'UnmountOnWorker', 'BootUnit?', 'Direct?', 'Finish', 'Acquired'];
+
 /** The pool volume EC2 shows attached to the instance (ground truth). */
 function volumeOf(instanceId: string) {
   return sandbox.cloud
@@ -94,15 +97,7 @@ describe('boot unit', () => {
     const acquire = acquireOf(instanceId);
     expect(acquire.status).toBe('SUCCEEDED');
     // One Task from the unmount to the unit's signal: the detach and the attach ran in the events function.
-    expect(states(acquire)).toEqual([
-      'Resolve',
-      'Claimed?',
-      'UnmountOnWorker',
-      'BootUnit?',
-      'Direct?',
-      'Finish',
-      'Acquired',
-    ]);
+    expect(states(acquire)).toEqual(eventsPath);
     expect(sandbox.boot.runs.get(instanceId)?.exitCode).toBe(0);
     const volume = volumeOf(instanceId);
     expect(volume?.attachment).toMatchObject({ state: 'attached', deleteOnTermination: true });
@@ -184,15 +179,7 @@ describe('boot unit', () => {
       const acquire = acquireOf(instanceId);
       expect(acquire.status).toBe('SUCCEEDED');
       // The events' path: the detach and the attach ran in the events function, once.
-      expect(states(acquire)).toEqual([
-        'Resolve',
-        'Claimed?',
-        'UnmountOnWorker',
-        'BootUnit?',
-        'Direct?',
-        'Finish',
-        'Acquired',
-      ]);
+      expect(states(acquire)).toEqual(eventsPath);
       expect(volumeOf(instanceId)?.attachment).toMatchObject({
         state: 'attached',
         deleteOnTermination: true,
