@@ -116,8 +116,8 @@ export interface BootWiring {
   /** The instance-profile credentials of a host (for tests: a host calling with its own keys). */
   credentialsOf(instanceId: string): { accessKeyId: string; secretAccessKey: string; sessionToken: string };
   /**
-   * Faults of the events function's deliveries, one-shot, for the next `times` events it takes (in
-   * delivery order):
+   * Faults of the events function's deliveries, one-shot, for the next `times` events it takes (each kind
+   * counted on its own):
    * - `duplicate`: the event is delivered twice (EventBridge delivers at least once), the copy after its
    *   own delivery delay;
    * - `crashAfter`: the invocation runs, then its runtime dies (its effects stay); Lambda retries an
@@ -178,7 +178,7 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
   let mode: (instanceId: string) => UnitMode = () => 'real';
   let configOverride: ((instanceId: string) => Record<string, string> | undefined) | undefined;
   let stopped = false;
-  const pendingFaults: Array<'duplicate' | 'crashAfter'> = [];
+  const pendingFaults = { duplicate: 0, crashAfter: 0 };
   let faultRates = { duplicate: 0, crashAfter: 0 };
   const faultRng = new Rng(t.seed ^ 0xe7e47);
   const eventFaults = { duplicated: 0, crashed: 0 };
@@ -207,8 +207,8 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
     if (!ssm && !ec2) return;
     deliver(event, ssm, ec2, rng.uniform(eventDelivery[0], eventDelivery[1]));
     const drawn = faultRates.duplicate > 0 && faultRng.next() < faultRates.duplicate;
-    if (pendingFaults[0] === 'duplicate' || drawn) {
-      if (!drawn) pendingFaults.shift();
+    if (pendingFaults.duplicate > 0 || drawn) {
+      if (!drawn) pendingFaults.duplicate--;
       eventFaults.duplicated++;
       deliver(event, ssm, ec2, rng.uniform(eventDelivery[0], eventDelivery[1]));
     }
@@ -227,8 +227,8 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
         return;
       }
       const drawn = !retry && faultRates.crashAfter > 0 && faultRng.next() < faultRates.crashAfter;
-      const crash = !retry && (pendingFaults[0] === 'crashAfter' || drawn);
-      if (crash && !drawn) pendingFaults.shift();
+      const crash = !retry && (pendingFaults.crashAfter > 0 || drawn);
+      if (crash && !drawn) pendingFaults.crashAfter--;
       // Attributed to the workflow the event is about: the instance's own (running), or the one holding
       // the unmounted volume (a client's or the worker's command; the worker's serves an acquire).
       const volumeId = ssm
@@ -499,7 +499,7 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
     },
     credentialsOf,
     injectEventFault(fault, times = 1) {
-      for (let i = 0; i < times; i++) pendingFaults.push(fault);
+      pendingFaults[fault] += times;
     },
     setEventFaultRates(rates) {
       faultRates = { ...rates };
