@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { LambdaFunctionURLEvent } from 'aws-lambda';
 import { bootUnitTag, Role, roleTag } from '../lambdas/shared/tags.js';
+import { scriptRunsOn } from './agent/model-runner.js';
 import { defaultAwsEnv, resolveAwsCli, shimsDir } from './agent/runner.js';
 import { ImdsService } from './gateway/imds.js';
 import type { Accounting } from './sim/accounting.js';
@@ -424,6 +425,40 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
 
   // ---------------------------------------------------------------- the unit, at the end of each boot
   const awsDir = dirname(resolveAwsCli());
+  /** Runs the real unit in the host's tree; resolves when it exited. */
+  const unit = (run: UnitRun, hostRoot: string) =>
+    new Promise<void>((ok) => {
+      const child = spawn('bash', [bootUnitScript], {
+        cwd: hostRoot,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          PATH: [shimsDir, awsDir, process.env.PATH].filter(Boolean).join(delimiter),
+          HOME: process.env.HOME ?? tmpdir(),
+          TMPDIR: process.env.TMPDIR ?? tmpdir(),
+          LANG: 'C.UTF-8',
+          ...defaultAwsEnv,
+          VOLSD_ROOT: hostRoot,
+        },
+      });
+      child.stdout.setEncoding('utf8').on('data', (c: string) => {
+        run.stdout += c;
+      });
+      child.stderr.setEncoding('utf8').on('data', (c: string) => {
+        run.stderr += c;
+      });
+      child.on('close', (code) => {
+        run.exitCode = code ?? 1;
+        run.endedAt = t.cloud.clock.now();
+        ok();
+      });
+      child.on('error', (err) => {
+        run.exitCode = 127;
+        run.stderr += String(err);
+        ok();
+      });
+    });
+
   t.cloud.ec2.onInstance((instanceId, what) => {
     if (what !== 'os-ready' || stopped) return;
     const tags = t.cloud.ec2.instanceTags(instanceId);
@@ -449,37 +484,16 @@ export async function startBootWiring(t: BootWiringTarget): Promise<BootWiring> 
     );
     const run: UnitRun = { instanceId, startedAt: t.cloud.clock.now(), stdout: '', stderr: '' };
     runs.set(instanceId, run);
-    const child = spawn('bash', [bootUnitScript], {
-      cwd: hostRoot,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        PATH: [shimsDir, awsDir, process.env.PATH].filter(Boolean).join(delimiter),
-        HOME: process.env.HOME ?? tmpdir(),
-        TMPDIR: process.env.TMPDIR ?? tmpdir(),
-        LANG: 'C.UTF-8',
-        ...defaultAwsEnv,
-        VOLSD_ROOT: hostRoot,
-      },
-    });
-    child.stdout.setEncoding('utf8').on('data', (c: string) => {
-      run.stdout += c;
-    });
-    child.stderr.setEncoding('utf8').on('data', (c: string) => {
-      run.stderr += c;
-    });
-    const done = new Promise<void>((ok) => {
-      child.on('close', (code) => {
-        run.exitCode = code ?? 1;
-        run.endedAt = t.cloud.clock.now();
-        ok();
-      });
-      child.on('error', (err) => {
-        run.exitCode = 127;
-        run.stderr += String(err);
-        ok();
-      });
-    });
+    // While the unit runs, the twins' runs of SSM documents on this host take its flock too, as the
+    // scripts would: see scriptRunsOn.
+    const done = (async () => {
+      const release = await scriptRunsOn(hostRoot);
+      try {
+        await unit(run, hostRoot);
+      } finally {
+        release();
+      }
+    })();
     running.add(done);
     void done.finally(() => running.delete(done));
   });

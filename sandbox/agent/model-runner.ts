@@ -3,20 +3,24 @@
  * Volsd documents as in-process TypeScript twins of scripts/volsd-*.sh + sandbox/shims/, with the
  * same effects on the same files of the host tree, the same VOLSD_RESULT / VOLSD_REJECTED lines and
  * the same exit codes, but no child process (no bash, no shims, no AWS CLI: Volsd-Sync reads S3 with
- * the AWS SDK v3). Each run reports a modelled duration (`modelledSeconds`, see {@link ModelCosts})
+ * the AWS SDK v3; the one exception is a `flock` holder on a host where the boot unit runs). Each run reports a modelled duration (`modelledSeconds`, see {@link ModelCosts})
  * that the simulator's SSM keeps the invocation InProgress for on its modelled clock.
  *
- * Differences from the scripts, all invisible to the Lambdas: no lock timeouts (exit 11: runs of one
- * volume on one host are serialised by an in-process mutex instead of flock), no tool check (exit 12),
+ * Differences from the scripts, all invisible to the Lambdas: runs of one volume on one host are serialised
+ * by an in-process mutex instead of flock, with no lock timeout (exit 11), except on a host where a real
+ * script (the boot unit) runs, where the twins take its flock too (see scriptRunsOn); no tool check (exit 12),
  * the scripts' sleeps (device wait, busy unmount) and the freeze watchdog run on the clock given in
  * the options (real time by default), the watchdog is a timer of this process, not a detached
  * `volsd-autothaw` (its pid line in /run/volsd/frozen/<volume> is this process's), the text of a
  * failed download differs from the AWS CLI's, and stderr's log lines are close to, not exactly, the
  * scripts'.
  */
+import { spawn } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
+import { mkdirSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import {
   allDocuments,
@@ -106,12 +110,117 @@ const realTimer: SetTimer = (seconds, fire) => {
 /** Serialises runs per key (host root + volume), as volsd_lock's flock does for the scripts. */
 const lockTails = new Map<string, Promise<unknown>>();
 
-/** Runs `fn` holding the twin's lock on `volume` of the host rooted at `hostRoot` (as a test holds flock). */
-export function withVolumeLock<T>(hostRoot: string, volume: string, fn: () => Promise<T>): Promise<T> {
-  return withLock(`${hostRoot}\0${volume}`, fn);
+/**
+ * Hosts where a real script runs beside the twins: the boot unit (scripts/volsd-boot.sh), from its start
+ * to its exit, by host root. The twins' mutex is in-process and the scripts' lock is flock(1) on
+ * <root>/run/volsd/lock/<volume>, so on such a host a twin's run also takes that flock (a `flock` child
+ * holds it for the run), and the unit's flock and the twin's exclude each other as the scripts' do.
+ * Without it a twin's Volsd-Unmount could run in the middle of the unit's own sync, whose markers then
+ * land on the host's disk under the emptied mount point: an interleaving AWS never shows. On every other
+ * host nothing but the twins runs, and no child is started.
+ */
+const unitHosts = new Map<string, number>();
+/** Runs holding (or queued for) a twin's lock, by host root: a unit's start waits for them first. */
+const runsOnHost = new Map<string, Set<Promise<unknown>>>();
+
+/**
+ * Marks the host rooted at `hostRoot` as running a real script that takes the Volsd locks (see
+ * {@link unitHosts}): resolves once the twins' runs already holding or queued for a lock of that host
+ * ended (they took no flock), and gives the function that ends the mark.
+ */
+export async function scriptRunsOn(hostRoot: string): Promise<() => void> {
+  unitHosts.set(hostRoot, (unitHosts.get(hostRoot) ?? 0) + 1);
+  await Promise.allSettled([...(runsOnHost.get(hostRoot) ?? [])]);
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    const left = (unitHosts.get(hostRoot) ?? 1) - 1;
+    if (left > 0) unitHosts.set(hostRoot, left);
+    else unitHosts.delete(hostRoot);
+  };
 }
 
-async function withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+/** True while a real script runs on the host rooted at `hostRoot` (see {@link scriptRunsOn}). */
+export function scriptRunning(hostRoot: string): boolean {
+  return unitHosts.has(hostRoot);
+}
+
+/** Runs `fn` holding the twin's lock on `volume` of the host rooted at `hostRoot` (as a test holds flock). */
+export function withVolumeLock<T>(hostRoot: string, volume: string, fn: () => Promise<T>): Promise<T> {
+  return withLock(hostRoot, volume, 120, fn);
+}
+
+/** Raised when a twin's run could not take a script's flock in the script's wait. */
+export class LockTimeout extends Error {
+  constructor(
+    readonly volume: string,
+    readonly waitSeconds: number,
+  ) {
+    super(`another Volsd operation on ${volume} held its lock for ${waitSeconds}s`);
+  }
+}
+
+async function withLock<T>(
+  hostRoot: string,
+  volume: string,
+  waitSeconds: number,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const run = lockedRun(`${hostRoot}\0${volume}`, async () => {
+    if (!unitHosts.has(hostRoot)) return fn();
+    const release = await takeFlock(hostRoot, volume, waitSeconds);
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
+  });
+  const runs = runsOnHost.get(hostRoot) ?? new Set<Promise<unknown>>();
+  runsOnHost.set(hostRoot, runs);
+  runs.add(run);
+  try {
+    return await run;
+  } finally {
+    runs.delete(run);
+    if (runs.size === 0 && runsOnHost.get(hostRoot) === runs) runsOnHost.delete(hostRoot);
+  }
+}
+
+/**
+ * volsd_lock's flock, held by a `flock` child until the returned release: `flock -w WAIT FILE` runs a
+ * shell that says it holds the lock, then waits for its stdin to close.
+ */
+async function takeFlock(
+  hostRoot: string,
+  volume: string,
+  waitSeconds: number,
+): Promise<() => Promise<void>> {
+  const dir = join(hostRoot, 'run', 'volsd', 'lock');
+  mkdirSync(dir, { recursive: true });
+  const child = spawn(
+    'flock',
+    ['-w', String(waitSeconds), join(dir, volume), 'sh', '-c', 'echo locked; exec cat >/dev/null'],
+    { stdio: ['pipe', 'pipe', 'ignore'] },
+  );
+  const exited = new Promise<void>((ok) => {
+    child.on('close', () => ok());
+    child.on('error', () => ok());
+  });
+  const locked = await new Promise<boolean>((ok) => {
+    child.stdout.setEncoding('utf8').on('data', (c: string) => {
+      if (c.includes('locked')) ok(true);
+    });
+    void exited.then(() => ok(false));
+  });
+  if (!locked) throw new LockTimeout(volume, waitSeconds);
+  return async () => {
+    child.stdin.end();
+    await exited;
+  };
+}
+
+async function lockedRun<T>(key: string, fn: () => Promise<T>): Promise<T> {
   const before = lockTails.get(key) ?? Promise.resolve();
   let release = () => {};
   const mine = new Promise<void>((resolve) => {
@@ -218,7 +327,14 @@ export function modelRunner(
         );
       }
       const volume = env.VOLSD_VOLUME_ID ?? '';
-      const locked = <T>(fn: () => T | Promise<T>) => withLock(`${host.root}\0${volume}`, async () => fn());
+      const locked = async <T>(fn: () => T | Promise<T>, waitSeconds = 120): Promise<T> => {
+        try {
+          return await withLock(host.root, volume, waitSeconds, async () => fn());
+        } catch (error) {
+          if (error instanceof LockTimeout) out.fail(Exit.LockTimeout, 'lock-timeout', error.message);
+          throw error;
+        }
+      };
       switch (op) {
         case 'mount':
           if ((await locked(() => mountOp(host, env, out))) === 'mounted') seconds += costs.mountSeconds;
@@ -233,14 +349,14 @@ export function modelRunner(
           seconds += costs.unmountSeconds * (await locked(() => unmountOp(host, env, out)));
           break;
         case 'freeze':
-          await locked(() => freezeOp(host, env, out, setTimer));
+          await locked(() => freezeOp(host, env, out, setTimer), 60);
           seconds += costs.freezeSeconds;
           break;
         case 'sync': {
           const done = await syncOp(host, env, out, {
             s3,
             signal: fanOutSignal(ctx.signal),
-            withLock: (v, fn) => withLock(`${host.root}\0${v}`, fn),
+            withLock: (v, fn) => withLock(host.root, v, 600, fn),
           });
           exitCode = done.exitCode;
           seconds += syncSeconds(done.stats, costs, Number.parseInt(env.VOLSD_SYNC_CONCURRENCY || '4', 10));

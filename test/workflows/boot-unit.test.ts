@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { poolTag } from '../../lambdas/shared/tags.js';
+import { scriptRunning } from '../../sandbox/agent/model-runner.js';
 import { NodeSha256 } from '../../sandbox/boot-wiring.js';
 import { checkInvariants, volumeGeneration } from '../../sandbox/invariants.js';
 import { Sandbox } from '../../sandbox/runtime.js';
@@ -106,6 +107,26 @@ describe('boot unit', () => {
       10,
     );
     expect((await checkInvariants(sandbox)).violations).toEqual([]);
+  }, 600_000);
+
+  it("has the twins of SSM documents take the unit's flock on its host while the unit runs", async () => {
+    const [instanceId = ''] = launch(1);
+    const hostRoot = sandbox.cloud.hostRoot(instanceId);
+    const samples: { running: boolean; marked: boolean }[] = [];
+    const sampler = setInterval(() => {
+      const run = sandbox.boot.runs.get(instanceId);
+      if (run && run.exitCode === undefined) samples.push({ running: true, marked: scriptRunning(hostRoot) });
+    }, 5);
+    try {
+      await settle();
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(sandbox.boot.runs.get(instanceId)?.exitCode).toBe(0);
+    expect(samples.length).toBeGreaterThan(0);
+    expect(samples.filter((s) => !s.marked)).toEqual([]);
+    expect(scriptRunning(hostRoot)).toBe(false);
+    expect(lifecycleStateOf(instanceId)).toBe('InService');
   }, 600_000);
 
   it("takes the poll path when EC2 throttles the Task's detach past the SDK retries, instead of re-running the Task", async () => {
