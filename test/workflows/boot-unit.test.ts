@@ -67,6 +67,13 @@ function lifecycleStateOf(instanceId: string) {
   return groupMembers(sandbox).find((m) => m.instanceId === instanceId)?.lifecycleState;
 }
 
+/** The instance holds its pool volume (attached, deleted with it), is InService and serves `content`. */
+function expectServing(instanceId: string, content: string): void {
+  expect(volumeOf(instanceId)?.attachment).toMatchObject({ state: 'attached', deleteOnTermination: true });
+  expect(lifecycleStateOf(instanceId)).toBe('InService');
+  expect(served(instanceId)).toBe(content);
+}
+
 /** POSTs a boot signal to the host function URL, signed with `credentials` (SigV4, service lambda). */
 async function signalAs(
   credentials: { accessKeyId: string; secretAccessKey: string; sessionToken: string },
@@ -94,15 +101,12 @@ describe('boot unit', () => {
     const [instanceId = ''] = launch(1);
     await settle();
 
-    expect(lifecycleStateOf(instanceId)).toBe('InService');
+    expectServing(instanceId, 'v1');
     const acquire = acquireOf(instanceId);
     expect(acquire.status).toBe('SUCCEEDED');
     // One Task from the unmount to the unit's signal: the detach and the attach ran in the events function.
     expect(states(acquire)).toEqual(eventsPath);
     expect(sandbox.boot.runs.get(instanceId)?.exitCode).toBe(0);
-    const volume = volumeOf(instanceId);
-    expect(volume?.attachment).toMatchObject({ state: 'attached', deleteOnTermination: true });
-    expect(served(instanceId)).toBe('v1');
     expect(sandbox.accounting.forOperation(`acquire:${acquire.name}`).lambdaInvocation).toBeLessThanOrEqual(
       10,
     );
@@ -156,9 +160,7 @@ describe('boot unit', () => {
       'Finish',
       'Acquired',
     ]);
-    expect(volumeOf(instanceId)?.attachment).toMatchObject({ state: 'attached', deleteOnTermination: true });
-    expect(lifecycleStateOf(instanceId)).toBe('InService');
-    expect(served(instanceId)).toBe('v1');
+    expectServing(instanceId, 'v1');
     expect((await checkInvariants(sandbox)).violations).toEqual([]);
   }, 600_000);
 
@@ -177,9 +179,7 @@ describe('boot unit', () => {
     ).toBe('Runtime.ExitError');
     expect(states(acquire).slice(0, 4)).toEqual(['Resolve', 'Claimed?', 'UnmountOnWorker', 'UnmountAgain']);
     expect(states(acquire).at(-1)).toBe('Acquired');
-    expect(volumeOf(instanceId)?.attachment).toMatchObject({ state: 'attached', deleteOnTermination: true });
-    expect(lifecycleStateOf(instanceId)).toBe('InService');
-    expect(served(instanceId)).toBe('v1');
+    expectServing(instanceId, 'v1');
     expect((await checkInvariants(sandbox)).violations).toEqual([]);
   }, 600_000);
 
@@ -201,12 +201,7 @@ describe('boot unit', () => {
       expect(acquire.status).toBe('SUCCEEDED');
       // The events' path: the detach and the attach ran in the events function, once.
       expect(states(acquire)).toEqual(eventsPath);
-      expect(volumeOf(instanceId)?.attachment).toMatchObject({
-        state: 'attached',
-        deleteOnTermination: true,
-      });
-      expect(lifecycleStateOf(instanceId)).toBe('InService');
-      expect(served(instanceId)).toBe('v1');
+      expectServing(instanceId, 'v1');
     }
     expect((await checkInvariants(sandbox)).violations).toEqual([]);
   }, 600_000);
