@@ -4,8 +4,8 @@
  * a `/dev/nvme<N>n1` file naming its data dir plus its by-id symlink, and `/proc/mounts` is the mount
  * table.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -40,6 +40,11 @@ export interface TestHost {
   volumeDir(volumeId: string): string;
   /** Makes the shim of `command` fail as the real command would (sandbox/shims/shim-lib.sh). */
   injectFault(command: string): Promise<void>;
+  /**
+   * Holds the volume's Volsd lock (flock on <root>/run/volsd/lock/<volume>, as the scripts take it) from
+   * another process until `release`; the holder is killed at cleanup if still there.
+   */
+  holdLock(volumeId: string): Promise<{ release: () => void }>;
   /** The host's mount table, one entry per line. */
   mounts(): string[];
   /** Runs a document through the sandbox runner with string parameters. */
@@ -64,6 +69,7 @@ export async function createHost(): Promise<TestHost> {
   await writeFile(join(hostRoot, 'proc', 'mounts'), '');
   const volumeDir = (volumeId: string) => join(rootDir, 'volumes', volumeId);
   const devices: { device: string; serial: string; volumeId: string; attachDevice: string }[] = [];
+  const holders: ChildProcess[] = [];
 
   return {
     rootDir,
@@ -117,7 +123,24 @@ export async function createHost(): Promise<TestHost> {
       const out = await runner({ instanceId, hostRoot, rootDir, parameters, devices });
       return withResults(out);
     },
+    async holdLock(volumeId) {
+      const dir = join(hostRoot, 'run', 'volsd', 'lock');
+      await mkdir(dir, { recursive: true });
+      const held = join(rootDir, `lock-held.${holders.length}`);
+      const release = join(rootDir, `lock-release.${holders.length}`);
+      holders.push(
+        spawn('flock', [
+          join(dir, volumeId),
+          'sh',
+          '-c',
+          `touch '${held}'; while [ ! -e '${release}' ]; do sleep 0.05; done`,
+        ]),
+      );
+      if (!(await eventually(() => existsSync(held)))) throw new Error('the test could not take the lock');
+      return { release: () => writeFileSync(release, '') };
+    },
     async cleanup() {
+      for (const holder of holders) holder.kill();
       await rm(rootDir, { recursive: true, force: true });
     },
   };

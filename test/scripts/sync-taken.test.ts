@@ -4,9 +4,7 @@
  * is no failure of the push (the acquire brings it current on its new host): it is reported skipped and
  * the command succeeds for the others. Real script, real AWS CLI, s3rver; then the script's twin alike.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DocumentName, type ScriptResult } from '../../lambdas/shared/documents.js';
@@ -25,23 +23,6 @@ let s3: ScriptS3;
 let endpoint: string;
 let host: TestHost;
 let twinHost: TestHost;
-let holder: ChildProcess | undefined;
-
-/** Holds the volume's Volsd lock (as Volsd-Unmount does) until `release` exists. */
-async function holdLock(volume: string): Promise<{ release: () => void }> {
-  const dir = join(host.hostRoot, 'run', 'volsd', 'lock');
-  await mkdir(dir, { recursive: true });
-  const held = join(host.rootDir, 'lock-held');
-  const release = join(host.rootDir, 'lock-release');
-  holder = spawn('flock', [
-    join(dir, volume),
-    'sh',
-    '-c',
-    `touch '${held}'; while [ ! -e '${release}' ]; do sleep 0.05; done`,
-  ]);
-  if (!(await eventually(() => existsSync(held)))) throw new Error('the test could not take the lock');
-  return { release: () => writeFileSync(release, '') };
-}
 
 beforeAll(async () => {
   s3 = await startScriptS3(bucket, { 'live/index.html': 'v2' });
@@ -73,7 +54,6 @@ async function mountBoth(on: TestHost) {
 }
 
 afterAll(async () => {
-  holder?.kill();
   await host?.cleanup();
   await twinHost?.cleanup();
   await s3?.stop();
@@ -85,7 +65,8 @@ describe('Volsd-Sync with a volume taken while it waited for its lock', () => {
     out.results.find((r: ScriptResult) => r.op === 'sync' && r.volumeId === volume);
 
   beforeAll(async () => {
-    const lock = await holdLock(volA);
+    // Held as Volsd-Unmount holds it.
+    const lock = await host.holdLock(volA);
     const running = host.run(
       DocumentName.Sync,
       { Bucket: bucket, Generation: '2' },

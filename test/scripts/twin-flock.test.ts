@@ -4,9 +4,7 @@
  * could run in the middle of the unit's own Volsd-Sync, which then writes its markers under the emptied
  * mount point, on the host's disk (seen once by the boot-unit chaos test in CI).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DocumentName } from '../../lambdas/shared/documents.js';
@@ -18,25 +16,8 @@ const volA = volumeId(0xa1);
 const pathA = `/var/lib/volsd/${volA}`;
 
 let host: TestHost;
-const holders: ChildProcess[] = [];
 
 const lockFile = () => join(host.hostRoot, 'run', 'volsd', 'lock', volA);
-
-/** Holds the volume's flock from another process (as the unit's script does) until `release`. */
-async function holdFlock(): Promise<{ release: () => void }> {
-  await mkdir(join(host.hostRoot, 'run', 'volsd', 'lock'), { recursive: true });
-  const held = join(host.rootDir, 'flock-held');
-  const release = join(host.rootDir, 'flock-release');
-  const holder = spawn('flock', [
-    lockFile(),
-    'sh',
-    '-c',
-    `touch '${held}'; while [ ! -e '${release}' ]; do sleep 0.05; done; rm -f '${held}' '${release}'`,
-  ]);
-  holders.push(holder);
-  if (!(await eventually(() => existsSync(held)))) throw new Error('the test could not take the lock');
-  return { release: () => writeFileSync(release, '') };
-}
 
 /** True when another process could take the volume's flock at once. */
 const flockFree = () => spawnSync('flock', ['-n', lockFile(), 'true']).status === 0;
@@ -62,7 +43,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const h of holders) h.kill();
   await host?.cleanup();
 });
 
@@ -72,7 +52,7 @@ describe("the twins on a host whose boot unit runs take the script's flock", () 
   it("makes a twin's Volsd-Unmount wait while the script holds the volume's lock", async () => {
     const end = await scriptRunsOn(host.hostRoot);
     try {
-      const lock = await holdFlock();
+      const lock = await host.holdLock(volA);
       const running = unmountTwin();
       // The twin must not unmount while the lock is held: the volume stays mounted the whole time.
       const unmountedEarly = await eventually(() => !mounted(), 1500);
