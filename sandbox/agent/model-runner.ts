@@ -3,8 +3,9 @@
  * Volsd documents as in-process TypeScript twins of scripts/volsd-*.sh + sandbox/shims/, with the
  * same effects on the same files of the host tree, the same VOLSD_RESULT / VOLSD_REJECTED lines and
  * the same exit codes, but no child process (no bash, no shims, no AWS CLI: Volsd-Sync reads S3 with
- * the AWS SDK v3; the one exception is a `flock` holder on a host where the boot unit runs). Each run reports a modelled duration (`modelledSeconds`, see {@link ModelCosts})
- * that the simulator's SSM keeps the invocation InProgress for on its modelled clock.
+ * the AWS SDK v3; the one exception is a `flock` holder on a host where the boot unit runs). Each run
+ * reports a modelled duration (`modelledSeconds`, see {@link ModelCosts}) that the simulator's SSM keeps
+ * the invocation InProgress for on its modelled clock.
  *
  * Differences from the scripts, all invisible to the Lambdas: runs of one volume on one host are serialised
  * by an in-process mutex instead of flock, with no lock timeout (exit 11), except on a host where a real
